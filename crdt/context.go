@@ -1,0 +1,208 @@
+package crdt
+
+import "sort"
+
+// interval is a closed range [lo, hi] of counters.
+type interval struct{ lo, hi uint64 }
+
+// CausalContext records every dot a state has seen: a version vector (all
+// counters 1..n of a replica) plus a dot cloud for counters seen out of order.
+// Cloud entries fold back into the vector as gaps fill, so a replica that has
+// received every delta holds a bare version vector.
+//
+// The zero value is not usable; call NewCausalContext.
+type CausalContext struct {
+	vv    VersionVector
+	cloud map[ReplicaID][]interval // sorted, disjoint, non-adjacent, all > vv[r]+1
+}
+
+// NewCausalContext returns an empty causal context.
+func NewCausalContext() *CausalContext {
+	return &CausalContext{vv: VersionVector{}, cloud: map[ReplicaID][]interval{}}
+}
+
+// VV returns the contiguous part of the context. The caller must not modify it.
+func (c *CausalContext) VV() VersionVector { return c.vv }
+
+// CloudSize returns the number of intervals in the dot cloud (zero once every
+// gap has been filled).
+func (c *CausalContext) CloudSize() int {
+	n := 0
+	for _, iv := range c.cloud {
+		n += len(iv)
+	}
+	return n
+}
+
+// Contains reports whether d has been seen.
+func (c *CausalContext) Contains(d Dot) bool {
+	if d.Counter <= c.vv[d.Replica] {
+		return true
+	}
+	ivs := c.cloud[d.Replica]
+	if len(ivs) == 0 {
+		return false
+	}
+	i := sort.Search(len(ivs), func(i int) bool { return ivs[i].hi >= d.Counter })
+	return i < len(ivs) && ivs[i].lo <= d.Counter
+}
+
+// Max returns the highest counter seen from r, in the vector or the cloud.
+func (c *CausalContext) Max(r ReplicaID) uint64 {
+	if ivs := c.cloud[r]; len(ivs) > 0 {
+		return ivs[len(ivs)-1].hi
+	}
+	return c.vv[r]
+}
+
+// Add records d.
+func (c *CausalContext) Add(d Dot) { c.AddRange(d.Replica, d.Counter, d.Counter) }
+
+// AddRange records counters lo..hi of r.
+func (c *CausalContext) AddRange(r ReplicaID, lo, hi uint64) {
+	if lo == 0 {
+		lo = 1
+	}
+	if hi < lo {
+		return
+	}
+	top := c.vv[r]
+	if hi <= top {
+		return
+	}
+	if lo <= top+1 {
+		c.vv[r] = hi
+		c.absorb(r)
+		return
+	}
+	ivs := c.cloud[r]
+	// Fast path: append after the last interval.
+	if n := len(ivs); n == 0 || ivs[n-1].hi+1 < lo {
+		c.cloud[r] = append(ivs, interval{lo, hi})
+		return
+	}
+	// General case: insert and coalesce.
+	i := sort.Search(len(ivs), func(i int) bool { return ivs[i].hi+1 >= lo })
+	j := i
+	nlo, nhi := lo, hi
+	for j < len(ivs) && ivs[j].lo <= hi+1 {
+		if ivs[j].lo < nlo {
+			nlo = ivs[j].lo
+		}
+		if ivs[j].hi > nhi {
+			nhi = ivs[j].hi
+		}
+		j++
+	}
+	out := make([]interval, 0, len(ivs)-(j-i)+1)
+	out = append(out, ivs[:i]...)
+	out = append(out, interval{nlo, nhi})
+	out = append(out, ivs[j:]...)
+	c.cloud[r] = out
+}
+
+// absorb folds cloud intervals adjacent to the vector into it.
+func (c *CausalContext) absorb(r ReplicaID) {
+	ivs := c.cloud[r]
+	top := c.vv[r]
+	k := 0
+	for k < len(ivs) && ivs[k].lo <= top+1 {
+		if ivs[k].hi > top {
+			top = ivs[k].hi
+		}
+		k++
+	}
+	if k == 0 {
+		return
+	}
+	c.vv[r] = top
+	if k == len(ivs) {
+		delete(c.cloud, r)
+	} else {
+		c.cloud[r] = append([]interval(nil), ivs[k:]...)
+	}
+}
+
+// Merge adds every dot of o to c.
+func (c *CausalContext) Merge(o *CausalContext) {
+	for r, n := range o.vv {
+		c.AddRange(r, 1, n)
+	}
+	for r, ivs := range o.cloud {
+		for _, iv := range ivs {
+			c.AddRange(r, iv.lo, iv.hi)
+		}
+	}
+}
+
+// Clone returns a deep copy of c.
+func (c *CausalContext) Clone() *CausalContext {
+	out := &CausalContext{vv: c.vv.Clone(), cloud: make(map[ReplicaID][]interval, len(c.cloud))}
+	for r, ivs := range c.cloud {
+		out.cloud[r] = append([]interval(nil), ivs...)
+	}
+	return out
+}
+
+// dotCount returns how many dots c holds (saturating).
+func (c *CausalContext) dotCount() uint64 {
+	var n uint64
+	add := func(k uint64) {
+		if n+k < n {
+			n = ^uint64(0)
+		} else {
+			n += k
+		}
+	}
+	for _, v := range c.vv {
+		add(v)
+	}
+	for _, ivs := range c.cloud {
+		for _, iv := range ivs {
+			add(iv.hi - iv.lo + 1)
+		}
+	}
+	return n
+}
+
+// eachDot calls fn for every dot in c until fn returns false.
+func (c *CausalContext) eachDot(fn func(Dot) bool) {
+	for r, v := range c.vv {
+		for k := uint64(1); k <= v; k++ {
+			if !fn(Dot{r, k}) {
+				return
+			}
+		}
+	}
+	for r, ivs := range c.cloud {
+		for _, iv := range ivs {
+			for k := iv.lo; ; k++ {
+				if !fn(Dot{r, k}) {
+					return
+				}
+				if k == iv.hi {
+					break
+				}
+			}
+		}
+	}
+}
+
+// replicas returns every replica mentioned in c, sorted.
+func (c *CausalContext) replicas() []ReplicaID {
+	seen := make(map[ReplicaID]struct{}, len(c.vv)+len(c.cloud))
+	for r, n := range c.vv {
+		if n > 0 {
+			seen[r] = struct{}{}
+		}
+	}
+	for r := range c.cloud {
+		seen[r] = struct{}{}
+	}
+	out := make([]ReplicaID, 0, len(seen))
+	for r := range seen {
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}

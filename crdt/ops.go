@@ -1,0 +1,295 @@
+package crdt
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strings"
+)
+
+// OpKind names a mutation.
+type OpKind uint8
+
+const (
+	// OpSet writes a JSON value into the register at Path.
+	OpSet OpKind = iota + 1
+	// OpDelete removes whatever Path holds (observed-remove: concurrent
+	// updates inside it survive).
+	OpDelete
+	// OpInc adds By (may be negative) to the counter at Path.
+	OpInc
+	// OpAdd adds the JSON scalar Value to the set at Path.
+	OpAdd
+	// OpRemove removes the JSON scalar Value from the set at Path.
+	OpRemove
+)
+
+func (k OpKind) String() string {
+	switch k {
+	case OpSet:
+		return "set"
+	case OpDelete:
+		return "delete"
+	case OpInc:
+		return "inc"
+	case OpAdd:
+		return "add"
+	case OpRemove:
+		return "remove"
+	}
+	return fmt.Sprintf("op(%d)", uint8(k))
+}
+
+// Op is one mutation of a document.
+type Op struct {
+	Kind  OpKind
+	Path  []string
+	Value json.RawMessage // OpSet: any JSON; OpAdd/OpRemove: a JSON scalar
+	By    int64           // OpInc
+}
+
+// Set, Delete, Inc, Add and Remove build ops.
+func Set(path []string, v json.RawMessage) Op    { return Op{Kind: OpSet, Path: path, Value: v} }
+func Delete(path []string) Op                    { return Op{Kind: OpDelete, Path: path} }
+func Inc(path []string, by int64) Op             { return Op{Kind: OpInc, Path: path, By: by} }
+func Add(path []string, v json.RawMessage) Op    { return Op{Kind: OpAdd, Path: path, Value: v} }
+func Remove(path []string, v json.RawMessage) Op { return Op{Kind: OpRemove, Path: path, Value: v} }
+
+// Apply applies ops as one transaction by replica at time ts and returns the
+// delta: a State holding exactly what the ops wrote and the dots they
+// covered. Either every op is applied or, on error, none is; the error wraps
+// one of ErrTypeConflict, ErrInvalidPath, ErrInvalidValue, ErrInvalidOp and
+// names the offending op.
+func (s *State) Apply(replica ReplicaID, ts HLC, ops ...Op) (*State, error) {
+	norm, err := s.validate(ops)
+	if err != nil {
+		return nil, err
+	}
+	if len(norm) == 1 {
+		return s.applyOne(replica, ts, norm[0]), nil
+	}
+	acc := New()
+	for _, op := range norm {
+		acc.Merge(s.applyOne(replica, ts, op))
+	}
+	return acc, nil
+}
+
+// applyOne applies one validated op and returns its delta.
+func (s *State) applyOne(replica ReplicaID, ts HLC, op Op) *State {
+	d := New()
+	var covered []Dot
+	// A write clears the non-map slots it observed along its path: it
+	// resolves, in favour of maps, type conflicts above it.
+	if op.Kind != OpDelete && op.Kind != OpRemove {
+		n := s.root
+		for _, k := range op.Path[:len(op.Path)-1] {
+			e := n.kids[k]
+			if e == nil {
+				break
+			}
+			covered = appendSlotDots(covered, e, true, true, true)
+			n = e.sub
+			if n == nil {
+				break
+			}
+		}
+	}
+	e := s.lookup(op.Path)
+	var dot Dot
+	if op.Kind != OpDelete && op.Kind != OpRemove {
+		dot = Dot{replica, s.cc.Max(replica) + 1}
+		d.cc.Add(dot)
+	}
+	switch op.Kind {
+	case OpSet:
+		if e != nil {
+			covered = appendSlotDots(covered, e, true, true, true)
+		}
+		d.insertReg(d.ensure(op.Path), regDot{dot: dot, hlc: ts, val: op.Value})
+	case OpInc:
+		var old int64
+		if e != nil {
+			covered = appendSlotDots(covered, e, true, false, true)
+			for _, c := range e.ctr {
+				if c.dot.Replica == replica {
+					old += c.n
+					covered = append(covered, c.dot)
+				}
+			}
+		}
+		d.insertCtr(d.ensure(op.Path), ctrDot{dot: dot, n: old + op.By})
+	case OpAdd:
+		if e != nil {
+			covered = appendSlotDots(covered, e, true, true, false)
+			covered = append(covered, e.set[string(op.Value)]...)
+		}
+		d.insertElem(d.ensure(op.Path), string(op.Value), dot)
+	case OpRemove:
+		if e != nil {
+			covered = append(covered, e.set[string(op.Value)]...)
+		}
+	case OpDelete:
+		if e != nil {
+			covered = appendSubtreeDots(covered, e)
+		}
+	}
+	for _, c := range covered {
+		d.cc.Add(c)
+	}
+	s.Merge(d)
+	return d
+}
+
+func appendSlotDots(out []Dot, e *entry, reg, ctr, set bool) []Dot {
+	if reg {
+		for _, r := range e.reg {
+			out = append(out, r.dot)
+		}
+	}
+	if ctr {
+		for _, c := range e.ctr {
+			out = append(out, c.dot)
+		}
+	}
+	if set {
+		for _, ds := range e.set {
+			out = append(out, ds...)
+		}
+	}
+	return out
+}
+
+func appendSubtreeDots(out []Dot, e *entry) []Dot {
+	out = appendSlotDots(out, e, true, true, true)
+	if e.sub != nil {
+		for _, k := range e.sub.kids {
+			out = appendSubtreeDots(out, k)
+		}
+	}
+	return out
+}
+
+// validate checks ops against the current state and against each other, in
+// order, and returns them with values in compact form.
+func (s *State) validate(ops []Op) ([]Op, error) {
+	if len(ops) == 0 {
+		return nil, fmt.Errorf("%w: empty transaction", ErrInvalidOp)
+	}
+	ov := overlay{s: s, kinds: map[string]Kind{}, deleted: map[string]struct{}{}}
+	out := make([]Op, len(ops))
+	for i, op := range ops {
+		fail := func(err error, format string, a ...any) ([]Op, error) {
+			return nil, fmt.Errorf("%w: op %d (%s %s): %s", err, i, op.Kind, strings.Join(op.Path, "."), fmt.Sprintf(format, a...))
+		}
+		if len(op.Path) == 0 {
+			return fail(ErrInvalidPath, "path is empty")
+		}
+		if len(op.Path) > MaxPathDepth {
+			return fail(ErrInvalidPath, "path deeper than %d", MaxPathDepth)
+		}
+		op.Path = append([]string(nil), op.Path...)
+		var want Kind
+		switch op.Kind {
+		case OpSet:
+			v, err := compactJSON(op.Value)
+			if err != nil {
+				return fail(ErrInvalidValue, "%v", err)
+			}
+			op.Value, want = v, KindRegister
+		case OpInc:
+			want = KindCounter
+		case OpAdd, OpRemove:
+			v, err := compactScalar(op.Value)
+			if err != nil {
+				return fail(ErrInvalidValue, "%v", err)
+			}
+			op.Value, want = v, KindSet
+		case OpDelete:
+		default:
+			return fail(ErrInvalidOp, "unknown op")
+		}
+		if want != KindNone {
+			for j := 1; j < len(op.Path); j++ {
+				if k := ov.kind(op.Path[:j]); k != KindNone && k != KindMap {
+					return fail(ErrTypeConflict, "%s holds a %s, not a map", strings.Join(op.Path[:j], "."), k)
+				}
+			}
+			if k := ov.kind(op.Path); k != KindNone && k != want {
+				if op.Kind == OpRemove {
+					return fail(ErrTypeConflict, "key holds a %s, not a set", k)
+				}
+				return fail(ErrTypeConflict, "key holds a %s, not a %s", k, want)
+			}
+		}
+		switch op.Kind {
+		case OpDelete:
+			ov.del(op.Path)
+		case OpRemove:
+		default:
+			ov.put(op.Path, want)
+		}
+		out[i] = op
+	}
+	return out, nil
+}
+
+// overlay tracks the kinds that earlier ops of a transaction give to paths.
+type overlay struct {
+	s       *State
+	kinds   map[string]Kind     // joined path → kind written in this transaction
+	deleted map[string]struct{} // joined paths deleted in this transaction
+}
+
+func joinPath(p []string) string { return strings.Join(p, "\x00") }
+
+func (o *overlay) kind(p []string) Kind {
+	if k, ok := o.kinds[joinPath(p)]; ok {
+		return k
+	}
+	for j := 1; j <= len(p); j++ {
+		if _, ok := o.deleted[joinPath(p[:j])]; ok {
+			return KindNone
+		}
+	}
+	return o.s.lookup(p).kind()
+}
+
+func (o *overlay) put(p []string, k Kind) {
+	for j := 1; j < len(p); j++ {
+		o.kinds[joinPath(p[:j])] = KindMap
+	}
+	o.kinds[joinPath(p)] = k
+}
+
+func (o *overlay) del(p []string) {
+	jp := joinPath(p)
+	for k := range o.kinds {
+		if k == jp || strings.HasPrefix(k, jp+"\x00") {
+			delete(o.kinds, k)
+		}
+	}
+	o.deleted[jp] = struct{}{}
+}
+
+func compactJSON(v json.RawMessage) (json.RawMessage, error) {
+	if len(v) == 0 {
+		return nil, fmt.Errorf("missing value")
+	}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, v); err != nil {
+		return nil, fmt.Errorf("not JSON: %v", err)
+	}
+	return buf.Bytes(), nil
+}
+
+func compactScalar(v json.RawMessage) (json.RawMessage, error) {
+	c, err := compactJSON(v)
+	if err != nil {
+		return nil, err
+	}
+	if c[0] == '{' || c[0] == '[' {
+		return nil, fmt.Errorf("set elements must be JSON scalars")
+	}
+	return c, nil
+}
