@@ -126,7 +126,7 @@ func TestEnvelopeSignVerify(t *testing.T) {
 		func(e *Envelope) { e.Payload = append([]byte(nil), "delta-8"...) },
 		func(e *Envelope) { e.Sig = append([]byte(nil), e.Sig...); e.Sig[0] ^= 1 },
 		func(e *Envelope) { e.Sig = nil },
-		func(e *Envelope) { e.Origin = ReplicaFor(idB, 1) },       // claims another author
+		func(e *Envelope) { e.Origin = ReplicaFor(idB, 1) },               // claims another author
 		func(e *Envelope) { e.Origin = e.Origin[:len(e.Origin)-1] + "2" }, // other incarnation
 	}
 	for i, f := range tamper {

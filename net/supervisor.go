@@ -1,0 +1,574 @@
+package net
+
+import (
+	"context"
+	crand "crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
+)
+
+// ErrSupervisorConfig is returned (wrapped) by NewSupervisor for an invalid
+// config.
+var ErrSupervisorConfig = errors.New("net: invalid supervisor config")
+
+// State is the supervisor's view of one peer.
+type State uint8
+
+// Peer states. A supervised peer is always Connecting, Connected or
+// Backoff; Gone is reported once, when it is removed.
+const (
+	// StateConnecting: a dial is in flight or waiting for a dial slot.
+	StateConnecting State = iota + 1
+	// StateConnected: at least one connection is open.
+	StateConnected
+	// StateBackoff: the last dial failed or the connection dropped; the next
+	// dial is scheduled at PeerState.NextDial.
+	StateBackoff
+	// StateGone: the peer is no longer supervised.
+	StateGone
+)
+
+// String returns "connecting", "connected", "backoff" or "gone".
+func (s State) String() string {
+	switch s {
+	case StateConnecting:
+		return "connecting"
+	case StateConnected:
+		return "connected"
+	case StateBackoff:
+		return "backoff"
+	case StateGone:
+		return "gone"
+	}
+	return fmt.Sprintf("state(%d)", uint8(s))
+}
+
+// PeerState is a snapshot of one supervised peer.
+type PeerState struct {
+	ID    peer.ID
+	State State
+	// Since is when the peer entered State (supervisor clock).
+	Since time.Time
+	// Attempt is the backoff attempt counter: consecutive failures (failed
+	// dials and connections that dropped before HealthyAfter).
+	Attempt int
+	// NextDial is when the next dial is due (Backoff only).
+	NextDial time.Time
+}
+
+// PeerEvent reports one state transition.
+type PeerEvent struct {
+	Peer     peer.ID
+	From, To State // From is 0 when the peer was just added
+	At       time.Time
+	// Delay is the backoff delay chosen (To == StateBackoff).
+	Delay time.Duration
+	// Err is the dial error that caused the transition, if any.
+	Err error
+}
+
+// Dialer is how the supervisor reaches the network. Dial returns nil once a
+// connection to p is open (already being connected counts).
+type Dialer interface {
+	Dial(ctx context.Context, p peer.AddrInfo) error
+}
+
+// SupervisorConfig configures a Supervisor. Start from
+// DefaultSupervisorConfig.
+type SupervisorConfig struct {
+	// Dialer opens connections. Required.
+	Dialer Dialer
+	// Clock drives backoff timers. Default RealClock().
+	Clock Clock
+	// Seed seeds the jitter: peer p draws its delays from
+	// PCG(Seed, FNV-64a(p)), so a schedule is reproducible per seed and does
+	// not depend on other peers. DefaultSupervisorConfig picks a random seed.
+	Seed uint64
+	// BackoffBase is the ceiling of the first retry delay. Default 200 ms.
+	BackoffBase time.Duration
+	// BackoffMax caps the ceiling. Default 30 s.
+	BackoffMax time.Duration
+	// HealthyAfter: a connection that stayed up this long resets the
+	// backoff when it drops; one that drops sooner counts as a failure (a
+	// flapping peer backs off further). Default 10 s.
+	HealthyAfter time.Duration
+	// DialTimeout bounds one dial. Default 15 s.
+	DialTimeout time.Duration
+	// MaxConcurrentDials bounds dials in flight; others wait in Connecting,
+	// in peer ID order. Default 8.
+	MaxConcurrentDials int
+	// OnEvent, if set, receives every state transition, in order, from
+	// whichever goroutine caused it (never concurrently). It may call the
+	// Supervisor's methods but must not block for long.
+	OnEvent func(PeerEvent)
+	// Metrics, if set, receives connection and reconnect metrics.
+	Metrics *Metrics
+	// Logger. Default: discard.
+	Logger *slog.Logger
+}
+
+// DefaultSupervisorConfig returns the documented defaults with d as Dialer
+// and a random Seed.
+func DefaultSupervisorConfig(d Dialer) SupervisorConfig {
+	var b [8]byte
+	_, _ = crand.Read(b[:])
+	return SupervisorConfig{
+		Dialer:             d,
+		Clock:              RealClock(),
+		Seed:               binary.LittleEndian.Uint64(b[:]),
+		BackoffBase:        200 * time.Millisecond,
+		BackoffMax:         30 * time.Second,
+		HealthyAfter:       10 * time.Second,
+		DialTimeout:        15 * time.Second,
+		MaxConcurrentDials: 8,
+	}
+}
+
+// Backoff computes exponential backoff with full jitter: the n-th delay
+// (n from 0) is uniform in [0, min(Max, Base·2ⁿ)]. It is not safe for
+// concurrent use.
+type Backoff struct {
+	base, max time.Duration
+	rng       *rand.Rand
+	attempt   int
+}
+
+// NewBackoff returns a backoff drawing from PCG(seed1, seed2).
+func NewBackoff(base, max time.Duration, seed1, seed2 uint64) *Backoff {
+	return &Backoff{base: base, max: max, rng: rand.New(rand.NewPCG(seed1, seed2))}
+}
+
+// Ceiling returns the upper bound of the next delay.
+func (b *Backoff) Ceiling() time.Duration {
+	c := b.base
+	for i := 0; i < b.attempt && c < b.max; i++ {
+		c *= 2
+	}
+	return min(c, b.max)
+}
+
+// Next returns the next delay and counts an attempt.
+func (b *Backoff) Next() time.Duration {
+	c := b.Ceiling()
+	b.attempt++
+	return time.Duration(b.rng.Int64N(int64(c) + 1))
+}
+
+// Attempt returns the number of delays handed out since the last Reset.
+func (b *Backoff) Attempt() int { return b.attempt }
+
+// Reset starts over from Base (the random stream continues).
+func (b *Backoff) Reset() { b.attempt = 0 }
+
+func peerBackoff(cfg *SupervisorConfig, p peer.ID) *Backoff {
+	h := fnv.New64a()
+	h.Write([]byte(p))
+	return NewBackoff(cfg.BackoffBase, cfg.BackoffMax, cfg.Seed, h.Sum64())
+}
+
+// Supervisor keeps connections to a set of peers: it dials each, redials
+// with backoff after failures and disconnects, and reports state changes.
+// Feed it connection notifications with Connected/Disconnected (WatchHost
+// does that for a libp2p host). Close stops it.
+type Supervisor struct {
+	cfg SupervisorConfig
+	log *slog.Logger
+
+	ctx    context.Context // cancelled by Close; bounds dials
+	cancel context.CancelFunc
+	wake   chan struct{} // capacity 1: "state changed, re-plan"
+	done   chan struct{} // closed by Close
+	wg     sync.WaitGroup
+
+	mu       sync.Mutex
+	closed   bool
+	peers    map[peer.ID]*peerEntry
+	inflight int
+	gen      uint64
+	events   []PeerEvent
+
+	emitMu sync.Mutex // held while delivering events
+}
+
+type peerEntry struct {
+	info     peer.AddrInfo
+	gen      uint64
+	state    State
+	since    time.Time
+	next     time.Time
+	backoff  *Backoff
+	dialing  bool
+	everDial bool
+}
+
+// NewSupervisor starts a supervisor (one scheduling goroutine plus one per
+// dial in flight, all joined by Close).
+func NewSupervisor(cfg SupervisorConfig) (*Supervisor, error) {
+	if cfg.Dialer == nil {
+		return nil, fmt.Errorf("%w: nil Dialer", ErrSupervisorConfig)
+	}
+	def := DefaultSupervisorConfig(cfg.Dialer)
+	if cfg.Clock == nil {
+		cfg.Clock = def.Clock
+	}
+	if cfg.BackoffBase <= 0 {
+		cfg.BackoffBase = def.BackoffBase
+	}
+	if cfg.BackoffMax <= 0 {
+		cfg.BackoffMax = def.BackoffMax
+	}
+	if cfg.BackoffMax < cfg.BackoffBase {
+		return nil, fmt.Errorf("%w: BackoffMax %v < BackoffBase %v", ErrSupervisorConfig, cfg.BackoffMax, cfg.BackoffBase)
+	}
+	if cfg.HealthyAfter <= 0 {
+		cfg.HealthyAfter = def.HealthyAfter
+	}
+	if cfg.DialTimeout <= 0 {
+		cfg.DialTimeout = def.DialTimeout
+	}
+	if cfg.MaxConcurrentDials <= 0 {
+		cfg.MaxConcurrentDials = def.MaxConcurrentDials
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Supervisor{
+		cfg: cfg, log: log, ctx: ctx, cancel: cancel,
+		wake: make(chan struct{}, 1), done: make(chan struct{}),
+		peers: make(map[peer.ID]*peerEntry),
+	}
+	s.wg.Add(1)
+	go s.run()
+	return s, nil
+}
+
+// Add supervises p (or updates its addresses if already supervised). A new
+// peer is dialled right away.
+func (s *Supervisor) Add(p peer.AddrInfo) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	if e, ok := s.peers[p.ID]; ok {
+		if len(p.Addrs) > 0 {
+			e.info.Addrs = slices.Clone(p.Addrs)
+		}
+		s.mu.Unlock()
+		return
+	}
+	s.gen++
+	e := &peerEntry{
+		info:    peer.AddrInfo{ID: p.ID, Addrs: slices.Clone(p.Addrs)},
+		gen:     s.gen,
+		backoff: peerBackoff(&s.cfg, p.ID),
+	}
+	s.peers[p.ID] = e
+	s.setStateLocked(e, StateConnecting, s.cfg.Clock.Now(), 0, nil)
+	s.mu.Unlock()
+	s.kick()
+	s.flush()
+}
+
+// Remove stops supervising p (reported as StateGone). Open connections to p
+// are left alone.
+func (s *Supervisor) Remove(id peer.ID) {
+	s.mu.Lock()
+	e, ok := s.peers[id]
+	if !ok || s.closed {
+		s.mu.Unlock()
+		return
+	}
+	delete(s.peers, id)
+	s.setStateLocked(e, StateGone, s.cfg.Clock.Now(), 0, nil)
+	s.mu.Unlock()
+	s.kick()
+	s.flush()
+}
+
+// Connected tells the supervisor that a connection to id is open (whoever
+// dialled). Unsupervised peers are ignored.
+func (s *Supervisor) Connected(id peer.ID) {
+	s.mu.Lock()
+	e, ok := s.peers[id]
+	if ok && !s.closed && e.state != StateConnected {
+		s.setStateLocked(e, StateConnected, s.cfg.Clock.Now(), 0, nil)
+	}
+	s.mu.Unlock()
+	s.kick()
+	s.flush()
+}
+
+// Disconnected tells the supervisor that the last connection to id closed.
+// The peer goes to Backoff; the backoff restarts from BackoffBase if the
+// connection had been up for HealthyAfter, else it keeps growing.
+func (s *Supervisor) Disconnected(id peer.ID) {
+	s.mu.Lock()
+	e, ok := s.peers[id]
+	if ok && !s.closed && e.state == StateConnected {
+		now := s.cfg.Clock.Now()
+		up := now.Sub(e.since)
+		s.cfg.Metrics.connectionClosed(up)
+		if up >= s.cfg.HealthyAfter {
+			e.backoff.Reset()
+		}
+		s.backoffLocked(e, now, nil)
+	}
+	s.mu.Unlock()
+	s.kick()
+	s.flush()
+}
+
+// States returns a snapshot of all supervised peers, sorted by peer ID.
+func (s *Supervisor) States() []PeerState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]PeerState, 0, len(s.peers))
+	for id, e := range s.peers {
+		ps := PeerState{ID: id, State: e.state, Since: e.since, Attempt: e.backoff.Attempt()}
+		if e.state == StateBackoff {
+			ps.NextDial = e.next
+		}
+		out = append(out, ps)
+	}
+	slices.SortFunc(out, func(a, b PeerState) int {
+		switch {
+		case a.ID < b.ID:
+			return -1
+		case a.ID > b.ID:
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// Close stops the supervisor, cancels dials in flight and waits for its
+// goroutines. It is idempotent and always returns nil.
+func (s *Supervisor) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		s.wg.Wait()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+	s.cancel()
+	close(s.done)
+	s.wg.Wait()
+	return nil
+}
+
+func (s *Supervisor) kick() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// setStateLocked moves e to state to and queues the event.
+func (s *Supervisor) setStateLocked(e *peerEntry, to State, now time.Time, delay time.Duration, err error) {
+	from := e.state
+	e.state, e.since = to, now
+	s.cfg.Metrics.peerState(from, to)
+	s.events = append(s.events, PeerEvent{Peer: e.info.ID, From: from, To: to, At: now, Delay: delay, Err: err})
+}
+
+func (s *Supervisor) backoffLocked(e *peerEntry, now time.Time, err error) {
+	d := e.backoff.Next()
+	e.next = now.Add(d)
+	s.setStateLocked(e, StateBackoff, now, d, err)
+}
+
+// flush delivers queued events in order. Only one goroutine delivers at a
+// time; a caller that finds delivery in progress leaves its events to it
+// (the deliverer re-checks the queue after releasing emitMu).
+func (s *Supervisor) flush() {
+	for {
+		if !s.emitMu.TryLock() {
+			return
+		}
+		for {
+			s.mu.Lock()
+			evs := s.events
+			s.events = nil
+			s.mu.Unlock()
+			if len(evs) == 0 {
+				break
+			}
+			if s.cfg.OnEvent != nil {
+				for _, ev := range evs {
+					s.cfg.OnEvent(ev)
+				}
+			}
+		}
+		s.emitMu.Unlock()
+		s.mu.Lock()
+		more := len(s.events) > 0
+		s.mu.Unlock()
+		if !more {
+			return
+		}
+	}
+}
+
+// run is the scheduling loop: it moves due Backoff peers to Connecting,
+// starts dials within the concurrency bound and sleeps until the next
+// deadline or a kick.
+func (s *Supervisor) run() {
+	defer s.wg.Done()
+	for {
+		s.mu.Lock()
+		now := s.cfg.Clock.Now()
+		var next time.Time
+		var ready []*peerEntry
+		for _, e := range s.peers {
+			if e.state == StateBackoff && !e.next.After(now) {
+				s.setStateLocked(e, StateConnecting, now, 0, nil)
+			}
+			switch {
+			case e.state == StateBackoff:
+				if next.IsZero() || e.next.Before(next) {
+					next = e.next
+				}
+			case e.state == StateConnecting && !e.dialing:
+				ready = append(ready, e)
+			}
+		}
+		slices.SortFunc(ready, func(a, b *peerEntry) int {
+			switch {
+			case a.info.ID < b.info.ID:
+				return -1
+			case a.info.ID > b.info.ID:
+				return 1
+			}
+			return 0
+		})
+		for _, e := range ready {
+			if s.inflight >= s.cfg.MaxConcurrentDials {
+				break
+			}
+			s.startDialLocked(e)
+		}
+		s.mu.Unlock()
+		s.flush()
+
+		var timerC <-chan time.Time
+		var t Timer
+		if !next.IsZero() {
+			t = s.cfg.Clock.NewTimer(next.Sub(now))
+			timerC = t.C()
+		}
+		select {
+		case <-timerC:
+		case <-s.wake:
+		case <-s.done:
+			if t != nil {
+				t.Stop()
+			}
+			return
+		}
+		if t != nil {
+			t.Stop()
+		}
+	}
+}
+
+func (s *Supervisor) startDialLocked(e *peerEntry) {
+	e.dialing = true
+	s.inflight++
+	reconnect := e.everDial
+	e.everDial = true
+	if reconnect {
+		s.cfg.Metrics.reconnectAttempt()
+	}
+	info := peer.AddrInfo{ID: e.info.ID, Addrs: slices.Clone(e.info.Addrs)}
+	gen := e.gen
+	s.wg.Add(1)
+	go s.dial(info, gen, reconnect)
+}
+
+func (s *Supervisor) dial(info peer.AddrInfo, gen uint64, reconnect bool) {
+	defer s.wg.Done()
+	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.DialTimeout)
+	err := s.cfg.Dialer.Dial(ctx, info)
+	cancel()
+
+	s.mu.Lock()
+	s.inflight--
+	e, ok := s.peers[info.ID]
+	if ok && !s.closed && e.gen == gen {
+		e.dialing = false
+		if e.state == StateConnecting { // else a notification got there first
+			now := s.cfg.Clock.Now()
+			if err == nil {
+				if reconnect {
+					s.cfg.Metrics.reconnectSuccess()
+				}
+				s.setStateLocked(e, StateConnected, now, 0, nil)
+			} else {
+				s.log.Debug("dial failed", "peer", info.ID, "err", err)
+				s.backoffLocked(e, now, err)
+			}
+		}
+	}
+	s.mu.Unlock()
+	s.kick()
+	s.flush()
+}
+
+// HostDialer adapts a libp2p host to Dialer. Each dial first clears the
+// swarm's own dial backoff for the peer (the supervisor does the backing
+// off), then calls h.Connect.
+func HostDialer(h host.Host) Dialer { return hostDialer{h} }
+
+type hostDialer struct{ h host.Host }
+
+func (d hostDialer) Dial(ctx context.Context, p peer.AddrInfo) error {
+	if sw, ok := d.h.Network().(*swarm.Swarm); ok {
+		sw.Backoff().Clear(p.ID)
+	}
+	if err := d.h.Connect(ctx, p); err != nil {
+		return err
+	}
+	if d.h.Network().Connectedness(p.ID) != network.Connected {
+		return fmt.Errorf("net: connection to %s closed right after dial", p.ID)
+	}
+	return nil
+}
+
+// WatchHost feeds h's connection notifications to s: Connected when a
+// connection opens, Disconnected when the last connection to a peer closes.
+// Peers already connected are reported at once. Call stop (idempotent) to
+// detach, before closing h or s.
+func WatchHost(h host.Host, s *Supervisor) (stop func()) {
+	nb := &network.NotifyBundle{
+		ConnectedF: func(_ network.Network, c network.Conn) { s.Connected(c.RemotePeer()) },
+		DisconnectedF: func(n network.Network, c network.Conn) {
+			if n.Connectedness(c.RemotePeer()) != network.Connected {
+				s.Disconnected(c.RemotePeer())
+			}
+		},
+	}
+	h.Network().Notify(nb)
+	for _, p := range h.Network().Peers() {
+		s.Connected(p)
+	}
+	var once sync.Once
+	return func() { once.Do(func() { h.Network().StopNotify(nb) }) }
+}
