@@ -514,12 +514,12 @@ func (s *Supervisor) dial(info peer.AddrInfo, gen uint64, reconnect bool) {
 	e, ok := s.peers[info.ID]
 	if ok && !s.closed && e.gen == gen {
 		e.dialing = false
+		if err == nil && reconnect {
+			s.cfg.Metrics.reconnectSuccess()
+		}
 		if e.state == StateConnecting { // else a notification got there first
 			now := s.cfg.Clock.Now()
 			if err == nil {
-				if reconnect {
-					s.cfg.Metrics.reconnectSuccess()
-				}
 				s.setStateLocked(e, StateConnected, now, 0, nil)
 			} else {
 				s.log.Debug("dial failed", "peer", info.ID, "err", err)
