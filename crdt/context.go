@@ -75,6 +75,9 @@ func (c *CausalContext) AddRange(r ReplicaID, lo, hi uint64) {
 		c.absorb(r)
 		return
 	}
+	if c.cloud == nil {
+		c.cloud = map[ReplicaID][]interval{}
+	}
 	ivs := c.cloud[r]
 	// Fast path: append after the last interval.
 	if n := len(ivs); n == 0 || ivs[n-1].hi+1 < lo {

@@ -75,13 +75,14 @@ func (s *State) Apply(replica ReplicaID, ts HLC, ops ...Op) (*State, error) {
 	return acc, nil
 }
 
-// applyOne applies one validated op and returns its delta.
+// applyOne applies one validated op and returns its delta. It mutates s
+// directly (the fast path of Merge(delta) for a delta minted here).
 func (s *State) applyOne(replica ReplicaID, ts HLC, op Op) *State {
 	d := New()
 	var covered []Dot
 	// A write clears the non-map slots it observed along its path: it
 	// resolves, in favour of maps, type conflicts above it.
-	if op.Kind != OpDelete && op.Kind != OpRemove {
+	if op.Kind != OpDelete && op.Kind != OpRemove && len(op.Path) > 1 {
 		n := s.root
 		for _, k := range op.Path[:len(op.Path)-1] {
 			e := n.kids[k]
@@ -134,10 +135,24 @@ func (s *State) applyOne(replica ReplicaID, ts HLC, op Op) *State {
 			covered = appendSubtreeDots(covered, e)
 		}
 	}
+	// Apply to s: drop what the op covered, then add its dot. Every covered
+	// dot is already in s's context.
 	for _, c := range covered {
 		d.cc.Add(c)
+		s.removeDot(c)
 	}
-	s.Merge(d)
+	if op.Kind != OpDelete && op.Kind != OpRemove {
+		s.cc.Add(dot)
+		e := s.ensure(op.Path)
+		switch op.Kind {
+		case OpSet:
+			s.insertReg(e, regDot{dot: dot, hlc: ts, val: op.Value})
+		case OpInc:
+			s.insertCtr(e, d.idx[dot].e.ctr[0])
+		case OpAdd:
+			s.insertElem(e, string(op.Value), dot)
+		}
+	}
 	return d
 }
 
@@ -176,7 +191,7 @@ func (s *State) validate(ops []Op) ([]Op, error) {
 	if len(ops) == 0 {
 		return nil, fmt.Errorf("%w: empty transaction", ErrInvalidOp)
 	}
-	ov := overlay{s: s, kinds: map[string]Kind{}, deleted: map[string]struct{}{}}
+	ov := overlay{s: s}
 	out := make([]Op, len(ops))
 	for i, op := range ops {
 		fail := func(err error, format string, a ...any) ([]Op, error) {
@@ -244,6 +259,9 @@ type overlay struct {
 func joinPath(p []string) string { return strings.Join(p, "\x00") }
 
 func (o *overlay) kind(p []string) Kind {
+	if len(o.kinds) == 0 && len(o.deleted) == 0 {
+		return o.s.lookup(p).kind()
+	}
 	if k, ok := o.kinds[joinPath(p)]; ok {
 		return k
 	}
@@ -256,6 +274,9 @@ func (o *overlay) kind(p []string) Kind {
 }
 
 func (o *overlay) put(p []string, k Kind) {
+	if o.kinds == nil {
+		o.kinds = map[string]Kind{}
+	}
 	for j := 1; j < len(p); j++ {
 		o.kinds[joinPath(p[:j])] = KindMap
 	}
@@ -264,6 +285,9 @@ func (o *overlay) put(p []string, k Kind) {
 
 func (o *overlay) del(p []string) {
 	jp := joinPath(p)
+	if o.deleted == nil {
+		o.deleted = map[string]struct{}{}
+	}
 	for k := range o.kinds {
 		if k == jp || strings.HasPrefix(k, jp+"\x00") {
 			delete(o.kinds, k)
@@ -275,6 +299,9 @@ func (o *overlay) del(p []string) {
 func compactJSON(v json.RawMessage) (json.RawMessage, error) {
 	if len(v) == 0 {
 		return nil, fmt.Errorf("missing value")
+	}
+	if json.Valid(v) && bytes.IndexAny(v, " \t\r\n") < 0 {
+		return v, nil // already compact
 	}
 	var buf bytes.Buffer
 	if err := json.Compact(&buf, v); err != nil {

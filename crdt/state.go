@@ -121,7 +121,15 @@ type State struct {
 
 // New returns an empty document state.
 func New() *State {
-	return &State{cc: NewCausalContext(), root: &mapNode{kids: map[string]*entry{}}, idx: map[Dot]loc{}}
+	a := &struct {
+		s    State
+		cc   CausalContext
+		root mapNode
+	}{}
+	a.cc.vv = VersionVector{}
+	a.root.kids = map[string]*entry{}
+	a.s = State{cc: &a.cc, root: &a.root, idx: map[Dot]loc{}}
+	return &a.s
 }
 
 // Context returns the causal context of s. The caller must not modify it.
