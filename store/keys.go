@@ -90,7 +90,15 @@ func unescapeSegment(seg string) (string, error) {
 	return b.String(), nil
 }
 
-func seqSegment(seq uint64) string { return fmt.Sprintf("%016x", seq) }
+func seqSegment(seq uint64) string {
+	const hex = "0123456789abcdef"
+	var b [16]byte
+	for i := 15; i >= 0; i-- {
+		b[i] = hex[seq&15]
+		seq >>= 4
+	}
+	return string(b[:])
+}
 
 func parseSeqSegment(s string) (uint64, error) {
 	if len(s) != 16 {
