@@ -1,11 +1,13 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"slices"
 
+	"github.com/cockroachdb/pebble/v2"
 	"github.com/concord-p2p/concord/crdt"
 	"github.com/ipfs/go-datastore"
 	"github.com/ipfs/go-datastore/query"
@@ -212,22 +214,15 @@ func (s *Store) Missing(ctx context.Context, doc string, have crdt.VersionVector
 	full := false
 	for _, run := range runs {
 		prefix := logReplicaPrefix(doc, run.replica)
-		run.each(func(seq uint64) bool {
-			if ctx.Err() != nil {
-				err = ctx.Err()
-				return false
-			}
+		// take handles one seq of the run; raw is its record, or nil when
+		// a concurrent compaction removed it.
+		take := func(seq uint64, raw []byte) bool {
 			k := logKeyIn(prefix, seq)
-			b, gerr := s.ds.Get(ctx, k)
-			if errors.Is(gerr, datastore.ErrNotFound) {
+			if raw == nil {
 				next = Cursor{replica: run.replica, seq: seq, started: true}
-				return true // compacted concurrently
+				return true
 			}
-			if gerr != nil {
-				err = fmt.Errorf("store: get %s: %w", k, gerr)
-				return false
-			}
-			data, derr := s.codec.decodeLog(k, b)
+			data, derr := s.codec.decodeLog(k, raw)
 			if derr != nil {
 				err = derr
 				next = Cursor{replica: run.replica, seq: seq, started: true}
@@ -241,7 +236,29 @@ func (s *Store) Missing(ctx context.Context, doc string, have crdt.VersionVector
 			batch = append(batch, Entry{Replica: run.replica, Seq: seq, Data: data})
 			next = Cursor{replica: run.replica, seq: seq, started: true}
 			return true
-		})
+		}
+		if s.pdb != nil {
+			if serr := s.scanRunPebble(ctx, prefix, run, take); serr != nil && err == nil {
+				err = serr
+			}
+		} else {
+			run.each(func(seq uint64) bool {
+				if ctx.Err() != nil {
+					err = ctx.Err()
+					return false
+				}
+				k := logKeyIn(prefix, seq)
+				b, gerr := s.ds.Get(ctx, k)
+				if errors.Is(gerr, datastore.ErrNotFound) {
+					return take(seq, nil)
+				}
+				if gerr != nil {
+					err = fmt.Errorf("store: get %s: %w", k, gerr)
+					return false
+				}
+				return take(seq, b)
+			})
+		}
 		if err != nil || full {
 			break
 		}
@@ -293,4 +310,59 @@ func (s *Store) Entries(ctx context.Context, doc string, fn func(Entry) error) e
 		}
 	}
 	return errors.Join(bad...)
+}
+
+// scanRunPebble reads the records of run with one Pebble iterator instead of
+// a point lookup per seq. Only seqs in run (i.e. durable, indexed ones) are
+// passed to take; keys the iterator meets that are not in run are skipped.
+func (s *Store) scanRunPebble(ctx context.Context, prefix string, run seqRun, take func(uint64, []byte) bool) error {
+	first := uint64(0)
+	run.each(func(seq uint64) bool { first = seq; return false })
+	if first == 0 {
+		return nil
+	}
+	it, err := s.pdb.NewIterWithContext(ctx, &pebble.IterOptions{
+		LowerBound: logKeyIn(prefix, first).Bytes(),
+		UpperBound: []byte(prefix + "0"), // '0' follows '/'
+	})
+	if err != nil {
+		return fmt.Errorf("store: iterate %s: %w", prefix, err)
+	}
+	valid := it.First()
+	var ierr error
+	run.each(func(seq uint64) bool {
+		if ierr = ctx.Err(); ierr != nil {
+			return false
+		}
+		var cur uint64
+		for valid {
+			k := it.Key()
+			if len(k) != len(prefix)+17 {
+				valid = it.Next()
+				continue
+			}
+			if cur, ierr = parseSeqSegment(string(k[len(prefix)+1:])); ierr != nil {
+				ierr = nil
+				valid = it.Next()
+				continue
+			}
+			if cur >= seq {
+				break
+			}
+			valid = it.Next()
+		}
+		if !valid || cur != seq {
+			return take(seq, nil)
+		}
+		raw, verr := it.ValueAndErr()
+		if verr != nil {
+			ierr = fmt.Errorf("store: read %s: %w", logKeyIn(prefix, seq), verr)
+			return false
+		}
+		return take(seq, bytes.Clone(raw))
+	})
+	if err := it.Close(); err != nil && ierr == nil {
+		ierr = fmt.Errorf("store: iterate %s: %w", prefix, err)
+	}
+	return ierr
 }

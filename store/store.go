@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/cockroachdb/pebble/v2"
 	"github.com/concord-p2p/concord/crdt"
 	"github.com/ipfs/go-datastore"
 	"github.com/ipfs/go-datastore/query"
@@ -22,6 +23,7 @@ import (
 // method returns only after its data is synced (unless Options.NoSync).
 type Store struct {
 	ds    datastore.Batching
+	pdb   *pebble.DB // set when ds is go-ds-pebble: Missing then range-scans
 	owned bool
 	opts  Options
 	codec codec
@@ -87,6 +89,9 @@ func Open(ctx context.Context, ds datastore.Batching, opts Options) (*Store, err
 		opts:  opts.withDefaults(),
 		codec: newCodec(),
 		docs:  make(map[string]*docIndex),
+	}
+	if p, ok := ds.(*pebbleds.Datastore); ok {
+		s.pdb = p.DB
 	}
 	if err := s.openNode(ctx); err != nil {
 		return nil, err

@@ -577,3 +577,42 @@ func TestConcurrentAppendsGroupCommit(t *testing.T) {
 		}
 	})
 }
+
+func TestMissingCorruptPebble(t *testing.T) {
+	ctx := context.Background()
+	s, err := OpenPebble(t.TempDir(), Options{MaxBatchBytes: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mustClose(t, s)
+	if err := s.Append(ctx, "d", "", ents("r", 1, 2, 3, 5)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ds.Put(ctx, logKey("d", "r", 2), []byte{0xff}); err != nil {
+		t.Fatal(err)
+	}
+	var got []uint64
+	var cur Cursor
+	corrupt := 0
+	for {
+		batch, next, done, err := s.Missing(ctx, "d", nil, cur)
+		if errors.Is(err, ErrCorrupt) {
+			corrupt++
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range batch {
+			if !bytes.Equal(e.Data, data(e.Replica, e.Seq)) {
+				t.Fatalf("bad data for %d", e.Seq)
+			}
+			got = append(got, e.Seq)
+		}
+		if done {
+			break
+		}
+		cur = next
+	}
+	if corrupt != 1 || !slices.Equal(got, []uint64{1, 3, 5}) {
+		t.Fatalf("corrupt %d, got %v", corrupt, got)
+	}
+}
