@@ -209,3 +209,6 @@ func (c *CausalContext) replicas() []ReplicaID {
 	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
 	return out
 }
+
+// Replicas returns every replica mentioned in c, sorted.
+func (c *CausalContext) Replicas() []ReplicaID { return c.replicas() }

@@ -1,0 +1,108 @@
+package concord
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/pnet"
+	"github.com/prometheus/client_golang/prometheus"
+
+	cnet "github.com/concord-p2p/concord/net"
+)
+
+// Config configures a Node. The zero value works: an in-memory node on a
+// random loopback port, alone until Connect is called.
+type Config struct {
+	// DataDir is where the node keeps its Pebble store (deltas, snapshots,
+	// outbox, peer book, key). Empty means in memory: nothing survives Close.
+	DataDir string
+	// ListenAddrs are libp2p multiaddrs. Default (zero Config): TCP and QUIC
+	// on 127.0.0.1, random ports. DefaultConfig listens on all interfaces.
+	ListenAddrs []string
+	// Bootstrap peers (multiaddrs ending in /p2p/<id>) are kept connected by
+	// the supervisor, with backoff.
+	Bootstrap []string
+	// PSK, if set, makes the swarm private: only peers with the same key
+	// connect. TCP only (QUIC listen addresses are then a config error).
+	PSK pnet.PSK
+	// PrivateKey overrides the key kept in the store (a restored key).
+	PrivateKey crypto.PrivKey
+	// Writers is the default writer allowlist of every document (nil: any
+	// peer may write). A Doc option overrides it.
+	Writers []peer.ID
+	// AckPeers is how many peers must hold an own delta before it leaves
+	// the outbox. Default 1.
+	AckPeers int
+	// SummaryInterval is the mean period of summary beacons (jittered by
+	// ±25%). Default 2 s.
+	SummaryInterval time.Duration
+	// SyncTimeout bounds one anti-entropy exchange. Default 30 s.
+	SyncTimeout time.Duration
+	// CompactAfter is how many log entries every known peer must hold
+	// before they are folded into the snapshot. Default 10,000.
+	CompactAfter int
+	// SnapshotAfter: a peer that has nothing of a document receives a
+	// snapshot instead of the log once the log holds more entries than
+	// this. Default 1,000.
+	SnapshotAfter int
+	// Registerer receives the node's Prometheus metrics. Default: a fresh
+	// registry, available from Node.Registry.
+	Registerer prometheus.Registerer
+	// Logger. Default: discard.
+	Logger *slog.Logger
+	// FastGossip shortens GossipSub heartbeats, for tests.
+	FastGossip bool
+	// Gater, if set, filters connections (tests use it to partition peers).
+	Gater *cnet.Gater
+	// Now is the wall clock (for HLC timestamps). Default time.Now.
+	Now func() time.Time
+}
+
+// DefaultConfig returns the configuration of a real peer: data under
+// ./concord-data, listening on all interfaces (TCP and QUIC, random ports).
+func DefaultConfig() Config {
+	return Config{
+		DataDir:     "./concord-data",
+		ListenAddrs: []string{"/ip4/0.0.0.0/tcp/0", "/ip4/0.0.0.0/udp/0/quic-v1"},
+	}
+}
+
+func (c *Config) ensureDefaults() {
+	if len(c.ListenAddrs) == 0 {
+		c.ListenAddrs = []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"}
+		if c.PSK != nil {
+			c.ListenAddrs = c.ListenAddrs[:1]
+		}
+	}
+	if c.AckPeers <= 0 {
+		c.AckPeers = 1
+	}
+	if c.SummaryInterval <= 0 {
+		c.SummaryInterval = 2 * time.Second
+	}
+	if c.SyncTimeout <= 0 {
+		c.SyncTimeout = 30 * time.Second
+	}
+	if c.CompactAfter <= 0 {
+		c.CompactAfter = 10_000
+	}
+	if c.SnapshotAfter <= 0 {
+		c.SnapshotAfter = 1000
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+func (c *Config) validate() error {
+	if c.PSK != nil && len(c.PSK) != 32 {
+		return fmt.Errorf("%w: PSK must be 32 bytes", ErrConfig)
+	}
+	return nil
+}

@@ -1,0 +1,206 @@
+package concord
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/concord-p2p/concord/crdt"
+	cnet "github.com/concord-p2p/concord/net"
+)
+
+// Doc is one document hosted by a Node: a JSON-like tree of registers,
+// counters, sets and maps that converges on every peer. Writes are durable
+// when they return; reads see local writes at once and remote ones as they
+// arrive. A Doc is safe for concurrent use.
+type Doc struct {
+	n     *Node
+	name  string
+	r     *replica
+	topic *cnet.Topic
+}
+
+// Name returns the document name.
+func (d *Doc) Name() string { return d.name }
+
+// JSON returns the JSON view of the whole document.
+func (d *Doc) JSON() json.RawMessage {
+	d.r.mu.Lock()
+	defer d.r.mu.Unlock()
+	return d.r.state.JSON()
+}
+
+// Get returns the JSON view of what path holds; false when nothing is there.
+func (d *Doc) Get(path ...string) (json.RawMessage, bool) {
+	d.r.mu.Lock()
+	defer d.r.mu.Unlock()
+	return d.r.state.Get(path)
+}
+
+// Kind returns the kind of CRDT at path.
+func (d *Doc) Kind(path ...string) crdt.Kind {
+	d.r.mu.Lock()
+	defer d.r.mu.Unlock()
+	return d.r.state.KindAt(path)
+}
+
+// Conflicts returns every concurrent value of the register at path, the
+// shown (winning) one first.
+func (d *Doc) Conflicts(path ...string) []crdt.RegisterValue {
+	d.r.mu.Lock()
+	defer d.r.mu.Unlock()
+	return d.r.state.Conflicts(path)
+}
+
+func toJSON(v any) (json.RawMessage, error) {
+	switch v := v.(type) {
+	case json.RawMessage:
+		return v, nil
+	case []byte:
+		return json.RawMessage(v), nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", crdt.ErrInvalidValue, err)
+	}
+	return b, nil
+}
+
+// Txn collects ops to apply as one transaction (one delta): all or none.
+type Txn struct {
+	ops []crdt.Op
+	err error
+}
+
+// Set writes v (any JSON-marshalable value, or json.RawMessage) at path.
+func (t *Txn) Set(path []string, v any) *Txn {
+	b, err := toJSON(v)
+	if err != nil && t.err == nil {
+		t.err = err
+	}
+	t.ops = append(t.ops, crdt.Set(path, b))
+	return t
+}
+
+// Delete removes what path holds.
+func (t *Txn) Delete(path ...string) *Txn {
+	t.ops = append(t.ops, crdt.Delete(path))
+	return t
+}
+
+// Inc adds by to the counter at path.
+func (t *Txn) Inc(path []string, by int64) *Txn {
+	t.ops = append(t.ops, crdt.Inc(path, by))
+	return t
+}
+
+// Add adds the scalar v to the set at path.
+func (t *Txn) Add(path []string, v any) *Txn {
+	b, err := toJSON(v)
+	if err != nil && t.err == nil {
+		t.err = err
+	}
+	t.ops = append(t.ops, crdt.Add(path, b))
+	return t
+}
+
+// Remove removes the scalar v from the set at path.
+func (t *Txn) Remove(path []string, v any) *Txn {
+	b, err := toJSON(v)
+	if err != nil && t.err == nil {
+		t.err = err
+	}
+	t.ops = append(t.ops, crdt.Remove(path, b))
+	return t
+}
+
+// Ops returns the collected ops.
+func (t *Txn) Ops() []crdt.Op { return t.ops }
+
+// Update builds a transaction with fn and applies it as one delta. Nothing is
+// applied when any op is invalid; the error wraps crdt.ErrTypeConflict,
+// crdt.ErrInvalidPath, crdt.ErrInvalidValue or crdt.ErrInvalidOp.
+func (d *Doc) Update(ctx context.Context, fn func(*Txn)) error {
+	var t Txn
+	fn(&t)
+	if t.err != nil {
+		return t.err
+	}
+	return d.Apply(ctx, t.ops...)
+}
+
+// Apply applies ops as one transaction. It returns once the delta is on
+// disk (synced); it is then gossiped and kept in the outbox until a peer
+// acknowledges it.
+func (d *Doc) Apply(ctx context.Context, ops ...crdt.Op) error { return d.r.apply(ctx, ops) }
+
+// Set writes v at path.
+func (d *Doc) Set(ctx context.Context, path []string, v any) error {
+	return d.Update(ctx, func(t *Txn) { t.Set(path, v) })
+}
+
+// Delete removes what path holds.
+func (d *Doc) Delete(ctx context.Context, path ...string) error {
+	return d.Apply(ctx, crdt.Delete(path))
+}
+
+// Inc adds by to the counter at path.
+func (d *Doc) Inc(ctx context.Context, path []string, by int64) error {
+	return d.Apply(ctx, crdt.Inc(path, by))
+}
+
+// Add adds the scalar v to the set at path.
+func (d *Doc) Add(ctx context.Context, path []string, v any) error {
+	return d.Update(ctx, func(t *Txn) { t.Add(path, v) })
+}
+
+// Remove removes the scalar v from the set at path.
+func (d *Doc) Remove(ctx context.Context, path []string, v any) error {
+	return d.Update(ctx, func(t *Txn) { t.Remove(path, v) })
+}
+
+// Subscribe returns a subscription to the document's changes with a buffer
+// of the given size (default 64).
+func (d *Doc) Subscribe(buffer int) *Subscription { return d.r.subscribe(buffer) }
+
+// DocStatus is a document's synchronisation state.
+type DocStatus struct {
+	// Version is the contiguous version vector of the deltas held.
+	Version crdt.VersionVector
+	// Outbox is the number of own deltas no peer has acknowledged yet.
+	Outbox int
+	// Peers are the peers known to subscribe to the document's topic.
+	Peers []peer.ID
+}
+
+// Status returns the document's synchronisation state.
+func (d *Doc) Status() DocStatus {
+	return DocStatus{Version: d.r.Version(), Outbox: d.n.st.OutboxDepth(d.name), Peers: d.topic.Peers()}
+}
+
+// WaitAcked returns once peers (as many as the ack count) hold every delta
+// written so far, or when ctx ends.
+func (d *Doc) WaitAcked(ctx context.Context) error { return d.r.waitAcked(ctx) }
+
+// Sync runs one anti-entropy exchange with p now and returns its counts.
+func (d *Doc) Sync(ctx context.Context, p peer.ID) (cnet.SyncStats, error) {
+	return d.n.syncer.Sync(ctx, p, d.r)
+}
+
+// Compact folds into the snapshot every log entry that all peers known to
+// hold the document have (the same rule as automatic compaction, without
+// its threshold).
+func (d *Doc) Compact(ctx context.Context) error {
+	r := d.r
+	r.mu.Lock()
+	floor := r.d.store.Contiguous(d.name)
+	for _, v := range r.peerVV {
+		for rep, n := range floor {
+			floor[rep] = min(n, v[rep])
+		}
+	}
+	r.mu.Unlock()
+	return r.compact(ctx, floor)
+}

@@ -1,0 +1,23 @@
+package concord
+
+import "errors"
+
+var (
+	// ErrClosed is returned by operations on a closed Node or Doc.
+	ErrClosed = errors.New("concord: closed")
+	// ErrConfig is returned by Open for an invalid configuration.
+	ErrConfig = errors.New("concord: invalid config")
+	// ErrStorage is returned by writes after the store failed; the document
+	// refuses further writes until the node is reopened.
+	ErrStorage = errors.New("concord: storage failed")
+	// ErrTooLarge is returned for a transaction whose values exceed
+	// MaxTxnBytes.
+	ErrTooLarge = errors.New("concord: transaction too large")
+	// ErrNotWriter is returned for a local write on a document whose writer
+	// allowlist does not include this node.
+	ErrNotWriter = errors.New("concord: this peer is not an allowed writer")
+)
+
+// MaxTxnBytes bounds the paths and values of one transaction, so that every
+// delta fits the wire limits.
+const MaxTxnBytes = 1 << 20

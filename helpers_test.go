@@ -1,0 +1,80 @@
+package concord
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+)
+
+// testNode opens an in-memory (or on-disk, with dir) node on loopback.
+func testNode(t testing.TB, dir string, mod ...func(*Config)) *Node {
+	t.Helper()
+	cfg := Config{DataDir: dir, FastGossip: true, SummaryInterval: 200 * time.Millisecond}
+	for _, m := range mod {
+		m(&cfg)
+	}
+	n, err := Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("open node: %v", err)
+	}
+	t.Cleanup(func() { _ = n.Close() })
+	return n
+}
+
+func connect(t testing.TB, a, b *Node) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := a.Connect(ctx, b.Addrs()[0]); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func openDoc(t testing.TB, n *Node, name string, opts ...DocOption) *Doc {
+	t.Helper()
+	d, err := n.Doc(context.Background(), name, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// waitConverged waits until every doc shows the same JSON and version.
+func waitConverged(t testing.TB, d time.Duration, docs ...*Doc) {
+	t.Helper()
+	var last string
+	waitFor(t, d, "convergence", func() bool {
+		a := string(docs[0].JSON())
+		va := fmt.Sprint(docs[0].Status().Version)
+		for _, o := range docs[1:] {
+			if string(o.JSON()) != a || fmt.Sprint(o.Status().Version) != va {
+				last = fmt.Sprintf("%s %s vs %s %s", a, va, o.JSON(), fmt.Sprint(o.Status().Version))
+				return false
+			}
+		}
+		return true
+	})
+	_ = last
+}
+
+func mustJSON(v any) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}

@@ -1,0 +1,456 @@
+package net
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+)
+
+// TopicName returns the GossipSub topic of a document.
+func TopicName(doc string) string { return "/concord/doc/" + doc + "/1" }
+
+// ErrDuplicate is returned by a Handler's Validate for an envelope it
+// already holds; a message holding only duplicates is ignored, not rejected.
+var ErrDuplicate = errors.New("net: duplicate delta")
+
+// ErrClosed is returned by operations on a closed Gossip or Topic.
+var ErrClosed = errors.New("net: closed")
+
+// GossipConfig configures the GossipSub layer.
+type GossipConfig struct {
+	// FlushInterval is how long published envelopes wait to be batched
+	// into one message. Default 2 ms.
+	FlushInterval time.Duration
+	// QueueSize bounds envelopes waiting to be published per document.
+	// Overflow policy: the new envelope is dropped and counted
+	// (queue="gossip_out", reason="full"); anti-entropy delivers it later.
+	// Default 8192.
+	QueueSize int
+	// PeerQueueSize is GossipSub's per-peer outbound queue, validate queue
+	// and subscription buffer. Default 1024 (the library's 32 drops bursts).
+	PeerQueueSize int
+	// Limits bound decoded messages.
+	Limits Limits
+	// FastHeartbeat shortens GossipSub's heartbeat for tests (mesh forms in
+	// tens of milliseconds instead of about a second).
+	FastHeartbeat bool
+	Metrics       *Metrics
+	Logger        *slog.Logger
+}
+
+// DefaultGossipConfig returns the documented defaults.
+func DefaultGossipConfig() GossipConfig {
+	return GossipConfig{FlushInterval: 2 * time.Millisecond, QueueSize: 8192, PeerQueueSize: 1024, Limits: DefaultLimits()}
+}
+
+// Handler receives what a document's topic carries.
+type Handler interface {
+	// Validate checks one envelope: signature, writer allowlist, document.
+	// It returns nil to accept, ErrDuplicate for one already held, or an
+	// error naming the reason to reject. It runs concurrently.
+	Validate(from peer.ID, e *Envelope) error
+	// Deliver hands over the validated, non-duplicate envelopes of one
+	// message, in order.
+	Deliver(from peer.ID, envs []*Envelope)
+	// Summary hands over a peer's summary beacon.
+	Summary(from peer.ID, s *Summary)
+}
+
+// Gossip is the GossipSub engine of a node: one topic per document.
+type Gossip struct {
+	h      host.Host
+	cfg    GossipConfig
+	ps     *pubsub.PubSub
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu     sync.Mutex
+	topics map[string]*Topic
+	closed bool
+}
+
+// NewGossip starts GossipSub on h.
+func NewGossip(h host.Host, cfg GossipConfig) (*Gossip, error) {
+	d := DefaultGossipConfig()
+	if cfg.FlushInterval <= 0 {
+		cfg.FlushInterval = d.FlushInterval
+	}
+	if cfg.QueueSize <= 0 {
+		cfg.QueueSize = d.QueueSize
+	}
+	if cfg.PeerQueueSize <= 0 {
+		cfg.PeerQueueSize = d.PeerQueueSize
+	}
+	if cfg.Limits.MaxMessageBytes == 0 {
+		cfg.Limits = d.Limits
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	opts := []pubsub.Option{
+		pubsub.WithMessageSignaturePolicy(pubsub.StrictSign),
+		pubsub.WithFloodPublish(true),
+		pubsub.WithPeerOutboundQueueSize(cfg.PeerQueueSize),
+		pubsub.WithValidateQueueSize(cfg.PeerQueueSize),
+		pubsub.WithMaxMessageSize(1 << 20),
+		pubsub.WithLogger(cfg.Logger),
+		pubsub.WithRawTracer(dropTracer{cfg.Metrics}),
+	}
+	if cfg.FastHeartbeat {
+		p := pubsub.DefaultGossipSubParams()
+		p.HeartbeatInitialDelay = 10 * time.Millisecond
+		p.HeartbeatInterval = 50 * time.Millisecond
+		opts = append(opts, pubsub.WithGossipSubParams(p))
+	}
+	ps, err := pubsub.NewGossipSub(ctx, h, opts...)
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("net: start gossipsub: %w", err)
+	}
+	return &Gossip{h: h, cfg: cfg, ps: ps, ctx: ctx, cancel: cancel, topics: map[string]*Topic{}}, nil
+}
+
+// Close leaves every topic and stops GossipSub.
+func (g *Gossip) Close() error {
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		return nil
+	}
+	g.closed = true
+	topics := make([]*Topic, 0, len(g.topics))
+	for _, t := range g.topics {
+		topics = append(topics, t)
+	}
+	g.mu.Unlock()
+	for _, t := range topics {
+		_ = t.Close()
+	}
+	g.cancel()
+	return nil
+}
+
+// Topic is one document's GossipSub topic.
+type Topic struct {
+	g      *Gossip
+	doc    string
+	hd     Handler
+	topic  *pubsub.Topic
+	sub    *pubsub.Subscription
+	queue  chan *Envelope
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	once   sync.Once
+}
+
+type decoded struct {
+	envs    []*Envelope
+	summary *Summary
+}
+
+// Join subscribes to doc's topic; hd receives what arrives.
+func (g *Gossip) Join(doc string, hd Handler) (*Topic, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return nil, ErrClosed
+	}
+	if _, ok := g.topics[doc]; ok {
+		return nil, fmt.Errorf("net: topic for %q already joined", doc)
+	}
+	name := TopicName(doc)
+	self := g.h.ID()
+	m := g.cfg.Metrics
+	err := g.ps.RegisterTopicValidator(name, func(ctx context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
+		if msg.GetFrom() == self {
+			return pubsub.ValidationAccept
+		}
+		d, reason, res := g.validate(doc, hd, msg)
+		if res == pubsub.ValidationReject {
+			m.Reject(reason)
+		}
+		if res == pubsub.ValidationAccept {
+			msg.ValidatorData = d
+		}
+		return res
+	})
+	if err != nil {
+		return nil, fmt.Errorf("net: register validator: %w", err)
+	}
+	topic, err := g.ps.Join(name)
+	if err != nil {
+		_ = g.ps.UnregisterTopicValidator(name)
+		return nil, fmt.Errorf("net: join topic: %w", err)
+	}
+	sub, err := topic.Subscribe(pubsub.WithBufferSize(g.cfg.PeerQueueSize))
+	if err != nil {
+		_ = topic.Close()
+		_ = g.ps.UnregisterTopicValidator(name)
+		return nil, fmt.Errorf("net: subscribe: %w", err)
+	}
+	ctx, cancel := context.WithCancel(g.ctx)
+	t := &Topic{g: g, doc: doc, hd: hd, topic: topic, sub: sub, queue: make(chan *Envelope, g.cfg.QueueSize), ctx: ctx, cancel: cancel}
+	g.topics[doc] = t
+	t.wg.Add(2)
+	go t.readLoop()
+	go t.publishLoop()
+	return t, nil
+}
+
+// validate decodes and checks one message; it returns the decoded content,
+// a reject reason and the verdict.
+func (g *Gossip) validate(doc string, hd Handler, msg *pubsub.Message) (*decoded, string, pubsub.ValidationResult) {
+	data := msg.GetData()
+	var hdr struct {
+		V uint64 `cbor:"0,keyasint"`
+		T uint64 `cbor:"1,keyasint"`
+	}
+	if err := unmarshal(data, g.cfg.Limits, &hdr); err != nil {
+		if errors.Is(err, ErrTooLarge) || len(data) > g.cfg.Limits.MaxMessageBytes {
+			return nil, "too_large", pubsub.ValidationReject
+		}
+		return nil, "malformed", pubsub.ValidationReject
+	}
+	switch hdr.T {
+	case TypeSummary:
+		s, err := DecodeSummary(data, g.cfg.Limits)
+		if err != nil {
+			return nil, reasonOf(err), pubsub.ValidationReject
+		}
+		if s.Doc != doc {
+			return nil, "wrong_doc", pubsub.ValidationReject
+		}
+		if p, err := PeerOf(s.Origin); err != nil || p != msg.GetFrom() {
+			return nil, "summary_origin", pubsub.ValidationReject
+		}
+		return &decoded{summary: s}, "", pubsub.ValidationAccept
+	case TypeBatch:
+		b, err := DecodeBatch(data, g.cfg.Limits)
+		if err != nil {
+			return nil, reasonOf(err), pubsub.ValidationReject
+		}
+		d := &decoded{}
+		for i := range b.Envelopes {
+			e := &b.Envelopes[i]
+			if e.Doc != doc {
+				return nil, "wrong_doc", pubsub.ValidationReject
+			}
+			switch err := hd.Validate(msg.ReceivedFrom, e); {
+			case err == nil:
+				d.envs = append(d.envs, e)
+			case errors.Is(err, ErrDuplicate):
+			default:
+				return nil, reasonOf(err), pubsub.ValidationReject
+			}
+		}
+		if len(d.envs) == 0 {
+			return nil, "", pubsub.ValidationIgnore
+		}
+		return d, "", pubsub.ValidationAccept
+	default:
+		return nil, "unknown_type", pubsub.ValidationReject
+	}
+}
+
+// RejectReason is implemented by errors that name their metrics reason.
+type RejectReason interface{ Reason() string }
+
+func reasonOf(err error) string {
+	var rr RejectReason
+	switch {
+	case errors.As(err, &rr):
+		return rr.Reason()
+	case errors.Is(err, ErrBadSignature):
+		return "bad_signature"
+	case errors.Is(err, ErrTooLarge):
+		return "too_large"
+	case errors.Is(err, ErrVersion):
+		return "version"
+	case errors.Is(err, ErrBadReplica):
+		return "bad_replica"
+	}
+	return "malformed"
+}
+
+func (t *Topic) readLoop() {
+	defer t.wg.Done()
+	self := t.g.h.ID()
+	m := t.g.cfg.Metrics
+	for {
+		msg, err := t.sub.Next(t.ctx)
+		if err != nil {
+			return
+		}
+		if msg.GetFrom() == self {
+			continue
+		}
+		d, ok := msg.ValidatorData.(*decoded)
+		if !ok {
+			continue
+		}
+		if m != nil {
+			m.GossipMessages.WithLabelValues("in").Inc()
+		}
+		if d.summary != nil {
+			t.hd.Summary(msg.ReceivedFrom, d.summary)
+			continue
+		}
+		if m != nil {
+			m.Deltas.WithLabelValues("in").Add(float64(len(d.envs)))
+		}
+		t.hd.Deliver(msg.ReceivedFrom, d.envs)
+	}
+}
+
+// Publish queues e for gossip. It never blocks: when the queue is full the
+// envelope is dropped and counted; anti-entropy delivers it later.
+func (t *Topic) Publish(e *Envelope) {
+	select {
+	case <-t.ctx.Done():
+		return
+	default:
+	}
+	select {
+	case t.queue <- e:
+	default:
+		t.g.cfg.Metrics.Drop("gossip_out", "full")
+	}
+}
+
+// PublishSummary publishes a summary beacon now.
+func (t *Topic) PublishSummary(ctx context.Context, s *Summary) error {
+	b, err := EncodeSummary(s)
+	if err != nil {
+		return err
+	}
+	if err := t.topic.Publish(ctx, b); err != nil {
+		return fmt.Errorf("net: publish summary: %w", err)
+	}
+	if m := t.g.cfg.Metrics; m != nil {
+		m.GossipMessages.WithLabelValues("out").Inc()
+	}
+	return nil
+}
+
+// Peers returns the peers known to subscribe to the topic.
+func (t *Topic) Peers() []peer.ID { return t.topic.ListPeers() }
+
+func (t *Topic) publishLoop() {
+	defer t.wg.Done()
+	bb := NewBatchBuilder(t.g.cfg.Limits.MaxMessageBytes)
+	m := t.g.cfg.Metrics
+	flush := func() {
+		if bb.Len() == 0 {
+			return
+		}
+		n := bb.Len()
+		b, err := bb.Encode()
+		if err != nil {
+			m.Drop("gossip_out", "encode")
+			return
+		}
+		if err := t.topic.Publish(t.ctx, b); err != nil {
+			m.Drop("gossip_out", "publish")
+			return
+		}
+		if m != nil {
+			m.GossipMessages.WithLabelValues("out").Inc()
+			m.Deltas.WithLabelValues("out").Add(float64(n))
+		}
+	}
+	add := func(e *Envelope) {
+		ok, err := bb.Add(*e)
+		if err != nil {
+			// Too big for one message: the sync stream carries it.
+			m.Drop("gossip_out", "too_large")
+			return
+		}
+		if !ok {
+			flush()
+			if ok, _ = bb.Add(*e); !ok {
+				m.Drop("gossip_out", "too_large")
+			}
+		}
+	}
+	for {
+		select {
+		case <-t.ctx.Done():
+			return
+		case e := <-t.queue:
+			add(e)
+			timer := time.NewTimer(t.g.cfg.FlushInterval)
+		collect:
+			for {
+				select {
+				case e := <-t.queue:
+					add(e)
+				case <-timer.C:
+					break collect
+				case <-t.ctx.Done():
+					timer.Stop()
+					flush()
+					return
+				}
+			}
+			flush()
+		}
+	}
+}
+
+// Close leaves the topic.
+func (t *Topic) Close() error {
+	t.once.Do(func() {
+		t.cancel()
+		t.sub.Cancel()
+		t.wg.Wait()
+		_ = t.topic.Close()
+		_ = t.g.ps.UnregisterTopicValidator(TopicName(t.doc))
+		t.g.mu.Lock()
+		delete(t.g.topics, t.doc)
+		t.g.mu.Unlock()
+	})
+	return nil
+}
+
+// dropTracer counts messages GossipSub drops on its own queues.
+type dropTracer struct{ m *Metrics }
+
+var _ pubsub.RawTracer = dropTracer{}
+
+func (dropTracer) OnNewOutboundStream(peer.ID, protocol.ID)             {}
+func (dropTracer) OnClosedOutboundStream(peer.ID)                       {}
+func (dropTracer) Join(string)                                          {}
+func (dropTracer) Leave(string)                                         {}
+func (dropTracer) Graft(peer.ID, string)                                {}
+func (dropTracer) Prune(peer.ID, string)                                {}
+func (dropTracer) ValidateMessage(*pubsub.Message)                      {}
+func (dropTracer) DeliverMessage(*pubsub.Message)                       {}
+func (dropTracer) DuplicateMessage(*pubsub.Message)                     {}
+func (dropTracer) ThrottlePeer(peer.ID)                                 {}
+func (dropTracer) RecvRPC(*pubsub.RPC)                                  {}
+func (dropTracer) SendRPC(*pubsub.RPC, peer.ID)                         {}
+func (dropTracer) SendRPCCompleted(*pubsub.RPC, peer.ID, time.Duration) {}
+
+// DropRPC: GossipSub's per-peer outbound queue was full.
+func (t dropTracer) DropRPC(*pubsub.RPC, peer.ID) { t.m.Drop("gossipsub_peer", "full") }
+
+// UndeliverableMessage: a subscription's buffer was full.
+func (t dropTracer) UndeliverableMessage(*pubsub.Message) { t.m.Drop("gossipsub_subscription", "full") }
+
+// RejectMessage counts throttled and queue-full rejections, which are drops.
+func (t dropTracer) RejectMessage(_ *pubsub.Message, reason string) {
+	switch reason {
+	case pubsub.RejectValidationQueueFull, pubsub.RejectValidationThrottled:
+		t.m.Drop("gossipsub_validate", "full")
+	}
+}

@@ -1,0 +1,351 @@
+package net
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+)
+
+// SyncProtocol is the libp2p protocol ID of the anti-entropy stream.
+const SyncProtocol protocol.ID = "/concord/sync/1.0.0"
+
+// ErrUnknownDoc is returned when a peer asks to sync a document this node
+// does not host.
+var ErrUnknownDoc = errors.New("net: unknown document")
+
+// SyncerConfig configures a Syncer.
+type SyncerConfig struct {
+	// Timeout bounds one exchange. Default 30 s.
+	Timeout time.Duration
+	// Limits bound decoded frames. Default DefaultSyncLimits().
+	Limits SyncLimits
+	// Resolve returns the replica of a hosted document, or nil.
+	Resolve func(doc string) Replica
+	// Metrics, optional.
+	Metrics *Metrics
+	// Logger, optional.
+	Logger *slog.Logger
+}
+
+// Syncer runs anti-entropy exchanges over libp2p streams: it answers
+// incoming exchanges and starts outgoing ones, at most one in flight per
+// peer and document (a request while one runs is coalesced into one re-run).
+type Syncer struct {
+	h   host.Host
+	cfg SyncerConfig
+
+	mu       sync.Mutex
+	inflight map[syncKey]*syncSlot
+	closed   bool
+	wg       sync.WaitGroup
+	ctx      context.Context
+	cancel   context.CancelFunc
+}
+
+type syncKey struct {
+	p   peer.ID
+	doc string
+}
+
+type syncSlot struct {
+	again bool
+}
+
+// NewSyncer registers the sync protocol handler on h.
+func NewSyncer(h host.Host, cfg SyncerConfig) *Syncer {
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 30 * time.Second
+	}
+	if cfg.Limits.MaxFrameBytes == 0 {
+		cfg.Limits = DefaultSyncLimits()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Syncer{h: h, cfg: cfg, inflight: map[syncKey]*syncSlot{}, ctx: ctx, cancel: cancel}
+	h.SetStreamHandler(SyncProtocol, s.handle)
+	return s
+}
+
+// Close removes the handler, cancels running exchanges and waits for them.
+func (s *Syncer) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+	s.h.RemoveStreamHandler(SyncProtocol)
+	s.cancel()
+	s.wg.Wait()
+	return nil
+}
+
+// Trigger starts an exchange with p for r in the background, unless one is
+// running; then it is re-run once that ends.
+func (s *Syncer) Trigger(p peer.ID, r Replica) {
+	k := syncKey{p, r.Doc()}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	if slot := s.inflight[k]; slot != nil {
+		slot.again = true
+		return
+	}
+	slot := &syncSlot{}
+	s.inflight[k] = slot
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for {
+			_, err := s.Sync(s.ctx, p, r)
+			if err != nil {
+				s.cfg.Logger.Debug("sync failed", "peer", p, "doc", k.doc, "err", err)
+			}
+			s.mu.Lock()
+			if !slot.again || s.closed {
+				delete(s.inflight, k)
+				s.mu.Unlock()
+				return
+			}
+			slot.again = false
+			s.mu.Unlock()
+		}
+	}()
+}
+
+// Sync runs one exchange with p for r and returns its counts.
+func (s *Syncer) Sync(ctx context.Context, p peer.ID, r Replica) (SyncStats, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	start := time.Now()
+	st, err := s.h.NewStream(network.WithAllowLimitedConn(ctx, "sync"), p, SyncProtocol)
+	if err != nil {
+		s.record(SyncStats{}, start, err)
+		return SyncStats{}, fmt.Errorf("net: open sync stream: %w", err)
+	}
+	sess := NewSyncSession(r, p, s.cfg.Limits)
+	stats, err := s.run(ctx, st, sess, nil)
+	s.record(stats, start, err)
+	return stats, err
+}
+
+func (s *Syncer) record(st SyncStats, start time.Time, err error) {
+	m := s.cfg.Metrics
+	if m == nil {
+		return
+	}
+	result := "ok"
+	if err != nil {
+		result = "error"
+	}
+	m.SyncExchanges.WithLabelValues(result).Inc()
+	m.SyncBytes.WithLabelValues("out").Add(float64(st.BytesOut))
+	m.SyncBytes.WithLabelValues("in").Add(float64(st.BytesIn))
+	m.SyncDuration.Observe(time.Since(start).Seconds())
+}
+
+// handle answers an exchange started by a peer.
+func (s *Syncer) handle(st network.Stream) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		_ = st.Reset()
+		return
+	}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	defer s.wg.Done()
+	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.Timeout)
+	defer cancel()
+	start := time.Now()
+	br := bufio.NewReader(st)
+	_ = st.SetReadDeadline(time.Now().Add(s.cfg.Timeout))
+	first, n, err := readFrame(br, s.cfg.Limits)
+	if err != nil {
+		_ = st.Reset()
+		s.record(SyncStats{}, start, err)
+		return
+	}
+	if first.Type != TypeSyncHello {
+		_ = st.Reset()
+		s.record(SyncStats{}, start, ErrSyncProtocol)
+		return
+	}
+	var r Replica
+	if s.cfg.Resolve != nil {
+		r = s.cfg.Resolve(first.Doc)
+	}
+	if r == nil {
+		s.cfg.Logger.Debug("sync for unknown document", "peer", st.Conn().RemotePeer(), "doc", first.Doc)
+		_ = st.Reset()
+		s.record(SyncStats{}, start, ErrUnknownDoc)
+		return
+	}
+	sess := NewSyncSession(r, st.Conn().RemotePeer(), s.cfg.Limits)
+	if err := sess.Handle(ctx, first); err != nil {
+		_ = st.Reset()
+		return
+	}
+	sess.stats.BytesIn += n
+	stats, err := s.run(ctx, st, sess, br)
+	s.record(stats, start, err)
+	if err != nil {
+		s.cfg.Logger.Debug("sync (responder) failed", "peer", st.Conn().RemotePeer(), "doc", first.Doc, "err", err)
+	}
+}
+
+// run drives sess over st: a reader goroutine feeds the session, this
+// goroutine writes what it produces. Both directions flow at once, so large
+// exchanges cannot deadlock on full stream buffers.
+func (s *Syncer) run(ctx context.Context, st network.Stream, sess *SyncSession, br *bufio.Reader) (SyncStats, error) {
+	if dl, ok := ctx.Deadline(); ok {
+		_ = st.SetDeadline(dl)
+	}
+	if br == nil {
+		br = bufio.NewReader(st)
+	}
+	var mu sync.Mutex
+	wake := make(chan struct{}, 1)
+	readErr := make(chan error, 1)
+	go func() {
+		for {
+			m, n, err := readFrame(br, s.cfg.Limits)
+			if err != nil {
+				readErr <- err
+				return
+			}
+			mu.Lock()
+			sess.stats.BytesIn += n
+			err = sess.Handle(ctx, m)
+			done := sess.gotDone
+			mu.Unlock()
+			select {
+			case wake <- struct{}{}:
+			default:
+			}
+			if err != nil {
+				readErr <- err
+				return
+			}
+			if done {
+				readErr <- nil
+				return
+			}
+		}
+	}()
+	bw := bufio.NewWriter(st)
+	fail := func(err error) (SyncStats, error) {
+		_ = st.Reset()
+		mu.Lock()
+		defer mu.Unlock()
+		return sess.stats, err
+	}
+	if !sess.gotHello { // initiator: hello goes first
+		if err := s.write(bw, sess, &mu, sess.Hello()); err != nil {
+			return fail(err)
+		}
+	} else {
+		if err := s.write(bw, sess, &mu, sess.Hello()); err != nil {
+			return fail(err)
+		}
+	}
+	readDone := false
+	for {
+		mu.Lock()
+		m, err := sess.Next(ctx)
+		mu.Unlock()
+		if err != nil {
+			return fail(err)
+		}
+		if m != nil {
+			if err := s.write(bw, sess, &mu, m); err != nil {
+				return fail(err)
+			}
+			if m.Type == TypeSyncDone {
+				_ = st.CloseWrite()
+			}
+			continue
+		}
+		mu.Lock()
+		finished := sess.Finished()
+		mu.Unlock()
+		if finished && readDone {
+			break
+		}
+		select {
+		case <-wake:
+		case err := <-readErr:
+			if err != nil {
+				return fail(err)
+			}
+			readDone = true
+		case <-ctx.Done():
+			return fail(ctx.Err())
+		}
+	}
+	_ = st.Close()
+	mu.Lock()
+	defer mu.Unlock()
+	return sess.stats, nil
+}
+
+func (s *Syncer) write(bw *bufio.Writer, sess *SyncSession, mu *sync.Mutex, m *SyncMsg) error {
+	b, err := EncodeSyncMsg(m)
+	if err != nil {
+		return err
+	}
+	var hdr [binary.MaxVarintLen64]byte
+	k := binary.PutUvarint(hdr[:], uint64(len(b)))
+	if _, err := bw.Write(hdr[:k]); err != nil {
+		return err
+	}
+	if _, err := bw.Write(b); err != nil {
+		return err
+	}
+	if err := bw.Flush(); err != nil {
+		return err
+	}
+	mu.Lock()
+	sess.stats.MsgsOut++
+	sess.stats.BytesOut += k + len(b)
+	mu.Unlock()
+	return nil
+}
+
+// readFrame reads one length-prefixed sync message and returns it with its
+// size on the wire.
+func readFrame(br *bufio.Reader, lim SyncLimits) (*SyncMsg, int, error) {
+	n, err := binary.ReadUvarint(br)
+	if err != nil {
+		return nil, 0, err
+	}
+	if n > uint64(lim.MaxSnapshotBytes) {
+		return nil, 0, fmt.Errorf("%w: sync frame of %d bytes", ErrTooLarge, n)
+	}
+	buf := make([]byte, n)
+	if _, err := io.ReadFull(br, buf); err != nil {
+		return nil, 0, err
+	}
+	m, err := DecodeSyncMsg(buf, lim)
+	if err != nil {
+		return nil, 0, err
+	}
+	var hdr [binary.MaxVarintLen64]byte
+	return m, int(n) + binary.PutUvarint(hdr[:], n), nil
+}

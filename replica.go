@@ -1,0 +1,600 @@
+package concord
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/concord-p2p/concord/crdt"
+	cnet "github.com/concord-p2p/concord/net"
+	"github.com/concord-p2p/concord/store"
+)
+
+// storedLimits bound envelopes read from the log or the sync stream. They are
+// looser than gossip's: a delta too big for one GossipSub message still
+// travels through the sync stream.
+var storedLimits = cnet.Limits{
+	MaxMessageBytes: MaxTxnBytes*4 + 64<<10,
+	MaxEnvelopes:    1 << 16,
+	MaxVVEntries:    4096,
+	MaxPayloadBytes: MaxTxnBytes * 4,
+}
+
+// rejectError is a refused envelope with its metrics reason.
+type rejectError struct {
+	reason string
+	err    error
+}
+
+func (e *rejectError) Error() string  { return e.reason + ": " + e.err.Error() }
+func (e *rejectError) Unwrap() error  { return e.err }
+func (e *rejectError) Reason() string { return e.reason }
+
+func reject(reason string, err error) error { return &rejectError{reason, err} }
+
+// replicaDeps is what a replica needs from its node. Tests build replicas
+// from it without libp2p.
+type replicaDeps struct {
+	store         *store.Store
+	key           crypto.PrivKey
+	self          crdt.ReplicaID
+	selfPeer      peer.ID
+	writers       map[peer.ID]bool // nil: anyone
+	ackPeers      int
+	snapshotAfter int
+	compactAfter  int
+	now           func() time.Time
+	metrics       *cnet.Metrics
+	log           *slog.Logger
+	publish       func(*cnet.Envelope) // gossip; may be nil
+}
+
+// replica is one document on one node: the CRDT state, its durable log and
+// outbox, the local write path (group commit into one signed delta per
+// flush) and the receive path (verify → merge → persist → notify). It
+// implements cnet.Replica for the sync protocol.
+type replica struct {
+	doc string
+	d   replicaDeps
+
+	ingestMu sync.Mutex // serialises Ingest and IngestSnapshot
+
+	mu        sync.Mutex
+	state     *crdt.State
+	clock     crdt.HLC
+	nextSeq   uint64
+	pending   *crdt.State
+	pendPaths [][]string
+	waiters   []chan error
+	peerVV    map[peer.ID]crdt.VersionVector
+	acked     uint64
+	ackCh     chan struct{}
+	subs      map[*Subscription]struct{}
+	failed    error
+	closed    bool
+	compactOn bool
+
+	kick chan struct{}
+	quit chan struct{}
+	wg   sync.WaitGroup
+}
+
+var _ cnet.Replica = (*replica)(nil)
+
+// openReplica loads doc from the store (snapshot, then log) and starts its
+// flusher.
+func openReplica(ctx context.Context, doc string, d replicaDeps) (*replica, error) {
+	r := &replica{
+		doc: doc, d: d, state: crdt.New(), peerVV: map[peer.ID]crdt.VersionVector{},
+		ackCh: make(chan struct{}), subs: map[*Subscription]struct{}{},
+		kick: make(chan struct{}, 1), quit: make(chan struct{}),
+	}
+	snap, ok, err := d.store.Snapshot(ctx, doc)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("concord: load snapshot of %q: %w", doc, err)
+	}
+	if ok {
+		st, err := crdt.Decode(snap.State, crdt.DefaultLimits())
+		if err != nil {
+			return nil, fmt.Errorf("concord: decode snapshot of %q: %w", doc, err)
+		}
+		r.state = st
+	}
+	var bad []error
+	err = d.store.Entries(ctx, doc, func(e store.Entry) error {
+		env, err := cnet.DecodeEnvelope(e.Data, storedLimits)
+		if err != nil {
+			bad = append(bad, fmt.Errorf("entry %s/%d: %w", e.Replica, e.Seq, err))
+			return nil
+		}
+		delta, err := crdt.DecodeDelta(env.Payload, env.Origin, crdt.DeltaLimits())
+		if err != nil {
+			bad = append(bad, fmt.Errorf("entry %s/%d: %w", e.Replica, e.Seq, err))
+			return nil
+		}
+		r.state.Merge(delta)
+		if h := crdt.HLC(env.HLC); h > r.clock {
+			r.clock = h
+		}
+		return nil
+	})
+	if err != nil {
+		bad = append(bad, err)
+	}
+	if len(bad) > 0 {
+		// Corrupt records are skipped; anti-entropy fetches them again.
+		d.log.Warn("skipped unreadable log entries", "doc", doc, "err", errors.Join(bad...))
+	}
+	r.nextSeq = d.store.MaxSeq(doc, d.self) + 1
+	r.acked = r.nextSeq - 1
+	if ob := d.store.Outbox(doc); len(ob) > 0 {
+		r.acked = ob[0] - 1
+	}
+	r.updateOutboxMetric()
+	r.wg.Add(1)
+	go r.flushLoop()
+	return r, nil
+}
+
+// close stops the flusher after it has flushed what is pending.
+func (r *replica) close() {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return
+	}
+	r.closed = true
+	for s := range r.subs {
+		close(s.c)
+	}
+	r.subs = map[*Subscription]struct{}{}
+	r.mu.Unlock()
+	close(r.quit)
+	r.wg.Wait()
+}
+
+// ---- local writes ----
+
+func txnBytes(ops []crdt.Op) int {
+	n := 0
+	for _, op := range ops {
+		n += len(op.Value) + 16
+		for _, k := range op.Path {
+			n += len(k)
+		}
+	}
+	return n
+}
+
+// apply applies ops locally as one transaction and returns once the delta
+// that carries them is durable.
+func (r *replica) apply(ctx context.Context, ops []crdt.Op) error {
+	if n := txnBytes(ops); n > MaxTxnBytes {
+		return fmt.Errorf("%w: %d bytes", ErrTooLarge, n)
+	}
+	r.mu.Lock()
+	switch {
+	case r.closed:
+		r.mu.Unlock()
+		return ErrClosed
+	case r.failed != nil:
+		r.mu.Unlock()
+		return r.failed
+	case r.d.writers != nil && !r.d.writers[r.d.selfPeer]:
+		r.mu.Unlock()
+		return ErrNotWriter
+	}
+	ts := r.clock.Now(r.d.now().UnixMilli())
+	delta, err := r.state.Apply(r.d.self, ts, ops...)
+	if err != nil {
+		r.mu.Unlock()
+		return err
+	}
+	r.clock = ts
+	if r.pending == nil {
+		r.pending = delta
+	} else {
+		r.pending.Merge(delta)
+	}
+	for _, op := range ops {
+		r.pendPaths = append(r.pendPaths, op.Path)
+	}
+	ch := make(chan error, 1)
+	r.waiters = append(r.waiters, ch)
+	r.mu.Unlock()
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
+	select {
+	case err := <-ch:
+		return err
+	case <-ctx.Done():
+		return ctx.Err() // the write may still become durable
+	}
+}
+
+func (r *replica) flushLoop() {
+	defer r.wg.Done()
+	for {
+		select {
+		case <-r.kick:
+			r.flush()
+		case <-r.quit:
+			r.flush()
+			return
+		}
+	}
+}
+
+// flush turns every pending transaction into one signed delta, persists it
+// (synced, with group commit in the store) and then publishes it.
+func (r *replica) flush() {
+	r.mu.Lock()
+	delta, waiters, paths := r.pending, r.waiters, r.pendPaths
+	r.pending, r.waiters, r.pendPaths = nil, nil, nil
+	if delta == nil {
+		r.mu.Unlock()
+		return
+	}
+	seq := r.nextSeq
+	r.nextSeq++
+	ts := r.clock
+	r.mu.Unlock()
+	err := r.persistOwn(seq, ts, delta)
+	if err != nil {
+		r.mu.Lock()
+		if r.failed == nil {
+			r.failed = fmt.Errorf("%w: %w", ErrStorage, err)
+		}
+		err = r.failed
+		r.mu.Unlock()
+	} else {
+		r.updateOutboxMetric()
+		r.notify(Change{Doc: r.doc, Local: true, Origin: r.d.self, Paths: dedupPaths(paths)})
+	}
+	for _, w := range waiters {
+		w <- err
+	}
+}
+
+func (r *replica) persistOwn(seq uint64, ts crdt.HLC, delta *crdt.State) error {
+	env := &cnet.Envelope{Doc: r.doc, Origin: r.d.self, Seq: seq, HLC: uint64(ts), Payload: crdt.EncodeDelta(delta, r.d.self)}
+	if err := cnet.SignEnvelope(r.d.key, env); err != nil {
+		return err
+	}
+	b, err := cnet.EncodeEnvelope(env)
+	if err != nil {
+		return err
+	}
+	// Persist before publish: a delta peers may hold is always in our log.
+	if err := r.d.store.Append(context.Background(), r.doc, r.d.self, []store.Entry{{Replica: r.d.self, Seq: seq, Data: b}}); err != nil {
+		return err
+	}
+	if r.d.publish != nil {
+		r.d.publish(env)
+	}
+	return nil
+}
+
+// ---- receive path ----
+
+// check verifies an envelope's author, allowlist and signature.
+func (r *replica) check(e *cnet.Envelope) error {
+	if e.Doc != r.doc {
+		return reject("wrong_doc", fmt.Errorf("envelope for %q", e.Doc))
+	}
+	p, err := cnet.PeerOf(e.Origin)
+	if err != nil {
+		return reject("bad_replica", err)
+	}
+	if r.d.writers != nil && !r.d.writers[p] {
+		return reject("not_writer", fmt.Errorf("%s is not an allowed writer of %q", p, r.doc))
+	}
+	if err := e.Verify(); err != nil {
+		return reject("bad_signature", err)
+	}
+	return nil
+}
+
+// Validate implements cnet.Handler's check for gossip.
+func (r *replica) Validate(_ peer.ID, e *cnet.Envelope) error {
+	if r.d.store.Has(r.doc, e.Origin, e.Seq) {
+		return cnet.ErrDuplicate
+	}
+	return r.check(e)
+}
+
+// Deliver implements cnet.Handler: validated envelopes from gossip.
+func (r *replica) Deliver(from peer.ID, envs []*cnet.Envelope) {
+	if err := r.ingest(context.Background(), from, envs, true); err != nil {
+		r.d.log.Warn("ingest failed", "doc", r.doc, "err", err)
+	}
+}
+
+// Ingest implements cnet.Replica: envelopes from the sync stream.
+func (r *replica) Ingest(ctx context.Context, from peer.ID, envs []*cnet.Envelope) error {
+	return r.ingest(ctx, from, envs, false)
+}
+
+func (r *replica) ingest(ctx context.Context, from peer.ID, envs []*cnet.Envelope, verified bool) error {
+	r.ingestMu.Lock()
+	defer r.ingestMu.Unlock()
+	type item struct {
+		env   *cnet.Envelope
+		delta *crdt.State
+		data  []byte
+	}
+	items := make([]item, 0, len(envs))
+	seen := map[crdt.Dot]bool{}
+	for _, e := range envs {
+		k := crdt.Dot{Replica: e.Origin, Counter: e.Seq}
+		if seen[k] || r.d.store.Has(r.doc, e.Origin, e.Seq) {
+			continue
+		}
+		if !verified {
+			if err := r.check(e); err != nil {
+				r.d.metrics.Reject(err.(*rejectError).reason)
+				r.d.log.Debug("rejected envelope", "doc", r.doc, "from", from, "err", err)
+				continue
+			}
+		}
+		delta, err := crdt.DecodeDelta(e.Payload, e.Origin, crdt.DeltaLimits())
+		if err != nil {
+			r.d.metrics.Reject("bad_payload")
+			continue
+		}
+		data, err := cnet.EncodeEnvelope(e)
+		if err != nil {
+			r.d.metrics.Reject("malformed")
+			continue
+		}
+		seen[k] = true
+		items = append(items, item{e, delta, data})
+	}
+	if len(items) == 0 {
+		return nil
+	}
+	now := r.d.now()
+	r.mu.Lock()
+	var paths [][]string
+	var maxHLC crdt.HLC
+	for _, it := range items {
+		paths = append(paths, r.state.MergeChanges(it.delta)...)
+		if h := crdt.HLC(it.env.HLC); h > maxHLC {
+			maxHLC = h
+		}
+	}
+	r.clock = r.clock.Observe(maxHLC, now.UnixMilli())
+	r.mu.Unlock()
+	entries := make([]store.Entry, len(items))
+	for i, it := range items {
+		entries[i] = store.Entry{Replica: it.env.Origin, Seq: it.env.Seq, Data: it.data}
+	}
+	if err := r.d.store.Append(ctx, r.doc, r.d.self, entries); err != nil {
+		return fmt.Errorf("concord: persist received deltas: %w", err)
+	}
+	if m := r.d.metrics; m != nil {
+		for _, it := range items {
+			lat := now.Sub(time.UnixMilli(crdt.HLC(it.env.HLC).Physical()))
+			m.DeltaPropagation.Observe(max(lat.Seconds(), 0))
+		}
+	}
+	r.notify(Change{Doc: r.doc, Origin: items[0].env.Origin, Peer: from, Paths: dedupPaths(paths)})
+	return nil
+}
+
+// Doc implements cnet.Replica.
+func (r *replica) Doc() string { return r.doc }
+
+// Version implements cnet.Replica: the contiguous vector of held deltas.
+func (r *replica) Version() crdt.VersionVector { return r.d.store.Contiguous(r.doc) }
+
+// Missing implements cnet.Replica.
+func (r *replica) Missing(ctx context.Context, have crdt.VersionVector, cur store.Cursor) ([]store.Entry, store.Cursor, bool, error) {
+	return r.d.store.Missing(ctx, r.doc, have, cur)
+}
+
+// SnapshotFor implements cnet.Replica: the stored snapshot when the log no
+// longer reaches back to have, or a fresh one for a peer that has nothing
+// of a long log (cheaper than replaying every delta).
+func (r *replica) SnapshotFor(ctx context.Context, have crdt.VersionVector) ([]byte, crdt.VersionVector, bool, error) {
+	if r.d.store.NeedsSnapshot(r.doc, have) {
+		snap, ok, err := r.d.store.Snapshot(ctx, r.doc)
+		if err != nil || !ok {
+			return nil, nil, false, err
+		}
+		return snap.State, snap.VV, true, nil
+	}
+	if len(have) > 0 {
+		return nil, nil, false, nil
+	}
+	r.ingestMu.Lock()
+	defer r.ingestMu.Unlock()
+	vv := r.d.store.Contiguous(r.doc)
+	var total uint64
+	for _, n := range vv {
+		total += n
+	}
+	if total <= uint64(r.d.snapshotAfter) {
+		return nil, nil, false, nil
+	}
+	r.mu.Lock()
+	b := crdt.Encode(r.state) // covers vv: merges precede appends
+	r.mu.Unlock()
+	return b, vv, true, nil
+}
+
+// IngestSnapshot implements cnet.Replica.
+func (r *replica) IngestSnapshot(ctx context.Context, from peer.ID, state []byte, vv crdt.VersionVector) error {
+	st, err := crdt.Decode(state, crdt.DefaultLimits())
+	if err != nil {
+		r.d.metrics.Reject("bad_snapshot")
+		return reject("bad_snapshot", err)
+	}
+	if r.d.writers != nil {
+		for _, rep := range st.Context().Replicas() {
+			if p, err := cnet.PeerOf(rep); err != nil || !r.d.writers[p] {
+				r.d.metrics.Reject("not_writer")
+				return reject("not_writer", fmt.Errorf("snapshot holds writes of %s", rep))
+			}
+		}
+	}
+	r.ingestMu.Lock()
+	defer r.ingestMu.Unlock()
+	old, _, err := r.d.store.Snapshot(ctx, r.doc)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	newVV := crdt.VersionVector{}
+	newVV.Merge(old.VV)
+	newVV.Merge(vv)
+	r.mu.Lock()
+	paths := r.state.MergeChanges(st)
+	enc := crdt.Encode(r.state)
+	r.mu.Unlock()
+	if err := r.d.store.Compact(ctx, r.doc, store.Snapshot{State: enc, VV: newVV}); err != nil {
+		return fmt.Errorf("concord: store received snapshot: %w", err)
+	}
+	r.notify(Change{Doc: r.doc, Peer: from, Paths: paths})
+	return nil
+}
+
+// Observed implements cnet.Replica: peer p holds vv. It acknowledges own
+// deltas (outbox) and may trigger compaction.
+func (r *replica) Observed(p peer.ID, vv crdt.VersionVector) {
+	if p == r.d.selfPeer {
+		return
+	}
+	r.mu.Lock()
+	pv := r.peerVV[p]
+	if pv == nil {
+		pv = crdt.VersionVector{}
+		r.peerVV[p] = pv
+	}
+	pv.Merge(vv)
+	var held []uint64
+	for _, v := range r.peerVV {
+		held = append(held, v[r.d.self])
+	}
+	slices.Sort(held)
+	slices.Reverse(held)
+	var upTo uint64
+	if len(held) >= r.d.ackPeers {
+		upTo = min(held[r.d.ackPeers-1], r.nextSeq-1)
+	}
+	advance := upTo > r.acked
+	r.mu.Unlock()
+	if advance {
+		if err := r.d.store.Ack(context.Background(), r.doc, upTo); err != nil {
+			r.d.log.Warn("ack failed", "doc", r.doc, "err", err)
+			return
+		}
+		r.mu.Lock()
+		if upTo > r.acked {
+			r.acked = upTo
+			close(r.ackCh)
+			r.ackCh = make(chan struct{})
+		}
+		r.mu.Unlock()
+		r.updateOutboxMetric()
+	}
+	r.maybeCompact()
+}
+
+// maybeCompact folds into the snapshot the log entries every known peer
+// holds, once there are at least compactAfter of them.
+func (r *replica) maybeCompact() {
+	r.mu.Lock()
+	if r.compactOn || r.closed || len(r.peerVV) == 0 {
+		r.mu.Unlock()
+		return
+	}
+	own := r.d.store.Contiguous(r.doc)
+	floor := own.Clone()
+	for _, v := range r.peerVV {
+		for rep, n := range floor {
+			floor[rep] = min(n, v[rep])
+		}
+	}
+	r.mu.Unlock()
+	snap, _, err := r.d.store.Snapshot(context.Background(), r.doc)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return
+	}
+	var gain uint64
+	for rep, n := range floor {
+		if n > snap.VV[rep] {
+			gain += n - snap.VV[rep]
+		}
+	}
+	if gain < uint64(r.d.compactAfter) {
+		return
+	}
+	r.mu.Lock()
+	if r.compactOn || r.closed {
+		r.mu.Unlock()
+		return
+	}
+	r.compactOn = true
+	r.wg.Add(1)
+	r.mu.Unlock()
+	go func() {
+		defer r.wg.Done()
+		defer func() { r.mu.Lock(); r.compactOn = false; r.mu.Unlock() }()
+		if err := r.compact(context.Background(), floor); err != nil {
+			r.d.log.Warn("compaction failed", "doc", r.doc, "err", err)
+		}
+	}()
+}
+
+// compact folds log entries covered by upTo into the snapshot.
+func (r *replica) compact(ctx context.Context, upTo crdt.VersionVector) error {
+	r.ingestMu.Lock()
+	defer r.ingestMu.Unlock()
+	old, _, err := r.d.store.Snapshot(ctx, r.doc)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	vv := crdt.VersionVector{}
+	vv.Merge(old.VV)
+	vv.Merge(upTo)
+	r.mu.Lock()
+	enc := crdt.Encode(r.state)
+	r.mu.Unlock()
+	return r.d.store.Compact(ctx, r.doc, store.Snapshot{State: enc, VV: vv})
+}
+
+func (r *replica) updateOutboxMetric() {
+	if m := r.d.metrics; m != nil {
+		m.OutboxDepth.WithLabelValues(r.doc).Set(float64(r.d.store.OutboxDepth(r.doc)))
+	}
+}
+
+// waitAcked blocks until every own delta written so far is acknowledged.
+func (r *replica) waitAcked(ctx context.Context) error {
+	r.mu.Lock()
+	target := r.nextSeq - 1
+	if r.pending != nil {
+		target++ // the flush in progress
+	}
+	for r.acked < target {
+		ch := r.ackCh
+		r.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		r.mu.Lock()
+	}
+	r.mu.Unlock()
+	return nil
+}

@@ -1,0 +1,91 @@
+package concord
+
+import (
+	"sort"
+	"strings"
+	"sync/atomic"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/concord-p2p/concord/crdt"
+)
+
+// Change describes one applied change of a document: a local transaction
+// once durable, or deltas received from a peer once merged and stored.
+type Change struct {
+	Doc string
+	// Local is true for this node's own writes.
+	Local bool
+	// Origin is the author replica (of the first delta, for a batch).
+	Origin crdt.ReplicaID
+	// Peer is the peer that delivered a remote change.
+	Peer peer.ID
+	// Paths are the paths whose content changed, sorted.
+	Paths [][]string
+}
+
+// Subscription delivers a document's changes on C. Its buffer is bounded:
+// when it is full a change is dropped and counted in Missed (and in the
+// dropped-items metric); the subscriber should then re-read the document.
+// C is closed when the subscription or the document is closed.
+type Subscription struct {
+	C      <-chan Change
+	c      chan Change
+	r      *replica
+	missed atomic.Uint64
+}
+
+// Missed returns how many changes were dropped because C was full.
+func (s *Subscription) Missed() uint64 { return s.missed.Load() }
+
+// Close ends the subscription.
+func (s *Subscription) Close() {
+	r := s.r
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.subs[s]; ok {
+		delete(r.subs, s)
+		close(s.c)
+	}
+}
+
+func (r *replica) subscribe(buffer int) *Subscription {
+	if buffer <= 0 {
+		buffer = 64
+	}
+	c := make(chan Change, buffer)
+	s := &Subscription{C: c, c: c, r: r}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		close(c)
+		return s
+	}
+	r.subs[s] = struct{}{}
+	return s
+}
+
+func (r *replica) notify(ch Change) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for s := range r.subs {
+		select {
+		case s.c <- ch:
+		default:
+			s.missed.Add(1)
+			r.d.metrics.Drop("subscription", "full")
+		}
+	}
+}
+
+func dedupPaths(paths [][]string) [][]string {
+	sort.Slice(paths, func(i, j int) bool { return strings.Join(paths[i], "\x00") < strings.Join(paths[j], "\x00") })
+	out := paths[:0]
+	for i, p := range paths {
+		if i > 0 && strings.Join(p, "\x00") == strings.Join(out[len(out)-1], "\x00") {
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
+}
