@@ -55,6 +55,8 @@ type Config struct {
 	Logger *slog.Logger
 	// FastGossip shortens GossipSub heartbeats, for tests.
 	FastGossip bool
+	// Events receives node events (optional callbacks).
+	Events Events
 	// Gater, if set, filters connections (tests use it to partition peers).
 	Gater *cnet.Gater
 	// Now is the wall clock (for HLC timestamps). Default time.Now.
@@ -105,4 +107,11 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: PSK must be 32 bytes", ErrConfig)
 	}
 	return nil
+}
+
+// Events receives a node's events. Every callback is optional, may be
+// called from any goroutine and must not block.
+type Events struct {
+	// SyncFinished is called after every anti-entropy exchange.
+	SyncFinished func(cnet.ExchangeEvent)
 }

@@ -4,8 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
+
+	cnet "github.com/concord-p2p/concord/net"
 )
 
 // testNode opens an in-memory (or on-disk, with dir) node on loopback.
@@ -77,4 +80,64 @@ func mustJSON(v any) json.RawMessage {
 		panic(err)
 	}
 	return b
+}
+
+// counterValue sums a counter family's samples whose labels match.
+func counterValue(t testing.TB, n *Node, name string, labels map[string]string) float64 {
+	t.Helper()
+	mfs, err := n.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range mf.GetMetric() {
+			for k, v := range labels {
+				found := false
+				for _, lp := range m.GetLabel() {
+					if lp.GetName() == k && lp.GetValue() == v {
+						found = true
+					}
+				}
+				if !found {
+					continue next
+				}
+			}
+			if c := m.GetCounter(); c != nil {
+				sum += c.GetValue()
+			}
+			if g := m.GetGauge(); g != nil {
+				sum += g.GetValue()
+			}
+		}
+	}
+	return sum
+}
+
+// exchangeLog records finished sync exchanges.
+type exchangeLog struct {
+	mu     sync.Mutex
+	events []cnet.ExchangeEvent
+}
+
+func (l *exchangeLog) add(e cnet.ExchangeEvent) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.events = append(l.events, e)
+}
+
+func (l *exchangeLog) reset() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.events = nil
+}
+
+func (l *exchangeLog) snapshot() []cnet.ExchangeEvent {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]cnet.ExchangeEvent(nil), l.events...)
 }

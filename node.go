@@ -114,6 +114,7 @@ func Open(ctx context.Context, cfg Config) (n *Node, err error) {
 	sl.Envelope = storedLimits
 	n.syncer = cnet.NewSyncer(n.h, cnet.SyncerConfig{
 		Timeout: cfg.SyncTimeout, Limits: sl, Metrics: n.metrics, Logger: cfg.Logger,
+		OnExchange: cfg.Events.SyncFinished,
 		Resolve: func(doc string) cnet.Replica {
 			n.mu.Lock()
 			defer n.mu.Unlock()
@@ -384,16 +385,27 @@ func (h docHandler) Summary(from peer.ID, s *cnet.Summary) {
 	}
 	r.Observed(p, s.VV)
 	mine := r.Version()
+	weLack, theyLack := false, false
 	for rep, v := range s.VV {
 		if v > mine[rep] {
-			target := p
-			if n.h.Network().Connectedness(p) != network.Connected {
-				target = from
-			}
-			n.syncer.Trigger(target, r)
-			return
+			weLack = true
 		}
 	}
+	for rep, v := range mine {
+		if v > s.VV[rep] {
+			theyLack = true
+		}
+	}
+	// Pull what we lack. When both sides lack something, both see it in
+	// each other's summaries: only the lower ID starts the exchange.
+	if !weLack || (theyLack && n.h.ID() > p) {
+		return
+	}
+	target := p
+	if n.h.Network().Connectedness(p) != network.Connected {
+		target = from
+	}
+	n.syncer.Trigger(target, r)
 }
 
 // eventLoop reacts to new connections: remember the peer, publish
@@ -411,8 +423,11 @@ func (n *Node) eventLoop() {
 				docs = append(docs, d)
 			}
 			n.mu.Unlock()
-			for _, d := range docs {
-				n.syncer.Trigger(p, d.r)
+			// One side starts the exchange (it repairs both): the lower ID.
+			if n.h.ID() < p {
+				for _, d := range docs {
+					n.syncer.Trigger(p, d.r)
+				}
 			}
 			n.rememberPeer(p)
 			n.publishSummaries()

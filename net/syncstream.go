@@ -36,6 +36,18 @@ type SyncerConfig struct {
 	Metrics *Metrics
 	// Logger, optional.
 	Logger *slog.Logger
+	// OnExchange, optional, is called after every exchange, either role.
+	OnExchange func(ExchangeEvent)
+}
+
+// ExchangeEvent describes one finished anti-entropy exchange.
+type ExchangeEvent struct {
+	Peer      peer.ID
+	Doc       string
+	Initiator bool
+	Stats     SyncStats
+	Duration  time.Duration
+	Err       error
 }
 
 // Syncer runs anti-entropy exchanges over libp2p streams: it answers
@@ -58,9 +70,7 @@ type syncKey struct {
 	doc string
 }
 
-type syncSlot struct {
-	again bool
-}
+type syncSlot struct{}
 
 // NewSyncer registers the sync protocol handler on h.
 func NewSyncer(h host.Host, cfg SyncerConfig) *Syncer {
@@ -94,64 +104,82 @@ func (s *Syncer) Close() error {
 	return nil
 }
 
-// Trigger starts an exchange with p for r in the background, unless one is
-// running; then it is re-run once that ends.
+// Trigger starts an exchange with p for r in the background unless one
+// between them for r.Doc() is running, in either direction: that one
+// repairs both sides already.
 func (s *Syncer) Trigger(p peer.ID, r Replica) {
 	k := syncKey{p, r.Doc()}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
+	if !s.acquire(k) {
 		return
 	}
-	if slot := s.inflight[k]; slot != nil {
-		slot.again = true
-		return
-	}
-	slot := &syncSlot{}
-	s.inflight[k] = slot
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		for {
-			_, err := s.Sync(s.ctx, p, r)
-			if err != nil {
-				s.cfg.Logger.Debug("sync failed", "peer", p, "doc", k.doc, "err", err)
-			}
-			s.mu.Lock()
-			if !slot.again || s.closed {
-				delete(s.inflight, k)
-				s.mu.Unlock()
-				return
-			}
-			slot.again = false
-			s.mu.Unlock()
+		defer s.release(k)
+		if _, err := s.sync(s.ctx, p, r); err != nil {
+			s.cfg.Logger.Debug("sync failed", "peer", p, "doc", k.doc, "err", err)
 		}
 	}()
 }
 
-// Sync runs one exchange with p for r and returns its counts.
+// Busy reports whether an exchange with p for doc is running.
+func (s *Syncer) Busy(p peer.ID, doc string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.inflight[syncKey{p, doc}] != nil
+}
+
+func (s *Syncer) acquire(k syncKey) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || s.inflight[k] != nil {
+		return false
+	}
+	s.inflight[k] = &syncSlot{}
+	return true
+}
+
+func (s *Syncer) release(k syncKey) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.inflight, k)
+}
+
+// Sync runs one exchange with p for r now (even if another is running) and
+// returns its counts.
 func (s *Syncer) Sync(ctx context.Context, p peer.ID, r Replica) (SyncStats, error) {
+	return s.sync(ctx, p, r)
+}
+
+func (s *Syncer) sync(ctx context.Context, p peer.ID, r Replica) (SyncStats, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
 	start := time.Now()
 	st, err := s.h.NewStream(network.WithAllowLimitedConn(ctx, "sync"), p, SyncProtocol)
 	if err != nil {
-		s.record(SyncStats{}, start, err)
-		return SyncStats{}, fmt.Errorf("net: open sync stream: %w", err)
+		err = fmt.Errorf("net: open sync stream: %w", err)
+		s.record(p, r.Doc(), true, SyncStats{}, start, err)
+		return SyncStats{}, err
 	}
 	sess := NewSyncSession(r, p, s.cfg.Limits)
 	stats, err := s.run(ctx, st, sess, nil)
-	s.record(stats, start, err)
+	s.record(p, r.Doc(), true, stats, start, err)
 	return stats, err
 }
 
-func (s *Syncer) record(st SyncStats, start time.Time, err error) {
+func (s *Syncer) record(p peer.ID, doc string, initiator bool, st SyncStats, start time.Time, err error) {
+	if s.cfg.OnExchange != nil {
+		s.cfg.OnExchange(ExchangeEvent{Peer: p, Doc: doc, Initiator: initiator, Stats: st, Duration: time.Since(start), Err: err})
+	}
 	m := s.cfg.Metrics
 	if m == nil {
 		return
 	}
 	result := "ok"
-	if err != nil {
+	switch {
+	case errors.Is(err, ErrUnknownDoc):
+		result = "unknown_doc"
+	case err != nil:
 		result = "error"
 	}
 	m.SyncExchanges.WithLabelValues(result).Inc()
@@ -176,15 +204,16 @@ func (s *Syncer) handle(st network.Stream) {
 	start := time.Now()
 	br := bufio.NewReader(st)
 	_ = st.SetReadDeadline(time.Now().Add(s.cfg.Timeout))
+	remote := st.Conn().RemotePeer()
 	first, n, err := readFrame(br, s.cfg.Limits)
 	if err != nil {
 		_ = st.Reset()
-		s.record(SyncStats{}, start, err)
+		s.record(remote, "", false, SyncStats{}, start, err)
 		return
 	}
 	if first.Type != TypeSyncHello {
 		_ = st.Reset()
-		s.record(SyncStats{}, start, ErrSyncProtocol)
+		s.record(remote, first.Doc, false, SyncStats{}, start, ErrSyncProtocol)
 		return
 	}
 	var r Replica
@@ -194,17 +223,21 @@ func (s *Syncer) handle(st network.Stream) {
 	if r == nil {
 		s.cfg.Logger.Debug("sync for unknown document", "peer", st.Conn().RemotePeer(), "doc", first.Doc)
 		_ = st.Reset()
-		s.record(SyncStats{}, start, ErrUnknownDoc)
+		s.record(remote, first.Doc, false, SyncStats{}, start, ErrUnknownDoc)
 		return
 	}
-	sess := NewSyncSession(r, st.Conn().RemotePeer(), s.cfg.Limits)
+	k := syncKey{remote, first.Doc}
+	if s.acquire(k) {
+		defer s.release(k)
+	}
+	sess := NewSyncSession(r, remote, s.cfg.Limits)
 	if err := sess.Handle(ctx, first); err != nil {
 		_ = st.Reset()
 		return
 	}
 	sess.stats.BytesIn += n
 	stats, err := s.run(ctx, st, sess, br)
-	s.record(stats, start, err)
+	s.record(remote, first.Doc, false, stats, start, err)
 	if err != nil {
 		s.cfg.Logger.Debug("sync (responder) failed", "peer", st.Conn().RemotePeer(), "doc", first.Doc, "err", err)
 	}
