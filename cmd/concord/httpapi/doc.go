@@ -1,0 +1,23 @@
+// Package httpapi is the HTTP+SSE API of the Concord demo peer
+// (cmd/concord). It exposes one [concord.Node] over JSON, exactly the routes
+// of the "Demo peer contract" in DESIGN.md:
+//
+//	GET  /v1/status             node identity, addresses, peers, open documents
+//	GET  /v1/docs/{doc}         a document's JSON view, version vector, outbox depth
+//	POST /v1/docs/{doc}/ops     a batch of ops, applied as one transaction
+//	GET  /v1/docs/{doc}/events  text/event-stream, one "change" event per change
+//	GET  /metrics               the node's Prometheus registry
+//
+// Every error is a JSON object {"error": "..."} with a 4xx (or, for a
+// failure of the node itself, 5xx) status.
+//
+// # Usage
+//
+//	node, _ := concord.Open(ctx, cfg)
+//	api := httpapi.New(node, httpapi.Options{})
+//	srv := &http.Server{Handler: api}
+//
+// Event streams end when the request's context ends; give the server a
+// BaseContext that is cancelled before [http.Server.Shutdown] so that open
+// streams do not hold shutdown up.
+package httpapi

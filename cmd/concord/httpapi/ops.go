@@ -1,0 +1,145 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/concord-p2p/concord/crdt"
+)
+
+// opBody is one op of a POST /v1/docs/{doc}/ops batch.
+type opBody struct {
+	Op    string          `json:"op"`
+	Path  json.RawMessage `json:"path"`
+	Value json.RawMessage `json:"value"`
+	By    json.RawMessage `json:"by"`
+}
+
+// errBadOps marks a batch that does not decode; it is answered with 400.
+var errBadOps = errors.New("bad ops")
+
+func (a *API) postOps(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body over %d bytes", MaxBodyBytes))
+			return
+		}
+		writeError(w, http.StatusBadRequest, "read body: "+err.Error())
+		return
+	}
+	ops, err := DecodeOps(body)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	d, ok := a.doc(w, r)
+	if !ok {
+		return
+	}
+	if err := d.Apply(r.Context(), ops...); err != nil {
+		writeError(w, statusOf(err), err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, viewOf(d))
+}
+
+// DecodeOps decodes a batch: a non-empty JSON list of ops
+//
+//	{"op":"set","path":[...],"value":<json>}   {"op":"delete","path":[...]}
+//	{"op":"inc","path":[...],"by":<int>}       {"op":"add","path":[...],"value":<scalar>}
+//	{"op":"remove","path":[...],"value":<scalar>}
+//
+// where a path is a non-empty list of strings. Errors wrap errBadOps and
+// name the op by index. Type checks against the document (inc on a
+// register, ...) are left to Doc.Apply.
+func DecodeOps(body []byte) ([]crdt.Op, error) {
+	body = bytes.TrimSpace(body)
+	if !json.Valid(body) {
+		return nil, fmt.Errorf("%w: body is not valid JSON", errBadOps)
+	}
+	if len(body) == 0 || body[0] != '[' {
+		return nil, fmt.Errorf("%w: body must be a JSON list of ops", errBadOps)
+	}
+	var raw []json.RawMessage
+	if err := json.Unmarshal(body, &raw); err != nil {
+		return nil, fmt.Errorf("%w: body must be a JSON list of ops: %v", errBadOps, err)
+	}
+	if len(raw) == 0 {
+		return nil, fmt.Errorf("%w: empty list of ops", errBadOps)
+	}
+	ops := make([]crdt.Op, 0, len(raw))
+	for i, m := range raw {
+		op, err := decodeOp(m)
+		if err != nil {
+			return nil, fmt.Errorf("%w: op %d: %v", errBadOps, i, err)
+		}
+		ops = append(ops, op)
+	}
+	return ops, nil
+}
+
+func decodeOp(m json.RawMessage) (crdt.Op, error) {
+	var b opBody
+	dec := json.NewDecoder(bytes.NewReader(m))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&b); err != nil {
+		return crdt.Op{}, fmt.Errorf("not an op object: %v", err)
+	}
+	path, err := decodePath(b.Path)
+	if err != nil {
+		return crdt.Op{}, err
+	}
+	switch b.Op {
+	case "set":
+		if b.Value == nil {
+			return crdt.Op{}, errors.New(`"set" needs a "value"`)
+		}
+		return crdt.Set(path, b.Value), nil
+	case "delete":
+		return crdt.Delete(path), nil
+	case "inc":
+		var by int64
+		if b.By == nil || json.Unmarshal(b.By, &by) != nil {
+			return crdt.Op{}, errors.New(`"inc" needs an integer "by"`)
+		}
+		return crdt.Inc(path, by), nil
+	case "add", "remove":
+		if err := checkScalar(b.Value); err != nil {
+			return crdt.Op{}, fmt.Errorf("%q: %v", b.Op, err)
+		}
+		if b.Op == "add" {
+			return crdt.Add(path, b.Value), nil
+		}
+		return crdt.Remove(path, b.Value), nil
+	case "":
+		return crdt.Op{}, errors.New(`missing "op"`)
+	default:
+		return crdt.Op{}, fmt.Errorf("unknown op %q (want set, delete, inc, add or remove)", b.Op)
+	}
+}
+
+func decodePath(raw json.RawMessage) ([]string, error) {
+	var path []string
+	if raw == nil || json.Unmarshal(raw, &path) != nil || len(path) == 0 {
+		return nil, errors.New(`"path" must be a non-empty list of strings`)
+	}
+	return path, nil
+}
+
+// checkScalar accepts a JSON string, number, boolean or null.
+func checkScalar(v json.RawMessage) error {
+	if v == nil {
+		return errors.New(`needs a "value"`)
+	}
+	switch bytes.TrimSpace(v)[0] {
+	case '{', '[':
+		return errors.New(`"value" must be a JSON scalar (string, number, boolean)`)
+	}
+	return nil
+}
