@@ -140,7 +140,8 @@ type SyncStats struct {
 	MsgsOut, MsgsIn     int
 	DeltasOut, DeltasIn int
 	BytesOut, BytesIn   int // frame payload bytes, both directions
-	Snapshot            bool
+	Snapshot            bool // a snapshot was received
+	SnapshotOut         bool // a snapshot was sent
 }
 
 // ErrSyncProtocol is returned when the peer breaks the exchange protocol.
@@ -252,6 +253,7 @@ func (s *SyncSession) Next(ctx context.Context) (*SyncMsg, error) {
 			have := s.peerVV.Clone()
 			have.Merge(vv)
 			s.peerVV = have
+			s.stats.SnapshotOut = true
 			return &SyncMsg{Type: TypeSyncSnapshot, VV: vv, State: state}, nil
 		}
 	}
