@@ -42,9 +42,16 @@ const (
 	simAckKey = "acks" // the set of acknowledgment markers; never removed
 )
 
-// simKeys is the key space of random ops (simAckKey is not in it).
-var simKeys = [][]string{
-	{"a"}, {"b"}, {"c"}, {"d"}, {"m", "x"}, {"m", "y"}, {"m", "n", "z"}, {"m"},
+// simKeys is the key space of random ops (simAckKey is not in it), each
+// with the op kind mostly used on it: 0 register, 1 counter, 2 set, -1 any.
+// The other kinds are used now and then, so type conflicts (refused
+// locally, resolved by the CRDT when concurrent) happen too.
+var simKeys = []struct {
+	path []string
+	kind int
+}{
+	{[]string{"a"}, 0}, {[]string{"b"}, 1}, {[]string{"c"}, 2}, {[]string{"d"}, -1},
+	{[]string{"m", "x"}, 2}, {[]string{"m", "y"}, 1}, {[]string{"m", "n", "z"}, 0}, {[]string{"m"}, -1},
 }
 
 var simScalars = []string{`1`, `2`, `"x"`, `"y"`, `true`, `null`, `-7`}
@@ -320,9 +327,21 @@ func (s *sim) pickPair() (int, int, bool) {
 }
 
 func (s *sim) randomOp() crdt.Op {
-	path := slices.Clone(simKeys[s.rng.IntN(len(simKeys))])
+	k := simKeys[s.rng.IntN(len(simKeys))]
+	path := slices.Clone(k.path)
 	scalar := func() []byte { return []byte(simScalars[s.rng.IntN(len(simScalars))]) }
-	switch s.rng.IntN(6) {
+	op := s.rng.IntN(6)
+	if k.kind >= 0 && s.chance(0.85) {
+		switch k.kind {
+		case 0:
+			op = []int{0, 0, 0, 1}[s.rng.IntN(4)]
+		case 1:
+			op = []int{2, 2, 2, 1}[s.rng.IntN(4)]
+		case 2:
+			op = []int{3, 4, 5, 1}[s.rng.IntN(4)]
+		}
+	}
+	switch op {
 	case 0:
 		if s.chance(0.2) {
 			return crdt.Set(path, []byte(fmt.Sprintf(`{"v":%d}`, s.rng.IntN(10))))
