@@ -100,7 +100,7 @@ type simReplica struct {
 
 // simStats counts what a run exercised.
 type simStats struct {
-	writes, refused, delivered, dropped, dups, reorders, summaries int
+	writes, refused, delivered, dropped, dups, reorders, summaries      int
 	exchanges, interrupted, snapshots, partitions, crashes, compactions int
 	hlcRegressions                                                      int
 }
