@@ -4,11 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/concord-p2p/concord/crdt"
 	cnet "github.com/concord-p2p/concord/net"
+	"github.com/concord-p2p/concord/store"
 )
 
 // Doc is one document hosted by a Node: a JSON-like tree of registers,
@@ -20,6 +23,42 @@ type Doc struct {
 	name  string
 	r     *replica
 	topic *cnet.Topic
+
+	gapMu    sync.Mutex
+	gapTimer *time.Timer // pending gap check, at most one
+	gapDone  bool
+}
+
+// gapGrace is how long a gap in a replica's deltas may last before an
+// anti-entropy exchange is started to fill it.
+const gapGrace = 150 * time.Millisecond
+
+func (d *Doc) checkGapLater(from peer.ID, origin crdt.ReplicaID, seq uint64) {
+	d.gapMu.Lock()
+	defer d.gapMu.Unlock()
+	if d.gapTimer != nil || d.gapDone {
+		return
+	}
+	d.gapTimer = time.AfterFunc(gapGrace, func() {
+		d.gapMu.Lock()
+		d.gapTimer = nil
+		done := d.gapDone
+		d.gapMu.Unlock()
+		if !done && d.r.Version()[origin] < seq {
+			d.n.syncer.Trigger(from, d.r)
+		}
+	})
+}
+
+// stopGapChecks cancels a pending gap check; called on close.
+func (d *Doc) stopGapChecks() {
+	d.gapMu.Lock()
+	defer d.gapMu.Unlock()
+	d.gapDone = true
+	if d.gapTimer != nil {
+		d.gapTimer.Stop()
+		d.gapTimer = nil
+	}
 }
 
 // Name returns the document name.
@@ -203,4 +242,25 @@ func (d *Doc) Compact(ctx context.Context) error {
 	}
 	r.mu.Unlock()
 	return r.compact(ctx, floor)
+}
+
+// Lacking reports how many stored deltas, and how many bytes of encoded
+// envelopes, a peer holding version have lacks from this node's log. It is a
+// diagnostic (benchmarks use it to relate sync traffic to the data owed).
+func (d *Doc) Lacking(ctx context.Context, have crdt.VersionVector) (deltas, bytes int, err error) {
+	var cur store.Cursor
+	for {
+		batch, next, done, err := d.r.Missing(ctx, have, cur)
+		if err != nil {
+			return deltas, bytes, err
+		}
+		for _, e := range batch {
+			deltas++
+			bytes += len(e.Data)
+		}
+		cur = next
+		if done {
+			return deltas, bytes, nil
+		}
+	}
 }

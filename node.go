@@ -367,11 +367,13 @@ func (h docHandler) Validate(from peer.ID, e *cnet.Envelope) error { return h.d.
 func (h docHandler) Deliver(from peer.ID, envs []*cnet.Envelope) {
 	r := h.d.r
 	r.Deliver(from, envs)
-	// A gap (a delta whose predecessors we lack) is repaired at once.
+	// A gap (a delta whose predecessors we lack) is repaired by sync if it
+	// is still there after a grace period: concurrent validation reorders
+	// gossip slightly, and the missing delta is usually a moment behind.
 	vv := r.Version()
 	for _, e := range envs {
 		if vv[e.Origin] < e.Seq {
-			h.d.n.syncer.Trigger(from, r)
+			h.d.checkGapLater(from, e.Origin, e.Seq)
 			return
 		}
 	}
@@ -383,7 +385,10 @@ func (h docHandler) Summary(from peer.ID, s *cnet.Summary) {
 	if err != nil {
 		return
 	}
-	r.Observed(p, s.VV)
+	if p == from {
+		// Straight from its origin over an authenticated connection: an ack.
+		r.Observed(p, s.VV)
+	}
 	mine := r.Version()
 	weLack, theyLack := false, false
 	for rep, v := range s.VV {
@@ -507,6 +512,7 @@ func (n *Node) closeAll() error {
 		n.rememberPeer(p)
 	}
 	for _, d := range docs {
+		d.stopGapChecks()
 		d.r.close()
 	}
 	n.h.Network().StopNotify(n.notifyee)

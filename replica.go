@@ -65,6 +65,7 @@ type replica struct {
 	d   replicaDeps
 
 	ingestMu sync.Mutex // serialises Ingest and IngestSnapshot
+	verified *verifiedCache
 
 	mu        sync.Mutex
 	state     *crdt.State
@@ -95,6 +96,7 @@ func openReplica(ctx context.Context, doc string, d replicaDeps) (*replica, erro
 		doc: doc, d: d, state: crdt.New(), peerVV: map[peer.ID]crdt.VersionVector{},
 		ackCh: make(chan struct{}), subs: map[*Subscription]struct{}{},
 		kick: make(chan struct{}, 1), quit: make(chan struct{}),
+		verified: newVerifiedCache(1 << 16),
 	}
 	snap, ok, err := d.store.Snapshot(ctx, doc)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -298,9 +300,13 @@ func (r *replica) check(e *cnet.Envelope) error {
 	if r.d.writers != nil && !r.d.writers[p] {
 		return reject("not_writer", fmt.Errorf("%s is not an allowed writer of %q", p, r.doc))
 	}
+	if r.verified.has(e) {
+		return nil
+	}
 	if err := e.Verify(); err != nil {
 		return reject("bad_signature", err)
 	}
+	r.verified.add(e)
 	return nil
 }
 

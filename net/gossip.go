@@ -2,6 +2,7 @@ package net
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	pb "github.com/libp2p/go-libp2p-pubsub/pb"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
@@ -26,8 +28,9 @@ var ErrClosed = errors.New("net: closed")
 
 // GossipConfig configures the GossipSub layer.
 type GossipConfig struct {
-	// FlushInterval is how long published envelopes wait to be batched
-	// into one message. Default 2 ms.
+	// FlushInterval is how long a published envelope waits for others to
+	// share its message. Default 0: natural batching (whatever queued up
+	// while the previous message was being published goes in the next).
 	FlushInterval time.Duration
 	// QueueSize bounds envelopes waiting to be published per document.
 	// Overflow policy: the new envelope is dropped and counted
@@ -48,7 +51,7 @@ type GossipConfig struct {
 
 // DefaultGossipConfig returns the documented defaults.
 func DefaultGossipConfig() GossipConfig {
-	return GossipConfig{FlushInterval: 2 * time.Millisecond, QueueSize: 8192, PeerQueueSize: 1024, Limits: DefaultLimits()}
+	return GossipConfig{QueueSize: 8192, PeerQueueSize: 1024, Limits: DefaultLimits()}
 }
 
 // Handler receives what a document's topic carries.
@@ -60,7 +63,9 @@ type Handler interface {
 	// Deliver hands over the validated, non-duplicate envelopes of one
 	// message, in order.
 	Deliver(from peer.ID, envs []*Envelope)
-	// Summary hands over a peer's summary beacon.
+	// Summary hands over a summary beacon relayed by from. Its Origin is
+	// authenticated only when it names from itself (a direct neighbour over
+	// a secure channel); a relayed summary is a hint, not an ack.
 	Summary(from peer.ID, s *Summary)
 }
 
@@ -80,9 +85,6 @@ type Gossip struct {
 // NewGossip starts GossipSub on h.
 func NewGossip(h host.Host, cfg GossipConfig) (*Gossip, error) {
 	d := DefaultGossipConfig()
-	if cfg.FlushInterval <= 0 {
-		cfg.FlushInterval = d.FlushInterval
-	}
 	if cfg.QueueSize <= 0 {
 		cfg.QueueSize = d.QueueSize
 	}
@@ -96,8 +98,19 @@ func NewGossip(h host.Host, cfg GossipConfig) (*Gossip, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	// Deltas carry their author's signature (Envelope.Sig), so GossipSub's
+	// own per-message signature would double the Ed25519 work of every hop
+	// for nothing: messages are unsigned and identified by a hash of their
+	// content. Summaries, which carry no author signature, are trusted for
+	// acknowledgments only when they come straight from their origin over
+	// the authenticated (Noise/TLS) connection; see Handler.Summary.
 	opts := []pubsub.Option{
-		pubsub.WithMessageSignaturePolicy(pubsub.StrictSign),
+		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),
+		pubsub.WithNoAuthor(),
+		pubsub.WithMessageIdFn(func(m *pb.Message) string {
+			h := sha256.Sum256(m.Data)
+			return string(h[:20])
+		}),
 		pubsub.WithFloodPublish(true),
 		pubsub.WithPeerOutboundQueueSize(cfg.PeerQueueSize),
 		pubsub.WithValidateQueueSize(cfg.PeerQueueSize),
@@ -172,8 +185,8 @@ func (g *Gossip) Join(doc string, hd Handler) (*Topic, error) {
 	self := g.h.ID()
 	m := g.cfg.Metrics
 	err := g.ps.RegisterTopicValidator(name, func(ctx context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
-		if msg.GetFrom() == self {
-			return pubsub.ValidationAccept
+		if from == self {
+			return pubsub.ValidationAccept // our own publish
 		}
 		d, reason, res := g.validate(doc, hd, msg)
 		if res == pubsub.ValidationReject {
@@ -230,7 +243,7 @@ func (g *Gossip) validate(doc string, hd Handler, msg *pubsub.Message) (*decoded
 		if s.Doc != doc {
 			return nil, "wrong_doc", pubsub.ValidationReject
 		}
-		if p, err := PeerOf(s.Origin); err != nil || p != msg.GetFrom() {
+		if _, err := PeerOf(s.Origin); err != nil {
 			return nil, "summary_origin", pubsub.ValidationReject
 		}
 		return &decoded{summary: s}, "", pubsub.ValidationAccept
@@ -291,7 +304,7 @@ func (t *Topic) readLoop() {
 		if err != nil {
 			return
 		}
-		if msg.GetFrom() == self {
+		if msg.ReceivedFrom == self {
 			continue
 		}
 		d, ok := msg.ValidatorData.(*decoded)
@@ -387,17 +400,32 @@ func (t *Topic) publishLoop() {
 		case <-t.ctx.Done():
 			return
 		case e := <-t.queue:
+			// Natural batching: take whatever is queued now, publish it,
+			// repeat. Under load batches grow while Publish runs; an idle
+			// writer's delta goes out at once. FlushInterval, if set,
+			// waits that long for more.
 			add(e)
-			timer := time.NewTimer(t.g.cfg.FlushInterval)
+			var timer <-chan time.Time
+			if t.g.cfg.FlushInterval > 0 {
+				timer = time.After(t.g.cfg.FlushInterval)
+			}
 		collect:
 			for {
 				select {
 				case e := <-t.queue:
 					add(e)
-				case <-timer.C:
+					continue
+				default:
+				}
+				if timer == nil {
+					break collect
+				}
+				select {
+				case e := <-t.queue:
+					add(e)
+				case <-timer:
 					break collect
 				case <-t.ctx.Done():
-					timer.Stop()
 					flush()
 					return
 				}

@@ -1,0 +1,192 @@
+// Package bench holds Concord's end-to-end benchmark scenarios: real nodes
+// on 127.0.0.1, measured from the public API. `concord bench` and the root
+// package's Go benchmarks both run them.
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/concord-p2p/concord"
+)
+
+// Metric is one measured figure, with its target when there is one.
+type Metric struct {
+	Name   string
+	Value  float64
+	Unit   string
+	Target string // e.g. "≥ 50000"; empty when none
+	Met    *bool  // nil when there is no target
+}
+
+// Result is one scenario's figures.
+type Result struct {
+	Scenario string
+	Params   string
+	Metrics  []Metric
+}
+
+// Print writes r as aligned text.
+func (r Result) Print(w io.Writer) {
+	fmt.Fprintf(w, "%s (%s)\n", r.Scenario, r.Params)
+	for _, m := range r.Metrics {
+		status := ""
+		if m.Met != nil {
+			status = "  target " + m.Target
+			if *m.Met {
+				status += " — met"
+			} else {
+				status += " — MISSED"
+			}
+		}
+		fmt.Fprintf(w, "  %-34s %14.3f %-10s%s\n", m.Name, m.Value, m.Unit, status)
+	}
+}
+
+func met(v bool) *bool { return &v }
+
+// Options tune the scenarios.
+type Options struct {
+	// Dir, if set, makes nodes persist in Pebble under it (synced writes);
+	// otherwise stores are in memory.
+	Dir string
+}
+
+type cluster struct {
+	nodes []*concord.Node
+	docs  []*concord.Doc
+}
+
+func (c *cluster) close() {
+	var wg sync.WaitGroup
+	for _, n := range c.nodes {
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = n.Close() }()
+	}
+	wg.Wait()
+}
+
+// newCluster starts n nodes and opens doc on each. connectAll: full mesh;
+// otherwise a star around node 0.
+func newCluster(ctx context.Context, n int, dir, doc string, connectAll bool, mod func(int, *concord.Config)) (*cluster, error) {
+	c := &cluster{}
+	for i := 0; i < n; i++ {
+		cfg := concord.Config{FastGossip: true, SummaryInterval: 500 * time.Millisecond}
+		if dir != "" {
+			cfg.DataDir = fmt.Sprintf("%s/node%d", dir, i)
+		}
+		if mod != nil {
+			mod(i, &cfg)
+		}
+		nd, err := concord.Open(ctx, cfg)
+		if err != nil {
+			c.close()
+			return nil, err
+		}
+		c.nodes = append(c.nodes, nd)
+		d, err := nd.Doc(ctx, doc)
+		if err != nil {
+			c.close()
+			return nil, err
+		}
+		c.docs = append(c.docs, d)
+	}
+	for i := 1; i < n; i++ {
+		for j := 0; j < i; j++ {
+			if !connectAll && j > 0 {
+				break
+			}
+			if err := c.nodes[i].Connect(ctx, c.nodes[j].Addrs()[0]); err != nil {
+				c.close()
+				return nil, err
+			}
+		}
+	}
+	// Wait until every node sees the others on the document's topic, so
+	// the first messages are not lost to a mesh still forming.
+	want := 1
+	if connectAll {
+		want = n - 1
+	}
+	if err := waitUntil(ctx, 10*time.Second, func() bool {
+		for i, d := range c.docs {
+			need := want
+			if !connectAll && i == 0 {
+				need = n - 1
+			}
+			if len(d.Status().Peers) < need {
+				return false
+			}
+		}
+		return true
+	}); err != nil {
+		c.close()
+		return nil, fmt.Errorf("topic mesh: %w", err)
+	}
+	return c, nil
+}
+
+func waitUntil(ctx context.Context, d time.Duration, cond func() bool) error {
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("timed out after %v", d)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Millisecond):
+		}
+	}
+	return nil
+}
+
+func converged(docs []*concord.Doc) bool {
+	a := string(docs[0].JSON())
+	va := fmt.Sprint(docs[0].Status().Version)
+	for _, d := range docs[1:] {
+		if string(d.JSON()) != a || fmt.Sprint(d.Status().Version) != va {
+			return false
+		}
+	}
+	return true
+}
+
+func percentile(xs []time.Duration, p float64) time.Duration {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := append([]time.Duration(nil), xs...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	k := int(p * float64(len(s)-1))
+	return s[k]
+}
+
+// All runs every scenario with its default size.
+func All(ctx context.Context, o Options, w io.Writer) error {
+	runs := []func(context.Context, Options) (Result, error){
+		func(ctx context.Context, o Options) (Result, error) { return Convergence(ctx, o, 8, 8, 2000) },
+		func(ctx context.Context, o Options) (Result, error) { return Throughput(ctx, o, 64, 100_000) },
+		func(ctx context.Context, o Options) (Result, error) { return Latency(ctx, o, 10, 1000, 3*time.Second) },
+		func(ctx context.Context, o Options) (Result, error) { return Catchup(ctx, o, 1000) },
+	}
+	var errs []string
+	for _, run := range runs {
+		r, err := run(ctx, o)
+		if err != nil {
+			errs = append(errs, err.Error())
+			fmt.Fprintf(w, "error: %v\n", err)
+			continue
+		}
+		r.Print(w)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("bench: %s", strings.Join(errs, "; "))
+	}
+	return nil
+}

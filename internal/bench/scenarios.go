@@ -1,0 +1,294 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+
+	"github.com/concord-p2p/concord"
+	cnet "github.com/concord-p2p/concord/net"
+)
+
+// Convergence: replicas nodes (full mesh), writers of them write total
+// registers between them concurrently; the time from the first write until
+// every replica shows the same document.
+func Convergence(ctx context.Context, o Options, replicas, writers, total int) (Result, error) {
+	c, err := newCluster(ctx, replicas, o.Dir, "converge", true, nil)
+	if err != nil {
+		return Result{}, err
+	}
+	defer c.close()
+	per := total / writers
+	start := time.Now()
+	var wg sync.WaitGroup
+	errc := make(chan error, writers)
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d := c.docs[w%replicas]
+			for i := 0; i < per; i++ {
+				if err := d.Set(ctx, []string{"w" + strconv.Itoa(w), strconv.Itoa(i)}, i); err != nil {
+					errc <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	written := time.Since(start)
+	select {
+	case err := <-errc:
+		return Result{}, err
+	default:
+	}
+	if err := waitUntil(ctx, 60*time.Second, func() bool { return converged(c.docs) }); err != nil {
+		return Result{}, fmt.Errorf("convergence: %w", err)
+	}
+	took := time.Since(start)
+	return Result{
+		Scenario: "convergence",
+		Params:   fmt.Sprintf("%d replicas, %d writers, %d writes, full mesh, store=%s", replicas, writers, per*writers, storeName(o)),
+		Metrics: []Metric{
+			{Name: "all writes durable locally", Value: written.Seconds(), Unit: "s"},
+			{Name: "all replicas converged", Value: took.Seconds(), Unit: "s", Target: "< 0.4 (Yjs)", Met: met(took < 400*time.Millisecond)},
+		},
+	}, nil
+}
+
+func storeName(o Options) string {
+	if o.Dir != "" {
+		return "pebble (synced)"
+	}
+	return "memory"
+}
+
+// Throughput: two peers, writers concurrent writers on the first; writes/s
+// until the second holds (durably) every write.
+func Throughput(ctx context.Context, o Options, writers, total int) (Result, error) {
+	c, err := newCluster(ctx, 2, o.Dir, "tput", true, nil)
+	if err != nil {
+		return Result{}, err
+	}
+	defer c.close()
+	a, b := c.docs[0], c.docs[1]
+	per := total / writers
+	start := time.Now()
+	var wg sync.WaitGroup
+	var failed atomic.Value
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < per; i++ {
+				if err := a.Set(ctx, []string{"k" + strconv.Itoa(w*per+i)}, i); err != nil {
+					failed.Store(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err, ok := failed.Load().(error); ok {
+		return Result{}, err
+	}
+	local := time.Since(start)
+	target := a.Status().Version
+	if err := waitUntil(ctx, 120*time.Second, func() bool { return b.Status().Version.Covers(target) }); err != nil {
+		return Result{}, fmt.Errorf("throughput: %w", err)
+	}
+	took := time.Since(start)
+	writes := float64(per * writers)
+	deltas := float64(target[c.nodes[0].Replica()])
+	rate := writes / took.Seconds()
+	return Result{
+		Scenario: "throughput",
+		Params:   fmt.Sprintf("2 peers, %d concurrent writers, %d writes, store=%s", writers, per*writers, storeName(o)),
+		Metrics: []Metric{
+			{Name: "writes durable on both peers", Value: rate, Unit: "writes/s", Target: "≥ 50000", Met: met(rate >= 50000)},
+			{Name: "writes durable locally", Value: writes / local.Seconds(), Unit: "writes/s"},
+			{Name: "signed deltas (group commits)", Value: deltas, Unit: "deltas"},
+			{Name: "signed deltas per second", Value: deltas / took.Seconds(), Unit: "deltas/s"},
+		},
+	}, nil
+}
+
+// Latency: peers nodes in a full mesh; node 0 writes rate writes/s for dur;
+// the time from the write call to the change event on every other node.
+func Latency(ctx context.Context, o Options, peers, rate int, dur time.Duration) (Result, error) {
+	c, err := newCluster(ctx, peers, o.Dir, "latency", true, nil)
+	if err != nil {
+		return Result{}, err
+	}
+	defer c.close()
+	n := int(dur.Seconds() * float64(rate))
+	sent := make([]atomic.Int64, n)
+	var mu sync.Mutex
+	var lats []time.Duration
+	var wg sync.WaitGroup
+	subs := make([]*concord.Subscription, 0, peers-1)
+	for _, d := range c.docs[1:] {
+		s := d.Subscribe(n + 16)
+		subs = append(subs, s)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got := 0
+			for ch := range s.C {
+				now := time.Now().UnixNano()
+				for _, p := range ch.Paths {
+					if len(p) != 1 || len(p[0]) < 2 || p[0][0] != 'k' {
+						continue
+					}
+					i, err := strconv.Atoi(p[0][1:])
+					if err != nil || i >= n {
+						continue
+					}
+					mu.Lock()
+					lats = append(lats, time.Duration(now-sent[i].Load()))
+					mu.Unlock()
+					got++
+				}
+				if got >= n {
+					return
+				}
+			}
+		}()
+	}
+	interval := time.Second / time.Duration(rate)
+	next := time.Now()
+	for i := 0; i < n; i++ {
+		if d := time.Until(next); d > 0 {
+			time.Sleep(d)
+		}
+		next = next.Add(interval)
+		sent[i].Store(time.Now().UnixNano())
+		if err := c.docs[0].Set(ctx, []string{"k" + strconv.Itoa(i)}, i); err != nil {
+			return Result{}, err
+		}
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		for _, s := range subs {
+			s.Close()
+		}
+		<-done
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	want := n * (peers - 1)
+	p50, p99 := percentile(lats, 0.50), percentile(lats, 0.99)
+	return Result{
+		Scenario: "propagation latency",
+		Params:   fmt.Sprintf("%d peers full mesh, 1 writer at %d writes/s for %v, store=%s", peers, rate, dur, storeName(o)),
+		Metrics: []Metric{
+			{Name: "deliveries observed", Value: float64(len(lats)), Unit: fmt.Sprintf("of %d", want)},
+			{Name: "p50 write→remote change event", Value: float64(p50.Microseconds()) / 1000, Unit: "ms"},
+			{Name: "p99 write→remote change event", Value: float64(p99.Microseconds()) / 1000, Unit: "ms", Target: "< 10", Met: met(p99 < 10*time.Millisecond && len(lats) == want)},
+			{Name: "max", Value: float64(percentile(lats, 1).Microseconds()) / 1000, Unit: "ms"},
+		},
+	}, nil
+}
+
+// Catchup: two peers partitioned, writes writes (one register set and one
+// counter increment each) on each side, then healed; bytes on the sync stream
+// relative to the missed deltas, and round trips.
+func Catchup(ctx context.Context, o Options, writes int) (Result, error) {
+	gaters := []*cnet.Gater{cnet.NewGater(), cnet.NewGater()}
+	var mu sync.Mutex
+	var events []cnet.ExchangeEvent
+	c, err := newCluster(ctx, 2, o.Dir, "catchup", true, func(i int, cfg *concord.Config) {
+		cfg.Gater = gaters[i]
+		cfg.Events.SyncFinished = func(e cnet.ExchangeEvent) {
+			mu.Lock()
+			events = append(events, e)
+			mu.Unlock()
+		}
+	})
+	if err != nil {
+		return Result{}, err
+	}
+	defer c.close()
+	a, b := c.nodes[0], c.nodes[1]
+	da, db := c.docs[0], c.docs[1]
+	if err := cnet.Partition(a.Host(), gaters[0], b.ID()); err != nil {
+		return Result{}, err
+	}
+	if err := cnet.Partition(b.Host(), gaters[1], a.ID()); err != nil {
+		return Result{}, err
+	}
+	if err := waitUntil(ctx, 5*time.Second, func() bool {
+		return a.Host().Network().Connectedness(b.ID()) != network.Connected
+	}); err != nil {
+		return Result{}, err
+	}
+	for i := 0; i < writes; i++ {
+		for side, d := range []*concord.Doc{da, db} {
+			key := fmt.Sprintf("%c%d", 'a'+side, i)
+			if err := d.Update(ctx, func(tx *concord.Txn) { tx.Set([]string{key}, i).Inc([]string{"n"}, 1) }); err != nil {
+				return Result{}, err
+			}
+		}
+	}
+	nA, bytesA, err := da.Lacking(ctx, db.Status().Version)
+	if err != nil {
+		return Result{}, err
+	}
+	nB, bytesB, err := db.Lacking(ctx, da.Status().Version)
+	if err != nil {
+		return Result{}, err
+	}
+	mu.Lock()
+	events = nil
+	mu.Unlock()
+	start := time.Now()
+	gaters[0].Unblock(b.ID())
+	gaters[1].Unblock(a.ID())
+	if err := a.Connect(ctx, b.Addrs()[0]); err != nil {
+		return Result{}, err
+	}
+	if err := waitUntil(ctx, 60*time.Second, func() bool { return converged(c.docs) }); err != nil {
+		return Result{}, fmt.Errorf("catch-up: %w", err)
+	}
+	took := time.Since(start)
+	time.Sleep(50 * time.Millisecond) // let the exchange events land
+	mu.Lock()
+	defer mu.Unlock()
+	var exchanges, carrying, out, in, rtts int
+	for _, e := range events {
+		if !e.Initiator {
+			continue
+		}
+		exchanges++
+		out += e.Stats.BytesOut
+		in += e.Stats.BytesIn
+		if e.Stats.DeltasIn+e.Stats.DeltasOut > 0 {
+			carrying++
+			rtts++ // hellos cross once; everything else streams
+		}
+	}
+	missed := bytesA + bytesB
+	ratio := float64(out+in) / float64(missed)
+	return Result{
+		Scenario: "catch-up after partition",
+		Params:   fmt.Sprintf("2 peers, %d writes per side (a set and an increment each), %d+%d deltas missed, store=%s", writes, nA, nB, storeName(o)),
+		Metrics: []Metric{
+			{Name: "sync bytes initiator→responder", Value: float64(out), Unit: "bytes"},
+			{Name: "sync bytes responder→initiator", Value: float64(in), Unit: "bytes"},
+			{Name: "bytes per write carried", Value: float64(out+in) / float64(2*writes), Unit: "bytes"},
+			{Name: "sync bytes ÷ missed envelope bytes", Value: ratio, Unit: "ratio", Target: "≤ 1.2", Met: met(ratio <= 1.2)},
+			{Name: "exchanges carrying deltas", Value: float64(carrying), Unit: "exchanges"},
+			{Name: "round trips", Value: float64(rtts), Unit: "RTT", Target: "≤ 2", Met: met(rtts <= 2)},
+			{Name: "heal → converged", Value: took.Seconds() * 1000, Unit: "ms"},
+		},
+	}, nil
+}
+
