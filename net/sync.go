@@ -139,7 +139,7 @@ type Replica interface {
 type SyncStats struct {
 	MsgsOut, MsgsIn     int
 	DeltasOut, DeltasIn int
-	BytesOut, BytesIn   int // frame payload bytes, both directions
+	BytesOut, BytesIn   int  // frame payload bytes, both directions
 	Snapshot            bool // a snapshot was received
 	SnapshotOut         bool // a snapshot was sent
 }

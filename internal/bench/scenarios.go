@@ -291,4 +291,3 @@ func Catchup(ctx context.Context, o Options, writes int) (Result, error) {
 		},
 	}, nil
 }
-
