@@ -1,0 +1,28 @@
+package main
+
+import (
+	_ "embed"
+	"html/template"
+	"net/http"
+
+	"github.com/concord-p2p/concord"
+	"github.com/concord-p2p/concord/cmd/concord/httpapi"
+)
+
+//go:embed index.html
+var indexHTML string
+
+var indexTmpl = template.Must(template.New("index").Parse(indexHTML))
+
+// NewHandler serves the todo page at / and the demo peer's HTTP+SSE API
+// (package httpapi) under /v1/.
+func NewHandler(node *concord.Node, doc string) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/v1/", httpapi.New(node, httpapi.Options{}))
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		_ = indexTmpl.Execute(w, struct{ Doc string }{doc})
+	})
+	return mux
+}

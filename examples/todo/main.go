@@ -1,0 +1,96 @@
+// Command todo is a collaborative todo list: a Concord peer that serves a
+// plain HTML+JS page (no build step) talking to the peer's HTTP+SSE API.
+// Open the page of two peers connected to each other: an item added in one
+// appears in the other at once, and edits made while a peer is offline merge
+// when it reconnects.
+//
+//	go run ./examples/todo --http 127.0.0.1:8080
+//	go run ./examples/todo --data ./todo-b --http 127.0.0.1:8081 --bootstrap <a listen address>
+//
+// The list is the document "todo" (--doc): items.<id>.text and
+// items.<id>.done are registers, so concurrent edits of one item's text and
+// of its done flag both survive.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/concord-p2p/concord"
+)
+
+type listFlag []string
+
+func (l *listFlag) String() string     { return fmt.Sprint(*l) }
+func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "todo:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	var bootstrap, listen listFlag
+	data := flag.String("data", "./todo-data", "data directory")
+	addr := flag.String("http", "127.0.0.1:8080", "where to serve the page and the API")
+	doc := flag.String("doc", "todo", "document holding the list")
+	flag.Var(&listen, "listen", "libp2p listen multiaddr, repeatable (default loopback TCP, random port)")
+	flag.Var(&bootstrap, "bootstrap", "peer multiaddr (…/p2p/<id>) to keep connected, repeatable")
+	flag.Parse()
+	if len(listen) == 0 {
+		listen = listFlag{"/ip4/127.0.0.1/tcp/0"}
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	node, err := concord.Open(ctx, concord.Config{DataDir: *data, ListenAddrs: listen, Bootstrap: bootstrap})
+	if err != nil {
+		return err
+	}
+	defer node.Close()
+	if _, err := node.Doc(ctx, *doc); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	apiCtx, cancelAPI := context.WithCancel(context.Background())
+	srv := &http.Server{
+		Handler:           NewHandler(node, *doc),
+		ReadHeaderTimeout: 10 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return apiCtx }, // ends event streams at shutdown
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	fmt.Printf("peer %s\n", node.ID())
+	for _, a := range node.Addrs() {
+		fmt.Printf("listen %s\n", a)
+	}
+	fmt.Printf("http http://%s/\nready\n", ln.Addr())
+
+	select {
+	case <-ctx.Done():
+	case err = <-served:
+	}
+	cancelAPI()
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if serr := srv.Shutdown(sctx); serr != nil {
+		err = errors.Join(err, serr)
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
