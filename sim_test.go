@@ -27,8 +27,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ipfs/go-datastore"
-	dssync "github.com/ipfs/go-datastore/sync"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -85,7 +83,7 @@ type simReplica struct {
 	peer peer.ID
 	id   crdt.ReplicaID
 	skew time.Duration
-	ds   datastore.Batching
+	ds   *crashDS
 	st   *store.Store
 	r    *replica
 
@@ -201,7 +199,7 @@ func newSim(seed uint64, trace func(string)) (*sim, error) {
 		sr := &simReplica{
 			idx: i, key: key, peer: id,
 			id: cnet.ReplicaFor(id, uint64(i+1)),
-			ds: dssync.MutexWrap(datastore.NewMapDatastore()),
+			ds: newCrashDS(),
 		}
 		if s.chance(0.3) {
 			sr.skew = time.Duration(s.rng.IntN(20_000)-10_000) * time.Millisecond
@@ -659,8 +657,12 @@ func (s *sim) crash(i int) {
 		s.fail("close replica %d: %v", i, err)
 	}
 	sr.r, sr.st = nil, nil
+	lost, err := sr.ds.crash(s.ctx)
+	if err != nil {
+		s.fail("crash %d: %v", i, err)
+	}
 	s.stats.crashes++
-	s.logf("crash %d", i)
+	s.logf("crash %d (%d unsynced changes lost)", i, lost)
 }
 
 // restart reopens replica i over the same datastore and checks that it
@@ -919,6 +921,7 @@ func TestSim(t *testing.T) {
 	}
 	first, n, verbose := simSeedsFromEnv(t, def)
 	var total simStats
+	var hlcSeeds []uint64
 	failures := 0
 	start := time.Now()
 	for seed := first; seed < first+uint64(n); seed++ {
@@ -936,8 +939,16 @@ func TestSim(t *testing.T) {
 			continue
 		}
 		total.add(stats)
+		if stats.hlcRegressions > 0 && len(hlcSeeds) < 10 {
+			hlcSeeds = append(hlcSeeds, seed)
+		}
 	}
 	t.Logf("%d seeds in %v: %v", n, time.Since(start).Round(time.Millisecond), total)
+	if len(hlcSeeds) > 0 {
+		// Not a convergence failure (registers order causally, the HLC only
+		// breaks ties between concurrent writes), but worth knowing.
+		t.Logf("own HLC went backwards after a restart in seeds %v", hlcSeeds)
+	}
 	if n >= 50 && failures == 0 {
 		// The fault mix must actually be exercised.
 		for name, v := range map[string]int{
