@@ -250,7 +250,7 @@ func (d *Doc) Compact(ctx context.Context) error {
 func (d *Doc) Lacking(ctx context.Context, have crdt.VersionVector) (deltas, bytes int, err error) {
 	var cur store.Cursor
 	for {
-		batch, next, done, err := d.r.Missing(ctx, have, cur)
+		batch, next, done, err := d.n.st.Missing(ctx, d.name, have, cur)
 		if err != nil {
 			return deltas, bytes, err
 		}

@@ -111,6 +111,9 @@ func openReplica(ctx context.Context, doc string, d replicaDeps) (*replica, erro
 	}
 	var bad []error
 	err = d.store.Entries(ctx, doc, func(e store.Entry) error {
+		if _, ok := cnet.DecodeMarker(e.Data); ok {
+			return nil // covered by an aggregate stored at another seq
+		}
 		env, err := cnet.DecodeEnvelope(e.Data, storedLimits)
 		if err != nil {
 			bad = append(bad, fmt.Errorf("entry %s/%d: %w", e.Replica, e.Seq, err))
@@ -342,7 +345,7 @@ func (r *replica) ingest(ctx context.Context, from peer.ID, envs []*cnet.Envelop
 	seen := map[crdt.Dot]bool{}
 	for _, e := range envs {
 		k := crdt.Dot{Replica: e.Origin, Counter: e.Seq}
-		if seen[k] || r.d.store.Has(r.doc, e.Origin, e.Seq) {
+		if seen[k] || r.holdsAll(e) {
 			continue
 		}
 		if !verified {
@@ -380,9 +383,9 @@ func (r *replica) ingest(ctx context.Context, from peer.ID, envs []*cnet.Envelop
 	}
 	r.clock = r.clock.Observe(maxHLC, now.UnixMilli())
 	r.mu.Unlock()
-	entries := make([]store.Entry, len(items))
-	for i, it := range items {
-		entries[i] = store.Entry{Replica: it.env.Origin, Seq: it.env.Seq, Data: it.data}
+	entries := make([]store.Entry, 0, len(items))
+	for _, it := range items {
+		entries = append(entries, r.entriesFor(it.env, it.data)...)
 	}
 	if err := r.d.store.Append(ctx, r.doc, r.d.self, entries); err != nil {
 		return fmt.Errorf("concord: persist received deltas: %w", err)
@@ -397,15 +400,128 @@ func (r *replica) ingest(ctx context.Context, from peer.ID, envs []*cnet.Envelop
 	return nil
 }
 
+// holdsAll reports whether every sequence number e covers is held.
+func (r *replica) holdsAll(e *cnet.Envelope) bool {
+	for seq := e.Seq; seq <= e.LastSeq(); seq++ {
+		if !r.d.store.Has(r.doc, e.Origin, seq) {
+			return false
+		}
+	}
+	return true
+}
+
+// entriesFor returns the log entries that store e: the envelope itself at
+// its seq, or, for an aggregate, the envelope at the highest seq of its range
+// not yet held and markers pointing there at the other unheld ones.
+func (r *replica) entriesFor(e *cnet.Envelope, data []byte) []store.Entry {
+	if e.Last == 0 {
+		return []store.Entry{{Replica: e.Origin, Seq: e.Seq, Data: data}}
+	}
+	var slot uint64
+	for seq := e.Last; seq >= e.Seq; seq-- {
+		if !r.d.store.Has(r.doc, e.Origin, seq) {
+			slot = seq
+			break
+		}
+	}
+	if slot == 0 {
+		return nil
+	}
+	out := []store.Entry{{Replica: e.Origin, Seq: slot, Data: data}}
+	marker := cnet.EncodeMarker(slot)
+	for seq := e.Seq; seq <= e.Last; seq++ {
+		if seq != slot && !r.d.store.Has(r.doc, e.Origin, seq) {
+			out = append(out, store.Entry{Replica: e.Origin, Seq: seq, Data: marker})
+		}
+	}
+	return out
+}
+
 // Doc implements cnet.Replica.
 func (r *replica) Doc() string { return r.doc }
 
 // Version implements cnet.Replica: the contiguous vector of held deltas.
 func (r *replica) Version() crdt.VersionVector { return r.d.store.Contiguous(r.doc) }
 
-// Missing implements cnet.Replica.
+// Missing implements cnet.Replica. It reads the log and rewrites what it
+// sends: a marker becomes the aggregate it points to, and a run of this
+// node's own deltas becomes one aggregate — their join, signed once — so a
+// peer catching up receives the net effect of the run, not its history.
 func (r *replica) Missing(ctx context.Context, have crdt.VersionVector, cur store.Cursor) ([]store.Entry, store.Cursor, bool, error) {
-	return r.d.store.Missing(ctx, r.doc, have, cur)
+	batch, next, done, err := r.d.store.Missing(ctx, r.doc, have, cur)
+	if err != nil {
+		return batch, next, done, err
+	}
+	out := make([]store.Entry, 0, len(batch))
+	var run []store.Entry
+	flushRun := func() {
+		if len(run) == 0 {
+			return
+		}
+		if len(run) == 1 {
+			out = append(out, run[0])
+		} else if agg, err := r.aggregate(run); err == nil {
+			out = append(out, agg)
+		} else {
+			r.d.log.Warn("aggregate failed; sending the run", "doc", r.doc, "err", err)
+			out = append(out, run...)
+		}
+		run = run[:0]
+	}
+	for _, e := range batch {
+		if at, ok := cnet.DecodeMarker(e.Data); ok {
+			flushRun()
+			target, err := r.d.store.Get(ctx, r.doc, e.Replica, at)
+			if err != nil {
+				continue // compacted meanwhile: the snapshot covers it
+			}
+			out = append(out, target)
+			continue
+		}
+		if e.Replica == r.d.self && (len(run) == 0 || run[len(run)-1].Seq+1 == e.Seq) {
+			run = append(run, e)
+			continue
+		}
+		flushRun()
+		if e.Replica == r.d.self {
+			run = append(run, e)
+			continue
+		}
+		out = append(out, e)
+	}
+	flushRun()
+	return out, next, done, nil
+}
+
+// aggregate joins a run of consecutive own deltas into one signed envelope.
+func (r *replica) aggregate(run []store.Entry) (store.Entry, error) {
+	joined := crdt.New()
+	var hlc uint64
+	for _, e := range run {
+		env, err := cnet.DecodeEnvelope(e.Data, storedLimits)
+		if err != nil {
+			return store.Entry{}, err
+		}
+		if env.Last != 0 {
+			return store.Entry{}, fmt.Errorf("own aggregate in the log at %d", e.Seq)
+		}
+		d, err := crdt.DecodeDelta(env.Payload, env.Origin, crdt.DeltaLimits())
+		if err != nil {
+			return store.Entry{}, err
+		}
+		joined.Merge(d)
+		hlc = max(hlc, env.HLC)
+	}
+	first, last := run[0].Seq, run[len(run)-1].Seq
+	env := &cnet.Envelope{Doc: r.doc, Origin: r.d.self, Seq: first, Last: last, HLC: hlc, Payload: crdt.EncodeDelta(joined, r.d.self)}
+	if err := cnet.SignEnvelope(r.d.key, env); err != nil {
+		return store.Entry{}, err
+	}
+	b, err := cnet.EncodeEnvelope(env)
+	if err != nil {
+		return store.Entry{}, err
+	}
+	return store.Entry{Replica: r.d.self, Seq: last, Data: b}, nil
 }
 
 // SnapshotFor implements cnet.Replica: the stored snapshot when the log no

@@ -109,12 +109,25 @@ var encMode = func() cbor.EncMode {
 // crdt-encoded delta, opaque to this package. Sig is Origin's signature over
 // (v, doc, origin, seq, hlc, payload), so a relayed delta still verifies.
 type Envelope struct {
-	Doc     string
-	Origin  crdt.ReplicaID
-	Seq     uint64
+	Doc    string
+	Origin crdt.ReplicaID
+	Seq    uint64
+	// Last is 0 for a single delta. An aggregate — the join of the author's
+	// deltas Seq..Last, signed once by the author — has Last > Seq; the sync
+	// stream sends one instead of the run, which saves a signature and the
+	// overwritten history of every delta in it.
+	Last    uint64
 	HLC     uint64
 	Payload []byte
 	Sig     []byte
+}
+
+// LastSeq returns the last sequence number e covers.
+func (e *Envelope) LastSeq() uint64 {
+	if e.Last == 0 {
+		return e.Seq
+	}
+	return e.Last
 }
 
 // envelopeWire is the CBOR form of an Envelope (keys are small ints).
@@ -127,6 +140,7 @@ type envelopeWire struct {
 	HLC     uint64 `cbor:"5,keyasint"`
 	Payload []byte `cbor:"6,keyasint,omitempty"`
 	Sig     []byte `cbor:"7,keyasint,omitempty"`
+	Last    uint64 `cbor:"8,keyasint,omitempty"`
 }
 
 // signedWire is what an author signs (after sigDomain): the envelope
@@ -139,13 +153,14 @@ type signedWire struct {
 	Seq     uint64 `cbor:"4,keyasint"`
 	HLC     uint64 `cbor:"5,keyasint"`
 	Payload []byte `cbor:"6,keyasint,omitempty"`
+	Last    uint64 `cbor:"8,keyasint,omitempty"`
 }
 
 func (e *Envelope) wire() envelopeWire {
 	return envelopeWire{
 		V: ProtocolVersion, T: TypeEnvelope,
 		Doc: e.Doc, Origin: string(e.Origin), Seq: e.Seq, HLC: e.HLC,
-		Payload: e.Payload, Sig: e.Sig,
+		Payload: e.Payload, Sig: e.Sig, Last: e.Last,
 	}
 }
 
@@ -155,7 +170,7 @@ func (e *Envelope) signingBytes() ([]byte, error) {
 	b, err := encMode.Marshal(signedWire{
 		V: ProtocolVersion, T: TypeEnvelope,
 		Doc: e.Doc, Origin: string(e.Origin), Seq: e.Seq, HLC: e.HLC,
-		Payload: e.Payload,
+		Payload: e.Payload, Last: e.Last,
 	})
 	if err != nil {
 		return nil, err
@@ -246,13 +261,15 @@ func (w *envelopeWire) envelope(lim Limits) (*Envelope, error) {
 		return nil, fmt.Errorf("%w: envelope origin length %d", ErrMalformed, len(w.Origin))
 	case w.Seq == 0:
 		return nil, fmt.Errorf("%w: envelope seq 0", ErrMalformed)
+	case w.Last != 0 && w.Last <= w.Seq:
+		return nil, fmt.Errorf("%w: aggregate range %d..%d", ErrMalformed, w.Seq, w.Last)
 	case len(w.Payload) > lim.MaxPayloadBytes:
 		return nil, fmt.Errorf("%w: payload is %d bytes, limit %d", ErrTooLarge, len(w.Payload), lim.MaxPayloadBytes)
 	case len(w.Sig) > maxSigBytes:
 		return nil, fmt.Errorf("%w: signature is %d bytes", ErrMalformed, len(w.Sig))
 	}
 	return &Envelope{
-		Doc: w.Doc, Origin: crdt.ReplicaID(w.Origin), Seq: w.Seq, HLC: w.HLC,
+		Doc: w.Doc, Origin: crdt.ReplicaID(w.Origin), Seq: w.Seq, Last: w.Last, HLC: w.HLC,
 		Payload: w.Payload, Sig: w.Sig,
 	}, nil
 }
@@ -488,4 +505,35 @@ func checkHeader(v, t, want uint64) error {
 		return fmt.Errorf("%w: type tag %d, want %d", ErrMalformed, t, want)
 	}
 	return nil
+}
+
+// TypeMarker tags a log marker: a placeholder stored for a sequence number
+// that an aggregate envelope, stored at another sequence number, covers.
+const TypeMarker = 4
+
+type markerWire struct {
+	V  uint64 `cbor:"0,keyasint"`
+	T  uint64 `cbor:"1,keyasint"`
+	At uint64 `cbor:"2,keyasint"`
+}
+
+// EncodeMarker returns a marker pointing at the aggregate stored at seq at.
+func EncodeMarker(at uint64) []byte {
+	b, err := encMode.Marshal(markerWire{V: ProtocolVersion, T: TypeMarker, At: at})
+	if err != nil {
+		panic(err) // plain integers: cannot fail
+	}
+	return b
+}
+
+// DecodeMarker reports whether b is a marker and where it points.
+func DecodeMarker(b []byte) (at uint64, ok bool) {
+	if len(b) == 0 || len(b) > 32 || b[0] != 0xa3 {
+		return 0, false
+	}
+	var w markerWire
+	if err := unmarshal(b, DefaultLimits(), &w); err != nil || w.T != TypeMarker || w.At == 0 {
+		return 0, false
+	}
+	return w.At, true
 }

@@ -2,6 +2,7 @@ package net
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 
@@ -119,8 +120,9 @@ type Replica interface {
 	Doc() string
 	// Version returns the contiguous version vector of the deltas held.
 	Version() crdt.VersionVector
-	// Missing returns stored entries the holder of have lacks, in bounded
-	// batches (see store.Store.Missing).
+	// Missing returns envelopes the holder of have lacks, in bounded
+	// batches (see store.Store.Missing); Entry.Data is an encoded envelope,
+	// possibly an aggregate covering several sequence numbers.
 	Missing(ctx context.Context, have crdt.VersionVector, cur store.Cursor) ([]store.Entry, store.Cursor, bool, error)
 	// SnapshotFor returns a snapshot when the log no longer holds some
 	// delta that have lacks; ok is false when the log suffices.
@@ -167,6 +169,7 @@ type SyncSession struct {
 	cur       store.Cursor
 	batchSize int
 	stats     SyncStats
+	sent      map[[32]byte]bool // envelopes sent, so an aggregate goes once
 }
 
 // NewSyncSession starts an exchange for r with peer p.
@@ -264,13 +267,24 @@ func (s *SyncSession) Next(ctx context.Context) (*SyncMsg, error) {
 		}
 		s.cur = next
 		s.logDone = done
-		if len(batch) > 0 {
-			m := &SyncMsg{Type: TypeSyncDeltas, Envelopes: make([][]byte, len(batch))}
-			for i, e := range batch {
-				m.Envelopes[i] = e.Data
+		m := &SyncMsg{Type: TypeSyncDeltas}
+		for _, e := range batch {
+			h := sha256.Sum256(e.Data)
+			if s.sent[h] {
+				continue
 			}
-			s.stats.DeltasOut += len(batch)
+			if s.sent == nil {
+				s.sent = map[[32]byte]bool{}
+			}
+			s.sent[h] = true
+			m.Envelopes = append(m.Envelopes, e.Data)
+		}
+		if len(m.Envelopes) > 0 {
+			s.stats.DeltasOut += len(m.Envelopes)
 			return m, nil
+		}
+		if !done {
+			return s.Next(ctx)
 		}
 	}
 	s.sentDone = true

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -57,6 +58,9 @@ type Syncer struct {
 	h   host.Host
 	cfg SyncerConfig
 
+	zenc *zstd.Encoder
+	zdec *zstd.Decoder
+
 	mu       sync.Mutex
 	inflight map[syncKey]*syncSlot
 	closed   bool
@@ -85,6 +89,8 @@ func NewSyncer(h host.Host, cfg SyncerConfig) *Syncer {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Syncer{h: h, cfg: cfg, inflight: map[syncKey]*syncSlot{}, ctx: ctx, cancel: cancel}
+	s.zenc, _ = zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedDefault))
+	s.zdec, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(uint64(cfg.Limits.MaxSnapshotBytes)))
 	h.SetStreamHandler(SyncProtocol, s.handle)
 	return s
 }
@@ -101,6 +107,8 @@ func (s *Syncer) Close() error {
 	s.h.RemoveStreamHandler(SyncProtocol)
 	s.cancel()
 	s.wg.Wait()
+	_ = s.zenc.Close()
+	s.zdec.Close()
 	return nil
 }
 
@@ -205,7 +213,7 @@ func (s *Syncer) handle(st network.Stream) {
 	br := bufio.NewReader(st)
 	_ = st.SetReadDeadline(time.Now().Add(s.cfg.Timeout))
 	remote := st.Conn().RemotePeer()
-	first, n, err := readFrame(br, s.cfg.Limits)
+	first, n, err := s.readFrame(br)
 	if err != nil {
 		_ = st.Reset()
 		s.record(remote, "", false, SyncStats{}, start, err)
@@ -258,7 +266,7 @@ func (s *Syncer) run(ctx context.Context, st network.Stream, sess *SyncSession, 
 	readErr := make(chan error, 1)
 	go func() {
 		for {
-			m, n, err := readFrame(br, s.cfg.Limits)
+			m, n, err := s.readFrame(br)
 			if err != nil {
 				readErr <- err
 				return
@@ -339,12 +347,20 @@ func (s *Syncer) run(ctx context.Context, st network.Stream, sess *SyncSession, 
 }
 
 func (s *Syncer) write(bw *bufio.Writer, sess *SyncSession, mu *sync.Mutex, m *SyncMsg) error {
-	b, err := EncodeSyncMsg(m)
+	raw, err := EncodeSyncMsg(m)
 	if err != nil {
 		return err
 	}
-	var hdr [binary.MaxVarintLen64]byte
-	k := binary.PutUvarint(hdr[:], uint64(len(b)))
+	flag, b := frameRaw, raw
+	if len(raw) >= compressMin {
+		if z := s.zenc.EncodeAll(raw, make([]byte, 0, len(raw)/2)); len(z) < len(raw) {
+			flag, b = frameZstd, z
+		}
+	}
+	var hdr [binary.MaxVarintLen64 + 1]byte
+	k := binary.PutUvarint(hdr[:], uint64(len(b)+1))
+	hdr[k] = flag
+	k++
 	if _, err := bw.Write(hdr[:k]); err != nil {
 		return err
 	}
@@ -361,21 +377,45 @@ func (s *Syncer) write(bw *bufio.Writer, sess *SyncSession, mu *sync.Mutex, m *S
 	return nil
 }
 
-// readFrame reads one length-prefixed sync message and returns it with its
-// size on the wire.
-func readFrame(br *bufio.Reader, lim SyncLimits) (*SyncMsg, int, error) {
+// Frames on the sync stream: uvarint(length) || flag || body, where the
+// body is a sync message's CBOR, zstd-compressed when flag is frameZstd.
+// Frames of at least compressMin bytes are compressed when that helps.
+const (
+	frameRaw    byte = 0
+	frameZstd   byte = 1
+	compressMin      = 256
+)
+
+// readFrame reads one frame and returns its message with its size on the
+// wire. Decompression is bounded by the snapshot limit.
+func (s *Syncer) readFrame(br *bufio.Reader) (*SyncMsg, int, error) {
+	lim := s.cfg.Limits
 	n, err := binary.ReadUvarint(br)
 	if err != nil {
 		return nil, 0, err
 	}
-	if n > uint64(lim.MaxSnapshotBytes) {
+	if n == 0 || n > uint64(lim.MaxSnapshotBytes)+1 {
 		return nil, 0, fmt.Errorf("%w: sync frame of %d bytes", ErrTooLarge, n)
 	}
 	buf := make([]byte, n)
 	if _, err := io.ReadFull(br, buf); err != nil {
 		return nil, 0, err
 	}
-	m, err := DecodeSyncMsg(buf, lim)
+	body := buf[1:]
+	switch buf[0] {
+	case frameRaw:
+	case frameZstd:
+		body, err = s.zdec.DecodeAll(body, nil)
+		if err != nil {
+			return nil, 0, fmt.Errorf("%w: sync frame does not decompress: %v", ErrMalformed, err)
+		}
+		if len(body) > lim.MaxSnapshotBytes {
+			return nil, 0, fmt.Errorf("%w: sync frame inflates to %d bytes", ErrTooLarge, len(body))
+		}
+	default:
+		return nil, 0, fmt.Errorf("%w: sync frame flag %d", ErrMalformed, buf[0])
+	}
+	m, err := DecodeSyncMsg(body, lim)
 	if err != nil {
 		return nil, 0, err
 	}
