@@ -1,0 +1,71 @@
+package concord
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	cnet "github.com/concord-p2p/concord/net"
+	"github.com/concord-p2p/concord/store"
+)
+
+// TestAggregateRelay: an author sends its run as one aggregate; a third peer
+// stores it (with markers), relays it to a fourth that verifies the author's
+// signature, and replays it after a restart.
+func TestAggregateRelay(t *testing.T) {
+	ctx := context.Background()
+	var log exchangeLog
+	author := testNode(t, "")
+	cdir := t.TempDir()
+	relay := testNode(t, cdir, func(c *Config) { c.Events.SyncFinished = log.add })
+	da := openDoc(t, author, "agg")
+	for i := 0; i < 100; i++ {
+		if err := da.Update(ctx, func(tx *Txn) { tx.Set([]string{"k", fmt.Sprint(i % 10)}, i).Inc([]string{"n"}, 1) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dr := openDoc(t, relay, "agg")
+	connect(t, relay, author)
+	waitConverged(t, 10*time.Second, da, dr)
+	if v := dr.Status().Version[author.Replica()]; v != 100 {
+		t.Fatalf("relay holds %d of the author's deltas", v)
+	}
+	// The relay received one aggregate and stored markers for the rest.
+	markers := 0
+	if err := relay.st.Entries(ctx, "agg", func(e store.Entry) error {
+		if _, ok := cnet.DecodeMarker(e.Data); ok {
+			markers++
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if markers != 99 {
+		t.Fatalf("relay stored %d markers, want 99 (one aggregate for 100 deltas)", markers)
+	}
+	view := string(da.JSON())
+	_ = author.Close()
+
+	// A fourth peer catches up from the relay alone.
+	late := testNode(t, "")
+	dl := openDoc(t, late, "agg")
+	connect(t, late, relay)
+	waitConverged(t, 10*time.Second, dr, dl)
+	if got := string(dl.JSON()); got != view {
+		t.Fatalf("late peer view %s, want %s", got, view)
+	}
+	if v := counterValue(t, late, "concord_messages_rejected_total", nil); v != 0 {
+		t.Fatalf("%v envelopes rejected relaying an aggregate", v)
+	}
+	// The relay replays the aggregate after a restart.
+	_ = relay.Close()
+	relay2 := testNode(t, cdir)
+	dr2 := openDoc(t, relay2, "agg")
+	if got := string(dr2.JSON()); got != view {
+		t.Fatalf("relay after restart %s, want %s", got, view)
+	}
+	if v := dr2.Status().Version[author.Replica()]; v != 100 {
+		t.Fatalf("relay after restart holds %d", v)
+	}
+}
