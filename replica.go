@@ -108,6 +108,7 @@ func openReplica(ctx context.Context, doc string, d replicaDeps) (*replica, erro
 			return nil, fmt.Errorf("concord: decode snapshot of %q: %w", doc, err)
 		}
 		r.state = st
+		r.clock = crdt.HLC(snap.Clock)
 	}
 	var bad []error
 	err = d.store.Entries(ctx, doc, func(e store.Entry) error {
@@ -581,8 +582,9 @@ func (r *replica) IngestSnapshot(ctx context.Context, from peer.ID, state []byte
 	r.mu.Lock()
 	paths := r.state.MergeChanges(st)
 	enc := crdt.Encode(r.state)
+	clock := r.clock
 	r.mu.Unlock()
-	if err := r.d.store.Compact(ctx, r.doc, store.Snapshot{State: enc, VV: newVV}); err != nil {
+	if err := r.d.store.Compact(ctx, r.doc, store.Snapshot{State: enc, VV: newVV, Clock: uint64(clock)}); err != nil {
 		return fmt.Errorf("concord: store received snapshot: %w", err)
 	}
 	r.notify(Change{Doc: r.doc, Peer: from, Paths: paths})
@@ -690,8 +692,9 @@ func (r *replica) compact(ctx context.Context, upTo crdt.VersionVector) error {
 	vv.Merge(upTo)
 	r.mu.Lock()
 	enc := crdt.Encode(r.state)
+	clock := r.clock
 	r.mu.Unlock()
-	return r.d.store.Compact(ctx, r.doc, store.Snapshot{State: enc, VV: vv})
+	return r.d.store.Compact(ctx, r.doc, store.Snapshot{State: enc, VV: vv, Clock: uint64(clock)})
 }
 
 func (r *replica) updateOutboxMetric() {

@@ -270,8 +270,8 @@ func (s *sim) shutdown() {
 func (s *sim) publish(i int, e *cnet.Envelope) {
 	sr := s.reps[i]
 	if e.HLC <= sr.lastHLC {
-		// The HLC of an own delta went backwards: after a restart the clock
-		// is rebuilt only from log entries, not from the snapshot.
+		// The HLC of an own delta went backwards (a restart must restore the
+		// clock from the snapshot as well as from the log).
 		s.stats.hlcRegressions++
 		s.logf("note: replica %d seq %d HLC %v <= previous %v", i, e.Seq, crdt.HLC(e.HLC), crdt.HLC(sr.lastHLC))
 	}
@@ -946,8 +946,9 @@ func TestSim(t *testing.T) {
 	t.Logf("%d seeds in %v: %v", n, time.Since(start).Round(time.Millisecond), total)
 	if len(hlcSeeds) > 0 {
 		// Not a convergence failure (registers order causally, the HLC only
-		// breaks ties between concurrent writes), but worth knowing.
-		t.Logf("own HLC went backwards after a restart in seeds %v", hlcSeeds)
+		// breaks ties between concurrent writes), but a replica's own
+		// timestamps must never go backwards.
+		t.Errorf("own HLC went backwards after a restart in seeds %v", hlcSeeds)
 	}
 	if n >= 50 && failures == 0 {
 		// The fault mix must actually be exercised.

@@ -13,6 +13,9 @@ import (
 type Snapshot struct {
 	State []byte
 	VV    crdt.VersionVector
+	// Clock is the writer's hybrid logical clock when the snapshot was
+	// taken, so a restart never issues timestamps below ones it issued.
+	Clock uint64
 }
 
 // Snapshot returns doc's snapshot; ok is false when there is none. Errors:
@@ -70,7 +73,7 @@ func (s *Store) Compact(ctx context.Context, doc string, snap Snapshot) error {
 	}
 	var runs []seqRun
 	ops := []op{
-		{key: snapKey(doc), value: s.codec.encodeSnap(Snapshot{State: snap.State, VV: vv})},
+		{key: snapKey(doc), value: s.codec.encodeSnap(Snapshot{State: snap.State, VV: vv, Clock: snap.Clock})},
 		{key: intentKey(doc), value: s.codec.marshal(intentRecord{VV: vvToMap(vv)})},
 	}
 	err := s.submit(ctx, ops, func() {
