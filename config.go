@@ -55,6 +55,11 @@ type Config struct {
 	Logger *slog.Logger
 	// FastGossip shortens GossipSub heartbeats, for tests.
 	FastGossip bool
+	// StrictVerify checks the author signature of every delta, also of
+	// those received straight from their author, whose identity the
+	// connection's Noise/TLS handshake already proves. Default false: only
+	// relayed deltas (most of them in a sparse mesh) pay an Ed25519 check.
+	StrictVerify bool
 	// Events receives node events (optional callbacks).
 	Events Events
 	// Gater, if set, filters connections (tests use it to partition peers).

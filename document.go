@@ -27,6 +27,26 @@ type Doc struct {
 	gapMu    sync.Mutex
 	gapTimer *time.Timer // pending gap check, at most one
 	gapDone  bool
+
+	sumMu     sync.Mutex
+	summaries map[crdt.ReplicaID]crdt.VersionVector // last summary per origin
+}
+
+// maxSummaryOrigins bounds the remembered summaries per document; past it
+// the map is cleared (the next summaries only re-arm the comparison).
+const maxSummaryOrigins = 4096
+
+// swapSummary stores vv as origin's latest summary and returns the one
+// before it (nil for the first).
+func (d *Doc) swapSummary(origin crdt.ReplicaID, vv crdt.VersionVector) crdt.VersionVector {
+	d.sumMu.Lock()
+	defer d.sumMu.Unlock()
+	if d.summaries == nil || len(d.summaries) >= maxSummaryOrigins {
+		d.summaries = map[crdt.ReplicaID]crdt.VersionVector{}
+	}
+	prev := d.summaries[origin]
+	d.summaries[origin] = vv
+	return prev
 }
 
 // gapGrace is how long a gap in a replica's deltas may last before an

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
@@ -48,6 +49,7 @@ type Node struct {
 	docs        map[string]*Doc
 	closed      bool
 	connectedAt map[peer.ID]time.Time
+	beacons     atomic.Uint64 // numbers summary beacons (see cnet.Summary.Beacon)
 }
 
 // Open starts a node: it opens the store (creating the node key on first
@@ -328,7 +330,7 @@ func (n *Node) Doc(ctx context.Context, name string, opts ...DocOption) (*Doc, e
 	d := &Doc{n: n, name: name}
 	deps := replicaDeps{
 		store: n.st, key: n.key, self: n.self, selfPeer: n.h.ID(), writers: writers,
-		ackPeers: max(o.ackPeers, 1), snapshotAfter: n.cfg.SnapshotAfter, compactAfter: n.cfg.CompactAfter,
+		ackPeers: max(o.ackPeers, 1), strictVerify: n.cfg.StrictVerify, snapshotAfter: n.cfg.SnapshotAfter, compactAfter: n.cfg.CompactAfter,
 		now: n.cfg.Now, metrics: n.metrics, log: n.cfg.Logger.With("doc", name),
 		publish: func(e *cnet.Envelope) {
 			if len(e.Payload) > cnet.DefaultLimits().MaxPayloadBytes {
@@ -380,7 +382,8 @@ func (h docHandler) Deliver(from peer.ID, envs []*cnet.Envelope) {
 }
 
 func (h docHandler) Summary(from peer.ID, s *cnet.Summary) {
-	n, r := h.d.n, h.d.r
+	n, d := h.d.n, h.d
+	r := d.r
 	p, err := cnet.PeerOf(s.Origin)
 	if err != nil {
 		return
@@ -389,9 +392,16 @@ func (h docHandler) Summary(from peer.ID, s *cnet.Summary) {
 		// Straight from its origin over an authenticated connection: an ack.
 		r.Observed(p, s.VV)
 	}
+	// Pull only what the previous summary of this origin announced and we
+	// still lack: deltas announced a moment ago are usually still in
+	// flight on gossip, and pulling them would send them twice.
+	prev := d.swapSummary(s.Origin, s.VV)
+	if prev == nil {
+		return
+	}
 	mine := r.Version()
 	weLack, theyLack := false, false
-	for rep, v := range s.VV {
+	for rep, v := range prev {
 		if v > mine[rep] {
 			weLack = true
 		}
@@ -401,8 +411,8 @@ func (h docHandler) Summary(from peer.ID, s *cnet.Summary) {
 			theyLack = true
 		}
 	}
-	// Pull what we lack. When both sides lack something, both see it in
-	// each other's summaries: only the lower ID starts the exchange.
+	// When both sides lack something, both see it in each other's
+	// summaries: only the lower ID starts the exchange.
 	if !weLack || (theyLack && n.h.ID() > p) {
 		return
 	}
@@ -485,7 +495,7 @@ func (n *Node) publishSummaries() {
 	n.mu.Unlock()
 	for _, d := range docs {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		err := d.topic.PublishSummary(ctx, &cnet.Summary{Doc: d.name, Origin: n.self, VV: d.r.Version()})
+		err := d.topic.PublishSummary(ctx, &cnet.Summary{Doc: d.name, Origin: n.self, VV: d.r.Version(), Beacon: n.beacons.Add(1)})
 		cancel()
 		if err != nil && !errors.Is(err, context.Canceled) {
 			n.cfg.Logger.Debug("summary not published", "doc", d.name, "err", err)

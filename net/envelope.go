@@ -416,6 +416,10 @@ type Summary struct {
 	Doc    string
 	Origin crdt.ReplicaID
 	VV     crdt.VersionVector
+	// Beacon numbers the sender's beacons. GossipSub identifies messages
+	// by content here, so without it a repeated, unchanged summary would be
+	// dropped as a duplicate of the previous one.
+	Beacon uint64
 }
 
 type summaryWire struct {
@@ -424,12 +428,13 @@ type summaryWire struct {
 	Doc    string            `cbor:"2,keyasint"`
 	Origin string            `cbor:"3,keyasint"`
 	VV     map[string]uint64 `cbor:"4,keyasint,omitempty"`
+	Beacon uint64            `cbor:"5,keyasint,omitempty"`
 }
 
 // EncodeSummary returns the deterministic CBOR encoding of s. Zero entries of
 // the version vector are omitted (a missing entry means zero).
 func EncodeSummary(s *Summary) ([]byte, error) {
-	w := summaryWire{V: ProtocolVersion, T: TypeSummary, Doc: s.Doc, Origin: string(s.Origin)}
+	w := summaryWire{V: ProtocolVersion, T: TypeSummary, Doc: s.Doc, Origin: string(s.Origin), Beacon: s.Beacon}
 	for r, n := range s.VV {
 		if n == 0 {
 			continue
@@ -474,7 +479,7 @@ func DecodeSummary(b []byte, lim Limits) (*Summary, error) {
 		}
 		vv[crdt.ReplicaID(r)] = n
 	}
-	return &Summary{Doc: w.Doc, Origin: crdt.ReplicaID(w.Origin), VV: vv}, nil
+	return &Summary{Doc: w.Doc, Origin: crdt.ReplicaID(w.Origin), VV: vv, Beacon: w.Beacon}, nil
 }
 
 // unmarshal decodes b into v with lim's decoder and classifies errors.
