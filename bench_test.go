@@ -52,6 +52,16 @@ func BenchmarkLatency10Peers(b *testing.B) {
 	}
 }
 
+func BenchmarkLatency10PeersDegree3(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		r, err := bench.Latency(context.Background(), bench.Options{MeshDegree: 3}, 10, 1000, 3*time.Second)
+		if err != nil {
+			b.Fatal(err)
+		}
+		report(b, r)
+	}
+}
+
 func BenchmarkCatchup(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		r, err := bench.Catchup(context.Background(), bench.Options{}, 1000)

@@ -53,6 +53,9 @@ type Config struct {
 	Registerer prometheus.Registerer
 	// Logger. Default: discard.
 	Logger *slog.Logger
+	// MeshDegree is GossipSub's mesh degree D: how many peers relay each
+	// message onwards. Default 6.
+	MeshDegree int
 	// FastGossip shortens GossipSub heartbeats, for tests.
 	FastGossip bool
 	// StrictVerify checks the author signature of every delta, also of

@@ -106,6 +106,7 @@ func Open(ctx context.Context, cfg Config) (n *Node, err error) {
 	n.self = cnet.ReplicaFor(n.h.ID(), n.st.Incarnation())
 	gc := cnet.DefaultGossipConfig()
 	gc.FastHeartbeat = cfg.FastGossip
+	gc.MeshDegree = cfg.MeshDegree
 	gc.Metrics = n.metrics
 	gc.Logger = cfg.Logger
 	if n.gossip, err = cnet.NewGossip(n.h, gc); err != nil {

@@ -42,6 +42,10 @@ type GossipConfig struct {
 	PeerQueueSize int
 	// Limits bound decoded messages.
 	Limits Limits
+	// MeshDegree is GossipSub's target mesh degree D (Dlo = D−2, Dhi = 2D).
+	// Each peer relays a message to about D others, so D bounds fan-out
+	// whatever the swarm size. Default 6 (GossipSub's own).
+	MeshDegree int
 	// FastHeartbeat shortens GossipSub's heartbeat for tests (mesh forms in
 	// tens of milliseconds instead of about a second).
 	FastHeartbeat bool
@@ -118,12 +122,20 @@ func NewGossip(h host.Host, cfg GossipConfig) (*Gossip, error) {
 		pubsub.WithLogger(cfg.Logger),
 		pubsub.WithRawTracer(dropTracer{cfg.Metrics}),
 	}
+	p := pubsub.DefaultGossipSubParams()
 	if cfg.FastHeartbeat {
-		p := pubsub.DefaultGossipSubParams()
 		p.HeartbeatInitialDelay = 10 * time.Millisecond
 		p.HeartbeatInterval = 50 * time.Millisecond
-		opts = append(opts, pubsub.WithGossipSubParams(p))
 	}
+	if cfg.MeshDegree > 0 {
+		p.D = cfg.MeshDegree
+		p.Dlo = max(cfg.MeshDegree-2, 1)
+		p.Dhi = 2 * cfg.MeshDegree
+		p.Dscore = min(p.Dscore, p.Dlo)
+		p.Dout = min(p.Dout, p.Dlo-1, p.D/2)
+		p.Dlazy = cfg.MeshDegree
+	}
+	opts = append(opts, pubsub.WithGossipSubParams(p))
 	ps, err := pubsub.NewGossipSub(ctx, h, opts...)
 	if err != nil {
 		cancel()

@@ -55,6 +55,8 @@ type Options struct {
 	// Dir, if set, makes nodes persist in Pebble under it (synced writes);
 	// otherwise stores are in memory.
 	Dir string
+	// MeshDegree overrides GossipSub's mesh degree (0: the default, 6).
+	MeshDegree int
 }
 
 type cluster struct {
@@ -73,10 +75,11 @@ func (c *cluster) close() {
 
 // newCluster starts n nodes and opens doc on each. connectAll: full mesh;
 // otherwise a star around node 0.
-func newCluster(ctx context.Context, n int, dir, doc string, connectAll bool, mod func(int, *concord.Config)) (*cluster, error) {
+func newCluster(ctx context.Context, o Options, n int, doc string, connectAll bool, mod func(int, *concord.Config)) (*cluster, error) {
+	dir := o.Dir
 	c := &cluster{}
 	for i := 0; i < n; i++ {
-		cfg := concord.Config{FastGossip: true, SummaryInterval: 500 * time.Millisecond}
+		cfg := concord.Config{SummaryInterval: 500 * time.Millisecond, MeshDegree: o.MeshDegree}
 		if dir != "" {
 			cfg.DataDir = fmt.Sprintf("%s/node%d", dir, i)
 		}
@@ -173,6 +176,10 @@ func All(ctx context.Context, o Options, w io.Writer) error {
 		func(ctx context.Context, o Options) (Result, error) { return Convergence(ctx, o, 8, 8, 2000) },
 		func(ctx context.Context, o Options) (Result, error) { return Throughput(ctx, o, 64, 100_000) },
 		func(ctx context.Context, o Options) (Result, error) { return Latency(ctx, o, 10, 1000, 3*time.Second) },
+		func(ctx context.Context, o Options) (Result, error) {
+			o.MeshDegree = 3
+			return Latency(ctx, o, 10, 1000, 3*time.Second)
+		},
 		func(ctx context.Context, o Options) (Result, error) { return Catchup(ctx, o, 1000) },
 	}
 	var errs []string

@@ -18,7 +18,7 @@ import (
 // registers between them concurrently; the time from the first write until
 // every replica shows the same document.
 func Convergence(ctx context.Context, o Options, replicas, writers, total int) (Result, error) {
-	c, err := newCluster(ctx, replicas, o.Dir, "converge", true, nil)
+	c, err := newCluster(ctx, o, replicas, "converge", true, nil)
 	if err != nil {
 		return Result{}, err
 	}
@@ -71,7 +71,7 @@ func storeName(o Options) string {
 // Throughput: two peers, writers concurrent writers on the first; writes/s
 // until the second holds (durably) every write.
 func Throughput(ctx context.Context, o Options, writers, total int) (Result, error) {
-	c, err := newCluster(ctx, 2, o.Dir, "tput", true, nil)
+	c, err := newCluster(ctx, o, 2, "tput", true, nil)
 	if err != nil {
 		return Result{}, err
 	}
@@ -121,7 +121,7 @@ func Throughput(ctx context.Context, o Options, writers, total int) (Result, err
 // Latency: peers nodes in a full mesh; node 0 writes rate writes/s for dur;
 // the time from the write call to the change event on every other node.
 func Latency(ctx context.Context, o Options, peers, rate int, dur time.Duration) (Result, error) {
-	c, err := newCluster(ctx, peers, o.Dir, "latency", true, nil)
+	c, err := newCluster(ctx, o, peers, "latency", true, nil)
 	if err != nil {
 		return Result{}, err
 	}
@@ -188,7 +188,7 @@ func Latency(ctx context.Context, o Options, peers, rate int, dur time.Duration)
 	p50, p99 := percentile(lats, 0.50), percentile(lats, 0.99)
 	return Result{
 		Scenario: "propagation latency",
-		Params:   fmt.Sprintf("%d peers full mesh, 1 writer at %d writes/s for %v, store=%s", peers, rate, dur, storeName(o)),
+		Params:   fmt.Sprintf("%d peers full mesh, mesh degree %s, 1 writer at %d writes/s for %v, store=%s", peers, degree(o), rate, dur, storeName(o)),
 		Metrics: []Metric{
 			{Name: "deliveries observed", Value: float64(len(lats)), Unit: fmt.Sprintf("of %d", want)},
 			{Name: "p50 write→remote change event", Value: float64(p50.Microseconds()) / 1000, Unit: "ms"},
@@ -205,7 +205,7 @@ func Catchup(ctx context.Context, o Options, writes int) (Result, error) {
 	gaters := []*cnet.Gater{cnet.NewGater(), cnet.NewGater()}
 	var mu sync.Mutex
 	var events []cnet.ExchangeEvent
-	c, err := newCluster(ctx, 2, o.Dir, "catchup", true, func(i int, cfg *concord.Config) {
+	c, err := newCluster(ctx, o, 2, "catchup", true, func(i int, cfg *concord.Config) {
 		cfg.Gater = gaters[i]
 		cfg.Events.SyncFinished = func(e cnet.ExchangeEvent) {
 			mu.Lock()
@@ -290,4 +290,11 @@ func Catchup(ctx context.Context, o Options, writes int) (Result, error) {
 			{Name: "heal → converged", Value: took.Seconds() * 1000, Unit: "ms"},
 		},
 	}, nil
+}
+
+func degree(o Options) string {
+	if o.MeshDegree == 0 {
+		return "6 (default)"
+	}
+	return fmt.Sprint(o.MeshDegree)
 }
