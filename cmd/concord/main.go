@@ -19,6 +19,7 @@ const mainUsage = `Usage: concord <command> [flags]
 Commands:
   peer    run a Concord peer (HTTP API, REPL on a terminal)
   id      print the peer ID of a data directory
+  bench   run the end-to-end benchmarks
   help    show this help
 
 Run "concord <command> --help" for a command's flags.
@@ -41,6 +42,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = runPeer(args[1:], stdin, stdout, stderr)
 	case "id":
 		err = runID(args[1:], stdout, stderr)
+	case "bench":
+		err = runBench(args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, mainUsage)
 		return exitOK

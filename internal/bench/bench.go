@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -174,7 +175,17 @@ func percentile(xs []time.Duration, p float64) time.Duration {
 func All(ctx context.Context, o Options, w io.Writer) error {
 	runs := []func(context.Context, Options) (Result, error){
 		func(ctx context.Context, o Options) (Result, error) { return Convergence(ctx, o, 8, 8, 2000) },
-		func(ctx context.Context, o Options) (Result, error) { return Throughput(ctx, o, 64, 100_000) },
+		func(ctx context.Context, o Options) (Result, error) {
+			if o.Dir == "" {
+				dir, err := os.MkdirTemp("", "concord-tput-")
+				if err != nil {
+					return Result{}, err
+				}
+				defer os.RemoveAll(dir)
+				o.Dir = dir
+			}
+			return Throughput(ctx, o, 64, 100_000)
+		},
 		func(ctx context.Context, o Options) (Result, error) { return Latency(ctx, o, 10, 1000, 3*time.Second) },
 		func(ctx context.Context, o Options) (Result, error) {
 			o.MeshDegree = 3
