@@ -79,7 +79,8 @@ func (s *State) Apply(replica ReplicaID, ts HLC, ops ...Op) (*State, error) {
 // directly (the fast path of Merge(delta) for a delta minted here).
 func (s *State) applyOne(replica ReplicaID, ts HLC, op Op) *State {
 	d := New()
-	var covered []Dot
+	var coveredBuf [8]Dot
+	covered := coveredBuf[:0]
 	// A write clears the non-map slots it observed along its path: it
 	// resolves, in favour of maps, type conflicts above it.
 	if op.Kind != OpDelete && op.Kind != OpRemove && len(op.Path) > 1 {
@@ -135,23 +136,27 @@ func (s *State) applyOne(replica ReplicaID, ts HLC, op Op) *State {
 			covered = appendSubtreeDots(covered, e)
 		}
 	}
-	// Apply to s: drop what the op covered, then add its dot. Every covered
+	// Apply to s: add the op's dot first (so the entry it lands in is not
+	// pruned and re-created), then drop what the op covered. Every covered
 	// dot is already in s's context.
+	if op.Kind != OpDelete && op.Kind != OpRemove {
+		s.cc.Add(dot)
+		target := e
+		if target == nil {
+			target = s.ensure(op.Path)
+		}
+		switch op.Kind {
+		case OpSet:
+			s.insertReg(target, regDot{dot: dot, hlc: ts, val: op.Value})
+		case OpInc:
+			s.insertCtr(target, d.idx[dot].e.ctr[0])
+		case OpAdd:
+			s.insertElem(target, string(op.Value), dot)
+		}
+	}
 	for _, c := range covered {
 		d.cc.Add(c)
 		s.removeDot(c)
-	}
-	if op.Kind != OpDelete && op.Kind != OpRemove {
-		s.cc.Add(dot)
-		e := s.ensure(op.Path)
-		switch op.Kind {
-		case OpSet:
-			s.insertReg(e, regDot{dot: dot, hlc: ts, val: op.Value})
-		case OpInc:
-			s.insertCtr(e, d.idx[dot].e.ctr[0])
-		case OpAdd:
-			s.insertElem(e, string(op.Value), dot)
-		}
 	}
 	return d
 }
@@ -203,7 +208,6 @@ func (s *State) validate(ops []Op) ([]Op, error) {
 		if len(op.Path) > MaxPathDepth {
 			return fail(ErrInvalidPath, "path deeper than %d", MaxPathDepth)
 		}
-		op.Path = append([]string(nil), op.Path...)
 		var want Kind
 		switch op.Kind {
 		case OpSet:
@@ -237,12 +241,14 @@ func (s *State) validate(ops []Op) ([]Op, error) {
 				return fail(ErrTypeConflict, "key holds a %s, not a %s", k, want)
 			}
 		}
-		switch op.Kind {
-		case OpDelete:
-			ov.del(op.Path)
-		case OpRemove:
-		default:
-			ov.put(op.Path, want)
+		if i < len(ops)-1 { // later ops of the transaction see this one
+			switch op.Kind {
+			case OpDelete:
+				ov.del(op.Path)
+			case OpRemove:
+			default:
+				ov.put(op.Path, want)
+			}
 		}
 		out[i] = op
 	}

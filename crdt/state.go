@@ -319,32 +319,94 @@ func (s *State) merge(src *State, touched func(e *entry, removed bool)) {
 			}
 		}
 	}
-	// 2. Add the dots src holds that we have not seen.
-	for d, l := range src.idx {
-		if _, ok := s.idx[d]; ok || s.cc.Contains(d) {
-			continue
-		}
-		e := s.ensure(l.e.path())
-		switch l.kind {
-		case KindRegister:
-			for _, r := range l.e.reg {
-				if r.dot == d {
-					s.insertReg(e, r)
-				}
-			}
-		case KindCounter:
-			for _, c := range l.e.ctr {
-				if c.dot == d {
-					s.insertCtr(e, c)
-				}
-			}
-		case KindSet:
-			s.insertElem(e, l.elem, d)
-		}
-		if touched != nil {
-			touched(e, false)
-		}
+	// 2. Add the dots src holds that we have not seen, walking both trees
+	// together (no per-dot path lookups).
+	if len(src.idx) > 2*len(s.idx)+1024 {
+		s.idx = growMap(s.idx, len(s.idx)+len(src.idx))
 	}
+	s.mergeNode(s.root, src.root, touched)
 	// 3. Join the causal contexts.
 	s.cc.Merge(src.cc)
+}
+
+// mergeNode adds to dst (a map of s) the dots of src (the same map in
+// another state) that s has not seen.
+func (s *State) mergeNode(dst, src *mapNode, touched func(e *entry, removed bool)) {
+	if len(src.kids) > 2*len(dst.kids)+1024 {
+		dst.kids = growMap(dst.kids, len(dst.kids)+len(src.kids))
+	}
+	// Large merges allocate new entries, and room for one register value
+	// each, in slabs rather than one by one.
+	var slab []entry
+	var regSlab []regDot
+	if len(src.kids) >= 64 {
+		slab = make([]entry, 0, len(src.kids))
+		regSlab = make([]regDot, len(src.kids))
+	}
+	for k, se := range src.kids {
+		de := dst.kids[k]
+		created := false
+		if de == nil {
+			if len(slab) < cap(slab) {
+				i := len(slab)
+				slab = append(slab, entry{parent: dst, key: k, reg: regSlab[i:i:i+1]})
+				de = &slab[i]
+			} else {
+				de = &entry{parent: dst, key: k}
+			}
+			dst.kids[k] = de
+			created = true
+		}
+		added := false
+		for _, r := range se.reg {
+			if s.unseen(r.dot) {
+				s.insertReg(de, r)
+				added = true
+			}
+		}
+		for _, c := range se.ctr {
+			if s.unseen(c.dot) {
+				s.insertCtr(de, c)
+				added = true
+			}
+		}
+		for el, ds := range se.set {
+			for _, d := range ds {
+				if s.unseen(d) {
+					s.insertElem(de, el, d)
+					added = true
+				}
+			}
+		}
+		if se.sub != nil && len(se.sub.kids) > 0 {
+			if de.sub == nil {
+				de.sub = &mapNode{owner: de, kids: make(map[string]*entry, len(se.sub.kids))}
+			}
+			s.mergeNode(de.sub, se.sub, touched)
+		}
+		if added && touched != nil {
+			touched(de, false)
+		}
+		if created && de.empty() {
+			delete(dst.kids, k)
+		}
+	}
+}
+
+// unseen reports whether d is neither held nor in the causal context.
+func (s *State) unseen(d Dot) bool {
+	if _, ok := s.idx[d]; ok {
+		return false
+	}
+	return !s.cc.Contains(d)
+}
+
+// growMap returns a copy of m with room for n entries, so a large merge
+// does not rehash the map again and again as it grows.
+func growMap[K comparable, V any](m map[K]V, n int) map[K]V {
+	out := make(map[K]V, n)
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
 }
