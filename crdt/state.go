@@ -349,7 +349,7 @@ func (s *State) mergeNode(dst, src *mapNode, touched func(e *entry, removed bool
 		if de == nil {
 			if len(slab) < cap(slab) {
 				i := len(slab)
-				slab = append(slab, entry{parent: dst, key: k, reg: regSlab[i:i:i+1]})
+				slab = append(slab, entry{parent: dst, key: k, reg: regSlab[i : i : i+1]})
 				de = &slab[i]
 			} else {
 				de = &entry{parent: dst, key: k}
