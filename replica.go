@@ -210,8 +210,10 @@ func (r *replica) apply(ctx context.Context, ops []crdt.Op) error {
 	} else {
 		r.pending.Merge(delta)
 	}
-	for _, op := range ops {
-		r.pendPaths = append(r.pendPaths, op.Path)
+	if len(r.subs) > 0 {
+		for _, op := range ops {
+			r.pendPaths = append(r.pendPaths, op.Path)
+		}
 	}
 	ch := make(chan error, 1)
 	r.waiters = append(r.waiters, ch)
@@ -228,34 +230,78 @@ func (r *replica) apply(ctx context.Context, ops []crdt.Op) error {
 	}
 }
 
+// flushDepth bounds own deltas queued for commit at once: while one is
+// being synced, the next ones are signed and queued, and the store commits
+// them in order, sharing syncs.
+const flushDepth = 1
+
+// inflightFlush is an own delta queued for commit.
+type inflightFlush struct {
+	env     *cnet.Envelope
+	done    <-chan error
+	err     error
+	waiters []chan error
+	paths   [][]string
+}
+
 func (r *replica) flushLoop() {
 	defer r.wg.Done()
+	inflight := make(chan *inflightFlush, flushDepth)
+	completed := make(chan struct{})
+	go func() { // completes flushes in order: publish, notify, answer
+		defer close(completed)
+		for f := range inflight {
+			r.complete(f)
+		}
+	}()
+	defer func() {
+		close(inflight)
+		<-completed
+	}()
 	for {
 		select {
 		case <-r.kick:
-			r.flush()
+			if f := r.startFlush(); f != nil {
+				inflight <- f
+			}
 		case <-r.quit:
-			r.flush()
+			if f := r.startFlush(); f != nil {
+				inflight <- f
+			}
 			return
 		}
 	}
 }
 
-// flush turns every pending transaction into one signed delta, persists it
-// (synced, with group commit in the store) and then publishes it.
-func (r *replica) flush() {
+// startFlush turns every pending transaction into one signed delta and
+// queues it for commit. It returns nil when nothing is pending.
+func (r *replica) startFlush() *inflightFlush {
 	r.mu.Lock()
 	delta, waiters, paths := r.pending, r.waiters, r.pendPaths
 	r.pending, r.waiters, r.pendPaths = nil, nil, nil
 	if delta == nil {
 		r.mu.Unlock()
-		return
+		return nil
 	}
 	seq := r.nextSeq
 	r.nextSeq++
 	ts := r.clock
+	failed := r.failed
 	r.mu.Unlock()
-	err := r.persistOwn(seq, ts, delta)
+	f := &inflightFlush{waiters: waiters, paths: paths, err: failed}
+	if f.err == nil {
+		f.env, f.done, f.err = r.queueOwn(seq, ts, delta)
+	}
+	return f
+}
+
+// complete waits until f is durable, then publishes it and answers its
+// writers; a failure marks the replica failed.
+func (r *replica) complete(f *inflightFlush) {
+	err := f.err
+	if err == nil {
+		err = <-f.done
+	}
 	if err != nil {
 		r.mu.Lock()
 		if r.failed == nil {
@@ -264,31 +310,30 @@ func (r *replica) flush() {
 		err = r.failed
 		r.mu.Unlock()
 	} else {
+		// Persist before publish: a delta peers may hold is always in our log.
+		if r.d.publish != nil {
+			r.d.publish(f.env)
+		}
 		r.updateOutboxMetric()
-		r.notify(Change{Doc: r.doc, Local: true, Origin: r.d.self, Paths: dedupPaths(paths)})
+		r.notify(Change{Doc: r.doc, Local: true, Origin: r.d.self, Paths: dedupPaths(f.paths)})
 	}
-	for _, w := range waiters {
+	for _, w := range f.waiters {
 		w <- err
 	}
 }
 
-func (r *replica) persistOwn(seq uint64, ts crdt.HLC, delta *crdt.State) error {
+// queueOwn signs an own delta and queues it for a synced append.
+func (r *replica) queueOwn(seq uint64, ts crdt.HLC, delta *crdt.State) (*cnet.Envelope, <-chan error, error) {
 	env := &cnet.Envelope{Doc: r.doc, Origin: r.d.self, Seq: seq, HLC: uint64(ts), Payload: crdt.EncodeDelta(delta, r.d.self)}
 	if err := cnet.SignEnvelope(r.d.key, env); err != nil {
-		return err
+		return nil, nil, err
 	}
 	b, err := cnet.EncodeEnvelope(env)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	// Persist before publish: a delta peers may hold is always in our log.
-	if err := r.d.store.Append(context.Background(), r.doc, r.d.self, []store.Entry{{Replica: r.d.self, Seq: seq, Data: b}}); err != nil {
-		return err
-	}
-	if r.d.publish != nil {
-		r.d.publish(env)
-	}
-	return nil
+	done, err := r.d.store.AppendAsync(context.Background(), r.doc, r.d.self, []store.Entry{{Replica: r.d.self, Seq: seq, Data: b}})
+	return env, done, err
 }
 
 // ---- receive path ----
@@ -381,8 +426,13 @@ func (r *replica) ingest(ctx context.Context, from peer.ID, envs []*cnet.Envelop
 	r.mu.Lock()
 	var paths [][]string
 	var maxHLC crdt.HLC
+	track := len(r.subs) > 0
 	for _, it := range items {
-		paths = append(paths, r.state.MergeChanges(it.delta)...)
+		if track {
+			paths = append(paths, r.state.MergeChanges(it.delta)...)
+		} else {
+			r.state.Merge(it.delta)
+		}
 		if h := crdt.HLC(it.env.HLC); h > maxHLC {
 			maxHLC = h
 		}

@@ -1,8 +1,7 @@
 package concord
 
 import (
-	"sort"
-	"strings"
+	"slices"
 	"sync/atomic"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -79,13 +78,17 @@ func (r *replica) notify(ch Change) {
 }
 
 func dedupPaths(paths [][]string) [][]string {
-	sort.Slice(paths, func(i, j int) bool { return strings.Join(paths[i], "\x00") < strings.Join(paths[j], "\x00") })
-	out := paths[:0]
-	for i, p := range paths {
-		if i > 0 && strings.Join(p, "\x00") == strings.Join(out[len(out)-1], "\x00") {
-			continue
-		}
-		out = append(out, p)
+	if len(paths) < 2 {
+		return paths
 	}
-	return out
+	slices.SortFunc(paths, slices.Compare[[]string])
+	return slices.CompactFunc(paths, func(a, b []string) bool { return slices.Equal(a, b) })
+}
+
+// hasSubscribers reports whether anyone listens for changes (computing the
+// changed paths is skipped otherwise).
+func (r *replica) hasSubscribers() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.subs) > 0
 }

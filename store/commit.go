@@ -138,34 +138,45 @@ func (s *Store) fail(err error) {
 // ends first, submit returns ctx.Err(); the batch may still be committed
 // later, but the caller was not told it succeeded.
 func (s *Store) submit(ctx context.Context, ops []op, apply func()) error {
+	done, err := s.enqueue(ctx, ops, apply)
+	if err != nil {
+		return err
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// enqueue puts ops in the commit queue and returns a channel that receives
+// the outcome once the group holding them is durable (or failed). Requests
+// are committed in the order they were enqueued.
+func (s *Store) enqueue(ctx context.Context, ops []op, apply func()) (<-chan error, error) {
+	done := make(chan error, 1)
 	if len(ops) == 0 {
 		if apply != nil {
 			s.mu.Lock()
 			apply()
 			s.mu.Unlock()
 		}
-		return nil
+		done <- nil
+		return done, nil
 	}
 	if err := s.failure(); err != nil {
-		return err
+		return nil, err
 	}
-	r := &writeReq{ops: ops, apply: apply, done: make(chan error, 1)}
+	r := &writeReq{ops: ops, apply: apply, done: done}
 	s.closeMu.RLock()
+	defer s.closeMu.RUnlock()
 	if s.closed {
-		s.closeMu.RUnlock()
-		return ErrClosed
+		return nil, ErrClosed
 	}
 	select {
 	case s.reqs <- r:
+		return done, nil
 	case <-ctx.Done():
-		s.closeMu.RUnlock()
-		return ctx.Err()
-	}
-	s.closeMu.RUnlock()
-	select {
-	case err := <-r.done:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
+		return nil, ctx.Err()
 	}
 }

@@ -39,12 +39,30 @@ type Cursor struct {
 // ErrClosed, ErrFailed (a previous write failed), ctx.Err() (the caller
 // stopped waiting: the batch may or may not be durable), write errors.
 func (s *Store) Append(ctx context.Context, doc string, own crdt.ReplicaID, entries []Entry) error {
+	done, err := s.AppendAsync(ctx, doc, own, entries)
+	if err != nil {
+		return err
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// AppendAsync is Append without the wait: it returns once the entries are
+// queued for commit, and the channel reports when they are durable (or that
+// the write failed). Appends queued one after another are committed in that
+// order, so a writer can keep several in flight without a later one ever
+// becoming durable before an earlier one.
+func (s *Store) AppendAsync(ctx context.Context, doc string, own crdt.ReplicaID, entries []Entry) (<-chan error, error) {
 	if s.isClosed() {
-		return ErrClosed
+		return nil, ErrClosed
 	}
 	for _, e := range entries {
 		if e.Replica == "" || e.Seq == 0 {
-			return fmt.Errorf("%w: entry (%q, %d) of doc %q", ErrInvalid, e.Replica, e.Seq, doc)
+			return nil, fmt.Errorf("%w: entry (%q, %d) of doc %q", ErrInvalid, e.Replica, e.Seq, doc)
 		}
 	}
 	type rs struct {
@@ -73,10 +91,7 @@ func (s *Store) Append(ctx context.Context, doc string, own crdt.ReplicaID, entr
 		}
 	}
 	s.mu.RUnlock()
-	if len(ops) == 0 {
-		return nil
-	}
-	return s.submit(ctx, ops, func() {
+	return s.enqueue(ctx, ops, func() {
 		d := s.doc(doc)
 		for _, a := range added {
 			d.replica(a.r).add(a.seq)
