@@ -1,0 +1,34 @@
+// Package concord keeps application state in sync between peers with no
+// central server.
+//
+// A Node is one peer: a libp2p host, a durable store (Pebble, or memory)
+// and the documents it hosts. A Doc is a JSON-like tree of CRDTs —
+// registers, counters, sets and nested maps — that converges on every peer
+// holding it. Local writes succeed offline and are durable (synced to disk)
+// when the call returns; they are gossiped to peers as signed deltas over
+// GossipSub, kept in an outbox until a peer acknowledges them, and whatever
+// gossip misses is repaired by an anti-entropy exchange when peers
+// (re)connect or a summary beacon shows a gap.
+//
+// # Usage
+//
+//	node, err := concord.Open(ctx, concord.Config{DataDir: "./data"})
+//	if err != nil { ... }
+//	defer node.Close()
+//	_ = node.Connect(ctx, "/ip4/192.0.2.7/tcp/4001/p2p/12D3Koo...")
+//	doc, err := node.Doc(ctx, "groceries")
+//	err = doc.Update(ctx, func(tx *concord.Txn) {
+//		tx.Set([]string{"title"}, "Saturday").Add([]string{"items"}, "milk")
+//	})
+//	fmt.Println(string(doc.JSON())) // {"items":["milk"],"title":"Saturday"}
+//	for ch := range doc.Subscribe(64).C { ... } // local and remote changes
+//
+// Errors from writes wrap the crdt package's sentinels (crdt.ErrTypeConflict
+// for an op of the wrong kind, crdt.ErrInvalidPath, crdt.ErrInvalidValue,
+// crdt.ErrInvalidOp) or this package's (ErrTooLarge, ErrNotWriter,
+// ErrStorage, ErrClosed).
+//
+// The packages underneath: crdt (the pure CRDT core and codec), store
+// (the only package that touches disk) and net (libp2p host, gossip, sync
+// protocol, peer supervisor, metrics).
+package concord
