@@ -199,17 +199,17 @@ func (r *replica) apply(ctx context.Context, ops []crdt.Op) error {
 		return ErrNotWriter
 	}
 	ts := r.clock.Now(r.d.now().UnixMilli())
-	delta, err := r.state.Apply(r.d.self, ts, ops...)
-	if err != nil {
+	if r.pending == nil {
+		r.pending = crdt.New()
+	}
+	if err := r.state.ApplyTo(r.pending, r.d.self, ts, ops...); err != nil {
+		if r.pending.IsEmpty() {
+			r.pending = nil
+		}
 		r.mu.Unlock()
 		return err
 	}
 	r.clock = ts
-	if r.pending == nil {
-		r.pending = delta
-	} else {
-		r.pending.Merge(delta)
-	}
 	if len(r.subs) > 0 {
 		for _, op := range ops {
 			r.pendPaths = append(r.pendPaths, op.Path)

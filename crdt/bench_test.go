@@ -33,6 +33,28 @@ func BenchmarkRegisterSet(b *testing.B) {
 	}
 }
 
+// BenchmarkRegisterSetBatched: the same sets joined into one delta per 64
+// writes with ApplyTo — how a node batches writes arriving together.
+func BenchmarkRegisterSetBatched(b *testing.B) {
+	s := bigMap(b, "A", 100_000)
+	keys := make([][]string, 100_000)
+	for i := range keys {
+		keys[i] = []string{strconv.Itoa(i)}
+	}
+	val := js(`42`)
+	acc := New()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if i%64 == 0 {
+			acc = New()
+		}
+		if err := s.ApplyTo(acc, "A", HLC(200_000+i), Set(keys[i%len(keys)], val)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 func benchOp(b *testing.B, mk func(i int) Op) {
 	s := New()
 	b.ReportAllocs()

@@ -61,24 +61,31 @@ func Remove(path []string, v json.RawMessage) Op { return Op{Kind: OpRemove, Pat
 // one of ErrTypeConflict, ErrInvalidPath, ErrInvalidValue, ErrInvalidOp and
 // names the offending op.
 func (s *State) Apply(replica ReplicaID, ts HLC, ops ...Op) (*State, error) {
-	norm, err := s.validate(ops)
-	if err != nil {
-		return nil, err
-	}
-	if len(norm) == 1 {
-		return s.applyOne(replica, ts, norm[0]), nil
-	}
 	acc := New()
-	for _, op := range norm {
-		acc.Merge(s.applyOne(replica, ts, op))
+	if err := s.ApplyTo(acc, replica, ts, ops...); err != nil {
+		return nil, err
 	}
 	return acc, nil
 }
 
-// applyOne applies one validated op and returns its delta. It mutates s
-// directly (the fast path of Merge(delta) for a delta minted here).
-func (s *State) applyOne(replica ReplicaID, ts HLC, op Op) *State {
-	d := New()
+// ApplyTo is Apply that joins the transaction's delta into acc instead of
+// returning it: acc ends up as acc ⊔ delta. A writer batching several
+// transactions into one delta passes the same acc each time, which costs
+// no intermediate state. acc must only ever receive deltas of s.
+func (s *State) ApplyTo(acc *State, replica ReplicaID, ts HLC, ops ...Op) error {
+	norm, err := s.validate(ops)
+	if err != nil {
+		return err
+	}
+	for _, op := range norm {
+		s.applyOne(replica, ts, op, acc)
+	}
+	return nil
+}
+
+// applyOne applies one validated op to s and joins its delta into d. It
+// mutates both directly (the fast path of Merge for a delta minted here).
+func (s *State) applyOne(replica ReplicaID, ts HLC, op Op, d *State) {
 	var coveredBuf [8]Dot
 	covered := coveredBuf[:0]
 	// A write clears the non-map slots it observed along its path: it
@@ -99,6 +106,7 @@ func (s *State) applyOne(replica ReplicaID, ts HLC, op Op) *State {
 	}
 	e := s.lookup(op.Path)
 	var dot Dot
+	var newCtr ctrDot
 	if op.Kind != OpDelete && op.Kind != OpRemove {
 		dot = Dot{replica, s.cc.Max(replica) + 1}
 		d.cc.Add(dot)
@@ -120,7 +128,8 @@ func (s *State) applyOne(replica ReplicaID, ts HLC, op Op) *State {
 				}
 			}
 		}
-		d.insertCtr(d.ensure(op.Path), ctrDot{dot: dot, n: old + op.By})
+		newCtr = ctrDot{dot: dot, n: old + op.By}
+		d.insertCtr(d.ensure(op.Path), newCtr)
 	case OpAdd:
 		if e != nil {
 			covered = appendSlotDots(covered, e, true, true, false)
@@ -149,16 +158,16 @@ func (s *State) applyOne(replica ReplicaID, ts HLC, op Op) *State {
 		case OpSet:
 			s.insertReg(target, regDot{dot: dot, hlc: ts, val: op.Value})
 		case OpInc:
-			s.insertCtr(target, d.idx[dot].e.ctr[0])
+			s.insertCtr(target, newCtr)
 		case OpAdd:
 			s.insertElem(target, string(op.Value), dot)
 		}
 	}
 	for _, c := range covered {
 		d.cc.Add(c)
+		d.removeDot(c) // an earlier op of the same batch may hold it
 		s.removeDot(c)
 	}
-	return d
 }
 
 func appendSlotDots(out []Dot, e *entry, reg, ctr, set bool) []Dot {

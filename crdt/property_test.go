@@ -392,3 +392,30 @@ func TestDeltaJoinEqualsSequence(t *testing.T) {
 		eqState(t, "txn vs sequence", a, b)
 	})
 }
+
+// TestApplyToAccumulates: joining several transactions into one
+// accumulator equals joining their separate deltas, and a replica that
+// receives the accumulator ends where the writer is.
+func TestApplyToAccumulates(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		base := genStates(t, 1)[0]
+		w1, w2 := base.Clone(), base.Clone()
+		acc, joined := New(), New()
+		for k := rapid.IntRange(1, 6).Draw(t, "txns"); k > 0; k-- {
+			op := genOp(t)
+			if err := w1.ApplyTo(acc, "w", HLC(k), op); err != nil {
+				continue
+			}
+			d, err := w2.Apply("w", HLC(k), op)
+			if err != nil {
+				t.Fatalf("op accepted by ApplyTo, refused by Apply: %v", err)
+			}
+			joined.Merge(d)
+		}
+		eqState(t, "writers", w1, w2)
+		eqState(t, "accumulator vs joined deltas", acc, joined)
+		r := base.Clone()
+		r.Merge(acc)
+		eqState(t, "receiver", r, w1)
+	})
+}
