@@ -27,6 +27,15 @@ var storedLimits = cnet.Limits{
 	MaxPayloadBytes: MaxTxnBytes * 4,
 }
 
+// payloadLimits bound a decoded delta payload: as large as storedLimits
+// allow (a delete of a big map covers many dots), elements bounded by bytes.
+var payloadLimits = crdt.Limits{MaxBytes: MaxTxnBytes * 4, MaxElements: MaxTxnBytes * 4}
+
+// maxClockLead is how far ahead of our wall clock a remote timestamp may
+// pull our HLC: a peer with a wild clock cannot drag everyone's clock into
+// the future (its value still counts for its own register writes).
+const maxClockLead = time.Minute
+
 // rejectError is a refused envelope with its metrics reason.
 type rejectError struct {
 	reason string
@@ -79,6 +88,9 @@ type replica struct {
 	acked     uint64
 	ackCh     chan struct{}
 	subs      map[*Subscription]struct{}
+	inflightN int        // own deltas taken from pending, not yet durable
+	holdN     int        // encodeDurable calls holding new writes back
+	cond      *sync.Cond // on mu: inflightN or holdN changed
 	failed    error
 	closed    bool
 	compactOn bool
@@ -99,6 +111,7 @@ func openReplica(ctx context.Context, doc string, d replicaDeps) (*replica, erro
 		kick: make(chan struct{}, 1), quit: make(chan struct{}),
 		verified: newVerifiedCache(1 << 16),
 	}
+	r.cond = sync.NewCond(&r.mu)
 	snap, ok, err := d.store.Snapshot(ctx, doc)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, fmt.Errorf("concord: load snapshot of %q: %w", doc, err)
@@ -121,7 +134,7 @@ func openReplica(ctx context.Context, doc string, d replicaDeps) (*replica, erro
 			bad = append(bad, fmt.Errorf("entry %s/%d: %w", e.Replica, e.Seq, err))
 			return nil
 		}
-		delta, err := crdt.DecodeDelta(env.Payload, env.Origin, crdt.DeltaLimits())
+		delta, err := crdt.DecodeDelta(env.Payload, env.Origin, payloadLimits)
 		if err != nil {
 			bad = append(bad, fmt.Errorf("entry %s/%d: %w", e.Replica, e.Seq, err))
 			return nil
@@ -158,6 +171,7 @@ func (r *replica) close() {
 		return
 	}
 	r.closed = true
+	r.cond.Broadcast()
 	for s := range r.subs {
 		close(s.c)
 	}
@@ -187,6 +201,9 @@ func (r *replica) apply(ctx context.Context, ops []crdt.Op) error {
 		return fmt.Errorf("%w: %d bytes", ErrTooLarge, n)
 	}
 	r.mu.Lock()
+	for r.holdN > 0 && !r.closed && r.failed == nil {
+		r.cond.Wait() // a snapshot is being taken of durable state only
+	}
 	switch {
 	case r.closed:
 		r.mu.Unlock()
@@ -287,6 +304,7 @@ func (r *replica) startFlush() *inflightFlush {
 	r.nextSeq++
 	ts := r.clock
 	failed := r.failed
+	r.inflightN++
 	r.mu.Unlock()
 	f := &inflightFlush{waiters: waiters, paths: paths, err: failed}
 	if f.err == nil {
@@ -317,9 +335,38 @@ func (r *replica) complete(f *inflightFlush) {
 		r.updateOutboxMetric()
 		r.notify(Change{Doc: r.doc, Local: true, Origin: r.d.self, Paths: dedupPaths(f.paths)})
 	}
+	r.mu.Lock()
+	r.inflightN--
+	r.cond.Broadcast()
+	r.mu.Unlock()
 	for _, w := range f.waiters {
 		w <- err
 	}
+}
+
+// encodeDurable encodes the state once every own write in it is durable:
+// it holds new writes back, lets pending and in-flight ones commit, and
+// encodes. A snapshot so never holds an own write without a durable delta
+// (which, after a crash, would be kept locally but never sent, or reused).
+func (r *replica) encodeDurable() ([]byte, crdt.HLC, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.holdN++
+	defer func() { r.holdN--; r.cond.Broadcast() }()
+	for (r.pending != nil || r.inflightN > 0) && r.failed == nil && !r.closed {
+		select {
+		case r.kick <- struct{}{}:
+		default:
+		}
+		r.cond.Wait()
+	}
+	if r.failed != nil {
+		return nil, 0, r.failed
+	}
+	if r.pending != nil || r.inflightN > 0 {
+		return nil, 0, ErrClosed
+	}
+	return crdt.Encode(r.state), r.clock, nil
 }
 
 // queueOwn signs an own delta and queues it for a synced append.
@@ -393,10 +440,9 @@ func (r *replica) ingest(ctx context.Context, from peer.ID, envs []*cnet.Envelop
 		data  []byte
 	}
 	items := make([]item, 0, len(envs))
-	seen := map[crdt.Dot]bool{}
+	claimed := map[crdt.Dot]bool{} // seqs taken by earlier items of this batch
 	for _, e := range envs {
-		k := crdt.Dot{Replica: e.Origin, Counter: e.Seq}
-		if seen[k] || r.holdsAll(e) {
+		if r.holdsAll(e, claimed) {
 			continue
 		}
 		if !verified {
@@ -406,7 +452,7 @@ func (r *replica) ingest(ctx context.Context, from peer.ID, envs []*cnet.Envelop
 				continue
 			}
 		}
-		delta, err := crdt.DecodeDelta(e.Payload, e.Origin, crdt.DeltaLimits())
+		delta, err := crdt.DecodeDelta(e.Payload, e.Origin, payloadLimits)
 		if err != nil {
 			r.d.metrics.Reject("bad_payload")
 			continue
@@ -416,7 +462,9 @@ func (r *replica) ingest(ctx context.Context, from peer.ID, envs []*cnet.Envelop
 			r.d.metrics.Reject("malformed")
 			continue
 		}
-		seen[k] = true
+		for seq := e.Seq; seq <= e.LastSeq(); seq++ {
+			claimed[crdt.Dot{Replica: e.Origin, Counter: seq}] = true
+		}
 		items = append(items, item{e, delta, data})
 	}
 	if len(items) == 0 {
@@ -437,11 +485,15 @@ func (r *replica) ingest(ctx context.Context, from peer.ID, envs []*cnet.Envelop
 			maxHLC = h
 		}
 	}
+	if ceiling := crdt.MakeHLC(now.Add(maxClockLead).UnixMilli(), 0); maxHLC > ceiling {
+		maxHLC = ceiling
+	}
 	r.clock = r.clock.Observe(maxHLC, now.UnixMilli())
 	r.mu.Unlock()
 	entries := make([]store.Entry, 0, len(items))
+	placed := map[crdt.Dot]bool{}
 	for _, it := range items {
-		entries = append(entries, r.entriesFor(it.env, it.data)...)
+		entries = append(entries, r.entriesFor(it.env, it.data, placed)...)
 	}
 	if err := r.d.store.Append(ctx, r.doc, r.d.self, entries); err != nil {
 		return fmt.Errorf("concord: persist received deltas: %w", err)
@@ -456,10 +508,11 @@ func (r *replica) ingest(ctx context.Context, from peer.ID, envs []*cnet.Envelop
 	return nil
 }
 
-// holdsAll reports whether every sequence number e covers is held.
-func (r *replica) holdsAll(e *cnet.Envelope) bool {
+// holdsAll reports whether every sequence number e covers is held, or
+// claimed by an earlier envelope of the same batch.
+func (r *replica) holdsAll(e *cnet.Envelope, claimed map[crdt.Dot]bool) bool {
 	for seq := e.Seq; seq <= e.LastSeq(); seq++ {
-		if !r.d.store.Has(r.doc, e.Origin, seq) {
+		if !claimed[crdt.Dot{Replica: e.Origin, Counter: seq}] && !r.d.store.Has(r.doc, e.Origin, seq) {
 			return false
 		}
 	}
@@ -469,13 +522,23 @@ func (r *replica) holdsAll(e *cnet.Envelope) bool {
 // entriesFor returns the log entries that store e: the envelope itself at
 // its seq, or, for an aggregate, the envelope at the highest seq of its range
 // not yet held and markers pointing there at the other unheld ones.
-func (r *replica) entriesFor(e *cnet.Envelope, data []byte) []store.Entry {
+// Seqs already held, or placed by earlier envelopes of the batch (placed,
+// updated here), are left alone.
+func (r *replica) entriesFor(e *cnet.Envelope, data []byte, placed map[crdt.Dot]bool) []store.Entry {
+	free := func(seq uint64) bool {
+		return !placed[crdt.Dot{Replica: e.Origin, Counter: seq}] && !r.d.store.Has(r.doc, e.Origin, seq)
+	}
+	take := func(seq uint64) { placed[crdt.Dot{Replica: e.Origin, Counter: seq}] = true }
 	if e.Last == 0 {
+		if !free(e.Seq) {
+			return nil
+		}
+		take(e.Seq)
 		return []store.Entry{{Replica: e.Origin, Seq: e.Seq, Data: data}}
 	}
 	var slot uint64
 	for seq := e.Last; seq >= e.Seq; seq-- {
-		if !r.d.store.Has(r.doc, e.Origin, seq) {
+		if free(seq) {
 			slot = seq
 			break
 		}
@@ -483,10 +546,12 @@ func (r *replica) entriesFor(e *cnet.Envelope, data []byte) []store.Entry {
 	if slot == 0 {
 		return nil
 	}
+	take(slot)
 	out := []store.Entry{{Replica: e.Origin, Seq: slot, Data: data}}
 	marker := cnet.EncodeMarker(slot)
 	for seq := e.Seq; seq <= e.Last; seq++ {
-		if seq != slot && !r.d.store.Has(r.doc, e.Origin, seq) {
+		if free(seq) {
+			take(seq)
 			out = append(out, store.Entry{Replica: e.Origin, Seq: seq, Data: marker})
 		}
 	}
@@ -531,10 +596,14 @@ func (r *replica) Missing(ctx context.Context, have crdt.VersionVector, cur stor
 			if err != nil {
 				continue // compacted meanwhile: the snapshot covers it
 			}
+			if _, isMarker := cnet.DecodeMarker(target.Data); isMarker {
+				r.d.log.Warn("marker points at a marker", "doc", r.doc, "replica", e.Replica, "seq", e.Seq)
+				continue
+			}
 			out = append(out, target)
 			continue
 		}
-		if e.Replica == r.d.self && (len(run) == 0 || run[len(run)-1].Seq+1 == e.Seq) {
+		if e.Replica == r.d.self && len(run) < cnet.MaxAggregateRun && (len(run) == 0 || run[len(run)-1].Seq+1 == e.Seq) {
 			run = append(run, e)
 			continue
 		}
@@ -561,7 +630,7 @@ func (r *replica) aggregate(run []store.Entry) (store.Entry, error) {
 		if env.Last != 0 {
 			return store.Entry{}, fmt.Errorf("own aggregate in the log at %d", e.Seq)
 		}
-		d, err := crdt.DecodeDelta(env.Payload, env.Origin, crdt.DeltaLimits())
+		d, err := crdt.DecodeDelta(env.Payload, env.Origin, payloadLimits)
 		if err != nil {
 			return store.Entry{}, err
 		}
@@ -604,9 +673,10 @@ func (r *replica) SnapshotFor(ctx context.Context, have crdt.VersionVector) ([]b
 	if total <= uint64(r.d.snapshotAfter) {
 		return nil, nil, false, nil
 	}
-	r.mu.Lock()
-	b := crdt.Encode(r.state) // covers vv: merges precede appends
-	r.mu.Unlock()
+	b, _, err := r.encodeDurable() // covers vv: merges precede appends
+	if err != nil {
+		return nil, nil, false, err
+	}
 	return b, vv, true, nil
 }
 
@@ -625,8 +695,24 @@ func (r *replica) IngestSnapshot(ctx context.Context, from peer.ID, state []byte
 			}
 		}
 	}
+	if r.d.writers != nil {
+		for rep := range vv {
+			if p, err := cnet.PeerOf(rep); err != nil || !r.d.writers[p] {
+				r.d.metrics.Reject("not_writer")
+				return reject("not_writer", fmt.Errorf("snapshot vector names %s", rep))
+			}
+		}
+	}
 	r.ingestMu.Lock()
 	defer r.ingestMu.Unlock()
+	r.mu.Lock()
+	mine := r.nextSeq - 1
+	r.mu.Unlock()
+	if vv[r.d.self] > mine {
+		// Nobody can hold more of our deltas than we wrote.
+		r.d.metrics.Reject("bad_snapshot")
+		return reject("bad_snapshot", fmt.Errorf("snapshot claims our seq %d, we wrote %d", vv[r.d.self], mine))
+	}
 	old, _, err := r.d.store.Snapshot(ctx, r.doc)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
@@ -636,9 +722,11 @@ func (r *replica) IngestSnapshot(ctx context.Context, from peer.ID, state []byte
 	newVV.Merge(vv)
 	r.mu.Lock()
 	paths := r.state.MergeChanges(st)
-	enc := crdt.Encode(r.state)
-	clock := r.clock
 	r.mu.Unlock()
+	enc, clock, err := r.encodeDurable()
+	if err != nil {
+		return err
+	}
 	if err := r.d.store.Compact(ctx, r.doc, store.Snapshot{State: enc, VV: newVV, Clock: uint64(clock)}); err != nil {
 		return fmt.Errorf("concord: store received snapshot: %w", err)
 	}
@@ -745,10 +833,10 @@ func (r *replica) compact(ctx context.Context, upTo crdt.VersionVector) error {
 	vv := crdt.VersionVector{}
 	vv.Merge(old.VV)
 	vv.Merge(upTo)
-	r.mu.Lock()
-	enc := crdt.Encode(r.state)
-	clock := r.clock
-	r.mu.Unlock()
+	enc, clock, err := r.encodeDurable()
+	if err != nil {
+		return err
+	}
 	return r.d.store.Compact(ctx, r.doc, store.Snapshot{State: enc, VV: vv, Clock: uint64(clock)})
 }
 

@@ -142,17 +142,16 @@ func TestLateJoinerSnapshot(t *testing.T) {
 	dc := openDoc(t, c, "big")
 	connect(t, c, a)
 	waitConverged(t, 20*time.Second, da, db, dc)
-	snap := false
-	for _, e := range log.snapshot() {
-		// a's side of the exchange sent the snapshot and no delta: the log
-		// was folded into it.
-		if e.Peer == c.ID() && e.Err == nil && e.Stats.SnapshotOut && e.Stats.DeltasOut == 0 {
-			snap = true
+	// a's side of the exchange sent the snapshot and no delta: the log was
+	// folded into it. (Its event is recorded once a's side has finished.)
+	waitFor(t, 10*time.Second, "a's exchange with the late joiner", func() bool {
+		for _, e := range log.snapshot() {
+			if e.Peer == c.ID() && e.Err == nil && e.Stats.SnapshotOut && e.Stats.DeltasOut == 0 {
+				return true
+			}
 		}
-	}
-	if !snap {
-		t.Fatalf("late joiner was not brought up by a snapshot: %+v", log.snapshot())
-	}
+		return false
+	})
 	if n := len(dc.JSON()); n < 10000*8 {
 		t.Fatalf("late joiner view only %d bytes", n)
 	}

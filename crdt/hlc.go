@@ -36,6 +36,9 @@ func (h HLC) Now(physMillis int64) HLC {
 	if p > h {
 		return p
 	}
+	if h == ^HLC(0) {
+		return h // saturated: never wrap around to the past
+	}
 	return h + 1 // carries into the physical part when the logical counter wraps
 }
 

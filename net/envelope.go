@@ -122,6 +122,10 @@ type Envelope struct {
 	Sig     []byte
 }
 
+// MaxAggregateRun bounds how many deltas one aggregate may cover: a receiver
+// stores a marker for each, so the bound caps what one envelope costs.
+const MaxAggregateRun = 4096
+
 // LastSeq returns the last sequence number e covers.
 func (e *Envelope) LastSeq() uint64 {
 	if e.Last == 0 {
@@ -263,6 +267,8 @@ func (w *envelopeWire) envelope(lim Limits) (*Envelope, error) {
 		return nil, fmt.Errorf("%w: envelope seq 0", ErrMalformed)
 	case w.Last != 0 && w.Last <= w.Seq:
 		return nil, fmt.Errorf("%w: aggregate range %d..%d", ErrMalformed, w.Seq, w.Last)
+	case w.Last != 0 && w.Last-w.Seq >= MaxAggregateRun:
+		return nil, fmt.Errorf("%w: aggregate covers %d deltas, limit %d", ErrTooLarge, w.Last-w.Seq+1, MaxAggregateRun)
 	case len(w.Payload) > lim.MaxPayloadBytes:
 		return nil, fmt.Errorf("%w: payload is %d bytes, limit %d", ErrTooLarge, len(w.Payload), lim.MaxPayloadBytes)
 	case len(w.Sig) > maxSigBytes:

@@ -255,8 +255,14 @@ func (g *Gossip) validate(doc string, hd Handler, msg *pubsub.Message) (*decoded
 		if s.Doc != doc {
 			return nil, "wrong_doc", pubsub.ValidationReject
 		}
-		if _, err := PeerOf(s.Origin); err != nil {
+		op, err := PeerOf(s.Origin)
+		if err != nil {
 			return nil, "summary_origin", pubsub.ValidationReject
+		}
+		if op == g.h.ID() {
+			// A summary in our name that we did not publish: someone forging
+			// our acknowledgments. Not relayed.
+			return nil, "summary_forged", pubsub.ValidationReject
 		}
 		return &decoded{summary: s}, "", pubsub.ValidationAccept
 	case TypeBatch:
@@ -269,6 +275,10 @@ func (g *Gossip) validate(doc string, hd Handler, msg *pubsub.Message) (*decoded
 			e := &b.Envelopes[i]
 			if e.Doc != doc {
 				return nil, "wrong_doc", pubsub.ValidationReject
+			}
+			if e.Last != 0 {
+				// Aggregates travel only on the sync stream.
+				return nil, "aggregate_on_gossip", pubsub.ValidationReject
 			}
 			switch err := hd.Validate(msg.ReceivedFrom, e); {
 			case err == nil:

@@ -208,6 +208,9 @@ func (s *SyncSession) Handle(ctx context.Context, m *SyncMsg) error {
 		s.gotHello = true
 		s.peerVV = m.VV
 	case TypeSyncSnapshot:
+		if s.stats.Snapshot {
+			return fmt.Errorf("%w: second snapshot", ErrSyncProtocol)
+		}
 		s.stats.Snapshot = true
 		if err := s.r.IngestSnapshot(ctx, s.peer, m.State, m.VV); err != nil {
 			return err

@@ -2,6 +2,7 @@ package net
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -58,11 +59,13 @@ type Syncer struct {
 	h   host.Host
 	cfg SyncerConfig
 
-	zenc *zstd.Encoder
-	zdec *zstd.Decoder
+	zenc     *zstd.Encoder
+	zdec     *zstd.Decoder // frames other than snapshots: output ≤ MaxFrameBytes
+	zdecSnap *zstd.Decoder // snapshot frames: output ≤ MaxSnapshotBytes
 
 	mu       sync.Mutex
 	inflight map[syncKey]*syncSlot
+	inbound  int
 	closed   bool
 	wg       sync.WaitGroup
 	ctx      context.Context
@@ -74,7 +77,13 @@ type syncKey struct {
 	doc string
 }
 
-type syncSlot struct{}
+type syncSlot struct {
+	dirty bool // triggered again while running: re-run once when done
+}
+
+// maxInbound bounds exchanges answered at once; more are refused (reset)
+// and counted, so a peer cannot pin memory with many idle streams.
+const maxInbound = 64
 
 // NewSyncer registers the sync protocol handler on h.
 func NewSyncer(h host.Host, cfg SyncerConfig) *Syncer {
@@ -90,7 +99,8 @@ func NewSyncer(h host.Host, cfg SyncerConfig) *Syncer {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Syncer{h: h, cfg: cfg, inflight: map[syncKey]*syncSlot{}, ctx: ctx, cancel: cancel}
 	s.zenc, _ = zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedDefault))
-	s.zdec, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(uint64(cfg.Limits.MaxSnapshotBytes)))
+	s.zdec, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(uint64(cfg.Limits.MaxFrameBytes)))
+	s.zdecSnap, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(uint64(cfg.Limits.MaxSnapshotBytes)))
 	h.SetStreamHandler(SyncProtocol, s.handle)
 	return s
 }
@@ -109,23 +119,46 @@ func (s *Syncer) Close() error {
 	s.wg.Wait()
 	_ = s.zenc.Close()
 	s.zdec.Close()
+	s.zdecSnap.Close()
 	return nil
 }
 
-// Trigger starts an exchange with p for r in the background unless one
-// between them for r.Doc() is running, in either direction: that one
-// repairs both sides already.
+// Trigger starts an exchange with p for r in the background. When one
+// between them for r.Doc() is running, in either direction, the request is
+// coalesced: one more exchange runs after it (it may find nothing to do).
 func (s *Syncer) Trigger(p peer.ID, r Replica) {
 	k := syncKey{p, r.Doc()}
-	if !s.acquire(k) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
 		return
 	}
+	if slot := s.inflight[k]; slot != nil {
+		slot.dirty = true
+		return
+	}
+	s.startLocked(k, p, r)
+}
+
+// startLocked runs exchanges for k until no trigger arrived meanwhile.
+func (s *Syncer) startLocked(k syncKey, p peer.ID, r Replica) {
+	slot := &syncSlot{}
+	s.inflight[k] = slot
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		defer s.release(k)
-		if _, err := s.sync(s.ctx, p, r); err != nil {
-			s.cfg.Logger.Debug("sync failed", "peer", p, "doc", k.doc, "err", err)
+		for {
+			if _, err := s.sync(s.ctx, p, r); err != nil {
+				s.cfg.Logger.Debug("sync failed", "peer", p, "doc", k.doc, "err", err)
+			}
+			s.mu.Lock()
+			if !slot.dirty || s.closed {
+				delete(s.inflight, k)
+				s.mu.Unlock()
+				return
+			}
+			slot.dirty = false
+			s.mu.Unlock()
 		}
 	}()
 }
@@ -137,20 +170,38 @@ func (s *Syncer) Busy(p peer.ID, doc string) bool {
 	return s.inflight[syncKey{p, doc}] != nil
 }
 
-func (s *Syncer) acquire(k syncKey) bool {
+// acquireInbound registers an exchange answered for k. It reports false
+// when one for k runs already and this one should be refused: of two
+// exchanges started by both sides at once, the one started by the lower
+// peer ID is kept.
+func (s *Syncer) acquireInbound(k syncKey) (held, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed || s.inflight[k] != nil {
-		return false
+	if s.closed || s.inbound >= maxInbound {
+		return false, false
+	}
+	if s.inflight[k] != nil {
+		return false, k.p < s.h.ID()
 	}
 	s.inflight[k] = &syncSlot{}
-	return true
+	s.inbound++
+	return true, true
 }
 
-func (s *Syncer) release(k syncKey) {
+// releaseInbound ends an answered exchange; a trigger that arrived
+// meanwhile starts one exchange of our own.
+func (s *Syncer) releaseInbound(k syncKey, held bool, r Replica) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if !held {
+		return
+	}
+	s.inbound--
+	slot := s.inflight[k]
 	delete(s.inflight, k)
+	if slot != nil && slot.dirty && !s.closed {
+		s.startLocked(k, k.p, r)
+	}
 }
 
 // Sync runs one exchange with p for r now (even if another is running) and
@@ -235,9 +286,13 @@ func (s *Syncer) handle(st network.Stream) {
 		return
 	}
 	k := syncKey{remote, first.Doc}
-	if s.acquire(k) {
-		defer s.release(k)
+	held, ok := s.acquireInbound(k)
+	if !ok {
+		_ = st.Reset()
+		s.cfg.Metrics.Drop("sync_inbound", "busy")
+		return
 	}
+	defer s.releaseInbound(k, held, r)
 	sess := NewSyncSession(r, remote, s.cfg.Limits)
 	if err := sess.Handle(ctx, first); err != nil {
 		_ = st.Reset()
@@ -264,7 +319,9 @@ func (s *Syncer) run(ctx context.Context, st network.Stream, sess *SyncSession, 
 	var mu sync.Mutex
 	wake := make(chan struct{}, 1)
 	readErr := make(chan error, 1)
+	readerDone := make(chan struct{})
 	go func() {
+		defer close(readerDone)
 		for {
 			m, n, err := s.readFrame(br)
 			if err != nil {
@@ -293,6 +350,7 @@ func (s *Syncer) run(ctx context.Context, st network.Stream, sess *SyncSession, 
 	bw := bufio.NewWriter(st)
 	fail := func(err error) (SyncStats, error) {
 		_ = st.Reset()
+		<-readerDone // the reset unblocks its read; it must not outlive us
 		mu.Lock()
 		defer mu.Unlock()
 		return sess.stats, err
@@ -357,6 +415,9 @@ func (s *Syncer) write(bw *bufio.Writer, sess *SyncSession, mu *sync.Mutex, m *S
 			flag, b = frameZstd, z
 		}
 	}
+	if m.Type == TypeSyncSnapshot {
+		flag |= frameSnapshot
+	}
 	var hdr [binary.MaxVarintLen64 + 1]byte
 	k := binary.PutUvarint(hdr[:], uint64(len(b)+1))
 	hdr[k] = flag
@@ -377,17 +438,22 @@ func (s *Syncer) write(bw *bufio.Writer, sess *SyncSession, mu *sync.Mutex, m *S
 	return nil
 }
 
-// Frames on the sync stream: uvarint(length) || flag || body, where the
-// body is a sync message's CBOR, zstd-compressed when flag is frameZstd.
-// Frames of at least compressMin bytes are compressed when that helps.
+// Frames on the sync stream: uvarint(length) || flag || body. The body is
+// a sync message's CBOR, zstd-compressed when flag has frameZstd. Only a
+// frame flagged frameSnapshot may carry a snapshot and exceed
+// MaxFrameBytes (up to MaxSnapshotBytes, compressed or not), so the reader
+// knows a frame's bound before reading or inflating it. Frames of at least
+// compressMin bytes are compressed when that helps.
 const (
-	frameRaw    byte = 0
-	frameZstd   byte = 1
-	compressMin      = 256
+	frameRaw      byte = 0
+	frameZstd     byte = 1
+	frameSnapshot byte = 2
+	compressMin        = 256
 )
 
 // readFrame reads one frame and returns its message with its size on the
-// wire. Decompression is bounded by the snapshot limit.
+// wire. Memory grows with the bytes actually received, never with the
+// announced length alone.
 func (s *Syncer) readFrame(br *bufio.Reader) (*SyncMsg, int, error) {
 	lim := s.cfg.Limits
 	n, err := binary.ReadUvarint(br)
@@ -397,27 +463,45 @@ func (s *Syncer) readFrame(br *bufio.Reader) (*SyncMsg, int, error) {
 	if n == 0 || n > uint64(lim.MaxSnapshotBytes)+1 {
 		return nil, 0, fmt.Errorf("%w: sync frame of %d bytes", ErrTooLarge, n)
 	}
-	buf := make([]byte, n)
-	if _, err := io.ReadFull(br, buf); err != nil {
+	flag, err := br.ReadByte()
+	if err != nil {
 		return nil, 0, err
 	}
-	body := buf[1:]
-	switch buf[0] {
-	case frameRaw:
-	case frameZstd:
-		body, err = s.zdec.DecodeAll(body, nil)
-		if err != nil {
-			return nil, 0, fmt.Errorf("%w: sync frame does not decompress: %v", ErrMalformed, err)
+	if flag&^(frameZstd|frameSnapshot) != 0 {
+		return nil, 0, fmt.Errorf("%w: sync frame flag %d", ErrMalformed, flag)
+	}
+	snapshot := flag&frameSnapshot != 0
+	max := uint64(lim.MaxFrameBytes)
+	if snapshot {
+		max = uint64(lim.MaxSnapshotBytes)
+	}
+	if n-1 > max {
+		return nil, 0, fmt.Errorf("%w: sync frame of %d bytes, limit %d", ErrTooLarge, n-1, max)
+	}
+	var buf bytes.Buffer
+	if _, err := io.CopyN(&buf, br, int64(n-1)); err != nil {
+		return nil, 0, err
+	}
+	body := buf.Bytes()
+	if flag&frameZstd != 0 {
+		dec := s.zdec
+		if snapshot {
+			dec = s.zdecSnap
 		}
-		if len(body) > lim.MaxSnapshotBytes {
+		body, err = dec.DecodeAll(body, nil)
+		if err != nil {
+			return nil, 0, fmt.Errorf("%w: sync frame does not decompress within %d bytes: %v", ErrMalformed, max, err)
+		}
+		if uint64(len(body)) > max {
 			return nil, 0, fmt.Errorf("%w: sync frame inflates to %d bytes", ErrTooLarge, len(body))
 		}
-	default:
-		return nil, 0, fmt.Errorf("%w: sync frame flag %d", ErrMalformed, buf[0])
 	}
 	m, err := DecodeSyncMsg(body, lim)
 	if err != nil {
 		return nil, 0, err
+	}
+	if snapshot != (m.Type == TypeSyncSnapshot) {
+		return nil, 0, fmt.Errorf("%w: frame flag %d does not match message type %d", ErrMalformed, flag, m.Type)
 	}
 	var hdr [binary.MaxVarintLen64]byte
 	return m, int(n) + binary.PutUvarint(hdr[:], n), nil
