@@ -1,0 +1,166 @@
+package concord
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/concord-p2p/concord/crdt"
+	cnet "github.com/concord-p2p/concord/net"
+	"github.com/concord-p2p/concord/store"
+)
+
+// ownRun returns the author's stored envelopes first..last.
+func ownRun(t *testing.T, n *Node, doc string, first, last uint64) []store.Entry {
+	t.Helper()
+	var out []store.Entry
+	for seq := first; seq <= last; seq++ {
+		e, err := n.st.Get(context.Background(), doc, n.Replica(), seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// TestOverlappingAggregates: two valid aggregates of one author that
+// overlap, in one batch, are stored without corrupting the log, and the
+// receiver replays them after a restart.
+func TestOverlappingAggregates(t *testing.T) {
+	ctx := context.Background()
+	author := testNode(t, "")
+	da := openDoc(t, author, "ov")
+	for i := 1; i <= 20; i++ {
+		if err := da.Set(ctx, []string{fmt.Sprintf("k%d", i)}, i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	agg := func(first, last uint64) *cnet.Envelope {
+		e, err := da.r.aggregate(ownRun(t, author, "ov", first, last))
+		if err != nil {
+			t.Fatal(err)
+		}
+		env, err := cnet.DecodeEnvelope(e.Data, storedLimits)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return env
+	}
+	dir := t.TempDir()
+	rcv := testNode(t, dir)
+	dr := openDoc(t, rcv, "ov")
+	if err := dr.r.Ingest(ctx, author.ID(), []*cnet.Envelope{agg(5, 20), agg(1, 10)}); err != nil {
+		t.Fatal(err)
+	}
+	want := string(da.JSON())
+	if got := string(dr.JSON()); got != want {
+		t.Fatalf("after ingest %s, want %s", got, want)
+	}
+	_ = rcv.Close()
+	rcv2 := testNode(t, dir)
+	dr2 := openDoc(t, rcv2, "ov")
+	if got := string(dr2.JSON()); got != want {
+		t.Fatalf("after restart %s, want %s", got, want)
+	}
+	if v := dr2.Status().Version[author.Replica()]; v != 20 {
+		t.Fatalf("version after restart %d", v)
+	}
+	// And it serves them on: a third peer catches up from it alone.
+	late := testNode(t, "")
+	dl := openDoc(t, late, "ov")
+	connect(t, late, rcv2)
+	waitConverged(t, 10*time.Second, dr2, dl)
+}
+
+// TestSnapshotClaimingOurSeqsRejected: a snapshot whose vector says it
+// holds more of our deltas than we wrote is refused (it would make us skip
+// our next writes).
+func TestSnapshotClaimingOurSeqsRejected(t *testing.T) {
+	ctx := context.Background()
+	n := testNode(t, "")
+	d := openDoc(t, n, "snap")
+	if err := d.Set(ctx, []string{"a"}, 1); err != nil {
+		t.Fatal(err)
+	}
+	forged := crdt.Encode(crdt.New())
+	err := d.r.IngestSnapshot(ctx, n.ID(), forged, crdt.VersionVector{n.Replica(): 1000})
+	var rej *rejectError
+	if !errors.As(err, &rej) || rej.reason != "bad_snapshot" {
+		t.Fatalf("forged snapshot: %v", err)
+	}
+	if err := d.Set(ctx, []string{"b"}, 2); err != nil {
+		t.Fatal(err)
+	}
+	if v := d.Status().Version[n.Replica()]; v != 2 {
+		t.Fatalf("own version %d after a refused snapshot", v)
+	}
+}
+
+// TestBigDeleteReplicates: deleting a map of 70k keys makes a delta with
+// more covered dots than one gossip message holds; it still decodes on
+// receivers and on the author's restart.
+func TestBigDeleteReplicates(t *testing.T) {
+	if testing.Short() {
+		t.Skip("70k keys")
+	}
+	ctx := context.Background()
+	dir := t.TempDir()
+	a := testNode(t, dir)
+	da := openDoc(t, a, "big")
+	for i := 0; i < 70; i++ {
+		if err := da.Update(ctx, func(tx *Txn) {
+			for j := 0; j < 1000; j++ {
+				tx.Set([]string{"m", fmt.Sprint(i*1000 + j)}, j)
+			}
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := da.Delete(ctx, "m"); err != nil {
+		t.Fatal(err)
+	}
+	if err := da.Set(ctx, []string{"after"}, true); err != nil {
+		t.Fatal(err)
+	}
+	b := testNode(t, "")
+	db := openDoc(t, b, "big")
+	connect(t, b, a)
+	waitConverged(t, 30*time.Second, da, db)
+	if got := string(db.JSON()); got != `{"after":true}` {
+		t.Fatalf("receiver view %.80s", got)
+	}
+	_ = a.Close()
+	a2 := testNode(t, dir)
+	if got := string(openDoc(t, a2, "big").JSON()); got != `{"after":true}` {
+		t.Fatalf("author after restart %.80s", got)
+	}
+}
+
+// TestForgedAckNotRelayed: a summary claiming to come from B, published by
+// C, is rejected by B (it never published it), so A never takes it for B's
+// acknowledgment.
+func TestForgedAckNotRelayed(t *testing.T) {
+	ctx := context.Background()
+	a, b, c := testNode(t, ""), testNode(t, ""), testNode(t, "")
+	da := openDoc(t, a, "ack")
+	_ = openDoc(t, b, "ack", WithWriters(b.ID())) // b refuses a's deltas
+	dc := openDoc(t, c, "ack")
+	connect(t, b, a)
+	connect(t, c, b)
+	if err := da.Set(ctx, []string{"x"}, 1); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "topic peers", func() bool { return len(dc.Status().Peers) > 0 })
+	forged := &cnet.Summary{Doc: "ack", Origin: b.Replica(), VV: crdt.VersionVector{a.Replica(): 1}}
+	waitFor(t, 10*time.Second, "b to reject the forged summary", func() bool {
+		forged.Beacon++
+		_ = dc.topic.PublishSummary(ctx, forged)
+		return counterValue(t, b, "concord_messages_rejected_total", map[string]string{"reason": "summary_forged"}) > 0
+	})
+	if n := da.Status().Outbox; n != 1 {
+		t.Fatalf("a's outbox is %d: a forged summary acknowledged its delta", n)
+	}
+}
