@@ -247,11 +247,6 @@ func (r *replica) apply(ctx context.Context, ops []crdt.Op) error {
 	}
 }
 
-// flushDepth bounds own deltas queued for commit at once: while one is
-// being synced, the next ones are signed and queued, and the store commits
-// them in order, sharing syncs.
-const flushDepth = 1
-
 // inflightFlush is an own delta queued for commit.
 type inflightFlush struct {
 	env     *cnet.Envelope
@@ -261,29 +256,22 @@ type inflightFlush struct {
 	paths   [][]string
 }
 
+// flushLoop turns pending writes into deltas, one at a time: while one is
+// being synced, the writes arriving meanwhile gather into the next (group
+// commit). Measured: handing completion to a second goroutine to keep two
+// deltas in flight raised 2-peer throughput by ~10% but doubled convergence
+// time with 8 nodes on 2 cores, so the loop stays sequential.
 func (r *replica) flushLoop() {
 	defer r.wg.Done()
-	inflight := make(chan *inflightFlush, flushDepth)
-	completed := make(chan struct{})
-	go func() { // completes flushes in order: publish, notify, answer
-		defer close(completed)
-		for f := range inflight {
-			r.complete(f)
-		}
-	}()
-	defer func() {
-		close(inflight)
-		<-completed
-	}()
 	for {
 		select {
 		case <-r.kick:
 			if f := r.startFlush(); f != nil {
-				inflight <- f
+				r.complete(f)
 			}
 		case <-r.quit:
 			if f := r.startFlush(); f != nil {
-				inflight <- f
+				r.complete(f)
 			}
 			return
 		}
