@@ -29,24 +29,45 @@ type Doc struct {
 	gapDone  bool
 
 	sumMu     sync.Mutex
-	summaries map[crdt.ReplicaID]crdt.VersionVector // last summary per origin
+	summaries map[crdt.ReplicaID]seenSummary // last summary per origin
 }
 
-// maxSummaryOrigins bounds the remembered summaries per document; past it
-// the map is cleared (the next summaries only re-arm the comparison).
-const maxSummaryOrigins = 4096
+type seenSummary struct {
+	vv crdt.VersionVector
+	at time.Time
+}
+
+// maxSummaryOrigins bounds the remembered summaries per document. Past it,
+// origins not heard from for summaryStale are forgotten first, so a flood of
+// made-up origins does not push out the peers that keep beaconing.
+const (
+	maxSummaryOrigins = 4096
+	summaryStale      = 30 * time.Second
+)
 
 // swapSummary stores vv as origin's latest summary and returns the one
 // before it (nil for the first).
 func (d *Doc) swapSummary(origin crdt.ReplicaID, vv crdt.VersionVector) crdt.VersionVector {
 	d.sumMu.Lock()
 	defer d.sumMu.Unlock()
-	if d.summaries == nil || len(d.summaries) >= maxSummaryOrigins {
-		d.summaries = map[crdt.ReplicaID]crdt.VersionVector{}
+	now := time.Now()
+	if d.summaries == nil {
+		d.summaries = map[crdt.ReplicaID]seenSummary{}
+	}
+	if _, ok := d.summaries[origin]; !ok && len(d.summaries) >= maxSummaryOrigins {
+		for o, s := range d.summaries {
+			if now.Sub(s.at) > summaryStale {
+				delete(d.summaries, o)
+			}
+		}
+		if len(d.summaries) >= maxSummaryOrigins {
+			d.n.metrics.Drop("summaries", "full")
+			return nil // remembered origins are all live: ignore a new one
+		}
 	}
 	prev := d.summaries[origin]
-	d.summaries[origin] = vv
-	return prev
+	d.summaries[origin] = seenSummary{vv: vv, at: now}
+	return prev.vv
 }
 
 // gapGrace is how long a gap in a replica's deltas may last before an
