@@ -74,8 +74,12 @@ type replica struct {
 	doc string
 	d   replicaDeps
 
-	ingestMu sync.Mutex // serialises Ingest and IngestSnapshot
-	verified *verifiedCache
+	ingestMu  sync.Mutex // serialises Ingest and IngestSnapshot
+	verified  *verifiedCache
+	snapCache struct { // last fresh snapshot served (under ingestMu)
+		vv   crdt.VersionVector
+		data []byte
+	}
 
 	mu        sync.Mutex
 	state     *crdt.State
@@ -85,6 +89,7 @@ type replica struct {
 	pendPaths [][]string
 	waiters   []chan error
 	peerVV    map[peer.ID]crdt.VersionVector
+	peerSeen  map[peer.ID]time.Time
 	acked     uint64
 	ackCh     chan struct{}
 	subs      map[*Subscription]struct{}
@@ -106,7 +111,7 @@ var _ cnet.Replica = (*replica)(nil)
 // flusher.
 func openReplica(ctx context.Context, doc string, d replicaDeps) (*replica, error) {
 	r := &replica{
-		doc: doc, d: d, state: crdt.New(), peerVV: map[peer.ID]crdt.VersionVector{},
+		doc: doc, d: d, state: crdt.New(), peerVV: map[peer.ID]crdt.VersionVector{}, peerSeen: map[peer.ID]time.Time{},
 		ackCh: make(chan struct{}), subs: map[*Subscription]struct{}{},
 		kick: make(chan struct{}, 1), quit: make(chan struct{}),
 		verified: newVerifiedCache(1 << 16),
@@ -486,7 +491,9 @@ func (r *replica) ingest(ctx context.Context, from peer.ID, envs []*cnet.Envelop
 	if err := r.d.store.Append(ctx, r.doc, r.d.self, entries); err != nil {
 		return fmt.Errorf("concord: persist received deltas: %w", err)
 	}
-	if m := r.d.metrics; m != nil {
+	if m := r.d.metrics; m != nil && verified {
+		// Propagation latency is a gossip figure: deltas caught up by sync
+		// were written long before and would only blur it.
 		for _, it := range items {
 			lat := now.Sub(time.UnixMilli(crdt.HLC(it.env.HLC).Physical()))
 			m.DeltaPropagation.Observe(max(lat.Seconds(), 0))
@@ -661,10 +668,14 @@ func (r *replica) SnapshotFor(ctx context.Context, have crdt.VersionVector) ([]b
 	if total <= uint64(r.d.snapshotAfter) {
 		return nil, nil, false, nil
 	}
+	if r.snapCache.data != nil && r.snapCache.vv.Equal(vv) {
+		return r.snapCache.data, vv, true, nil // nothing new: no re-encoding
+	}
 	b, _, err := r.encodeDurable() // covers vv: merges precede appends
 	if err != nil {
 		return nil, nil, false, err
 	}
+	r.snapCache.vv, r.snapCache.data = vv, b
 	return b, vv, true, nil
 }
 
@@ -731,10 +742,14 @@ func (r *replica) Observed(p peer.ID, vv crdt.VersionVector) {
 	r.mu.Lock()
 	pv := r.peerVV[p]
 	if pv == nil {
+		if len(r.peerVV) >= maxPeersPerDoc {
+			r.evictOldestPeerLocked()
+		}
 		pv = crdt.VersionVector{}
 		r.peerVV[p] = pv
 	}
 	pv.Merge(vv)
+	r.peerSeen[p] = r.d.now()
 	var held []uint64
 	for _, v := range r.peerVV {
 		held = append(held, v[r.d.self])
@@ -762,6 +777,23 @@ func (r *replica) Observed(p peer.ID, vv crdt.VersionVector) {
 		r.updateOutboxMetric()
 	}
 	r.maybeCompact()
+}
+
+// maxPeersPerDoc bounds the peers whose holdings a document remembers
+// (for acknowledgments and the compaction floor); past it the peer heard
+// from least recently is forgotten.
+const maxPeersPerDoc = 1024
+
+func (r *replica) evictOldestPeerLocked() {
+	var oldest peer.ID
+	var at time.Time
+	for p, t := range r.peerSeen {
+		if oldest == "" || t.Before(at) {
+			oldest, at = p, t
+		}
+	}
+	delete(r.peerVV, oldest)
+	delete(r.peerSeen, oldest)
 }
 
 // maybeCompact folds into the snapshot the log entries every known peer

@@ -391,11 +391,11 @@ func (t *Topic) publishLoop() {
 		n := bb.Len()
 		b, err := bb.Encode()
 		if err != nil {
-			m.Drop("gossip_out", "encode")
+			m.DropN("gossip_out", "encode", n)
 			return
 		}
 		if err := t.topic.Publish(t.ctx, b); err != nil {
-			m.Drop("gossip_out", "publish")
+			m.DropN("gossip_out", "publish", n)
 			return
 		}
 		if m != nil {

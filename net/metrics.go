@@ -168,6 +168,14 @@ func (m *Metrics) Reject(reason string) {
 }
 
 // Drop counts an item dropped from queue for reason (nil-safe).
+// DropN counts n items dropped from queue for reason (nil-safe).
+func (m *Metrics) DropN(queue, reason string, n int) {
+	if m == nil || n <= 0 {
+		return
+	}
+	m.Dropped.WithLabelValues(queue, reason).Add(float64(n))
+}
+
 func (m *Metrics) Drop(queue, reason string) {
 	if m != nil {
 		m.Dropped.WithLabelValues(queue, reason).Inc()
