@@ -164,3 +164,10 @@ func TestForgedAckNotRelayed(t *testing.T) {
 		t.Fatalf("a's outbox is %d: a forged summary acknowledged its delta", n)
 	}
 }
+
+func TestOpenBadBootstrap(t *testing.T) {
+	_, err := Open(context.Background(), Config{Bootstrap: []string{"/ip4/127.0.0.1/tcp/1"}})
+	if !errors.Is(err, ErrConfig) {
+		t.Fatalf("bootstrap address without /p2p/: %v", err)
+	}
+}

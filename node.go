@@ -60,6 +60,14 @@ func Open(ctx context.Context, cfg Config) (n *Node, err error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
+	var bootstrap []peer.AddrInfo
+	for _, a := range cfg.Bootstrap {
+		info, err := peer.AddrInfoFromString(a)
+		if err != nil {
+			return nil, fmt.Errorf("%w: bootstrap address %q: %v", ErrConfig, a, err)
+		}
+		bootstrap = append(bootstrap, *info)
+	}
 	n = &Node{cfg: cfg, docs: map[string]*Doc{}, quit: make(chan struct{}), connEvents: make(chan peer.ID, 1024), connectedAt: map[peer.ID]time.Time{}}
 	var cleanup []func()
 	defer func() {
@@ -150,14 +158,9 @@ func Open(ctx context.Context, cfg Config) (n *Node, err error) {
 	go n.eventLoop()
 	go n.beaconLoop()
 	// Peers to keep: bootstrap, then the peer book.
-	for _, a := range cfg.Bootstrap {
-		info, err := peer.AddrInfoFromString(a)
-		if err != nil {
-			n.closeAll()
-			return nil, fmt.Errorf("%w: bootstrap address %q: %v", ErrConfig, a, err)
-		}
+	for _, info := range bootstrap {
 		n.h.Peerstore().AddAddrs(info.ID, info.Addrs, time.Hour)
-		n.sup.Add(*info)
+		n.sup.Add(info)
 	}
 	if recs, err := n.st.Peers(ctx); err == nil {
 		for _, rec := range recs {
