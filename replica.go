@@ -57,7 +57,7 @@ type replicaDeps struct {
 	selfPeer      peer.ID
 	writers       map[peer.ID]bool // nil: anyone
 	ackPeers      int
-	strictVerify  bool // check signatures of envelopes from their own author too
+	trustAuthor   bool // skip signature checks of envelopes from their own author
 	snapshotAfter int
 	compactAfter  int
 	now           func() time.Time
@@ -74,9 +74,11 @@ type replica struct {
 	doc string
 	d   replicaDeps
 
-	ingestMu  sync.Mutex // serialises Ingest and IngestSnapshot
-	verified  *verifiedCache
-	snapCache struct { // last fresh snapshot served (under ingestMu)
+	ingestMu     sync.Mutex         // serialises Ingest and IngestSnapshot
+	ingestQ      chan durableChange // gossip changes awaiting durability (bounded: backpressure)
+	ingestClosed bool               // under ingestMu
+	verified     *verifiedCache
+	snapCache    struct { // last fresh snapshot served (under ingestMu)
 		vv   crdt.VersionVector
 		data []byte
 	}
@@ -115,6 +117,7 @@ func openReplica(ctx context.Context, doc string, d replicaDeps) (*replica, erro
 		ackCh: make(chan struct{}), subs: map[*Subscription]struct{}{},
 		kick: make(chan struct{}, 1), quit: make(chan struct{}),
 		verified: newVerifiedCache(1 << 16),
+		ingestQ:  make(chan durableChange, 64),
 	}
 	r.cond = sync.NewCond(&r.mu)
 	snap, ok, err := d.store.Snapshot(ctx, doc)
@@ -163,8 +166,9 @@ func openReplica(ctx context.Context, doc string, d replicaDeps) (*replica, erro
 		r.acked = ob[0] - 1
 	}
 	r.updateOutboxMetric()
-	r.wg.Add(1)
+	r.wg.Add(2)
 	go r.flushLoop()
+	go r.announceLoop()
 	return r, nil
 }
 
@@ -182,6 +186,10 @@ func (r *replica) close() {
 	}
 	r.subs = map[*Subscription]struct{}{}
 	r.mu.Unlock()
+	r.ingestMu.Lock()
+	r.ingestClosed = true
+	close(r.ingestQ)
+	r.ingestMu.Unlock()
 	close(r.quit)
 	r.wg.Wait()
 }
@@ -378,11 +386,11 @@ func (r *replica) queueOwn(seq uint64, ts crdt.HLC, delta *crdt.State) (*cnet.En
 
 // ---- receive path ----
 
-// check verifies an envelope's author, allowlist and signature. An envelope
-// that from (the peer at the other end of an authenticated connection)
-// authored itself needs no signature check — the Noise/TLS handshake already
-// proved who sent it — unless strictVerify is set. Its signature still
-// matters to third parties it is relayed to, who check it.
+// check verifies an envelope's author, allowlist and signature. With
+// trustAuthor, an envelope that from (the peer at the other end of an
+// authenticated connection) authored itself skips the signature check — the
+// Noise/TLS handshake already proved who sent it; third parties it is
+// relayed to still check it.
 func (r *replica) check(from peer.ID, e *cnet.Envelope) error {
 	if e.Doc != r.doc {
 		return reject("wrong_doc", fmt.Errorf("envelope for %q", e.Doc))
@@ -394,7 +402,7 @@ func (r *replica) check(from peer.ID, e *cnet.Envelope) error {
 	if r.d.writers != nil && !r.d.writers[p] {
 		return reject("not_writer", fmt.Errorf("%s is not an allowed writer of %q", p, r.doc))
 	}
-	if (p == from && !r.d.strictVerify) || r.verified.has(e) {
+	if (p == from && r.d.trustAuthor) || r.verified.has(e) {
 		return nil
 	}
 	if err := e.Verify(); err != nil {
@@ -488,8 +496,21 @@ func (r *replica) ingest(ctx context.Context, from peer.ID, envs []*cnet.Envelop
 	for _, it := range items {
 		entries = append(entries, r.entriesFor(it.env, it.data, placed)...)
 	}
-	if err := r.d.store.Append(ctx, r.doc, r.d.self, entries); err != nil {
+	done, err := r.d.store.AppendAsync(ctx, r.doc, r.d.self, entries)
+	if err != nil {
 		return fmt.Errorf("concord: persist received deltas: %w", err)
+	}
+	change := Change{Doc: r.doc, Origin: items[0].env.Origin, Peer: from, Paths: dedupPaths(paths)}
+	if verified && !r.ingestClosed {
+		// Gossip: the next message may be merged while this one syncs; the
+		// change is announced once it is durable (in order).
+		r.ingestQ <- durableChange{done: done, change: change}
+	} else {
+		// Sync: the exchange's final vector must include what it received.
+		if err := <-done; err != nil {
+			return fmt.Errorf("concord: persist received deltas: %w", err)
+		}
+		r.notify(change)
 	}
 	if m := r.d.metrics; m != nil && verified {
 		// Propagation latency is a gossip figure: deltas caught up by sync
@@ -499,8 +520,47 @@ func (r *replica) ingest(ctx context.Context, from peer.ID, envs []*cnet.Envelop
 			m.DeltaPropagation.Observe(max(lat.Seconds(), 0))
 		}
 	}
-	r.notify(Change{Doc: r.doc, Origin: items[0].env.Origin, Peer: from, Paths: dedupPaths(paths)})
 	return nil
+}
+
+// durableChange is a received change waiting for its synced append.
+type durableChange struct {
+	done    <-chan error
+	change  Change
+	settled chan struct{} // settle's marker: closed when reached
+}
+
+// settle waits until every gossip-received change queued so far is durable
+// and announced.
+func (r *replica) settle() {
+	r.ingestMu.Lock()
+	if r.ingestClosed {
+		r.ingestMu.Unlock()
+		return
+	}
+	done := make(chan error, 1)
+	done <- nil
+	mark := make(chan struct{})
+	r.ingestQ <- durableChange{done: done, settled: mark}
+	r.ingestMu.Unlock()
+	<-mark
+}
+
+// announceLoop notifies subscribers of gossip-received changes once their
+// deltas are durable, in arrival order.
+func (r *replica) announceLoop() {
+	defer r.wg.Done()
+	for dc := range r.ingestQ {
+		if dc.settled != nil {
+			close(dc.settled)
+			continue
+		}
+		if err := <-dc.done; err != nil {
+			r.d.log.Warn("persist received deltas failed", "doc", r.doc, "err", err)
+			continue
+		}
+		r.notify(dc.change)
+	}
 }
 
 // holdsAll reports whether every sequence number e covers is held, or

@@ -490,6 +490,7 @@ func (s *sim) deliver(m *simMsg) {
 	if err := dst.r.ingest(s.ctx, from, envs, verified); err != nil {
 		s.fail("ingest on replica %d: %v", m.to, err)
 	}
+	dst.r.settle() // gossip ingests persist asynchronously: wait, for determinism
 	// As docHandler.Deliver: a gap is repaired at once.
 	vv := dst.r.Version()
 	for _, e := range envs {

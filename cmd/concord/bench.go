@@ -28,6 +28,8 @@ Flags:
   --pebble          persist in Pebble (synced) under a temporary directory
                     (tput always does)
   --degree D        GossipSub mesh degree (default 6)
+  --trust-author    skip the signature check of deltas straight from their
+                    author (Config.TrustAuthorChannel)
 
 Exit codes: 0 success, 1 runtime error, 2 usage error.
 `
@@ -37,6 +39,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	scenario := fs.String("scenario", "", "")
 	pebble := fs.Bool("pebble", false, "")
 	degree := fs.Int("degree", 0, "")
+	trust := fs.Bool("trust-author", false, "")
 	if err := parseFlags(fs, benchUsage, args, stdout, stderr); err != nil {
 		return err
 	}
@@ -45,7 +48,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	o := bench.Options{MeshDegree: *degree}
+	o := bench.Options{MeshDegree: *degree, TrustAuthorChannel: *trust}
 	if *pebble {
 		o.Dir = dir
 	}

@@ -58,6 +58,9 @@ type Options struct {
 	Dir string
 	// MeshDegree overrides GossipSub's mesh degree (0: the default, 6).
 	MeshDegree int
+	// TrustAuthorChannel skips the signature check of deltas received
+	// straight from their author (concord.Config.TrustAuthorChannel).
+	TrustAuthorChannel bool
 }
 
 type cluster struct {
@@ -80,7 +83,7 @@ func newCluster(ctx context.Context, o Options, n int, doc string, connectAll bo
 	dir := o.Dir
 	c := &cluster{}
 	for i := 0; i < n; i++ {
-		cfg := concord.Config{SummaryInterval: 500 * time.Millisecond, MeshDegree: o.MeshDegree}
+		cfg := concord.Config{SummaryInterval: 500 * time.Millisecond, MeshDegree: o.MeshDegree, TrustAuthorChannel: o.TrustAuthorChannel}
 		if dir != "" {
 			cfg.DataDir = fmt.Sprintf("%s/node%d", dir, i)
 		}
