@@ -440,16 +440,7 @@ type summaryWire struct {
 // EncodeSummary returns the deterministic CBOR encoding of s. Zero entries of
 // the version vector are omitted (a missing entry means zero).
 func EncodeSummary(s *Summary) ([]byte, error) {
-	w := summaryWire{V: ProtocolVersion, T: TypeSummary, Doc: s.Doc, Origin: string(s.Origin), Beacon: s.Beacon}
-	for r, n := range s.VV {
-		if n == 0 {
-			continue
-		}
-		if w.VV == nil {
-			w.VV = make(map[string]uint64, len(s.VV))
-		}
-		w.VV[string(r)] = n
-	}
+	w := summaryWire{V: ProtocolVersion, T: TypeSummary, Doc: s.Doc, Origin: string(s.Origin), Beacon: s.Beacon, VV: wireVV(s.VV)}
 	out, err := encMode.Marshal(w)
 	if err != nil {
 		return nil, fmt.Errorf("net: encode summary: %w", err)
@@ -547,4 +538,20 @@ func DecodeMarker(b []byte) (at uint64, ok bool) {
 		return 0, false
 	}
 	return w.At, true
+}
+
+// wireVV is the wire form of a version vector: zero entries are omitted (a
+// missing entry means zero), and an empty vector is nil (field omitted).
+func wireVV(vv crdt.VersionVector) map[string]uint64 {
+	var out map[string]uint64
+	for r, n := range vv {
+		if n == 0 {
+			continue
+		}
+		if out == nil {
+			out = make(map[string]uint64, len(vv))
+		}
+		out[string(r)] = n
+	}
+	return out
 }

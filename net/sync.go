@@ -55,16 +55,7 @@ func DefaultSyncLimits() SyncLimits {
 
 // EncodeSyncMsg returns the deterministic encoding of m.
 func EncodeSyncMsg(m *SyncMsg) ([]byte, error) {
-	w := syncWire{V: ProtocolVersion, T: m.Type, Doc: m.Doc, Envs: m.Envelopes, State: m.State}
-	for r, n := range m.VV {
-		if n == 0 {
-			continue
-		}
-		if w.VV == nil {
-			w.VV = make(map[string]uint64, len(m.VV))
-		}
-		w.VV[string(r)] = n
-	}
+	w := syncWire{V: ProtocolVersion, T: m.Type, Doc: m.Doc, Envs: m.Envelopes, State: m.State, VV: wireVV(m.VV)}
 	out, err := encMode.Marshal(w)
 	if err != nil {
 		return nil, fmt.Errorf("net: encode sync message: %w", err)
