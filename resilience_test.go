@@ -275,3 +275,50 @@ func forgeEnvelope(t *testing.T, n *Node, origin crdt.ReplicaID, doc string, seq
 	}
 	return e
 }
+
+// TestOutboxSurvivesRestart: writes made while alone stay in the durable
+// outbox across a restart and leave it once a peer holds them; with
+// WithAckPeers(2) one peer is not enough.
+func TestOutboxSurvivesRestart(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	a := testNode(t, dir)
+	da := openDoc(t, a, "ob", WithAckPeers(2))
+	for i := 0; i < 3; i++ {
+		if err := da.Inc(ctx, []string{"n"}, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := da.Status().Outbox; n != 3 {
+		t.Fatalf("outbox %d while alone", n)
+	}
+	_ = a.Close()
+	a2 := testNode(t, dir)
+	da2 := openDoc(t, a2, "ob", WithAckPeers(2))
+	if n := da2.Status().Outbox; n != 3 {
+		t.Fatalf("outbox %d after restart", n)
+	}
+	b := testNode(t, "")
+	db := openDoc(t, b, "ob")
+	connect(t, b, a2)
+	waitConverged(t, 10*time.Second, da2, db)
+	// One peer holds them, but two acknowledgments are required.
+	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	err := da2.WaitAcked(short)
+	cancel()
+	if err == nil || da2.Status().Outbox != 3 {
+		t.Fatalf("acknowledged by one peer with WithAckPeers(2): err=%v outbox=%d", err, da2.Status().Outbox)
+	}
+	c := testNode(t, "")
+	dc := openDoc(t, c, "ob")
+	connect(t, c, a2)
+	waitConverged(t, 10*time.Second, da2, db, dc)
+	wctx, cancel2 := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel2()
+	if err := da2.WaitAcked(wctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := da2.Status().Outbox; n != 0 {
+		t.Fatalf("outbox %d after two peers acknowledged", n)
+	}
+}
