@@ -269,23 +269,48 @@ type inflightFlush struct {
 	paths   [][]string
 }
 
-// flushLoop turns pending writes into deltas, one at a time: while one is
-// being synced, the writes arriving meanwhile gather into the next (group
-// commit). Measured: handing completion to a second goroutine to keep two
-// deltas in flight raised 2-peer throughput by ~10% but doubled convergence
-// time with 8 nodes on 2 cores, so the loop stays sequential.
+// pipelineMin is how many writes a delta must carry before the flusher
+// lets it complete in the background while it signs and queues the next.
+// Under many concurrent writers that overlaps one delta's sync with the
+// next one's preparation; a lone writer's deltas (one write each) complete
+// inline, which measured faster when CPU is scarce.
+const pipelineMin = 8
+
+// flushLoop turns pending writes into deltas: while one is being synced,
+// the writes arriving meanwhile gather into the next (group commit). At most
+// one delta completes in the background; completions stay in order.
 func (r *replica) flushLoop() {
 	defer r.wg.Done()
+	var bg chan struct{} // closed when the background completion is done
+	wait := func() {
+		if bg != nil {
+			<-bg
+			bg = nil
+		}
+	}
+	defer wait()
 	for {
+		quit := false
 		select {
 		case <-r.kick:
-			if f := r.startFlush(); f != nil {
-				r.complete(f)
-			}
 		case <-r.quit:
-			if f := r.startFlush(); f != nil {
+			quit = true
+		}
+		f := r.startFlush() // queued behind the background one, if any
+		wait()
+		if f != nil {
+			if len(f.waiters) >= pipelineMin && !quit {
+				done := make(chan struct{})
+				bg = done
+				go func() {
+					defer close(done)
+					r.complete(f)
+				}()
+			} else {
 				r.complete(f)
 			}
+		}
+		if quit {
 			return
 		}
 	}
