@@ -13,9 +13,11 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/host/eventbus"
 	"github.com/multiformats/go-multiaddr"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -50,6 +52,7 @@ type Node struct {
 	closed      bool
 	connectedAt map[peer.ID]time.Time
 	beacons     atomic.Uint64 // numbers summary beacons (see cnet.Summary.Beacon)
+	identified  event.Subscription
 }
 
 // Open starts a node: it opens the store (creating the node key on first
@@ -152,11 +155,16 @@ func Open(ctx context.Context, cfg Config) (n *Node, err error) {
 			}
 		},
 	}
+	n.identified, err = n.h.EventBus().Subscribe(new(event.EvtPeerIdentificationCompleted), eventbus.BufSize(256))
+	if err != nil {
+		return nil, fmt.Errorf("concord: subscribe to identify events: %w", err)
+	}
 	n.h.Network().Notify(n.notifyee)
 	n.stopWatch = cnet.WatchHost(n.h, n.sup)
-	n.wg.Add(2)
+	n.wg.Add(3)
 	go n.eventLoop()
 	go n.beaconLoop()
+	go n.learnLoop()
 	// Peers to keep: bootstrap, then the peer book.
 	for _, info := range bootstrap {
 		n.h.Peerstore().AddAddrs(info.ID, info.Addrs, time.Hour)
@@ -448,23 +456,34 @@ func (n *Node) eventLoop() {
 					n.syncer.Trigger(p, d.r)
 				}
 			}
-			n.rememberPeer(p)
 			n.publishSummaries()
 		}
 	}
 }
 
-// rememberPeer records a connected peer in the peer book and supervises it.
-func (n *Node) rememberPeer(p peer.ID) {
-	addrs := n.h.Peerstore().Addrs(p)
+// learnLoop keeps the Concord peers that connect to us: once identify tells
+// their listen addresses, they go into the persisted peer book and the
+// supervisor redials them when the connection drops.
+func (n *Node) learnLoop() {
+	defer n.wg.Done()
+	for ev := range n.identified.Out() {
+		e := ev.(event.EvtPeerIdentificationCompleted)
+		if e.Peer == n.h.ID() || !slices.Contains(e.Protocols, cnet.SyncProtocol) || len(e.ListenAddrs) == 0 {
+			continue
+		}
+		n.rememberPeer(e.Peer, e.ListenAddrs)
+		n.sup.Add(peer.AddrInfo{ID: e.Peer, Addrs: e.ListenAddrs})
+	}
+}
+
+// rememberPeer records a peer's listen addresses in the peer book.
+func (n *Node) rememberPeer(p peer.ID, addrs []multiaddr.Multiaddr) {
 	if len(addrs) == 0 {
 		return
 	}
 	rec := store.PeerRecord{ID: p.String(), LastSeen: time.Now()}
 	for _, a := range addrs {
-		if manet := a.String(); manet != "" {
-			rec.Addrs = append(rec.Addrs, manet)
-		}
+		rec.Addrs = append(rec.Addrs, a.String())
 	}
 	slices.Sort(rec.Addrs)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -523,7 +542,7 @@ func (n *Node) closeAll() error {
 	}
 	n.mu.Unlock()
 	for _, p := range n.h.Network().Peers() {
-		n.rememberPeer(p)
+		n.rememberPeer(p, n.h.Peerstore().Addrs(p)) // refresh last seen
 	}
 	for _, d := range docs {
 		d.stopGapChecks()
@@ -531,6 +550,9 @@ func (n *Node) closeAll() error {
 	}
 	n.h.Network().StopNotify(n.notifyee)
 	close(n.quit)
+	if n.identified != nil {
+		_ = n.identified.Close()
+	}
 	n.wg.Wait()
 	n.stopWatch()
 	var errs []error

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/concord-p2p/concord/crdt"
@@ -321,4 +322,34 @@ func TestOutboxSurvivesRestart(t *testing.T) {
 	if n := da2.Status().Outbox; n != 0 {
 		t.Fatalf("outbox %d after two peers acknowledged", n)
 	}
+}
+
+// TestInboundPeerRedialed: a peer that dialed us is remembered (peer book)
+// and redialed by our supervisor after the connection drops.
+func TestInboundPeerRedialed(t *testing.T) {
+	a, b := testNode(t, ""), testNode(t, "")
+	_ = openDoc(t, a, "x")
+	_ = openDoc(t, b, "x")
+	connect(t, b, a) // b dials a: for a, b is an inbound peer
+	waitFor(t, 10*time.Second, "a to supervise b", func() bool {
+		for _, p := range a.sup.States() {
+			if p.ID == b.ID() {
+				return true
+			}
+		}
+		return false
+	})
+	recs, err := a.st.Peers(context.Background())
+	if err != nil || len(recs) != 1 || recs[0].ID != b.ID().String() {
+		t.Fatalf("peer book: %v %v", recs, err)
+	}
+	// Drop the connection from b's side; a redials b.
+	b.sup.Remove(a.ID())
+	for _, c := range b.Host().Network().ConnsToPeer(a.ID()) {
+		_ = c.Close()
+	}
+	waitFor(t, 15*time.Second, "a to redial b", func() bool {
+		return counterValue(t, a, "concord_reconnect_successes_total", nil) >= 1 &&
+			a.Host().Network().Connectedness(b.ID()) == network.Connected
+	})
 }
