@@ -25,7 +25,8 @@ type Doc struct {
 	topic *cnet.Topic
 
 	gapMu    sync.Mutex
-	gapTimer *time.Timer // pending gap check, at most one
+	gapTimer *time.Timer          // pending gap check, at most one
+	gaps     map[crdt.Dot]peer.ID // deltas whose predecessor was missing → who sent them
 	gapDone  bool
 
 	sumMu     sync.Mutex
@@ -74,21 +75,50 @@ func (d *Doc) swapSummary(origin crdt.ReplicaID, vv crdt.VersionVector) crdt.Ver
 // anti-entropy exchange is started to fill it.
 const gapGrace = 150 * time.Millisecond
 
+// maxGaps bounds the gaps remembered until the next check; more are
+// dropped (and counted): the summary beacons repair them too.
+const maxGaps = 256
+
+// checkGapLater notes that seq of origin arrived before seq-1; after
+// gapGrace, an exchange with its sender repairs every noted gap still open.
 func (d *Doc) checkGapLater(from peer.ID, origin crdt.ReplicaID, seq uint64) {
 	d.gapMu.Lock()
 	defer d.gapMu.Unlock()
-	if d.gapTimer != nil || d.gapDone {
+	if d.gapDone {
 		return
 	}
-	d.gapTimer = time.AfterFunc(gapGrace, func() {
-		d.gapMu.Lock()
-		d.gapTimer = nil
-		done := d.gapDone
-		d.gapMu.Unlock()
-		if !done && d.r.Version()[origin] < seq {
-			d.n.syncer.Trigger(from, d.r)
+	if d.gaps == nil {
+		d.gaps = map[crdt.Dot]peer.ID{}
+	}
+	if len(d.gaps) >= maxGaps {
+		d.n.metrics.Drop("gap_checks", "full")
+		return
+	}
+	d.gaps[crdt.Dot{Replica: origin, Counter: seq}] = from
+	if d.gapTimer == nil {
+		d.gapTimer = time.AfterFunc(gapGrace, d.repairGaps)
+	}
+}
+
+// repairGaps runs an exchange with the sender of each gap still open.
+func (d *Doc) repairGaps() {
+	d.gapMu.Lock()
+	gaps := d.gaps
+	d.gaps, d.gapTimer = nil, nil
+	done := d.gapDone
+	d.gapMu.Unlock()
+	if done {
+		return
+	}
+	senders := map[peer.ID]bool{}
+	for g, from := range gaps {
+		if !d.n.st.Has(d.name, g.Replica, g.Counter-1) {
+			senders[from] = true
 		}
-	})
+	}
+	for p := range senders {
+		d.n.syncer.Trigger(p, d.r)
+	}
 }
 
 // stopGapChecks cancels a pending gap check; called on close.

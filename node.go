@@ -381,14 +381,13 @@ func (h docHandler) Validate(from peer.ID, e *cnet.Envelope) error { return h.d.
 func (h docHandler) Deliver(from peer.ID, envs []*cnet.Envelope) {
 	r := h.d.r
 	r.Deliver(from, envs)
-	// A gap (a delta whose predecessors we lack) is repaired by sync if it
-	// is still there after a grace period: concurrent validation reorders
-	// gossip slightly, and the missing delta is usually a moment behind.
-	vv := r.Version()
+	// A gap — a delta whose predecessor we do not hold — is repaired by sync
+	// if it is still there after a grace period: concurrent validation
+	// reorders gossip slightly, and the predecessor is usually a moment
+	// behind (or still being persisted).
 	for _, e := range envs {
-		if vv[e.Origin] < e.Seq {
+		if e.Seq > 1 && !r.d.store.Has(r.doc, e.Origin, e.Seq-1) {
 			h.d.checkGapLater(from, e.Origin, e.Seq)
-			return
 		}
 	}
 }
@@ -461,6 +460,10 @@ func (n *Node) eventLoop() {
 	}
 }
 
+// maxLearnedPeers bounds the supervised peers; past it, peers that connect
+// to us are served but not remembered.
+const maxLearnedPeers = 256
+
 // learnLoop keeps the Concord peers that connect to us: once identify tells
 // their listen addresses, they go into the persisted peer book and the
 // supervisor redials them when the connection drops.
@@ -469,6 +472,10 @@ func (n *Node) learnLoop() {
 	for ev := range n.identified.Out() {
 		e := ev.(event.EvtPeerIdentificationCompleted)
 		if e.Peer == n.h.ID() || !slices.Contains(e.Protocols, cnet.SyncProtocol) || len(e.ListenAddrs) == 0 {
+			continue
+		}
+		if len(n.sup.States()) >= maxLearnedPeers {
+			n.metrics.Drop("learned_peers", "full")
 			continue
 		}
 		n.rememberPeer(e.Peer, e.ListenAddrs)

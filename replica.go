@@ -181,6 +181,8 @@ func (r *replica) close() {
 	}
 	r.closed = true
 	r.cond.Broadcast()
+	close(r.ackCh) // wake WaitAcked: it returns ErrClosed
+	r.ackCh = make(chan struct{})
 	for s := range r.subs {
 		close(s.c)
 	}
@@ -350,6 +352,8 @@ func (r *replica) complete(f *inflightFlush) {
 		r.mu.Lock()
 		if r.failed == nil {
 			r.failed = fmt.Errorf("%w: %w", ErrStorage, err)
+			close(r.ackCh) // wake WaitAcked: it returns the failure
+			r.ackCh = make(chan struct{})
 		}
 		err = r.failed
 		r.mu.Unlock()
@@ -959,6 +963,14 @@ func (r *replica) waitAcked(ctx context.Context) error {
 		target++ // the flush in progress
 	}
 	for r.acked < target {
+		if r.failed != nil || r.closed {
+			err := r.failed
+			if err == nil {
+				err = ErrClosed
+			}
+			r.mu.Unlock()
+			return err
+		}
 		ch := r.ackCh
 		r.mu.Unlock()
 		select {

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
@@ -49,5 +50,50 @@ func TestSyncFrameBounds(t *testing.T) {
 	m, _, err := s.readFrame(frame(uint64(len(hello)+1), frameRaw, hello))
 	if err != nil || m.Type != TypeSyncHello {
 		t.Fatalf("good frame: %v", err)
+	}
+}
+
+// Only a crossing exchange (ours outbound, theirs inbound, theirs started by
+// the lower ID) may share a slot, and every answered exchange counts
+// against the inbound cap.
+func TestInboundExchangeAccounting(t *testing.T) {
+	h, err := NewHost(LoopbackHostConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	s := NewSyncer(h, SyncerConfig{})
+	defer s.Close()
+	low := peer.ID("") // sorts below any real peer ID
+	k := syncKey{low, "d"}
+	if held, ok := s.acquireInbound(k); !held || !ok {
+		t.Fatal("first inbound exchange refused")
+	}
+	for i := 0; i < 10; i++ {
+		if _, ok := s.acquireInbound(k); ok {
+			t.Fatal("a second inbound exchange for the same peer and document was accepted")
+		}
+	}
+	s.releaseInbound(k, true, nil)
+	s.mu.Lock()
+	s.inflight[k] = &syncSlot{outbound: true} // we are syncing with them
+	s.mu.Unlock()
+	if held, ok := s.acquireInbound(k); held || !ok {
+		t.Fatal("crossing exchange from the lower ID refused")
+	}
+	s.mu.Lock()
+	n := s.inbound
+	s.mu.Unlock()
+	if n != 1 {
+		t.Fatalf("crossing exchange not counted: inbound=%d", n)
+	}
+	s.releaseInbound(k, false, nil)
+	for i := 0; i < maxInbound; i++ {
+		if _, ok := s.acquireInbound(syncKey{low, fmt.Sprint(i)}); !ok {
+			t.Fatalf("exchange %d refused under the cap", i)
+		}
+	}
+	if _, ok := s.acquireInbound(syncKey{low, "over"}); ok {
+		t.Fatal("cap not enforced")
 	}
 }

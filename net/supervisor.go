@@ -258,6 +258,9 @@ func NewSupervisor(cfg SupervisorConfig) (*Supervisor, error) {
 
 // Add supervises p (or updates its addresses if already supervised). A new
 // peer is dialled right away.
+// maxPeerAddrs bounds the addresses kept per supervised peer.
+const maxPeerAddrs = 32
+
 func (s *Supervisor) Add(p peer.AddrInfo) {
 	s.mu.Lock()
 	if s.closed {
@@ -265,8 +268,14 @@ func (s *Supervisor) Add(p peer.AddrInfo) {
 		return
 	}
 	if e, ok := s.peers[p.ID]; ok {
-		if len(p.Addrs) > 0 {
-			e.info.Addrs = slices.Clone(p.Addrs)
+		// Merge: addresses given before (a bootstrap address, say) stay.
+		for _, a := range p.Addrs {
+			if len(e.info.Addrs) >= maxPeerAddrs {
+				break
+			}
+			if !slices.ContainsFunc(e.info.Addrs, a.Equal) {
+				e.info.Addrs = append(e.info.Addrs, a)
+			}
 		}
 		s.mu.Unlock()
 		return

@@ -78,7 +78,8 @@ type syncKey struct {
 }
 
 type syncSlot struct {
-	dirty bool // triggered again while running: re-run once when done
+	dirty    bool // triggered again while running: re-run once when done
+	outbound bool // we started it (Trigger), rather than answering a peer
 }
 
 // maxInbound bounds exchanges answered at once; more are refused (reset)
@@ -142,7 +143,7 @@ func (s *Syncer) Trigger(p peer.ID, r Replica) {
 
 // startLocked runs exchanges for k until no trigger arrived meanwhile.
 func (s *Syncer) startLocked(k syncKey, p peer.ID, r Replica) {
-	slot := &syncSlot{}
+	slot := &syncSlot{outbound: true}
 	s.inflight[k] = slot
 	s.wg.Add(1)
 	go func() {
@@ -170,18 +171,23 @@ func (s *Syncer) Busy(p peer.ID, doc string) bool {
 	return s.inflight[syncKey{p, doc}] != nil
 }
 
-// acquireInbound registers an exchange answered for k. It reports false
-// when one for k runs already and this one should be refused: of two
-// exchanges started by both sides at once, the one started by the lower
-// peer ID is kept.
+// acquireInbound registers an exchange answered for k; every accepted one
+// counts against maxInbound. It refuses (ok false) when the cap is reached
+// or one for k runs already — except when ours and the peer's started at
+// once (crossing): then the one started by the lower peer ID is kept.
+// held reports whether this exchange owns k's slot.
 func (s *Syncer) acquireInbound(k syncKey) (held, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed || s.inbound >= maxInbound {
 		return false, false
 	}
-	if s.inflight[k] != nil {
-		return false, k.p < s.h.ID()
+	if slot := s.inflight[k]; slot != nil {
+		if !slot.outbound || k.p > s.h.ID() {
+			return false, false
+		}
+		s.inbound++
+		return false, true
 	}
 	s.inflight[k] = &syncSlot{}
 	s.inbound++
@@ -193,10 +199,10 @@ func (s *Syncer) acquireInbound(k syncKey) (held, ok bool) {
 func (s *Syncer) releaseInbound(k syncKey, held bool, r Replica) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.inbound--
 	if !held {
 		return
 	}
-	s.inbound--
 	slot := s.inflight[k]
 	delete(s.inflight, k)
 	if slot != nil && slot.dirty && !s.closed {
@@ -205,8 +211,20 @@ func (s *Syncer) releaseInbound(k syncKey, held bool, r Replica) {
 }
 
 // Sync runs one exchange with p for r now (even if another is running) and
-// returns its counts.
+// returns its counts. Close cancels it and waits for it.
 func (s *Syncer) Sync(ctx context.Context, p peer.ID, r Replica) (SyncStats, error) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return SyncStats{}, ErrClosed
+	}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	defer s.wg.Done()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(s.ctx, cancel)
+	defer stop()
 	return s.sync(ctx, p, r)
 }
 
