@@ -353,3 +353,39 @@ func TestInboundPeerRedialed(t *testing.T) {
 			a.Host().Network().Connectedness(b.ID()) == network.Connected
 	})
 }
+
+// TestGapRepairedBySync: a gossiped delta whose predecessor never arrived
+// makes the receiver fetch the missing one from the sender after a short
+// grace period (summaries are slowed down so they cannot do it).
+func TestGapRepairedBySync(t *testing.T) {
+	ctx := context.Background()
+	slow := func(c *Config) { c.SummaryInterval = time.Hour }
+	a, b, c := testNode(t, "", slow), testNode(t, "", slow), testNode(t, "", slow)
+	da, db, dc := openDoc(t, a, "gap"), openDoc(t, b, "gap"), openDoc(t, c, "gap")
+	connect(t, b, a)
+	for i := 0; i < 2; i++ {
+		if err := dc.Inc(ctx, []string{"n"}, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	connect(t, c, a) // a catches up with c by sync; nothing is gossiped to b
+	waitFor(t, 10*time.Second, "a to hold c's deltas", func() bool {
+		return da.Status().Version[c.Replica()] == 2
+	})
+	e2, err := c.st.Get(ctx, "gap", c.Replica(), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env2, err := cnet.DecodeEnvelope(e2.Data, storedLimits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// As if a had relayed c's second delta but the first was lost.
+	docHandler{db}.Deliver(a.ID(), []*cnet.Envelope{env2})
+	waitFor(t, 10*time.Second, "b to repair the gap", func() bool {
+		return db.Status().Version[c.Replica()] == 2
+	})
+	if got := string(db.JSON()); got != `{"n":2}` {
+		t.Fatalf("view %s", got)
+	}
+}
