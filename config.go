@@ -48,6 +48,10 @@ type Config struct {
 	// snapshot instead of the log once the log holds more entries than
 	// this. Default 1,000.
 	SnapshotAfter int
+	// MaxDocs bounds the documents a node hosts at once (each is a topic,
+	// goroutines and an in-memory state); Node.Doc beyond it returns
+	// ErrTooManyDocs. Default 1024.
+	MaxDocs int
 	// Registerer receives the node's Prometheus metrics. Default: a fresh
 	// registry, available from Node.Registry.
 	Registerer prometheus.Registerer
@@ -103,6 +107,9 @@ func (c *Config) ensureDefaults() {
 	}
 	if c.SnapshotAfter <= 0 {
 		c.SnapshotAfter = 1000
+	}
+	if c.MaxDocs <= 0 {
+		c.MaxDocs = 1024
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

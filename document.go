@@ -184,13 +184,18 @@ type Txn struct {
 	err error
 }
 
-// Set writes v (any JSON-marshalable value, or json.RawMessage) at path.
-func (t *Txn) Set(path []string, v any) *Txn {
+// value marshals v, keeping the first error for Update to return.
+func (t *Txn) value(v any) json.RawMessage {
 	b, err := toJSON(v)
 	if err != nil && t.err == nil {
 		t.err = err
 	}
-	t.ops = append(t.ops, crdt.Set(path, b))
+	return b
+}
+
+// Set writes v (any JSON-marshalable value, or json.RawMessage) at path.
+func (t *Txn) Set(path []string, v any) *Txn {
+	t.ops = append(t.ops, crdt.Set(path, t.value(v)))
 	return t
 }
 
@@ -208,21 +213,13 @@ func (t *Txn) Inc(path []string, by int64) *Txn {
 
 // Add adds the scalar v to the set at path.
 func (t *Txn) Add(path []string, v any) *Txn {
-	b, err := toJSON(v)
-	if err != nil && t.err == nil {
-		t.err = err
-	}
-	t.ops = append(t.ops, crdt.Add(path, b))
+	t.ops = append(t.ops, crdt.Add(path, t.value(v)))
 	return t
 }
 
 // Remove removes the scalar v from the set at path.
 func (t *Txn) Remove(path []string, v any) *Txn {
-	b, err := toJSON(v)
-	if err != nil && t.err == nil {
-		t.err = err
-	}
-	t.ops = append(t.ops, crdt.Remove(path, b))
+	t.ops = append(t.ops, crdt.Remove(path, t.value(v)))
 	return t
 }
 
@@ -302,18 +299,7 @@ func (d *Doc) Sync(ctx context.Context, p peer.ID) (cnet.SyncStats, error) {
 // Compact folds into the snapshot every log entry that all peers known to
 // hold the document have (the same rule as automatic compaction, without
 // its threshold).
-func (d *Doc) Compact(ctx context.Context) error {
-	r := d.r
-	r.mu.Lock()
-	floor := r.d.store.Contiguous(d.name)
-	for _, v := range r.peerVV {
-		for rep, n := range floor {
-			floor[rep] = min(n, v[rep])
-		}
-	}
-	r.mu.Unlock()
-	return r.compact(ctx, floor)
-}
+func (d *Doc) Compact(ctx context.Context) error { return d.r.compactNow(ctx) }
 
 // Lacking reports how many stored deltas, and how many bytes of encoded
 // envelopes, a peer holding version have lacks from this node's log. It is a

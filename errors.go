@@ -13,6 +13,9 @@ var (
 	// ErrTooLarge is returned for a transaction whose values exceed
 	// MaxTxnBytes.
 	ErrTooLarge = errors.New("concord: transaction too large")
+	// ErrTooManyDocs is returned by Node.Doc when Config.MaxDocs documents
+	// are open already.
+	ErrTooManyDocs = errors.New("concord: too many open documents")
 	// ErrNotWriter is returned for a local write on a document whose writer
 	// allowlist does not include this node.
 	ErrNotWriter = errors.New("concord: this peer is not an allowed writer")

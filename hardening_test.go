@@ -171,3 +171,15 @@ func TestOpenBadBootstrap(t *testing.T) {
 		t.Fatalf("bootstrap address without /p2p/: %v", err)
 	}
 }
+
+func TestMaxDocs(t *testing.T) {
+	n := testNode(t, "", func(c *Config) { c.MaxDocs = 2 })
+	_ = openDoc(t, n, "a")
+	_ = openDoc(t, n, "b")
+	if _, err := n.Doc(context.Background(), "c"); !errors.Is(err, ErrTooManyDocs) {
+		t.Fatalf("third document: %v", err)
+	}
+	if _, err := n.Doc(context.Background(), "a"); err != nil {
+		t.Fatalf("reopening an open document: %v", err)
+	}
+}

@@ -332,6 +332,9 @@ func (n *Node) Doc(ctx context.Context, name string, opts ...DocOption) (*Doc, e
 	if d := n.docs[name]; d != nil {
 		return d, nil
 	}
+	if len(n.docs) >= n.cfg.MaxDocs {
+		return nil, fmt.Errorf("%w: %d", ErrTooManyDocs, n.cfg.MaxDocs)
+	}
 	var writers map[peer.ID]bool
 	if o.set {
 		writers = map[peer.ID]bool{}

@@ -431,13 +431,19 @@ func (r *replica) check(from peer.ID, e *cnet.Envelope) error {
 	if r.d.writers != nil && !r.d.writers[p] {
 		return reject("not_writer", fmt.Errorf("%s is not an allowed writer of %q", p, r.doc))
 	}
-	if (p == from && r.d.trustAuthor) || r.verified.has(e) {
+	if p == from && r.d.trustAuthor {
+		return nil
+	}
+	h, hashed := envelopeHash(e) // encoded once for both cache lookups
+	if hashed && r.verified.has(h) {
 		return nil
 	}
 	if err := e.Verify(); err != nil {
 		return reject("bad_signature", err)
 	}
-	r.verified.add(e)
+	if hashed {
+		r.verified.add(h)
+	}
 	return nil
 }
 
@@ -801,21 +807,10 @@ func (r *replica) IngestSnapshot(ctx context.Context, from peer.ID, state []byte
 		r.d.metrics.Reject("bad_snapshot")
 		return reject("bad_snapshot", fmt.Errorf("snapshot claims our seq %d, we wrote %d", vv[r.d.self], mine))
 	}
-	old, _, err := r.d.store.Snapshot(ctx, r.doc)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return err
-	}
-	newVV := crdt.VersionVector{}
-	newVV.Merge(old.VV)
-	newVV.Merge(vv)
 	r.mu.Lock()
 	paths := r.state.MergeChanges(st)
 	r.mu.Unlock()
-	enc, clock, err := r.encodeDurable()
-	if err != nil {
-		return err
-	}
-	if err := r.d.store.Compact(ctx, r.doc, store.Snapshot{State: enc, VV: newVV, Clock: uint64(clock)}); err != nil {
+	if err := r.snapshotLocked(ctx, vv); err != nil {
 		return fmt.Errorf("concord: store received snapshot: %w", err)
 	}
 	r.notify(Change{Doc: r.doc, Peer: from, Paths: paths})
@@ -893,13 +888,7 @@ func (r *replica) maybeCompact() {
 		r.mu.Unlock()
 		return
 	}
-	own := r.d.store.Contiguous(r.doc)
-	floor := own.Clone()
-	for _, v := range r.peerVV {
-		for rep, n := range floor {
-			floor[rep] = min(n, v[rep])
-		}
-	}
+	floor := r.compactionFloorLocked()
 	r.mu.Unlock()
 	snap, _, err := r.d.store.Snapshot(context.Background(), r.doc)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -931,10 +920,37 @@ func (r *replica) maybeCompact() {
 	}()
 }
 
+// compactionFloorLocked returns what every peer known to hold the document
+// (and we) hold: the log below it may be folded. Caller holds r.mu.
+func (r *replica) compactionFloorLocked() crdt.VersionVector {
+	floor := r.d.store.Contiguous(r.doc)
+	for _, v := range r.peerVV {
+		for rep, n := range floor {
+			floor[rep] = min(n, v[rep])
+		}
+	}
+	return floor
+}
+
 // compact folds log entries covered by upTo into the snapshot.
 func (r *replica) compact(ctx context.Context, upTo crdt.VersionVector) error {
 	r.ingestMu.Lock()
 	defer r.ingestMu.Unlock()
+	return r.snapshotLocked(ctx, upTo)
+}
+
+// compactNow compacts up to the compaction floor, without a threshold.
+func (r *replica) compactNow(ctx context.Context) error {
+	r.mu.Lock()
+	floor := r.compactionFloorLocked()
+	r.mu.Unlock()
+	return r.compact(ctx, floor)
+}
+
+// snapshotLocked stores the durable state as the snapshot, covering the old
+// snapshot's vector and upTo, and drops the log it covers. Caller holds
+// ingestMu.
+func (r *replica) snapshotLocked(ctx context.Context, upTo crdt.VersionVector) error {
 	old, _, err := r.d.store.Snapshot(ctx, r.doc)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err

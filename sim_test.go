@@ -707,12 +707,7 @@ func vvEqual(a, b crdt.VersionVector) bool {
 func (s *sim) compact(i int) {
 	r := s.reps[i].r
 	r.mu.Lock()
-	floor := r.d.store.Contiguous(r.doc)
-	for _, v := range r.peerVV {
-		for rep, n := range floor {
-			floor[rep] = min(n, v[rep])
-		}
-	}
+	floor := r.compactionFloorLocked()
 	r.mu.Unlock()
 	if err := r.compact(s.ctx, floor); err != nil {
 		s.fail("compact replica %d: %v", i, err)

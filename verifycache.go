@@ -22,6 +22,8 @@ func newVerifiedCache(max int) *verifiedCache {
 	return &verifiedCache{max: max, m: make(map[[32]byte]struct{})}
 }
 
+// envelopeHash identifies an envelope by the hash of its full encoding
+// (signature included); false if it does not encode.
 func envelopeHash(e *cnet.Envelope) ([32]byte, bool) {
 	b, err := cnet.EncodeEnvelope(e)
 	if err != nil {
@@ -30,22 +32,14 @@ func envelopeHash(e *cnet.Envelope) ([32]byte, bool) {
 	return sha256.Sum256(b), true
 }
 
-func (c *verifiedCache) has(e *cnet.Envelope) bool {
-	h, ok := envelopeHash(e)
-	if !ok {
-		return false
-	}
+func (c *verifiedCache) has(h [32]byte) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	_, hit := c.m[h]
 	return hit
 }
 
-func (c *verifiedCache) add(e *cnet.Envelope) {
-	h, ok := envelopeHash(e)
-	if !ok {
-		return
-	}
+func (c *verifiedCache) add(h [32]byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.m) >= c.max {

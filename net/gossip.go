@@ -352,6 +352,7 @@ func (t *Topic) readLoop() {
 func (t *Topic) Publish(e *Envelope) {
 	select {
 	case <-t.ctx.Done():
+		t.g.cfg.Metrics.Drop("gossip_out", "closed")
 		return
 	default:
 	}
@@ -384,6 +385,11 @@ func (t *Topic) publishLoop() {
 	defer t.wg.Done()
 	bb := NewBatchBuilder(t.g.cfg.Limits.MaxMessageBytes)
 	m := t.g.cfg.Metrics
+	defer func() {
+		// Closing: what is still batched or queued is not published (the
+		// outbox and anti-entropy carry it); count it.
+		m.DropN("gossip_out", "closed", bb.Len()+len(t.queue))
+	}()
 	flush := func() {
 		if bb.Len() == 0 {
 			return
@@ -448,7 +454,6 @@ func (t *Topic) publishLoop() {
 				case <-timer:
 					break collect
 				case <-t.ctx.Done():
-					flush()
 					return
 				}
 			}

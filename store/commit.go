@@ -142,6 +142,12 @@ func (s *Store) submit(ctx context.Context, ops []op, apply func()) error {
 	if err != nil {
 		return err
 	}
+	return wait(ctx, done)
+}
+
+// wait returns the outcome of a queued write, or ctx.Err() if the caller
+// stops waiting first (the write may still become durable).
+func wait(ctx context.Context, done <-chan error) error {
 	select {
 	case err := <-done:
 		return err

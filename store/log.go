@@ -43,12 +43,7 @@ func (s *Store) Append(ctx context.Context, doc string, own crdt.ReplicaID, entr
 	if err != nil {
 		return err
 	}
-	select {
-	case err := <-done:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return wait(ctx, done)
 }
 
 // AppendAsync is Append without the wait: it returns once the entries are

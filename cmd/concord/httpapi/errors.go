@@ -34,6 +34,8 @@ func statusOf(err error) int {
 		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, concord.ErrNotWriter):
 		return http.StatusForbidden
+	case errors.Is(err, concord.ErrTooManyDocs):
+		return http.StatusTooManyRequests
 	case errors.Is(err, concord.ErrClosed):
 		return http.StatusServiceUnavailable
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
