@@ -13,12 +13,8 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
-	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/host"
-	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/libp2p/go-libp2p/p2p/host/eventbus"
-	"github.com/multiformats/go-multiaddr"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/concord-p2p/concord/crdt"
@@ -29,30 +25,27 @@ import (
 // Node is one Concord peer: a libp2p host, its store and the documents it
 // hosts. It owns every goroutine it starts; Close stops them all.
 type Node struct {
-	cfg         Config
-	st          *store.Store
-	h           host.Host
-	key         crypto.PrivKey
-	self        crdt.ReplicaID
-	metrics     *cnet.Metrics
-	reg         *prometheus.Registry
-	gossip      *cnet.Gossip
-	syncer      *cnet.Syncer
-	sup         *cnet.Supervisor
-	stopWatch   func()
-	connEvents  chan peer.ID
-	gater       *cnet.Gater
-	quit        chan struct{}
-	wg          sync.WaitGroup
-	notifyee    *network.NotifyBundle
-	closeOnce   sync.Once
-	closeErr    error
-	mu          sync.Mutex
-	docs        map[string]*Doc
-	closed      bool
-	connectedAt map[peer.ID]time.Time
-	beacons     atomic.Uint64 // numbers summary beacons (see cnet.Summary.Beacon)
-	identified  event.Subscription
+	cfg       Config
+	st        *store.Store
+	h         host.Host
+	key       crypto.PrivKey
+	self      crdt.ReplicaID
+	metrics   *cnet.Metrics
+	reg       *prometheus.Registry
+	gossip    *cnet.Gossip
+	syncer    *cnet.Syncer
+	sup       *cnet.Supervisor
+	stopWatch func()
+	watcher   *cnet.PeerWatcher
+	gater     *cnet.Gater
+	quit      chan struct{}
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+	mu        sync.Mutex
+	docs      map[string]*Doc
+	closed    bool
+	beacons   atomic.Uint64 // numbers summary beacons (see cnet.Summary.Beacon)
 }
 
 // Open starts a node: it opens the store (creating the node key on first
@@ -71,7 +64,7 @@ func Open(ctx context.Context, cfg Config) (n *Node, err error) {
 		}
 		bootstrap = append(bootstrap, *info)
 	}
-	n = &Node{cfg: cfg, docs: map[string]*Doc{}, quit: make(chan struct{}), connEvents: make(chan peer.ID, 1024), connectedAt: map[peer.ID]time.Time{}}
+	n = &Node{cfg: cfg, docs: map[string]*Doc{}, quit: make(chan struct{})}
 	var cleanup []func()
 	defer func() {
 		if err != nil {
@@ -146,44 +139,22 @@ func Open(ctx context.Context, cfg Config) (n *Node, err error) {
 		return nil, err
 	}
 	cleanup = append(cleanup, func() { _ = n.sup.Close() })
-	n.notifyee = &network.NotifyBundle{
-		ConnectedF: func(_ network.Network, c network.Conn) {
-			select {
-			case n.connEvents <- c.RemotePeer():
-			default:
-				n.metrics.Drop("conn_events", "full")
-			}
-		},
-	}
-	n.identified, err = n.h.EventBus().Subscribe(new(event.EvtPeerIdentificationCompleted), eventbus.BufSize(256))
+	n.watcher, err = cnet.WatchPeers(n.h, cnet.PeerEvents{Connected: n.onConnect, Identified: n.onIdentified}, n.metrics)
 	if err != nil {
-		return nil, fmt.Errorf("concord: subscribe to identify events: %w", err)
+		return nil, err
 	}
-	n.h.Network().Notify(n.notifyee)
 	n.stopWatch = cnet.WatchHost(n.h, n.sup)
-	n.wg.Add(3)
-	go n.eventLoop()
+	n.wg.Add(1)
 	go n.beaconLoop()
-	go n.learnLoop()
 	// Peers to keep: bootstrap, then the peer book.
 	for _, info := range bootstrap {
-		n.h.Peerstore().AddAddrs(info.ID, info.Addrs, time.Hour)
 		n.sup.Add(info)
 	}
 	if recs, err := n.st.Peers(ctx); err == nil {
 		for _, rec := range recs {
-			id, err := peer.Decode(rec.ID)
-			if err != nil || id == n.h.ID() {
-				continue
-			}
-			var addrs []multiaddr.Multiaddr
-			for _, s := range rec.Addrs {
-				if a, err := multiaddr.NewMultiaddr(s); err == nil {
-					addrs = append(addrs, a)
-				}
-			}
-			if len(addrs) > 0 {
-				n.sup.Add(peer.AddrInfo{ID: id, Addrs: addrs})
+			info, err := cnet.ParseAddrInfo(rec.ID, rec.Addrs)
+			if err == nil && info.ID != n.h.ID() && len(info.Addrs) > 0 {
+				n.sup.Add(info)
 			}
 		}
 	}
@@ -220,14 +191,7 @@ func (n *Node) Replica() crdt.ReplicaID { return n.self }
 func (n *Node) Host() host.Host { return n.h }
 
 // Addrs returns the node's full listen multiaddrs (…/p2p/<id>).
-func (n *Node) Addrs() []string {
-	var out []string
-	for _, a := range n.h.Addrs() {
-		out = append(out, a.String()+"/p2p/"+n.h.ID().String())
-	}
-	sort.Strings(out)
-	return out
-}
+func (n *Node) Addrs() []string { return cnet.FullAddrs(n.h) }
 
 // Registry returns the registry of the node's metrics when Config.Registerer
 // was nil, else nil.
@@ -242,26 +206,17 @@ type PeerInfo struct {
 
 // Peers returns the supervised peers and every other connected peer.
 func (n *Node) Peers() []PeerInfo {
-	seen := map[peer.ID]bool{}
+	conns := cnet.ConnectedPeers(n.h)
 	var out []PeerInfo
 	for _, s := range n.sup.States() {
-		seen[s.ID] = true
 		st := s.State.String()
-		if n.h.Network().Connectedness(s.ID) == network.Connected {
+		if _, ok := conns[s.ID]; ok {
 			st = "connected"
+			delete(conns, s.ID)
 		}
 		out = append(out, PeerInfo{ID: s.ID, State: st, Since: s.Since})
 	}
-	for _, p := range n.h.Network().Peers() {
-		if seen[p] {
-			continue
-		}
-		since := time.Now()
-		for _, c := range n.h.Network().ConnsToPeer(p) {
-			if o := c.Stat().Opened; !o.IsZero() && o.Before(since) {
-				since = o
-			}
-		}
+	for p, since := range conns {
 		out = append(out, PeerInfo{ID: p, State: "connected", Since: since})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
@@ -275,9 +230,8 @@ func (n *Node) Connect(ctx context.Context, addr string) error {
 	if err != nil {
 		return fmt.Errorf("concord: bad peer address %q: %w", addr, err)
 	}
-	n.h.Peerstore().AddAddrs(info.ID, info.Addrs, time.Hour)
 	n.sup.Add(*info)
-	if err := n.h.Connect(ctx, *info); err != nil {
+	if err := cnet.HostDialer(n.h).Dial(ctx, *info); err != nil {
 		return fmt.Errorf("concord: connect %s: %w", info.ID, err)
 	}
 	return nil
@@ -370,7 +324,7 @@ func (n *Node) Doc(ctx context.Context, name string, opts ...DocOption) (*Doc, e
 	d.topic = t
 	n.docs[name] = d
 	// Catch up with everyone already connected.
-	for _, p := range n.h.Network().Peers() {
+	for p := range cnet.ConnectedPeers(n.h) {
 		n.syncer.Trigger(p, r)
 	}
 	return d, nil
@@ -431,68 +385,51 @@ func (h docHandler) Summary(from peer.ID, s *cnet.Summary) {
 		return
 	}
 	target := p
-	if n.h.Network().Connectedness(p) != network.Connected {
+	if !cnet.Connected(n.h, p) {
 		target = from
 	}
 	n.syncer.Trigger(target, r)
 }
 
-// eventLoop reacts to new connections: remember the peer, publish
-// summaries and run anti-entropy for every document.
-func (n *Node) eventLoop() {
-	defer n.wg.Done()
-	for {
-		select {
-		case <-n.quit:
-			return
-		case p := <-n.connEvents:
-			n.mu.Lock()
-			docs := make([]*Doc, 0, len(n.docs))
-			for _, d := range n.docs {
-				docs = append(docs, d)
-			}
-			n.mu.Unlock()
-			// One side starts the exchange (it repairs both): the lower ID.
-			if n.h.ID() < p {
-				for _, d := range docs {
-					n.syncer.Trigger(p, d.r)
-				}
-			}
-			n.publishSummaries()
+// onConnect reacts to a new connection: run anti-entropy for every
+// document (only the lower peer ID starts it: one exchange repairs both
+// sides) and publish summaries. It runs on the peer watcher's goroutine.
+func (n *Node) onConnect(p peer.ID) {
+	n.mu.Lock()
+	docs := make([]*Doc, 0, len(n.docs))
+	for _, d := range n.docs {
+		docs = append(docs, d)
+	}
+	n.mu.Unlock()
+	if n.h.ID() < p {
+		for _, d := range docs {
+			n.syncer.Trigger(p, d.r)
 		}
 	}
+	n.publishSummaries()
 }
 
 // maxLearnedPeers bounds the supervised peers; past it, peers that connect
-// to us are served but not remembered.
+// to us are served but not remembered (counted as learned_peers drops).
 const maxLearnedPeers = 256
 
-// learnLoop keeps the Concord peers that connect to us: once identify tells
-// their listen addresses, they go into the persisted peer book and the
-// supervisor redials them when the connection drops.
-func (n *Node) learnLoop() {
-	defer n.wg.Done()
-	for ev := range n.identified.Out() {
-		e := ev.(event.EvtPeerIdentificationCompleted)
-		if e.Peer == n.h.ID() || !slices.Contains(e.Protocols, cnet.SyncProtocol) || len(e.ListenAddrs) == 0 {
-			continue
-		}
-		if len(n.sup.States()) >= maxLearnedPeers {
-			n.metrics.Drop("learned_peers", "full")
-			continue
-		}
-		n.rememberPeer(e.Peer, e.ListenAddrs)
-		n.sup.Add(peer.AddrInfo{ID: e.Peer, Addrs: e.ListenAddrs})
+// onIdentified keeps a Concord peer that connected to us: its listen
+// addresses go into the persisted peer book and the supervisor redials it
+// when the connection drops.
+func (n *Node) onIdentified(info peer.AddrInfo) {
+	if len(n.sup.States()) >= maxLearnedPeers {
+		n.metrics.Drop("learned_peers", "full")
+		return
 	}
+	n.rememberPeer(info)
+	n.sup.Add(info)
 }
 
 // rememberPeer records a peer's listen addresses in the peer book.
-func (n *Node) rememberPeer(p peer.ID, addrs []multiaddr.Multiaddr) {
-	if len(addrs) == 0 {
-		return
-	}
+func (n *Node) rememberPeer(info peer.AddrInfo) {
+	p := info.ID
 	rec := store.PeerRecord{ID: p.String(), LastSeen: time.Now()}
-	for _, a := range addrs {
+	for _, a := range info.Addrs {
 		rec.Addrs = append(rec.Addrs, a.String())
 	}
 	slices.Sort(rec.Addrs)
@@ -551,18 +488,12 @@ func (n *Node) closeAll() error {
 		docs = append(docs, d)
 	}
 	n.mu.Unlock()
-	for _, p := range n.h.Network().Peers() {
-		n.rememberPeer(p, n.h.Peerstore().Addrs(p)) // refresh last seen
-	}
+	_ = n.watcher.Close() // no more connection events reach the documents
 	for _, d := range docs {
 		d.stopGapChecks()
 		d.r.close()
 	}
-	n.h.Network().StopNotify(n.notifyee)
 	close(n.quit)
-	if n.identified != nil {
-		_ = n.identified.Close()
-	}
 	n.wg.Wait()
 	n.stopWatch()
 	var errs []error
