@@ -328,13 +328,20 @@ func TestOutboxSurvivesRestart(t *testing.T) {
 // and redialed by our supervisor after the connection drops.
 func TestInboundPeerRedialed(t *testing.T) {
 	a, b := testNode(t, ""), testNode(t, "")
+	defer func() {
+		if t.Failed() {
+			t.Logf("a supervises %+v; connectedness %v", a.sup.States(), a.Host().Network().Connectedness(b.ID()))
+		}
+	}()
 	_ = openDoc(t, a, "x")
 	_ = openDoc(t, b, "x")
 	connect(t, b, a) // b dials a: for a, b is an inbound peer
+	// Wait for a's first dial of b (it finds the open connection) to be
+	// done: only later dials count as reconnects.
 	waitFor(t, 10*time.Second, "a to supervise b", func() bool {
 		for _, p := range a.sup.States() {
 			if p.ID == b.ID() {
-				return true
+				return p.State == cnet.StateConnected
 			}
 		}
 		return false
@@ -343,8 +350,10 @@ func TestInboundPeerRedialed(t *testing.T) {
 	if err != nil || len(recs) != 1 || recs[0].ID != b.ID().String() {
 		t.Fatalf("peer book: %v %v", recs, err)
 	}
-	// Drop the connection from b's side; a redials b.
-	b.sup.Remove(a.ID())
+	// Drop the connection from b's side; a redials b. b stops supervising
+	// altogether first: removing a alone would race with b learning a again
+	// from a late identify, and b's redial would then hide a's.
+	_ = b.sup.Close()
 	for _, c := range b.Host().Network().ConnsToPeer(a.ID()) {
 		_ = c.Close()
 	}

@@ -23,6 +23,10 @@ import (
 // config.
 var ErrSupervisorConfig = errors.New("net: invalid supervisor config")
 
+// errLostDuringDial: a dial succeeded but the last connection to the peer
+// closed before the supervisor saw the success.
+var errLostDuringDial = errors.New("net: connection closed while the dial completed")
+
 // State is the supervisor's view of one peer.
 type State uint8
 
@@ -211,6 +215,10 @@ type peerEntry struct {
 	backoff  *Backoff
 	dialing  bool
 	everDial bool
+	// lost: the last connection closed while a dial was in flight and the
+	// peer was not yet marked connected, so a dial that returns success may
+	// have found a connection that is gone already.
+	lost bool
 }
 
 // NewSupervisor starts a supervisor (one scheduling goroutine plus one per
@@ -328,6 +336,9 @@ func (s *Supervisor) Connected(id peer.ID) {
 func (s *Supervisor) Disconnected(id peer.ID) {
 	s.mu.Lock()
 	e, ok := s.peers[id]
+	if ok && !s.closed && e.state == StateConnecting && e.dialing {
+		e.lost = true
+	}
 	if ok && !s.closed && e.state == StateConnected {
 		now := s.cfg.Clock.Now()
 		up := now.Sub(e.since)
@@ -499,7 +510,7 @@ func (s *Supervisor) run() {
 }
 
 func (s *Supervisor) startDialLocked(e *peerEntry) {
-	e.dialing = true
+	e.dialing, e.lost = true, false
 	s.inflight++
 	reconnect := e.everDial
 	e.everDial = true
@@ -523,6 +534,13 @@ func (s *Supervisor) dial(info peer.AddrInfo, gen uint64, reconnect bool) {
 	e, ok := s.peers[info.ID]
 	if ok && !s.closed && e.gen == gen {
 		e.dialing = false
+		if err == nil && e.state == StateConnecting && e.lost {
+			// The connection the dial found (one that was open already)
+			// closed before we could mark the peer connected: without this
+			// the peer would sit in Connected with no connection, never
+			// redialled.
+			err = errLostDuringDial
+		}
 		if err == nil && reconnect {
 			s.cfg.Metrics.reconnectSuccess()
 		}

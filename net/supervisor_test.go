@@ -367,6 +367,46 @@ func TestSupervisorRemoveAndClose(t *testing.T) {
 	})
 }
 
+// TestSupervisorConnectionLostDuringDial: a dial finds a connection that
+// was already open (it returns success) but that connection closes before
+// the dial's result is handled. The peer must not be left Connected with no
+// connection: it backs off and is redialled.
+func TestSupervisorConnectionLostDuringDial(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fc := NewFakeClock(epoch)
+		release := make(chan struct{})
+		var calls int
+		d := &scriptDialer{clock: fc, fn: func(ctx context.Context, _ peer.ID) error {
+			calls++
+			if calls == 1 {
+				<-release // the first dial returns success only when told
+			}
+			return nil
+		}}
+		log := &eventLog{}
+		s := testSupervisor(t, fc, d, log, nil)
+		defer s.Close()
+		_, p := testKey(t, 13)
+		s.Add(peer.AddrInfo{ID: p})
+		synctest.Wait()
+		s.Disconnected(p) // the existing connection closes mid-dial
+		close(release)
+		synctest.Wait()
+		evs := log.take()
+		if len(evs) != 2 || evs[1].To != StateBackoff || !errors.Is(evs[1].Err, errLostDuringDial) {
+			t.Fatalf("events %+v", evs)
+		}
+		fc.Advance(evs[1].Delay)
+		synctest.Wait()
+		if d.count() != 2 {
+			t.Fatalf("%d dials, want a redial", d.count())
+		}
+		if st := s.States(); st[0].State != StateConnected {
+			t.Fatalf("state after redial %v", st[0].State)
+		}
+	})
+}
+
 func TestFakeClock(t *testing.T) {
 	fc := NewFakeClock(epoch)
 	t1 := fc.NewTimer(2 * time.Second)
