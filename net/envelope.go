@@ -213,10 +213,6 @@ func (e *Envelope) Verify() error {
 	if err != nil {
 		return err
 	}
-	pub, err := id.ExtractPublicKey()
-	if err != nil {
-		return fmt.Errorf("%w: origin %s has no inlined public key: %v", ErrBadSignature, id, err)
-	}
 	if len(e.Sig) == 0 {
 		return fmt.Errorf("%w: unsigned", ErrBadSignature)
 	}
@@ -224,8 +220,11 @@ func (e *Envelope) Verify() error {
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrBadSignature, err)
 	}
-	ok, err := pub.Verify(msg, e.Sig)
-	if err != nil || !ok {
+	ok, errPub := verifyPeerSig(id, msg, e.Sig)
+	if errPub != nil {
+		return fmt.Errorf("%w: origin %s has no inlined public key: %v", ErrBadSignature, id, errPub)
+	}
+	if !ok {
 		return fmt.Errorf("%w: signature does not verify for %s", ErrBadSignature, e.Origin)
 	}
 	return nil
