@@ -69,3 +69,57 @@ func TestAggregateRelay(t *testing.T) {
 		t.Fatalf("relay after restart holds %d", v)
 	}
 }
+
+// TestGossipAggregates: an author's deltas queued for gossip together go
+// out as aggregates; a neighbour accepts them from gossip (no sync
+// involved), stores them with markers, and serves them to a peer that
+// connects only to it. Fails if aggregates are refused on gossip or not
+// formed.
+func TestGossipAggregates(t *testing.T) {
+	ctx := context.Background()
+	var log exchangeLog
+	quiet := func(c *Config) { c.SummaryInterval = time.Hour } // no summary-driven pulls
+	author := testNode(t, "", quiet, func(c *Config) { c.GossipFlushInterval = 300 * time.Millisecond })
+	relay := testNode(t, "", quiet, func(c *Config) { c.Events.SyncFinished = log.add })
+	da, dr := openDoc(t, author, "ga"), openDoc(t, relay, "ga")
+	connect(t, relay, author)
+	waitFor(t, 10*time.Second, "gossip mesh", func() bool {
+		return len(da.topic.Peers()) == 1 && len(dr.topic.Peers()) == 1
+	})
+	waitFor(t, 10*time.Second, "the connect exchange", func() bool { return len(log.snapshot()) > 0 })
+	const n = 20
+	for i := 0; i < n; i++ {
+		if err := da.Set(ctx, []string{"k", fmt.Sprint(i)}, i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitConverged(t, 10*time.Second, da, dr)
+	for _, e := range log.snapshot() {
+		if e.Stats.DeltasIn+e.Stats.DeltasOut > 0 {
+			t.Fatalf("an exchange carried deltas (%+v): the test wants gossip only", e.Stats)
+		}
+	}
+	markers := 0
+	if err := relay.st.Entries(ctx, "ga", func(e store.Entry) error {
+		if _, ok := cnet.DecodeMarker(e.Data); ok {
+			markers++
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if markers == 0 {
+		t.Fatalf("relay stored no markers: %d deltas arrived as single envelopes", n)
+	}
+	if v := counterValue(t, relay, "concord_messages_rejected_total", nil); v != 0 {
+		t.Fatalf("%v envelopes rejected", v)
+	}
+	// A late peer reaches the author's deltas through the relay alone.
+	late := testNode(t, "")
+	dl := openDoc(t, late, "ga")
+	connect(t, late, relay)
+	waitConverged(t, 10*time.Second, dr, dl)
+	if v := counterValue(t, late, "concord_messages_rejected_total", nil); v != 0 {
+		t.Fatalf("late peer rejected %v envelopes", v)
+	}
+}

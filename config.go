@@ -62,6 +62,13 @@ type Config struct {
 	MeshDegree int
 	// FastGossip shortens GossipSub heartbeats, for tests.
 	FastGossip bool
+	// GossipFlushInterval is how long a delta queued for gossip waits for
+	// more before its message goes out. Default 0: whatever queued while
+	// the previous message was being published goes out at once. Runs of
+	// this node's consecutive deltas in one message are sent as one
+	// aggregate (signed, checked and stored once), so a longer interval
+	// trades latency for less CPU on every receiver.
+	GossipFlushInterval time.Duration
 	// TrustAuthorChannel skips the Ed25519 check of a delta received
 	// straight from its author, whose identity the connection's Noise/TLS
 	// handshake already proves; relayed deltas are always checked. It

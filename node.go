@@ -110,6 +110,7 @@ func Open(ctx context.Context, cfg Config) (n *Node, err error) {
 	n.self = cnet.ReplicaFor(n.h.ID(), n.st.Incarnation())
 	gc := cnet.DefaultGossipConfig()
 	gc.FastHeartbeat = cfg.FastGossip
+	gc.FlushInterval = cfg.GossipFlushInterval
 	gc.MeshDegree = cfg.MeshDegree
 	gc.Metrics = n.metrics
 	gc.Logger = cfg.Logger
@@ -334,6 +335,12 @@ func (n *Node) Doc(ctx context.Context, name string, opts ...DocOption) (*Doc, e
 type docHandler struct{ d *Doc }
 
 func (h docHandler) Validate(from peer.ID, e *cnet.Envelope) error { return h.d.r.Validate(from, e) }
+
+// Coalesce implements cnet.Coalescer: a run of own deltas queued for gossip
+// goes out as one aggregate.
+func (h docHandler) Coalesce(run []*cnet.Envelope) (*cnet.Envelope, error) {
+	return h.d.r.coalesce(run)
+}
 
 func (h docHandler) Deliver(from peer.ID, envs []*cnet.Envelope) {
 	r := h.d.r

@@ -449,7 +449,7 @@ func (r *replica) check(from peer.ID, e *cnet.Envelope) error {
 
 // Validate implements cnet.Handler's check for gossip.
 func (r *replica) Validate(from peer.ID, e *cnet.Envelope) error {
-	if r.d.store.Has(r.doc, e.Origin, e.Seq) {
+	if r.holdsAll(e, nil) {
 		return cnet.ErrDuplicate
 	}
 	return r.check(from, e)
@@ -708,35 +708,57 @@ func (r *replica) Missing(ctx context.Context, have crdt.VersionVector, cur stor
 	return out, next, done, nil
 }
 
-// aggregate joins a run of consecutive own deltas into one signed envelope.
+// aggregate joins a run of consecutive own deltas from the log into one
+// signed envelope.
 func (r *replica) aggregate(run []store.Entry) (store.Entry, error) {
-	joined := crdt.New()
-	var hlc uint64
-	for _, e := range run {
+	envs := make([]*cnet.Envelope, len(run))
+	for i, e := range run {
 		env, err := cnet.DecodeEnvelope(e.Data, storedLimits)
 		if err != nil {
 			return store.Entry{}, err
 		}
-		if env.Last != 0 {
-			return store.Entry{}, fmt.Errorf("own aggregate in the log at %d", e.Seq)
-		}
-		d, err := crdt.DecodeDelta(env.Payload, env.Origin, payloadLimits)
-		if err != nil {
-			return store.Entry{}, err
-		}
-		joined.Merge(d)
-		hlc = max(hlc, env.HLC)
+		envs[i] = env
 	}
-	first, last := run[0].Seq, run[len(run)-1].Seq
-	env := &cnet.Envelope{Doc: r.doc, Origin: r.d.self, Seq: first, Last: last, HLC: hlc, Payload: crdt.EncodeDelta(joined, r.d.self)}
-	if err := cnet.SignEnvelope(r.d.key, env); err != nil {
+	env, err := r.coalesce(envs)
+	if err != nil {
 		return store.Entry{}, err
 	}
 	b, err := cnet.EncodeEnvelope(env)
 	if err != nil {
 		return store.Entry{}, err
 	}
-	return store.Entry{Replica: r.d.self, Seq: last, Data: b}, nil
+	return store.Entry{Replica: r.d.self, Seq: env.Last, Data: b}, nil
+}
+
+// coalesce joins a run of this node's deltas with consecutive sequence
+// numbers into one aggregate: their join, signed once.
+func (r *replica) coalesce(run []*cnet.Envelope) (*cnet.Envelope, error) {
+	if len(run) < 2 || len(run) > cnet.MaxAggregateRun {
+		return nil, fmt.Errorf("aggregate of %d deltas", len(run))
+	}
+	joined := crdt.New()
+	var hlc uint64
+	for i, env := range run {
+		switch {
+		case env.Origin != r.d.self:
+			return nil, fmt.Errorf("aggregate of a delta by %s", env.Origin)
+		case env.Last != 0:
+			return nil, fmt.Errorf("own aggregate in the run at %d", env.Seq)
+		case i > 0 && env.Seq != run[i-1].Seq+1:
+			return nil, fmt.Errorf("run not consecutive at %d", env.Seq)
+		}
+		d, err := crdt.DecodeDelta(env.Payload, env.Origin, payloadLimits)
+		if err != nil {
+			return nil, err
+		}
+		joined.Merge(d)
+		hlc = max(hlc, env.HLC)
+	}
+	env := &cnet.Envelope{Doc: r.doc, Origin: r.d.self, Seq: run[0].Seq, Last: run[len(run)-1].Seq, HLC: hlc, Payload: crdt.EncodeDelta(joined, r.d.self)}
+	if err := cnet.SignEnvelope(r.d.key, env); err != nil {
+		return nil, err
+	}
+	return env, nil
 }
 
 // SnapshotFor implements cnet.Replica: the stored snapshot when the log no

@@ -100,7 +100,7 @@ type simReplica struct {
 type simStats struct {
 	writes, refused, delivered, dropped, dups, reorders, summaries      int
 	exchanges, interrupted, snapshots, partitions, crashes, compactions int
-	hlcRegressions                                                      int
+	hlcRegressions, aggregates                                          int
 }
 
 func (a *simStats) add(b simStats) {
@@ -118,13 +118,14 @@ func (a *simStats) add(b simStats) {
 	a.crashes += b.crashes
 	a.compactions += b.compactions
 	a.hlcRegressions += b.hlcRegressions
+	a.aggregates += b.aggregates
 }
 
 func (a simStats) String() string {
 	return fmt.Sprintf("writes=%d refused=%d delivered=%d dropped=%d dups=%d reorders=%d summaries=%d "+
-		"exchanges=%d interrupted=%d snapshots=%d partitions=%d crashes=%d compactions=%d hlc_regressions=%d",
+		"exchanges=%d interrupted=%d snapshots=%d partitions=%d crashes=%d compactions=%d hlc_regressions=%d gossip_aggregates=%d",
 		a.writes, a.refused, a.delivered, a.dropped, a.dups, a.reorders, a.summaries,
-		a.exchanges, a.interrupted, a.snapshots, a.partitions, a.crashes, a.compactions, a.hlcRegressions)
+		a.exchanges, a.interrupted, a.snapshots, a.partitions, a.crashes, a.compactions, a.hlcRegressions, a.aggregates)
 }
 
 type sim struct {
@@ -464,12 +465,31 @@ func (s *sim) deliver(m *simMsg) {
 			}
 		}
 	}
-	var envs []*cnet.Envelope
+	var envs, raw []*cnet.Envelope
 	for _, m := range msgs {
 		e, err := cnet.DecodeEnvelope(m.data, cnet.DefaultLimits())
 		if err != nil {
 			s.fail("decode %v: %v", m, err)
 		}
+		raw = append(raw, e)
+	}
+	// As the gossip publisher: a run of the sender's consecutive deltas
+	// sent together may travel as one aggregate.
+	if src := s.reps[m.from].r; src != nil && len(raw) > 1 && s.chance(0.5) {
+		run := true
+		for k, e := range raw {
+			run = run && e.Origin == src.d.self && e.Last == 0 && (k == 0 || e.Seq == raw[k-1].Seq+1)
+		}
+		if run {
+			agg, err := src.coalesce(raw)
+			if err != nil {
+				s.fail("coalesce %v: %v", m, err)
+			}
+			s.stats.aggregates++
+			raw = []*cnet.Envelope{agg}
+		}
+	}
+	for _, e := range raw {
 		switch err := dst.r.Validate(from, e); {
 		case errors.Is(err, cnet.ErrDuplicate):
 			s.logf("deliver %v %s/%d: duplicate", m, shortID(e.Origin), e.Seq)
@@ -951,6 +971,7 @@ func TestSim(t *testing.T) {
 		for name, v := range map[string]int{
 			"writes": total.writes, "snapshots": total.snapshots, "crashes": total.crashes,
 			"interrupted": total.interrupted, "compactions": total.compactions, "dups": total.dups,
+			"gossip aggregates": total.aggregates,
 		} {
 			if v == 0 {
 				t.Errorf("no %s in %d seeds", name, n)

@@ -73,6 +73,17 @@ type Handler interface {
 	Summary(from peer.ID, s *Summary)
 }
 
+// Coalescer is implemented by a Handler that can sign runs of its own
+// deltas. Before publishing, a topic hands it every run of two or more
+// queued envelopes with one origin and consecutive sequence numbers (none
+// an aggregate); Coalesce returns one aggregate covering the run — the join
+// of its payloads, signed once by the author — or nil to publish the run
+// as it is. Receivers then check one signature, merge one delta and store
+// one envelope (plus markers) per run instead of one per delta.
+type Coalescer interface {
+	Coalesce(run []*Envelope) (*Envelope, error)
+}
+
 // Gossip is the GossipSub engine of a node: one topic per document.
 type Gossip struct {
 	h      host.Host
@@ -276,10 +287,6 @@ func (g *Gossip) validate(doc string, hd Handler, msg *pubsub.Message) (*decoded
 			if e.Doc != doc {
 				return nil, "wrong_doc", pubsub.ValidationReject
 			}
-			if e.Last != 0 {
-				// Aggregates travel only on the sync stream.
-				return nil, "aggregate_on_gossip", pubsub.ValidationReject
-			}
 			switch err := hd.Validate(msg.ReceivedFrom, e); {
 			case err == nil:
 				d.envs = append(d.envs, e)
@@ -385,10 +392,11 @@ func (t *Topic) publishLoop() {
 	defer t.wg.Done()
 	bb := NewBatchBuilder(t.g.cfg.Limits.MaxMessageBytes)
 	m := t.g.cfg.Metrics
+	taken := make([]*Envelope, 0, 64)
 	defer func() {
-		// Closing: what is still batched or queued is not published (the
-		// outbox and anti-entropy carry it); count it.
-		m.DropN("gossip_out", "closed", bb.Len()+len(t.queue))
+		// Closing: what is still taken, batched or queued is not published
+		// (the outbox and anti-entropy carry it); count it.
+		m.DropN("gossip_out", "closed", len(taken)+bb.Len()+len(t.queue))
 	}()
 	flush := func() {
 		if bb.Len() == 0 {
@@ -423,25 +431,26 @@ func (t *Topic) publishLoop() {
 			}
 		}
 	}
+	co, _ := t.hd.(Coalescer)
 	for {
 		select {
 		case <-t.ctx.Done():
 			return
 		case e := <-t.queue:
-			// Natural batching: take whatever is queued now, publish it,
-			// repeat. Under load batches grow while Publish runs; an idle
-			// writer's delta goes out at once. FlushInterval, if set,
-			// waits that long for more.
-			add(e)
+			// Natural batching: take whatever is queued now (at most
+			// maxTake), publish it, repeat. Under load batches grow while
+			// Publish runs; an idle writer's delta goes out at once.
+			// FlushInterval, if set, waits that long for more.
+			taken = append(taken[:0], e)
 			var timer <-chan time.Time
 			if t.g.cfg.FlushInterval > 0 {
 				timer = time.After(t.g.cfg.FlushInterval)
 			}
 		collect:
-			for {
+			for len(taken) < maxTake {
 				select {
 				case e := <-t.queue:
-					add(e)
+					taken = append(taken, e)
 					continue
 				default:
 				}
@@ -450,16 +459,65 @@ func (t *Topic) publishLoop() {
 				}
 				select {
 				case e := <-t.queue:
-					add(e)
+					taken = append(taken, e)
 				case <-timer:
 					break collect
 				case <-t.ctx.Done():
 					return
 				}
 			}
+			for _, e := range coalesceRuns(co, taken, t.g.cfg.Limits, t.g.cfg.Logger) {
+				add(e)
+			}
+			clear(taken)
+			taken = taken[:0]
 			flush()
 		}
 	}
+}
+
+// maxTake bounds the envelopes the publisher takes from its queue at once.
+const maxTake = 1024
+
+// coalesceRuns replaces each run of two or more envelopes with one origin
+// and consecutive sequence numbers by co's aggregate. A run is cut where
+// its payloads would exceed half a payload budget, so that the aggregate
+// (at most their sum) always fits in one message.
+func coalesceRuns(co Coalescer, envs []*Envelope, lim Limits, log *slog.Logger) []*Envelope {
+	if co == nil || len(envs) < 2 {
+		return envs
+	}
+	budget := min(lim.MaxPayloadBytes, lim.MaxMessageBytes) / 2
+	out := envs[:0:0]
+	emit := func(run []*Envelope) {
+		if len(run) < 2 {
+			out = append(out, run...)
+			return
+		}
+		agg, err := co.Coalesce(run)
+		if err != nil || agg == nil {
+			if err != nil {
+				log.Warn("coalesce failed; publishing the run", "doc", run[0].Doc, "err", err)
+			}
+			out = append(out, run...)
+			return
+		}
+		out = append(out, agg)
+	}
+	start, bytes := 0, 0
+	for i, e := range envs {
+		if i > start {
+			prev := envs[i-1]
+			if e.Origin != prev.Origin || e.Last != 0 || prev.Last != 0 || e.Seq != prev.Seq+1 ||
+				i-start >= MaxAggregateRun || bytes+len(e.Payload) > budget {
+				emit(envs[start:i])
+				start, bytes = i, 0
+			}
+		}
+		bytes += len(e.Payload)
+	}
+	emit(envs[start:])
+	return out
 }
 
 // Close leaves the topic.

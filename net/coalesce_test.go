@@ -1,0 +1,81 @@
+package net
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"testing"
+
+	"github.com/concord-p2p/concord/crdt"
+)
+
+// recCoalescer records the runs it is given and returns a stand-in
+// aggregate covering each (or fails on a run starting at failAt).
+type recCoalescer struct {
+	runs   []string
+	failAt uint64
+}
+
+func (c *recCoalescer) Coalesce(run []*Envelope) (*Envelope, error) {
+	c.runs = append(c.runs, fmt.Sprintf("%s:%d-%d", run[0].Origin, run[0].Seq, run[len(run)-1].Seq))
+	if run[0].Seq == c.failAt {
+		return nil, errors.New("refused")
+	}
+	return &Envelope{Origin: run[0].Origin, Seq: run[0].Seq, Last: run[len(run)-1].Seq}, nil
+}
+
+func spans(envs []*Envelope) string {
+	s := ""
+	for _, e := range envs {
+		s += fmt.Sprintf("[%s %d-%d]", e.Origin, e.Seq, e.LastSeq())
+	}
+	return s
+}
+
+// TestCoalesceRuns: only runs of two or more envelopes with one origin and
+// consecutive seqs become aggregates; aggregates, gaps, origin changes, the
+// byte budget and a refused run all cut or keep runs as they should.
+func TestCoalesceRuns(t *testing.T) {
+	lim := DefaultLimits()
+	log := slog.New(slog.DiscardHandler)
+	env := func(o crdt.ReplicaID, seq, last uint64, size int) *Envelope {
+		return &Envelope{Origin: o, Seq: seq, Last: last, Payload: make([]byte, size)}
+	}
+	cases := []struct {
+		name   string
+		envs   []*Envelope
+		failAt uint64
+		want   string
+		runs   int
+	}{
+		{"single", []*Envelope{env("a", 1, 0, 1)}, 0, "[a 1-1]", 0},
+		{"run", []*Envelope{env("a", 1, 0, 1), env("a", 2, 0, 1), env("a", 3, 0, 1)}, 0, "[a 1-3]", 1},
+		{"gap", []*Envelope{env("a", 1, 0, 1), env("a", 2, 0, 1), env("a", 4, 0, 1), env("a", 5, 0, 1)}, 0, "[a 1-2][a 4-5]", 2},
+		{"origins", []*Envelope{env("a", 1, 0, 1), env("b", 2, 0, 1), env("b", 3, 0, 1)}, 0, "[a 1-1][b 2-3]", 1},
+		{"aggregate inside", []*Envelope{env("a", 1, 0, 1), env("a", 2, 4, 1), env("a", 5, 0, 1), env("a", 6, 0, 1)}, 0, "[a 1-1][a 2-4][a 5-6]", 1},
+		{"budget", []*Envelope{env("a", 1, 0, lim.MaxPayloadBytes/4), env("a", 2, 0, lim.MaxPayloadBytes/4), env("a", 3, 0, lim.MaxPayloadBytes/4)}, 0, "[a 1-2][a 3-3]", 1},
+		{"refused", []*Envelope{env("a", 1, 0, 1), env("a", 2, 0, 1), env("a", 4, 0, 1), env("a", 5, 0, 1)}, 1, "[a 1-1][a 2-2][a 4-5]", 2},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			co := &recCoalescer{failAt: tc.failAt}
+			got := coalesceRuns(co, tc.envs, lim, log)
+			if spans(got) != tc.want || len(co.runs) != tc.runs {
+				t.Fatalf("got %s after runs %v, want %s after %d runs", spans(got), co.runs, tc.want, tc.runs)
+			}
+		})
+	}
+	// A run never exceeds MaxAggregateRun deltas.
+	long := make([]*Envelope, MaxAggregateRun+10)
+	for i := range long {
+		long[i] = env("a", uint64(i+1), 0, 0)
+	}
+	got := coalesceRuns(&recCoalescer{}, long, lim, log)
+	if want := fmt.Sprintf("[a 1-%d][a %d-%d]", MaxAggregateRun, MaxAggregateRun+1, MaxAggregateRun+10); spans(got) != want {
+		t.Fatalf("long run: %s, want %s", spans(got), want)
+	}
+	// Without a Coalescer nothing changes.
+	if got := coalesceRuns(nil, long[:3], lim, log); spans(got) != "[a 1-1][a 2-2][a 3-3]" {
+		t.Fatalf("no coalescer: %s", spans(got))
+	}
+}
