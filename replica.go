@@ -264,33 +264,47 @@ func (r *replica) apply(ctx context.Context, ops []crdt.Op) error {
 
 // inflightFlush is an own delta queued for commit.
 type inflightFlush struct {
-	env     *cnet.Envelope
-	done    <-chan error
-	err     error
-	waiters []chan error
-	paths   [][]string
+	env       *cnet.Envelope
+	done      <-chan error
+	err       error
+	waiters   []chan error
+	paths     [][]string
+	synced    chan struct{} // closed once the delta is durable (or failed)
+	completed chan struct{} // closed once complete has run
 }
 
 // pipelineMin is how many writes a delta must carry before the flusher
 // lets it complete in the background while it signs and queues the next.
 // Under many concurrent writers that overlaps one delta's sync with the
-// next one's preparation; a lone writer's deltas (one write each) complete
+// next ones' preparation; a lone writer's deltas (one write each) complete
 // inline, which measured faster when CPU is scarce.
 const pipelineMin = 8
 
+// maxInflightFlushes bounds the deltas handed to the completer at once.
+const maxInflightFlushes = 4
+
 // flushLoop turns pending writes into deltas: while one is being synced,
-// the writes arriving meanwhile gather into the next (group commit). At most
-// one delta completes in the background; completions stay in order.
+// the writes arriving meanwhile gather into the next (group commit). The
+// next delta is cut once the previous one is durable, not before: cutting
+// while the store is busy makes small deltas that each cost a sync of
+// their own. One goroutine completes the deltas (publish, notify, answer
+// writers), in order, while the next is cut and synced.
 func (r *replica) flushLoop() {
 	defer r.wg.Done()
-	var bg chan struct{} // closed when the background completion is done
-	wait := func() {
-		if bg != nil {
-			<-bg
-			bg = nil
+	q := make(chan *inflightFlush, maxInflightFlushes-1)
+	completer := make(chan struct{})
+	go func() {
+		defer close(completer)
+		for f := range q {
+			r.complete(f)
+			close(f.completed)
 		}
-	}
-	defer wait()
+	}()
+	defer func() {
+		close(q)
+		<-completer
+	}()
+	var last *inflightFlush // the latest delta handed to the completer
 	for {
 		quit := false
 		select {
@@ -298,19 +312,23 @@ func (r *replica) flushLoop() {
 		case <-r.quit:
 			quit = true
 		}
-		f := r.startFlush() // queued behind the background one, if any
-		wait()
-		if f != nil {
-			if len(f.waiters) >= pipelineMin && !quit {
-				done := make(chan struct{})
-				bg = done
-				go func() {
-					defer close(done)
-					r.complete(f)
-				}()
-			} else {
-				r.complete(f)
+		f := r.startFlush()
+		switch {
+		case f == nil:
+		case len(f.waiters) >= pipelineMin && !quit:
+			f.synced, f.completed = make(chan struct{}), make(chan struct{})
+			q <- f // waits while maxInflightFlushes are queued
+			last = f
+			<-f.synced
+		default:
+			// A small delta completes here: no goroutine handoff, which
+			// costs more than it saves when CPU is scarce. Completions stay
+			// in order.
+			if last != nil {
+				<-last.completed
+				last = nil
 			}
+			r.complete(f)
 		}
 		if quit {
 			return
@@ -347,6 +365,9 @@ func (r *replica) complete(f *inflightFlush) {
 	err := f.err
 	if err == nil {
 		err = <-f.done
+	}
+	if f.synced != nil {
+		close(f.synced)
 	}
 	if err != nil {
 		r.mu.Lock()
@@ -401,7 +422,7 @@ func (r *replica) encodeDurable() ([]byte, crdt.HLC, error) {
 
 // queueOwn signs an own delta and queues it for a synced append.
 func (r *replica) queueOwn(seq uint64, ts crdt.HLC, delta *crdt.State) (*cnet.Envelope, <-chan error, error) {
-	env := &cnet.Envelope{Doc: r.doc, Origin: r.d.self, Seq: seq, HLC: uint64(ts), Payload: crdt.EncodeDelta(delta, r.d.self)}
+	env := &cnet.Envelope{Doc: r.doc, Origin: r.d.self, Seq: seq, HLC: uint64(ts), Payload: crdt.EncodeDelta(delta, r.d.self), Delta: delta}
 	if err := cnet.SignEnvelope(r.d.key, env); err != nil {
 		return nil, nil, err
 	}
@@ -747,9 +768,12 @@ func (r *replica) coalesce(run []*cnet.Envelope) (*cnet.Envelope, error) {
 		case i > 0 && env.Seq != run[i-1].Seq+1:
 			return nil, fmt.Errorf("run not consecutive at %d", env.Seq)
 		}
-		d, err := crdt.DecodeDelta(env.Payload, env.Origin, payloadLimits)
-		if err != nil {
-			return nil, err
+		d := env.Delta
+		if d == nil {
+			var err error
+			if d, err = crdt.DecodeDelta(env.Payload, env.Origin, payloadLimits); err != nil {
+				return nil, err
+			}
 		}
 		joined.Merge(d)
 		hlc = max(hlc, env.HLC)

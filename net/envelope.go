@@ -120,6 +120,10 @@ type Envelope struct {
 	HLC     uint64
 	Payload []byte
 	Sig     []byte
+	// Delta, when set, is Payload decoded: the author keeps its own delta
+	// at hand so that joining a run of them into an aggregate needs no
+	// decoding. It is never encoded and never set by the decoders.
+	Delta *crdt.State
 }
 
 // MaxAggregateRun bounds how many deltas one aggregate may cover: a receiver

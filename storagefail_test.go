@@ -1,0 +1,129 @@
+package concord
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ipfs/go-datastore"
+	dssync "github.com/ipfs/go-datastore/sync"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/concord-p2p/concord/crdt"
+	cnet "github.com/concord-p2p/concord/net"
+	"github.com/concord-p2p/concord/store"
+)
+
+// syncFailDS fails every Sync from the failAt-th on (0: never).
+type syncFailDS struct {
+	datastore.Batching
+	syncs, failAt atomic.Int64
+}
+
+var errDiskGone = errors.New("disk gone")
+
+func (f *syncFailDS) Sync(ctx context.Context, k datastore.Key) error {
+	if n := f.syncs.Add(1); f.failAt.Load() > 0 && n >= f.failAt.Load() {
+		return errDiskGone
+	}
+	return f.Batching.Sync(ctx, k)
+}
+
+func openTestReplica(t *testing.T, ds datastore.Batching, key crypto.PrivKey) (*replica, *store.Store) {
+	t.Helper()
+	st, err := store.Open(context.Background(), ds, store.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := peer.IDFromPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := openReplica(context.Background(), "fail", replicaDeps{
+		store: st, key: key, self: cnet.ReplicaFor(id, st.Incarnation()), selfPeer: id, ackPeers: 1,
+		now: time.Now, log: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, st
+}
+
+// TestWritersSurviveStorageFailure: 64 concurrent writers (so deltas take
+// the pipelined path as well as the inline one) while the disk starts
+// failing its syncs. Every writer returns — acknowledged or with an error
+// wrapping ErrStorage — none hangs, WaitAcked reports the failure, and
+// every acknowledged write is in the log when the store is reopened.
+func TestWritersSurviveStorageFailure(t *testing.T) {
+	for _, failAt := range []int64{3, 20, 60} {
+		t.Run(fmt.Sprint("sync", failAt), func(t *testing.T) {
+			key, _, err := crypto.GenerateEd25519Key(rand.Reader)
+			if err != nil {
+				t.Fatal(err)
+			}
+			mem := dssync.MutexWrap(datastore.NewMapDatastore())
+			fds := &syncFailDS{Batching: mem}
+			r, st := openTestReplica(t, fds, key)
+			fds.failAt.Store(fds.syncs.Load() + failAt)
+
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			const writers, per = 64, 40
+			var mu sync.Mutex
+			var acked []string
+			var failed atomic.Int64
+			var wg sync.WaitGroup
+			for w := range writers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := range per {
+						k := fmt.Sprintf("w%d-%d", w, i)
+						err := r.apply(ctx, []crdt.Op{crdt.Set([]string{k}, []byte("1"))})
+						if err != nil {
+							if !errors.Is(err, ErrStorage) {
+								t.Errorf("write %s: %v, want ErrStorage", k, err)
+							}
+							failed.Add(1)
+							return
+						}
+						mu.Lock()
+						acked = append(acked, k)
+						mu.Unlock()
+					}
+				}()
+			}
+			wg.Wait()
+			if ctx.Err() != nil {
+				t.Fatal("writers hung after the storage failure")
+			}
+			if failed.Load() == 0 {
+				t.Fatalf("no writer saw the failure (%d syncs)", fds.syncs.Load())
+			}
+			if err := r.waitAcked(ctx); !errors.Is(err, ErrStorage) {
+				t.Fatalf("WaitAcked after failure: %v", err)
+			}
+			r.close()
+			_ = st.Close()
+
+			// Every acknowledged write survives a reopen.
+			r2, st2 := openTestReplica(t, mem, key)
+			defer func() { r2.close(); _ = st2.Close() }()
+			view := string(r2.state.JSON())
+			for _, k := range acked {
+				if !strings.Contains(view, `"`+k+`"`) {
+					t.Fatalf("acknowledged write %s lost (%d acknowledged, %d writers failed)", k, len(acked), failed.Load())
+				}
+			}
+			t.Logf("fail at sync %d: %d acknowledged, %d writers failed", failAt, len(acked), failed.Load())
+		})
+	}
+}
