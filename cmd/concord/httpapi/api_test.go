@@ -280,6 +280,44 @@ func TestEvents(t *testing.T) {
 	}
 }
 
+// TestEventsBounded: past MaxStreams open event streams another is refused
+// with 429 (a JSON error); closing one makes room again.
+func TestEventsBounded(t *testing.T) {
+	_, srv := newAPI(t, Options{Heartbeat: time.Hour, MaxStreams: 2})
+	a := openSSE(t, srv.URL+"/v1/docs/d/events")
+	a.next(5 * time.Second)
+	b := openSSE(t, srv.URL+"/v1/docs/e/events")
+	b.next(5 * time.Second)
+	code, body := do(t, "GET", srv.URL+"/v1/docs/d/events", "")
+	if code != http.StatusTooManyRequests || !strings.Contains(string(body), `"error"`) {
+		t.Fatalf("third stream: %d %s", code, body)
+	}
+	a.stop()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code, _ := do(t, "GET", srv.URL+"/v1/status", "")
+		if code != 200 {
+			t.Fatalf("status %d", code)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/v1/docs/d/events", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		cancel()
+		if resp.StatusCode == 200 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a closed stream never made room: %d", resp.StatusCode)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func TestEventsHeartbeat(t *testing.T) {
 	_, srv := newAPI(t, Options{Heartbeat: 20 * time.Millisecond})
 	s := openSSE(t, srv.URL+"/v1/docs/d/events")

@@ -46,6 +46,12 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if a.streams.Add(1) > int64(a.opts.MaxStreams) {
+		a.streams.Add(-1)
+		writeError(w, http.StatusTooManyRequests, fmt.Sprintf("too many event streams (limit %d)", a.opts.MaxStreams))
+		return
+	}
+	defer a.streams.Add(-1)
 	sub := d.Subscribe(a.opts.EventBuffer)
 	defer sub.Close()
 	h := w.Header()

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -32,15 +33,19 @@ type Options struct {
 	// whose client reads too slowly misses changes (each event carries the
 	// whole document value, so the next one repairs the view). Default 64.
 	EventBuffer int
+	// MaxStreams bounds the event streams open at once (over all
+	// documents); one more is refused with 429. Default 256.
+	MaxStreams int
 	// Logger. Default: discard.
 	Logger *slog.Logger
 }
 
 // API serves one node. Create it with New.
 type API struct {
-	node *concord.Node
-	opts Options
-	mux  *http.ServeMux
+	node    *concord.Node
+	opts    Options
+	mux     *http.ServeMux
+	streams atomic.Int64 // event streams open
 }
 
 var _ http.Handler = (*API)(nil)
@@ -52,6 +57,9 @@ func New(node *concord.Node, opts Options) *API {
 	}
 	if opts.EventBuffer <= 0 {
 		opts.EventBuffer = 64
+	}
+	if opts.MaxStreams <= 0 {
+		opts.MaxStreams = 256
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
