@@ -44,6 +44,11 @@ type Config struct {
 	// CompactAfter is how many log entries every known peer must hold
 	// before they are folded into the snapshot. Default 10,000.
 	CompactAfter int
+	// CompactRetention: a peer not heard from for this long no longer holds
+	// compaction back (it catches up by snapshot when it returns), so the
+	// log of a document does not grow forever because of a peer that left.
+	// Default 7 days.
+	CompactRetention time.Duration
 	// SnapshotAfter: a peer that has nothing of a document receives a
 	// snapshot instead of the log once the log holds more entries than
 	// this. Default 1,000.
@@ -114,6 +119,9 @@ func (c *Config) ensureDefaults() {
 	}
 	if c.SnapshotAfter <= 0 {
 		c.SnapshotAfter = 1000
+	}
+	if c.CompactRetention <= 0 {
+		c.CompactRetention = 7 * 24 * time.Hour
 	}
 	if c.MaxDocs <= 0 {
 		c.MaxDocs = 1024

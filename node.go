@@ -300,7 +300,7 @@ func (n *Node) Doc(ctx context.Context, name string, opts ...DocOption) (*Doc, e
 	d := &Doc{n: n, name: name}
 	deps := replicaDeps{
 		store: n.st, key: n.key, self: n.self, selfPeer: n.h.ID(), writers: writers,
-		ackPeers: max(o.ackPeers, 1), trustAuthor: n.cfg.TrustAuthorChannel, snapshotAfter: n.cfg.SnapshotAfter, compactAfter: n.cfg.CompactAfter,
+		ackPeers: max(o.ackPeers, 1), trustAuthor: n.cfg.TrustAuthorChannel, snapshotAfter: n.cfg.SnapshotAfter, compactAfter: n.cfg.CompactAfter, retention: n.cfg.CompactRetention,
 		now: n.cfg.Now, metrics: n.metrics, log: n.cfg.Logger.With("doc", name),
 		publish: func(e *cnet.Envelope) {
 			if len(e.Payload) > cnet.DefaultLimits().MaxPayloadBytes {

@@ -60,6 +60,7 @@ type replicaDeps struct {
 	trustAuthor   bool // skip signature checks of envelopes from their own author
 	snapshotAfter int
 	compactAfter  int
+	retention     time.Duration // peers silent this long do not hold compaction back (0: forever)
 	now           func() time.Time
 	metrics       *cnet.Metrics
 	log           *slog.Logger
@@ -967,10 +968,15 @@ func (r *replica) maybeCompact() {
 }
 
 // compactionFloorLocked returns what every peer known to hold the document
-// (and we) hold: the log below it may be folded. Caller holds r.mu.
+// (and we) hold: the log below it may be folded. Peers silent for longer
+// than the retention are left out. Caller holds r.mu.
 func (r *replica) compactionFloorLocked() crdt.VersionVector {
 	floor := r.d.store.Contiguous(r.doc)
-	for _, v := range r.peerVV {
+	now := r.d.now()
+	for p, v := range r.peerVV {
+		if r.d.retention > 0 && now.Sub(r.peerSeen[p]) > r.d.retention {
+			continue // gone too long: it will catch up by snapshot
+		}
 		for rep, n := range floor {
 			floor[rep] = min(n, v[rep])
 		}

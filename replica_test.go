@@ -37,7 +37,7 @@ func (f *syncFailDS) Sync(ctx context.Context, k datastore.Key) error {
 	return f.Batching.Sync(ctx, k)
 }
 
-func openTestReplica(t *testing.T, ds datastore.Batching, key crypto.PrivKey) (*replica, *store.Store) {
+func openTestReplica(t *testing.T, ds datastore.Batching, key crypto.PrivKey, mod ...func(*replicaDeps)) (*replica, *store.Store) {
 	t.Helper()
 	st, err := store.Open(context.Background(), ds, store.Options{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
@@ -47,10 +47,14 @@ func openTestReplica(t *testing.T, ds datastore.Batching, key crypto.PrivKey) (*
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := openReplica(context.Background(), "fail", replicaDeps{
+	deps := replicaDeps{
 		store: st, key: key, self: cnet.ReplicaFor(id, st.Incarnation()), selfPeer: id, ackPeers: 1,
 		now: time.Now, log: slog.New(slog.DiscardHandler),
-	})
+	}
+	for _, m := range mod {
+		m(&deps)
+	}
+	r, err := openReplica(context.Background(), "fail", deps)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,4 +130,55 @@ func TestWritersSurviveStorageFailure(t *testing.T) {
 			t.Logf("fail at sync %d: %d acknowledged, %d writers failed", failAt, len(acked), failed.Load())
 		})
 	}
+}
+
+// TestCompactionRetention: a peer that holds nothing of our writes keeps
+// them in the log while it is heard from; once it has been silent for
+// longer than the retention, the next summary from another peer lets the
+// log be compacted.
+func TestCompactionRetention(t *testing.T) {
+	key, _, err := crypto.GenerateEd25519Key(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	r, st := openTestReplica(t, dssync.MutexWrap(datastore.NewMapDatastore()), key, func(d *replicaDeps) {
+		d.now, d.compactAfter, d.retention = clock, 10, time.Hour
+	})
+	defer func() { r.close(); _ = st.Close() }()
+	ctx := context.Background()
+	for i := range 30 {
+		if err := r.apply(ctx, []crdt.Op{crdt.Set([]string{fmt.Sprint(i)}, []byte("1"))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	peerOf := func() peer.ID {
+		k, _, err := crypto.GenerateEd25519Key(rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, _ := peer.IDFromPrivateKey(k)
+		return id
+	}
+	gone, live := peerOf(), peerOf()
+	all := crdt.VersionVector{r.d.self: 30}
+	r.Observed(gone, crdt.VersionVector{}) // holds nothing
+	r.Observed(live, all)
+	compacted := func() bool {
+		snap, ok, err := st.Snapshot(ctx, "fail")
+		return err == nil && ok && snap.VV[r.d.self] == 30
+	}
+	r.mu.Lock()
+	started := r.compactOn
+	r.mu.Unlock()
+	if started || compacted() {
+		t.Fatal("compacted past a peer heard from a moment ago")
+	}
+	mu.Lock()
+	now = now.Add(2 * time.Hour)
+	mu.Unlock()
+	r.Observed(live, all)
+	waitFor(t, 10*time.Second, "compaction past the silent peer", compacted)
 }
