@@ -153,6 +153,30 @@ func waitUntil(ctx context.Context, d time.Duration, cond func() bool) error {
 	return nil
 }
 
+// counterSum adds up the counter name with label direction=dir over nodes.
+func counterSum(nodes []*concord.Node, name, dir string) float64 {
+	var sum float64
+	for _, n := range nodes {
+		mfs, err := n.Registry().Gather()
+		if err != nil {
+			continue
+		}
+		for _, mf := range mfs {
+			if mf.GetName() != name {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				for _, lp := range m.GetLabel() {
+					if lp.GetName() == "direction" && lp.GetValue() == dir {
+						sum += m.GetCounter().GetValue()
+					}
+				}
+			}
+		}
+	}
+	return sum
+}
+
 func converged(docs []*concord.Doc) bool {
 	a := string(docs[0].JSON())
 	va := fmt.Sprint(docs[0].Status().Version)

@@ -57,6 +57,10 @@ func Convergence(ctx context.Context, o Options, replicas, writers, total int) (
 		Metrics: []Metric{
 			{Name: "all writes durable locally", Value: written.Seconds(), Unit: "s"},
 			{Name: "all replicas converged", Value: took.Seconds(), Unit: "s", Target: "< 0.4 (Yjs)", Met: met(took < 400*time.Millisecond)},
+			// Envelopes published on gossip (an aggregate counts once); the
+			// messages include the summary beacons.
+			{Name: "delta envelopes published", Value: counterSum(c.nodes, "concord_deltas_total", "out"), Unit: "envelopes"},
+			{Name: "gossip messages published", Value: counterSum(c.nodes, "concord_gossip_messages_total", "out"), Unit: "messages"},
 		},
 	}, nil
 }
