@@ -76,8 +76,8 @@ type Config struct {
 	GossipFlushInterval time.Duration
 	// TrustAuthorChannel skips the Ed25519 check of a delta received
 	// straight from its author, whose identity the connection's Noise/TLS
-	// handshake already proves; relayed deltas are always checked. It
-	// roughly halves convergence time when CPU is scarce. The cost: an
+	// handshake already proves; relayed deltas are always checked. It saves
+	// CPU where it is scarce (see BENCHMARKS.md). The cost: an
 	// author that signs badly can get a neighbour to store a delta that
 	// third parties then refuse. Default false: every delta is checked.
 	TrustAuthorChannel bool

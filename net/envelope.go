@@ -144,9 +144,9 @@ type Envelope struct {
 	Origin crdt.ReplicaID
 	Seq    uint64
 	// Last is 0 for a single delta. An aggregate — the join of the author's
-	// deltas Seq..Last, signed once by the author — has Last > Seq; the sync
-	// stream sends one instead of the run, which saves a signature and the
-	// overwritten history of every delta in it.
+	// deltas Seq..Last, signed once by the author — has Last > Seq; the
+	// sync stream and the author's gossip send one instead of the run, which
+	// saves signatures and the overwritten history of every delta in it.
 	Last    uint64
 	HLC     uint64
 	Payload []byte
