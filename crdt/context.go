@@ -79,9 +79,14 @@ func (c *CausalContext) AddRange(r ReplicaID, lo, hi uint64) {
 		c.cloud = map[ReplicaID][]interval{}
 	}
 	ivs := c.cloud[r]
-	// Fast path: append after the last interval.
-	if n := len(ivs); n == 0 || ivs[n-1].hi+1 < lo {
+	// Fast paths: append after the last interval, or extend it.
+	n := len(ivs)
+	if n == 0 || ivs[n-1].hi+1 < lo {
 		c.cloud[r] = append(ivs, interval{lo, hi})
+		return
+	}
+	if lo >= ivs[n-1].lo {
+		ivs[n-1].hi = max(ivs[n-1].hi, hi)
 		return
 	}
 	// General case: insert and coalesce.
