@@ -183,3 +183,81 @@ func TestMaxDocs(t *testing.T) {
 		t.Fatalf("reopening an open document: %v", err)
 	}
 }
+
+// TestSnapshotClaimingOurDotsRejected: a snapshot whose causal context
+// claims dots of ours that we never minted (which would swallow our next
+// writes) is refused.
+func TestSnapshotClaimingOurDotsRejected(t *testing.T) {
+	ctx := context.Background()
+	n := testNode(t, "")
+	d := openDoc(t, n, "snapdots")
+	if err := d.Set(ctx, []string{"a"}, 1); err != nil {
+		t.Fatal(err)
+	}
+	forged := crdt.New()
+	forged.Context().AddRange(n.Replica(), 1, 1000)
+	err := d.r.IngestSnapshot(ctx, n.ID(), crdt.Encode(forged), crdt.VersionVector{})
+	var rej *rejectError
+	if !errors.As(err, &rej) || rej.reason != "bad_snapshot" {
+		t.Fatalf("forged snapshot: %v", err)
+	}
+	if err := d.Set(ctx, []string{"b"}, 2); err != nil {
+		t.Fatal(err)
+	}
+	if got := string(d.JSON()); got != `{"a":1,"b":2}` {
+		t.Fatalf("view after a refused snapshot: %s", got)
+	}
+}
+
+// TestSnapshotOnlyFromWriters: with a writer allowlist, a snapshot — which
+// carries no author signatures — is accepted only from an allowed writer. A
+// relay that shares the allowlist sends the log instead; one that does not
+// has its snapshot refused, and the peer catches up from a writer.
+func TestSnapshotOnlyFromWriters(t *testing.T) {
+	ctx := context.Background()
+	small := func(c *Config) { c.SnapshotAfter = 10 }
+	a := testNode(t, "", small)
+	only := WithWriters(a.ID())
+	da := openDoc(t, a, "w", only)
+	for i := 0; i < 30; i++ {
+		if err := da.Set(ctx, []string{"k", fmt.Sprint(i)}, i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A relay sharing the allowlist serves the log: c catches up, no snapshot.
+	var log exchangeLog
+	relay := testNode(t, "", small)
+	dr := openDoc(t, relay, "w", only)
+	connect(t, relay, a)
+	defer func() {
+		if t.Failed() {
+			t.Logf("a %s %v\nrelay %s %v rejects %v", da.JSON(), da.Status().Version, dr.JSON(), dr.Status().Version, counterValue(t, relay, "concord_messages_rejected_total", nil))
+		}
+	}()
+	waitConverged(t, 10*time.Second, da, dr)
+	c := testNode(t, "", func(cfg *Config) { cfg.Events.SyncFinished = log.add })
+	dc := openDoc(t, c, "w", only)
+	connect(t, c, relay)
+	waitConverged(t, 10*time.Second, dr, dc)
+	for _, e := range log.snapshot() {
+		if e.Stats.Snapshot {
+			t.Fatal("c received a snapshot from a relay that is not a writer")
+		}
+	}
+	// A relay without the allowlist offers a snapshot: refused.
+	open := testNode(t, "", small)
+	do := openDoc(t, open, "w")
+	connect(t, open, a)
+	waitConverged(t, 10*time.Second, da, do)
+	e := testNode(t, "")
+	de := openDoc(t, e, "w", only)
+	connect(t, e, open)
+	waitFor(t, 10*time.Second, "the refused snapshot", func() bool {
+		return counterValue(t, e, "concord_messages_rejected_total", map[string]string{"reason": "snapshot_not_writer"}) >= 1
+	})
+	if got := string(de.JSON()); got != `{}` {
+		t.Fatalf("state after a refused snapshot: %s", got)
+	}
+	connect(t, e, a) // catches up from the writer
+	waitConverged(t, 10*time.Second, da, de)
+}

@@ -789,7 +789,7 @@ func (r *replica) coalesce(run []*cnet.Envelope) (*cnet.Envelope, error) {
 // SnapshotFor implements cnet.Replica: the stored snapshot when the log no
 // longer reaches back to have, or a fresh one for a peer that has nothing
 // of a long log (cheaper than replaying every delta).
-func (r *replica) SnapshotFor(ctx context.Context, have crdt.VersionVector) ([]byte, crdt.VersionVector, bool, error) {
+func (r *replica) SnapshotFor(ctx context.Context, p peer.ID, have crdt.VersionVector) ([]byte, crdt.VersionVector, bool, error) {
 	if r.d.store.NeedsSnapshot(r.doc, have) {
 		snap, ok, err := r.d.store.Snapshot(ctx, r.doc)
 		if err != nil || !ok {
@@ -797,7 +797,11 @@ func (r *replica) SnapshotFor(ctx context.Context, have crdt.VersionVector) ([]b
 		}
 		return snap.State, snap.VV, true, nil
 	}
-	if len(have) > 0 {
+	if len(have) > 0 || (r.d.writers != nil && (!r.d.writers[r.d.selfPeer] || !r.d.writers[p])) {
+		// With an allowlist, snapshots travel only between writers: ours
+		// would be refused by a peer that shares the allowlist if we are
+		// not one, and a peer that is not one is better served the log,
+		// which it can pass on (its own snapshots would be refused).
 		return nil, nil, false, nil
 	}
 	r.ingestMu.Lock()
@@ -823,6 +827,14 @@ func (r *replica) SnapshotFor(ctx context.Context, have crdt.VersionVector) ([]b
 
 // IngestSnapshot implements cnet.Replica.
 func (r *replica) IngestSnapshot(ctx context.Context, from peer.ID, state []byte, vv crdt.VersionVector) error {
+	if r.d.writers != nil && !r.d.writers[from] {
+		// A snapshot carries no author signatures: its causal context could
+		// claim other writers' dots, deleting their data and swallowing
+		// their next writes. With an allowlist only its writers are trusted
+		// with that; anyone else's deltas are checked one by one.
+		r.d.metrics.Reject("snapshot_not_writer")
+		return reject("snapshot_not_writer", fmt.Errorf("snapshot from %s, not a writer of %q", from, r.doc))
+	}
 	st, err := crdt.Decode(state, crdt.DefaultLimits())
 	if err != nil {
 		r.d.metrics.Reject("bad_snapshot")
@@ -848,11 +860,18 @@ func (r *replica) IngestSnapshot(ctx context.Context, from peer.ID, state []byte
 	defer r.ingestMu.Unlock()
 	r.mu.Lock()
 	mine := r.nextSeq - 1
+	myDots := r.state.Context().Max(r.d.self)
 	r.mu.Unlock()
 	if vv[r.d.self] > mine {
 		// Nobody can hold more of our deltas than we wrote.
 		r.d.metrics.Reject("bad_snapshot")
 		return reject("bad_snapshot", fmt.Errorf("snapshot claims our seq %d, we wrote %d", vv[r.d.self], mine))
+	}
+	if n := st.Context().Max(r.d.self); n > myDots {
+		// Nor has anyone seen dots we never minted: merging that would
+		// swallow our next writes.
+		r.d.metrics.Reject("bad_snapshot")
+		return reject("bad_snapshot", fmt.Errorf("snapshot claims our dot %d, we minted %d", n, myDots))
 	}
 	r.mu.Lock()
 	paths := r.state.MergeChanges(st)

@@ -115,9 +115,10 @@ type Replica interface {
 	// batches (see store.Store.Missing); Entry.Data is an encoded envelope,
 	// possibly an aggregate covering several sequence numbers.
 	Missing(ctx context.Context, have crdt.VersionVector, cur store.Cursor) ([]store.Entry, store.Cursor, bool, error)
-	// SnapshotFor returns a snapshot when the log no longer holds some
-	// delta that have lacks; ok is false when the log suffices.
-	SnapshotFor(ctx context.Context, have crdt.VersionVector) (state []byte, vv crdt.VersionVector, ok bool, err error)
+	// SnapshotFor returns a snapshot for peer p when the log no longer
+	// holds some delta that have lacks (or when it would be cheaper); ok is
+	// false when the log suffices.
+	SnapshotFor(ctx context.Context, p peer.ID, have crdt.VersionVector) (state []byte, vv crdt.VersionVector, ok bool, err error)
 	// Ingest verifies, merges and durably stores envelopes received from
 	// peer from. Invalid envelopes are rejected and counted, not returned as
 	// an error; an error means the replica could not persist.
@@ -241,7 +242,7 @@ func (s *SyncSession) Next(ctx context.Context) (*SyncMsg, error) {
 	}
 	if !s.snapDone {
 		s.snapDone = true
-		state, vv, ok, err := s.r.SnapshotFor(ctx, s.peerVV)
+		state, vv, ok, err := s.r.SnapshotFor(ctx, s.peer, s.peerVV)
 		if err != nil {
 			return nil, err
 		}
