@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/concord-p2p/concord/crdt"
 	cnet "github.com/concord-p2p/concord/net"
 	"github.com/concord-p2p/concord/store"
 )
@@ -43,6 +44,11 @@ func TestAggregateRelay(t *testing.T) {
 	}
 	if markers != 99 {
 		t.Fatalf("relay stored %d markers, want 99 (one aggregate for 100 deltas)", markers)
+	}
+	// Serving it reads the aggregate once, not once per marker.
+	out, _, _, err := dr.r.Missing(ctx, crdt.VersionVector{}, store.Cursor{})
+	if err != nil || len(out) != 1 {
+		t.Fatalf("relay serves %d envelopes for one aggregate (%v)", len(out), err)
 	}
 	view := string(da.JSON())
 	_ = author.Close()

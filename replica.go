@@ -471,10 +471,22 @@ func (r *replica) check(from peer.ID, e *cnet.Envelope) error {
 
 // Validate implements cnet.Handler's check for gossip.
 func (r *replica) Validate(from peer.ID, e *cnet.Envelope) error {
+	if e.Last == 0 {
+		if r.holdsAll(e, nil) {
+			return cnet.ErrDuplicate
+		}
+		return r.check(from, e)
+	}
+	// An aggregate is authenticated before its range is looked at, so a
+	// forged one costs a signature check, not a thousand lookups (gossip
+	// bounds its range to cnet.MaxGossipRun).
+	if err := r.check(from, e); err != nil {
+		return err
+	}
 	if r.holdsAll(e, nil) {
 		return cnet.ErrDuplicate
 	}
-	return r.check(from, e)
+	return nil
 }
 
 // Deliver implements cnet.Handler: validated envelopes from gossip.
@@ -701,9 +713,18 @@ func (r *replica) Missing(ctx context.Context, have crdt.VersionVector, cur stor
 		}
 		run = run[:0]
 	}
+	// The markers of one aggregate are consecutive and point at the same
+	// slot, which follows them: send the aggregate once.
+	var sent crdt.Dot
 	for _, e := range batch {
+		if (sent == crdt.Dot{Replica: e.Replica, Counter: e.Seq}) {
+			continue // the aggregate a marker already sent
+		}
 		if at, ok := cnet.DecodeMarker(e.Data); ok {
 			flushRun()
+			if (sent == crdt.Dot{Replica: e.Replica, Counter: at}) {
+				continue
+			}
 			target, err := r.d.store.Get(ctx, r.doc, e.Replica, at)
 			if err != nil {
 				continue // compacted meanwhile: the snapshot covers it
@@ -713,6 +734,7 @@ func (r *replica) Missing(ctx context.Context, have crdt.VersionVector, cur stor
 				continue
 			}
 			out = append(out, target)
+			sent = crdt.Dot{Replica: e.Replica, Counter: at}
 			continue
 		}
 		if e.Replica == r.d.self && len(run) < cnet.MaxAggregateRun && (len(run) == 0 || run[len(run)-1].Seq+1 == e.Seq) {

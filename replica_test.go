@@ -182,3 +182,36 @@ func TestCompactionRetention(t *testing.T) {
 	r.Observed(live, all)
 	waitFor(t, 10*time.Second, "compaction past the silent peer", compacted)
 }
+
+// TestForgedAggregateCheckedFirst: an aggregate over sequence numbers we
+// hold, with a bad signature, is rejected as forged (a signature check),
+// not ignored as a duplicate after a lookup per covered number.
+func TestForgedAggregateCheckedFirst(t *testing.T) {
+	key, _, err := crypto.GenerateEd25519Key(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, st := openTestReplica(t, dssync.MutexWrap(datastore.NewMapDatastore()), key)
+	defer func() { r.close(); _ = st.Close() }()
+	for i := range 5 {
+		if err := r.apply(context.Background(), []crdt.Op{crdt.Set([]string{fmt.Sprint(i)}, []byte("1"))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	other, _, _ := crypto.GenerateEd25519Key(rand.Reader)
+	from, _ := peer.IDFromPrivateKey(other)
+	forged := &cnet.Envelope{Doc: "fail", Origin: r.d.self, Seq: 1, Last: 5, Payload: crdt.EncodeDelta(crdt.New(), r.d.self), Sig: make([]byte, 64)}
+	err = r.Validate(from, forged)
+	var rej *rejectError
+	if !errors.As(err, &rej) || rej.reason != "bad_signature" {
+		t.Fatalf("forged aggregate over held seqs: %v", err)
+	}
+	// A genuine one over the same seqs is a duplicate.
+	genuine := &cnet.Envelope{Doc: "fail", Origin: r.d.self, Seq: 1, Last: 5, Payload: crdt.EncodeDelta(crdt.New(), r.d.self)}
+	if err := cnet.SignEnvelope(key, genuine); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Validate(from, genuine); !errors.Is(err, cnet.ErrDuplicate) {
+		t.Fatalf("genuine aggregate over held seqs: %v", err)
+	}
+}

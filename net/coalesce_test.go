@@ -6,6 +6,10 @@ import (
 	"log/slog"
 	"testing"
 
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	pb "github.com/libp2p/go-libp2p-pubsub/pb"
+	"github.com/libp2p/go-libp2p/core/peer"
+
 	"github.com/concord-p2p/concord/crdt"
 )
 
@@ -77,5 +81,50 @@ func TestCoalesceRuns(t *testing.T) {
 	// Without a Coalescer nothing changes.
 	if got := coalesceRuns(nil, long[:3], lim, log); spans(got) != "[a 1-1][a 2-2][a 3-3]" {
 		t.Fatalf("no coalescer: %s", spans(got))
+	}
+}
+
+// acceptAll is a Handler whose Validate accepts everything.
+type acceptAll struct{ validated int }
+
+func (h *acceptAll) Validate(peer.ID, *Envelope) error { h.validated++; return nil }
+func (h *acceptAll) Deliver(peer.ID, []*Envelope)      {}
+func (h *acceptAll) Summary(peer.ID, *Summary)         {}
+
+// TestGossipAggregateBounds: on gossip one aggregate covers at most
+// MaxGossipRun deltas and one message at most MaxGossipSeqs sequence
+// numbers; past either the message is rejected before the handler sees it.
+func TestGossipAggregateBounds(t *testing.T) {
+	g := &Gossip{cfg: GossipConfig{Limits: DefaultLimits()}}
+	msg := func(envs ...Envelope) *pubsub.Message {
+		b, err := EncodeBatch(&DeltaBatch{Envelopes: envs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &pubsub.Message{Message: &pb.Message{Data: b}}
+	}
+	agg := func(seq, last uint64) Envelope {
+		return Envelope{Doc: "d", Origin: "a", Seq: seq, Last: last, Payload: []byte{0xa0}, Sig: []byte{1}}
+	}
+	for _, tc := range []struct {
+		name   string
+		m      *pubsub.Message
+		reason string
+	}{
+		{"longest run", msg(agg(1, MaxGossipRun)), ""},
+		{"run too long", msg(agg(1, MaxGossipRun+1)), "aggregate_too_long"},
+		{"seqs at the bound", msg(agg(1, 1024), agg(1025, 2048), agg(2049, 3072), agg(3073, 4096)), ""},
+		{"too many seqs", msg(agg(1, 1024), agg(1025, 2048), agg(2049, 3072), agg(3073, 4096), agg(4097, 4098)), "too_many_deltas"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := &acceptAll{}
+			_, reason, res := g.validate("d", h, tc.m)
+			if reason != tc.reason {
+				t.Fatalf("reason %q (%v), want %q", reason, res, tc.reason)
+			}
+			if tc.reason != "" && (res != pubsub.ValidationReject || h.validated != 0) {
+				t.Fatalf("result %v after %d handler checks", res, h.validated)
+			}
+		})
 	}
 }

@@ -73,6 +73,15 @@ type Handler interface {
 	Summary(from peer.ID, s *Summary)
 }
 
+// MaxGossipSeqs bounds the sequence numbers the envelopes of one gossip
+// message may cover together.
+const MaxGossipSeqs = MaxAggregateRun
+
+// MaxGossipRun bounds the deltas one aggregate may cover on gossip: what a
+// publisher coalesces from one take of its queue (the sync stream allows
+// MaxAggregateRun).
+const MaxGossipRun = 1024
+
 // Coalescer is implemented by a Handler that can sign runs of its own
 // deltas. Before publishing, a topic hands it every run of two or more
 // queued envelopes with one origin and consecutive sequence numbers (none
@@ -281,12 +290,26 @@ func (g *Gossip) validate(doc string, hd Handler, msg *pubsub.Message) (*decoded
 		if err != nil {
 			return nil, reasonOf(err), pubsub.ValidationReject
 		}
-		d := &decoded{}
+		// Bound the sequence numbers one message may make a receiver store
+		// (an aggregate stores a marker for each it covers), before any
+		// envelope is checked.
+		var covered uint64
 		for i := range b.Envelopes {
 			e := &b.Envelopes[i]
 			if e.Doc != doc {
 				return nil, "wrong_doc", pubsub.ValidationReject
 			}
+			n := e.LastSeq() - e.Seq + 1
+			if n > MaxGossipRun {
+				return nil, "aggregate_too_long", pubsub.ValidationReject
+			}
+			if covered += n; covered > MaxGossipSeqs {
+				return nil, "too_many_deltas", pubsub.ValidationReject
+			}
+		}
+		d := &decoded{}
+		for i := range b.Envelopes {
+			e := &b.Envelopes[i]
 			switch err := hd.Validate(msg.ReceivedFrom, e); {
 			case err == nil:
 				d.envs = append(d.envs, e)
@@ -476,8 +499,9 @@ func (t *Topic) publishLoop() {
 	}
 }
 
-// maxTake bounds the envelopes the publisher takes from its queue at once.
-const maxTake = 1024
+// maxTake bounds the envelopes the publisher takes from its queue at once
+// (and so the deltas of one aggregate).
+const maxTake = MaxGossipRun
 
 // coalesceRuns replaces each run of two or more envelopes with one origin
 // and consecutive sequence numbers by co's aggregate. A run is cut where
