@@ -85,7 +85,7 @@ func TestGossipAggregates(t *testing.T) {
 	ctx := context.Background()
 	var log exchangeLog
 	quiet := func(c *Config) { c.SummaryInterval = time.Hour } // no summary-driven pulls
-	author := testNode(t, "", quiet, func(c *Config) { c.GossipFlushInterval = 300 * time.Millisecond })
+	author := testNode(t, "", quiet, func(c *Config) { c.GossipFlushInterval = time.Second })
 	relay := testNode(t, "", quiet, func(c *Config) { c.Events.SyncFinished = log.add })
 	da, dr := openDoc(t, author, "ga"), openDoc(t, relay, "ga")
 	connect(t, relay, author)

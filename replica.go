@@ -78,8 +78,13 @@ type replica struct {
 	ingestMu     sync.Mutex         // serialises Ingest and IngestSnapshot
 	ingestQ      chan durableChange // gossip changes awaiting durability (bounded: backpressure)
 	ingestClosed bool               // under ingestMu
-	verified     *verifiedCache
-	snapCache    struct { // last fresh snapshot served (under ingestMu)
+	// placing holds the log slots of received envelopes queued for the
+	// store but not yet durable (store.Has does not see them yet), so that
+	// a concurrent ingest neither takes them as free nor re-places them.
+	placingMu sync.Mutex
+	placing   map[crdt.Dot]struct{}
+	verified  *verifiedCache
+	snapCache struct { // last fresh snapshot served (under ingestMu)
 		vv   crdt.VersionVector
 		data []byte
 	}
@@ -119,6 +124,7 @@ func openReplica(ctx context.Context, doc string, d replicaDeps) (*replica, erro
 		kick: make(chan struct{}, 1), quit: make(chan struct{}),
 		verified: newVerifiedCache(1 << 16),
 		ingestQ:  make(chan durableChange, 64),
+		placing:  map[crdt.Dot]struct{}{},
 	}
 	r.cond = sync.NewCond(&r.mu)
 	snap, ok, err := d.store.Snapshot(ctx, doc)
@@ -565,18 +571,22 @@ func (r *replica) ingest(ctx context.Context, from peer.ID, envs []*cnet.Envelop
 	for _, it := range items {
 		entries = append(entries, r.entriesFor(it.env, it.data, placed)...)
 	}
+	r.setPlacing(entries, true)
 	done, err := r.d.store.AppendAsync(ctx, r.doc, r.d.self, entries)
 	if err != nil {
+		r.setPlacing(entries, false)
 		return fmt.Errorf("concord: persist received deltas: %w", err)
 	}
 	change := Change{Doc: r.doc, Origin: items[0].env.Origin, Peer: from, Paths: dedupPaths(paths)}
 	if verified && !r.ingestClosed {
 		// Gossip: the next message may be merged while this one syncs; the
 		// change is announced once it is durable (in order).
-		r.ingestQ <- durableChange{done: done, change: change}
+		r.ingestQ <- durableChange{done: done, change: change, placed: entries}
 	} else {
 		// Sync: the exchange's final vector must include what it received.
-		if err := <-done; err != nil {
+		err := <-done
+		r.setPlacing(entries, false)
+		if err != nil {
 			return fmt.Errorf("concord: persist received deltas: %w", err)
 		}
 		r.notify(change)
@@ -596,6 +606,7 @@ func (r *replica) ingest(ctx context.Context, from peer.ID, envs []*cnet.Envelop
 type durableChange struct {
 	done    <-chan error
 	change  Change
+	placed  []store.Entry // slots to clear from placing once done
 	settled chan struct{} // settle's marker: closed when reached
 }
 
@@ -624,7 +635,9 @@ func (r *replica) announceLoop() {
 			close(dc.settled)
 			continue
 		}
-		if err := <-dc.done; err != nil {
+		err := <-dc.done
+		r.setPlacing(dc.placed, false)
+		if err != nil {
 			r.d.log.Warn("persist received deltas failed", "doc", r.doc, "err", err)
 			continue
 		}
@@ -636,11 +649,36 @@ func (r *replica) announceLoop() {
 // claimed by an earlier envelope of the same batch.
 func (r *replica) holdsAll(e *cnet.Envelope, claimed map[crdt.Dot]bool) bool {
 	for seq := e.Seq; seq <= e.LastSeq(); seq++ {
-		if !claimed[crdt.Dot{Replica: e.Origin, Counter: seq}] && !r.d.store.Has(r.doc, e.Origin, seq) {
+		if d := (crdt.Dot{Replica: e.Origin, Counter: seq}); !claimed[d] && !r.holds(d) {
 			return false
 		}
 	}
 	return true
+}
+
+// holds reports whether the log holds d's slot or a queued write fills it.
+func (r *replica) holds(d crdt.Dot) bool {
+	if r.d.store.Has(r.doc, d.Replica, d.Counter) {
+		return true
+	}
+	r.placingMu.Lock()
+	_, ok := r.placing[d]
+	r.placingMu.Unlock()
+	return ok
+}
+
+// setPlacing marks (on) or clears the slots of entries as queued.
+func (r *replica) setPlacing(entries []store.Entry, on bool) {
+	r.placingMu.Lock()
+	defer r.placingMu.Unlock()
+	for _, e := range entries {
+		d := crdt.Dot{Replica: e.Replica, Counter: e.Seq}
+		if on {
+			r.placing[d] = struct{}{}
+		} else {
+			delete(r.placing, d)
+		}
+	}
 }
 
 // entriesFor returns the log entries that store e: the envelope itself at
@@ -650,7 +688,8 @@ func (r *replica) holdsAll(e *cnet.Envelope, claimed map[crdt.Dot]bool) bool {
 // updated here), are left alone.
 func (r *replica) entriesFor(e *cnet.Envelope, data []byte, placed map[crdt.Dot]bool) []store.Entry {
 	free := func(seq uint64) bool {
-		return !placed[crdt.Dot{Replica: e.Origin, Counter: seq}] && !r.d.store.Has(r.doc, e.Origin, seq)
+		d := crdt.Dot{Replica: e.Origin, Counter: seq}
+		return !placed[d] && !r.holds(d)
 	}
 	take := func(seq uint64) { placed[crdt.Dot{Replica: e.Origin, Counter: seq}] = true }
 	if e.Last == 0 {

@@ -22,9 +22,11 @@ import (
 	"github.com/concord-p2p/concord/store"
 )
 
-// syncFailDS fails every Sync from the failAt-th on (0: never).
+// syncFailDS fails every Sync from the failAt-th on (0: never), and a
+// failed Sync loses everything written since the last good one, as a disk
+// that never made it durable would.
 type syncFailDS struct {
-	datastore.Batching
+	*crashDS
 	syncs, failAt atomic.Int64
 }
 
@@ -32,9 +34,12 @@ var errDiskGone = errors.New("disk gone")
 
 func (f *syncFailDS) Sync(ctx context.Context, k datastore.Key) error {
 	if n := f.syncs.Add(1); f.failAt.Load() > 0 && n >= f.failAt.Load() {
+		if _, err := f.crash(ctx); err != nil {
+			return err
+		}
 		return errDiskGone
 	}
-	return f.Batching.Sync(ctx, k)
+	return f.crashDS.Sync(ctx, k)
 }
 
 func openTestReplica(t *testing.T, ds datastore.Batching, key crypto.PrivKey, mod ...func(*replicaDeps)) (*replica, *store.Store) {
@@ -73,8 +78,8 @@ func TestWritersSurviveStorageFailure(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			mem := dssync.MutexWrap(datastore.NewMapDatastore())
-			fds := &syncFailDS{Batching: mem}
+			mem := newCrashDS()
+			fds := &syncFailDS{crashDS: mem}
 			r, st := openTestReplica(t, fds, key)
 			fds.failAt.Store(fds.syncs.Load() + failAt)
 
@@ -118,7 +123,7 @@ func TestWritersSurviveStorageFailure(t *testing.T) {
 			r.close()
 			_ = st.Close()
 
-			// Every acknowledged write survives a reopen.
+			// Every acknowledged write survives a reopen of what was synced.
 			r2, st2 := openTestReplica(t, mem, key)
 			defer func() { r2.close(); _ = st2.Close() }()
 			view := string(r2.state.JSON())
@@ -213,5 +218,85 @@ func TestForgedAggregateCheckedFirst(t *testing.T) {
 	}
 	if err := r.Validate(from, genuine); !errors.Is(err, cnet.ErrDuplicate) {
 		t.Fatalf("genuine aggregate over held seqs: %v", err)
+	}
+}
+
+// blockSyncDS holds every Sync while blocked is set.
+type blockSyncDS struct {
+	datastore.Batching
+	mu      sync.Mutex
+	blocked chan struct{} // nil: not blocked; closed: release
+}
+
+func (b *blockSyncDS) Sync(ctx context.Context, k datastore.Key) error {
+	b.mu.Lock()
+	ch := b.blocked
+	b.mu.Unlock()
+	if ch != nil {
+		<-ch
+	}
+	return b.Batching.Sync(ctx, k)
+}
+
+// TestQueuedSlotsNotReplaced: while a gossip aggregate (seqs 1..3, stored
+// at 3 with markers at 1 and 2) waits for its sync, a single delta for seq
+// 3 arriving by sync must not be placed over the aggregate's slot — that
+// would leave the markers pointing at a delta that lacks 1 and 2.
+func TestQueuedSlotsNotReplaced(t *testing.T) {
+	ctx := context.Background()
+	akey, _, _ := crypto.GenerateEd25519Key(rand.Reader)
+	apeer, _ := peer.IDFromPrivateKey(akey)
+	arep := cnet.ReplicaFor(apeer, 1)
+	author := crdt.New()
+	var singles []*cnet.Envelope
+	joined := crdt.New()
+	for i := 1; i <= 3; i++ {
+		d, err := author.Apply(arep, crdt.HLC(i), crdt.Set([]string{fmt.Sprint(i)}, []byte("1")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		joined.Merge(d)
+		e := &cnet.Envelope{Doc: "fail", Origin: arep, Seq: uint64(i), HLC: uint64(i), Payload: crdt.EncodeDelta(d, arep)}
+		if err := cnet.SignEnvelope(akey, e); err != nil {
+			t.Fatal(err)
+		}
+		singles = append(singles, e)
+	}
+	agg := &cnet.Envelope{Doc: "fail", Origin: arep, Seq: 1, Last: 3, HLC: 3, Payload: crdt.EncodeDelta(joined, arep)}
+	if err := cnet.SignEnvelope(akey, agg); err != nil {
+		t.Fatal(err)
+	}
+
+	key, _, _ := crypto.GenerateEd25519Key(rand.Reader)
+	bds := &blockSyncDS{Batching: dssync.MutexWrap(datastore.NewMapDatastore())}
+	r, st := openTestReplica(t, bds, key)
+	defer func() { r.close(); _ = st.Close() }()
+	release := make(chan struct{})
+	bds.mu.Lock()
+	bds.blocked = release
+	bds.mu.Unlock()
+	if err := r.ingest(ctx, apeer, []*cnet.Envelope{agg}, true); err != nil { // gossip: queued
+		t.Fatal(err)
+	}
+	second := make(chan error, 1)
+	go func() { second <- r.ingest(ctx, apeer, []*cnet.Envelope{singles[2]}, false) }()
+	select {
+	case err := <-second:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		close(release)
+		t.Fatal("the single for a queued slot was written again (it waited for the blocked store)")
+	}
+	close(release)
+	r.settle()
+	got, err := st.Get(ctx, "fail", arep, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := cnet.DecodeEnvelope(got.Data, storedLimits)
+	if err != nil || env.Seq != 1 || env.Last != 3 {
+		t.Fatalf("slot 3 holds %+v (%v), want the aggregate 1..3", env, err)
 	}
 }

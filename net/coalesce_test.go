@@ -1,6 +1,7 @@
 package net
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -126,5 +127,38 @@ func TestGossipAggregateBounds(t *testing.T) {
 				t.Fatalf("result %v after %d handler checks", res, h.validated)
 			}
 		})
+	}
+}
+
+// TestPublishQueueBytesBound: envelopes queued for gossip are bounded in
+// bytes as well as in number; past the byte bound they are dropped and
+// counted, and taking envelopes off the queue makes room again.
+func TestPublishQueueBytesBound(t *testing.T) {
+	m := NewMetrics(nil)
+	cfg := DefaultGossipConfig()
+	cfg.QueueBytes = 10 << 10
+	cfg.Metrics = m
+	tp := &Topic{g: &Gossip{cfg: cfg}, queue: make(chan *Envelope, 100), ctx: context.Background()}
+	e := &Envelope{Payload: make([]byte, 1000)} // costs 1064 bytes
+	for range 20 {
+		tp.Publish(e)
+	}
+	if len(tp.queue) != 9 {
+		t.Fatalf("%d envelopes queued, want 9 within 10 KiB", len(tp.queue))
+	}
+	if got := counterValue(m.Dropped.WithLabelValues("gossip_out", "full")); got != 11 {
+		t.Fatalf("%v drops counted, want 11", got)
+	}
+	tp.take(<-tp.queue)
+	tp.Publish(e)
+	if len(tp.queue) != 9 {
+		t.Fatalf("taking one did not make room: %d queued", len(tp.queue))
+	}
+	// The author's decoded delta counts eight times over.
+	tp2 := &Topic{g: &Gossip{cfg: cfg}, queue: make(chan *Envelope, 100), ctx: context.Background()}
+	tp2.Publish(&Envelope{Payload: make([]byte, 1000), Delta: crdt.New()})
+	tp2.Publish(&Envelope{Payload: make([]byte, 1000), Delta: crdt.New()})
+	if len(tp2.queue) != 1 {
+		t.Fatalf("%d envelopes with decoded deltas queued, want 1", len(tp2.queue))
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
@@ -37,6 +38,10 @@ type GossipConfig struct {
 	// (queue="gossip_out", reason="full"); anti-entropy delivers it later.
 	// Default 8192.
 	QueueSize int
+	// QueueBytes bounds the memory of those envelopes (payloads, counted
+	// eight times over when the author's decoded delta rides along); past
+	// it new envelopes are dropped and counted like overflow. Default 64 MiB.
+	QueueBytes int64
 	// PeerQueueSize is GossipSub's per-peer outbound queue, validate queue
 	// and subscription buffer. Default 1024 (the library's 32 drops bursts).
 	PeerQueueSize int
@@ -55,7 +60,7 @@ type GossipConfig struct {
 
 // DefaultGossipConfig returns the documented defaults.
 func DefaultGossipConfig() GossipConfig {
-	return GossipConfig{QueueSize: 8192, PeerQueueSize: 1024, Limits: DefaultLimits()}
+	return GossipConfig{QueueSize: 8192, QueueBytes: 64 << 20, PeerQueueSize: 1024, Limits: DefaultLimits()}
 }
 
 // Handler receives what a document's topic carries.
@@ -111,6 +116,9 @@ func NewGossip(h host.Host, cfg GossipConfig) (*Gossip, error) {
 	d := DefaultGossipConfig()
 	if cfg.QueueSize <= 0 {
 		cfg.QueueSize = d.QueueSize
+	}
+	if cfg.QueueBytes <= 0 {
+		cfg.QueueBytes = d.QueueBytes
 	}
 	if cfg.PeerQueueSize <= 0 {
 		cfg.PeerQueueSize = d.PeerQueueSize
@@ -192,6 +200,7 @@ type Topic struct {
 	topic  *pubsub.Topic
 	sub    *pubsub.Subscription
 	queue  chan *Envelope
+	queued atomic.Int64 // queueCost of the envelopes in queue
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -386,11 +395,34 @@ func (t *Topic) Publish(e *Envelope) {
 		return
 	default:
 	}
+	c := queueCost(e)
+	if t.queued.Add(c) > t.g.cfg.QueueBytes {
+		t.queued.Add(-c)
+		t.g.cfg.Metrics.Drop("gossip_out", "full")
+		return
+	}
 	select {
 	case t.queue <- e:
 	default:
+		t.queued.Add(-c)
 		t.g.cfg.Metrics.Drop("gossip_out", "full")
 	}
+}
+
+// queueCost estimates the memory an envelope holds while queued: a decoded
+// delta takes several times its encoding.
+func queueCost(e *Envelope) int64 {
+	n := int64(len(e.Payload) + len(e.Sig) + 64)
+	if e.Delta != nil {
+		n *= 8
+	}
+	return n
+}
+
+// take receives from the queue and releases the envelope's cost.
+func (t *Topic) take(e *Envelope) *Envelope {
+	t.queued.Add(-queueCost(e))
+	return e
 }
 
 // PublishSummary publishes a summary beacon now.
@@ -464,7 +496,7 @@ func (t *Topic) publishLoop() {
 			// maxTake), publish it, repeat. Under load batches grow while
 			// Publish runs; an idle writer's delta goes out at once.
 			// FlushInterval, if set, waits that long for more.
-			taken = append(taken[:0], e)
+			taken = append(taken[:0], t.take(e))
 			var timer <-chan time.Time
 			if t.g.cfg.FlushInterval > 0 {
 				timer = time.After(t.g.cfg.FlushInterval)
@@ -473,7 +505,7 @@ func (t *Topic) publishLoop() {
 			for len(taken) < maxTake {
 				select {
 				case e := <-t.queue:
-					taken = append(taken, e)
+					taken = append(taken, t.take(e))
 					continue
 				default:
 				}
@@ -482,7 +514,7 @@ func (t *Topic) publishLoop() {
 				}
 				select {
 				case e := <-t.queue:
-					taken = append(taken, e)
+					taken = append(taken, t.take(e))
 				case <-timer:
 					break collect
 				case <-t.ctx.Done():
