@@ -658,13 +658,12 @@ func (r *replica) holdsAll(e *cnet.Envelope, claimed map[crdt.Dot]bool) bool {
 
 // holds reports whether the log holds d's slot or a queued write fills it.
 func (r *replica) holds(d crdt.Dot) bool {
-	if r.d.store.Has(r.doc, d.Replica, d.Counter) {
-		return true
-	}
+	// placing first: a slot leaves it only after the store holds it, so
+	// one of the two checks always sees a queued slot.
 	r.placingMu.Lock()
 	_, ok := r.placing[d]
 	r.placingMu.Unlock()
-	return ok
+	return ok || r.d.store.Has(r.doc, d.Replica, d.Counter)
 }
 
 // setPlacing marks (on) or clears the slots of entries as queued.

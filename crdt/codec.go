@@ -308,6 +308,9 @@ func decode(b []byte, origin ReplicaID, lim Limits) (*State, error) {
 		if err != nil {
 			return nil, err
 		}
+		if n > MaxCounter {
+			return nil, fmt.Errorf("%w: counter %d above %d", ErrMalformed, n, uint64(MaxCounter))
+		}
 		s.cc.AddRange(r, 1, n)
 	}
 	for i, flat := range w.Cloud {
@@ -319,7 +322,7 @@ func decode(b []byte, origin ReplicaID, lim Limits) (*State, error) {
 			return nil, fmt.Errorf("%w: odd dot cloud", ErrMalformed)
 		}
 		for j := 0; j < len(flat); j += 2 {
-			if flat[j] == 0 || flat[j] > flat[j+1] {
+			if flat[j] == 0 || flat[j] > flat[j+1] || flat[j+1] > MaxCounter {
 				return nil, fmt.Errorf("%w: bad cloud interval [%d,%d]", ErrMalformed, flat[j], flat[j+1])
 			}
 			s.cc.AddRange(r, flat[j], flat[j+1])

@@ -1,7 +1,9 @@
 package crdt
 
 import (
+	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"testing"
 )
@@ -97,4 +99,28 @@ func TestDeltaSize(t *testing.T) {
 		t.Fatalf("one map set encodes to %d bytes, budget 64", len(b))
 	}
 	t.Logf("one map set (short key, small value): %d bytes", len(b))
+}
+
+// TestDecodeRejectsHugeCounters: counters above MaxCounter (where counter
+// arithmetic could wrap, and a forged context could claim dots nobody
+// minted) are malformed, in the vector and in the dot cloud.
+func TestDecodeRejectsHugeCounters(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		lo, hi uint64
+	}{
+		{"vector", 1, MaxCounter + 1},
+		{"cloud", 3, math.MaxUint64},
+	} {
+		s := New()
+		s.Context().AddRange("r", tc.lo, tc.hi)
+		if _, err := Decode(Encode(s), DefaultLimits()); !errors.Is(err, ErrMalformed) {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+	}
+	s := New()
+	s.Context().AddRange("r", 3, MaxCounter)
+	if _, err := Decode(Encode(s), DefaultLimits()); err != nil {
+		t.Fatalf("MaxCounter itself: %v", err)
+	}
 }

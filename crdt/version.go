@@ -10,6 +10,11 @@ import (
 // The crdt package treats it as an opaque, comparable string.
 type ReplicaID string
 
+// MaxCounter bounds every dot counter and sequence number a decoder
+// accepts (and so what a replica ever mints): far beyond any real history,
+// and far enough below 2⁶⁴ that counter arithmetic never wraps.
+const MaxCounter = 1 << 62
+
 // Dot is one event of one replica: the Counter-th dot minted by Replica.
 type Dot struct {
 	Replica ReplicaID

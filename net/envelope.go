@@ -297,8 +297,8 @@ func (w *envelopeWire) envelope(lim Limits) (*Envelope, error) {
 		return nil, fmt.Errorf("%w: envelope doc name length %d", ErrMalformed, len(w.Doc))
 	case w.Origin == "" || len(w.Origin) > maxReplicaLen:
 		return nil, fmt.Errorf("%w: envelope origin length %d", ErrMalformed, len(w.Origin))
-	case w.Seq == 0:
-		return nil, fmt.Errorf("%w: envelope seq 0", ErrMalformed)
+	case w.Seq == 0 || w.Seq > crdt.MaxCounter || w.Last > crdt.MaxCounter:
+		return nil, fmt.Errorf("%w: envelope seq %d..%d out of range", ErrMalformed, w.Seq, w.Last)
 	case w.Last != 0 && w.Last <= w.Seq:
 		return nil, fmt.Errorf("%w: aggregate range %d..%d", ErrMalformed, w.Seq, w.Last)
 	case w.Last != 0 && w.Last-w.Seq >= MaxAggregateRun:
@@ -505,7 +505,7 @@ func DecodeSummary(b []byte, lim Limits) (*Summary, error) {
 	}
 	vv := make(crdt.VersionVector, len(w.VV))
 	for r, n := range w.VV {
-		if r == "" || len(r) > maxReplicaLen || n == 0 {
+		if r == "" || len(r) > maxReplicaLen || n == 0 || n > crdt.MaxCounter {
 			return nil, fmt.Errorf("%w: version vector entry %q=%d", ErrMalformed, r, n)
 		}
 		vv[crdt.ReplicaID(r)] = n

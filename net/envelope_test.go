@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -171,6 +172,11 @@ func TestDecodeErrors(t *testing.T) {
 	w4.Seq = 0
 	w5 := w
 	w5.Doc = ""
+	w6 := w
+	w6.Seq = math.MaxUint64 // seq arithmetic would wrap
+	w7 := w
+	w7.Last = crdt.MaxCounter + 1
+	sw := summaryWire{V: ProtocolVersion, T: TypeSummary, Doc: "d", Origin: string(sum.Origin), VV: map[string]uint64{"r": crdt.MaxCounter + 1}}
 	small := lim
 	small.MaxPayloadBytes = 3
 
@@ -189,6 +195,17 @@ func TestDecodeErrors(t *testing.T) {
 		{"envelope as batch", ErrMalformed, func() error { _, err := DecodeBatch(envB, lim); return err }},
 		{"seq0", ErrMalformed, func() error { _, err := DecodeEnvelope(mustEnc(w4), lim); return err }},
 		{"nodoc", ErrMalformed, func() error { _, err := DecodeEnvelope(mustEnc(w5), lim); return err }},
+		{"seq above MaxCounter", ErrMalformed, func() error { _, err := DecodeEnvelope(mustEnc(w6), lim); return err }},
+		{"last above MaxCounter", ErrMalformed, func() error { _, err := DecodeEnvelope(mustEnc(w7), lim); return err }},
+		{"summary counter above MaxCounter", ErrMalformed, func() error { _, err := DecodeSummary(mustEnc(sw), lim); return err }},
+		{"sync counter above MaxCounter", ErrMalformed, func() error {
+			b, err := EncodeSyncMsg(&SyncMsg{Type: TypeSyncHello, Doc: "d", VV: crdt.VersionVector{"r": crdt.MaxCounter + 1}})
+			if err != nil {
+				return err
+			}
+			_, err = DecodeSyncMsg(b, DefaultSyncLimits())
+			return err
+		}},
 		{"payload limit", ErrTooLarge, func() error { _, err := DecodeEnvelope(envB, small); return err }},
 		{"message limit", ErrTooLarge, func() error {
 			l := lim

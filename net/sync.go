@@ -96,8 +96,8 @@ func DecodeSyncMsg(b []byte, lim SyncLimits) (*SyncMsg, error) {
 	}
 	m.VV = make(crdt.VersionVector, len(w.VV))
 	for r, n := range w.VV {
-		if r == "" || len(r) > maxReplicaLen {
-			return nil, fmt.Errorf("%w: version vector entry %q", ErrMalformed, r)
+		if r == "" || len(r) > maxReplicaLen || n > crdt.MaxCounter {
+			return nil, fmt.Errorf("%w: version vector entry %q=%d", ErrMalformed, r, n)
 		}
 		m.VV[crdt.ReplicaID(r)] = n
 	}
