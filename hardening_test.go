@@ -210,9 +210,10 @@ func TestSnapshotClaimingOurDotsRejected(t *testing.T) {
 }
 
 // TestSnapshotOnlyFromWriters: with a writer allowlist, a snapshot — which
-// carries no author signatures — is accepted only from an allowed writer. A
-// relay that shares the allowlist sends the log instead; one that does not
-// has its snapshot refused, and the peer catches up from a writer.
+// carries no author signatures — is accepted only from an allowed writer,
+// and a peer that is not one is asked (in Hello) for the log instead:
+// relays with or without the allowlist serve the log, and a relay whose log
+// was compacted serves what is left without failing the exchange.
 func TestSnapshotOnlyFromWriters(t *testing.T) {
 	ctx := context.Background()
 	small := func(c *Config) { c.SnapshotAfter = 10 }
@@ -244,20 +245,54 @@ func TestSnapshotOnlyFromWriters(t *testing.T) {
 			t.Fatal("c received a snapshot from a relay that is not a writer")
 		}
 	}
-	// A relay without the allowlist offers a snapshot: refused.
+	// A relay without the allowlist is told (in Hello) that its snapshot
+	// would be refused, and sends the log, whose deltas the writer signed.
+	var elog exchangeLog
 	open := testNode(t, "", small)
 	do := openDoc(t, open, "w")
 	connect(t, open, a)
 	waitConverged(t, 10*time.Second, da, do)
-	e := testNode(t, "")
+	e := testNode(t, "", func(cfg *Config) { cfg.Events.SyncFinished = elog.add })
 	de := openDoc(t, e, "w", only)
 	connect(t, e, open)
-	waitFor(t, 10*time.Second, "the refused snapshot", func() bool {
-		return counterValue(t, e, "concord_messages_rejected_total", map[string]string{"reason": "snapshot_not_writer"}) >= 1
-	})
-	if got := string(de.JSON()); got != `{}` {
-		t.Fatalf("state after a refused snapshot: %s", got)
+	waitConverged(t, 10*time.Second, do, de)
+	for _, ev := range elog.snapshot() {
+		if ev.Stats.Snapshot || ev.Err != nil {
+			t.Fatalf("exchange with the open relay: %+v", ev)
+		}
 	}
-	connect(t, e, a) // catches up from the writer
-	waitConverged(t, 10*time.Second, da, de)
+
+	// A relay that compacted its log serves what is left of it and no
+	// snapshot; the newcomer completes from the writer (whose snapshot it
+	// accepts).
+	compacting := testNode(t, "", small, func(cfg *Config) { cfg.CompactAfter = 10 })
+	dcp := openDoc(t, compacting, "w", only)
+	connect(t, compacting, a)
+	waitConverged(t, 10*time.Second, da, dcp)
+	waitFor(t, 10*time.Second, "the relay to compact", func() bool {
+		snap, ok, err := compacting.st.Snapshot(ctx, "w")
+		return err == nil && ok && snap.VV[a.Replica()] == 30
+	})
+	var flog exchangeLog
+	f := testNode(t, "", func(cfg *Config) { cfg.Events.SyncFinished = flog.add })
+	df := openDoc(t, f, "w", only)
+	connect(t, f, compacting)
+	waitFor(t, 10*time.Second, "an exchange with the compacted relay", func() bool { return len(flog.snapshot()) > 0 })
+	for _, ev := range flog.snapshot() {
+		if ev.Stats.Snapshot || ev.Err != nil {
+			t.Fatalf("exchange with the compacted relay: %+v", ev)
+		}
+	}
+	if v := counterValue(t, f, "concord_messages_rejected_total", nil); v != 0 {
+		t.Fatalf("%v messages rejected", v)
+	}
+	connect(t, f, a)
+	waitConverged(t, 10*time.Second, da, df)
+
+	// A peer that sends a snapshot anyway is refused.
+	err := df.r.IngestSnapshot(ctx, open.ID(), crdt.Encode(crdt.New()), crdt.VersionVector{})
+	var rej *rejectError
+	if !errors.As(err, &rej) || rej.reason != "snapshot_not_writer" {
+		t.Fatalf("snapshot from a non-writer: %v", err)
+	}
 }

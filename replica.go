@@ -886,8 +886,12 @@ func (r *replica) SnapshotFor(ctx context.Context, p peer.ID, have crdt.VersionV
 }
 
 // IngestSnapshot implements cnet.Replica.
+// AcceptsSnapshot implements cnet.Replica: with a writer allowlist, only
+// writers are trusted with snapshots.
+func (r *replica) AcceptsSnapshot(p peer.ID) bool { return r.d.writers == nil || r.d.writers[p] }
+
 func (r *replica) IngestSnapshot(ctx context.Context, from peer.ID, state []byte, vv crdt.VersionVector) error {
-	if r.d.writers != nil && !r.d.writers[from] {
+	if !r.AcceptsSnapshot(from) {
 		// A snapshot carries no author signatures: its causal context could
 		// claim other writers' dots, deleting their data and swallowing
 		// their next writes. With an allowlist only its writers are trusted

@@ -27,15 +27,19 @@ type SyncMsg struct {
 	VV        crdt.VersionVector // Hello, Done, Snapshot (the snapshot's vector)
 	Envelopes [][]byte           // Deltas: encoded envelopes, verbatim from the log
 	State     []byte             // Snapshot: encoded crdt state
+	// NoSnapshot (Hello): the sender would refuse a snapshot from this
+	// peer; send the log instead, as far as it reaches.
+	NoSnapshot bool
 }
 
 type syncWire struct {
-	V     uint64            `cbor:"0,keyasint"`
-	T     uint64            `cbor:"1,keyasint"`
-	Doc   string            `cbor:"2,keyasint,omitempty"`
-	VV    map[string]uint64 `cbor:"3,keyasint,omitempty"`
-	Envs  [][]byte          `cbor:"4,keyasint,omitempty"`
-	State []byte            `cbor:"5,keyasint,omitempty"`
+	V      uint64            `cbor:"0,keyasint"`
+	T      uint64            `cbor:"1,keyasint"`
+	Doc    string            `cbor:"2,keyasint,omitempty"`
+	VV     map[string]uint64 `cbor:"3,keyasint,omitempty"`
+	Envs   [][]byte          `cbor:"4,keyasint,omitempty"`
+	State  []byte            `cbor:"5,keyasint,omitempty"`
+	NoSnap bool              `cbor:"6,keyasint,omitempty"`
 }
 
 // SyncLimits bounds what a sync decoder accepts.
@@ -55,7 +59,7 @@ func DefaultSyncLimits() SyncLimits {
 
 // EncodeSyncMsg returns the deterministic encoding of m.
 func EncodeSyncMsg(m *SyncMsg) ([]byte, error) {
-	w := syncWire{V: ProtocolVersion, T: m.Type, Doc: m.Doc, Envs: m.Envelopes, State: m.State, VV: wireVV(m.VV)}
+	w := syncWire{V: ProtocolVersion, T: m.Type, Doc: m.Doc, Envs: m.Envelopes, State: m.State, VV: wireVV(m.VV), NoSnap: m.NoSnapshot}
 	out, err := encMode.Marshal(w)
 	if err != nil {
 		return nil, fmt.Errorf("net: encode sync message: %w", err)
@@ -82,7 +86,7 @@ func DecodeSyncMsg(b []byte, lim SyncLimits) (*SyncMsg, error) {
 	if w.T != TypeSyncSnapshot && len(b) > lim.MaxFrameBytes {
 		return nil, fmt.Errorf("%w: sync frame is %d bytes, limit %d", ErrTooLarge, len(b), lim.MaxFrameBytes)
 	}
-	m := &SyncMsg{Type: w.T, Doc: w.Doc, Envelopes: w.Envs, State: w.State}
+	m := &SyncMsg{Type: w.T, Doc: w.Doc, Envelopes: w.Envs, State: w.State, NoSnapshot: w.NoSnap}
 	switch w.T {
 	case TypeSyncHello, TypeSyncDone, TypeSyncSnapshot, TypeSyncDeltas:
 	default:
@@ -123,6 +127,9 @@ type Replica interface {
 	// peer from. Invalid envelopes are rejected and counted, not returned as
 	// an error; an error means the replica could not persist.
 	Ingest(ctx context.Context, from peer.ID, envs []*Envelope) error
+	// AcceptsSnapshot reports whether a snapshot from peer p would be
+	// ingested (snapshots carry no author signatures).
+	AcceptsSnapshot(p peer.ID) bool
 	// IngestSnapshot merges a snapshot received from peer from.
 	IngestSnapshot(ctx context.Context, from peer.ID, state []byte, vv crdt.VersionVector) error
 	// Observed records that peer from holds vv (an acknowledgment).
@@ -156,6 +163,7 @@ type SyncSession struct {
 	gotHello  bool
 	gotDone   bool
 	snapDone  bool
+	noSnap    bool // the peer refuses our snapshots
 	logDone   bool
 	sentDone  bool
 	cur       store.Cursor
@@ -171,7 +179,7 @@ func NewSyncSession(r Replica, p peer.ID, lim SyncLimits) *SyncSession {
 
 // Hello returns the first message to send.
 func (s *SyncSession) Hello() *SyncMsg {
-	return &SyncMsg{Type: TypeSyncHello, Doc: s.r.Doc(), VV: s.r.Version()}
+	return &SyncMsg{Type: TypeSyncHello, Doc: s.r.Doc(), VV: s.r.Version(), NoSnapshot: !s.r.AcceptsSnapshot(s.peer)}
 }
 
 // Stats returns the counts so far.
@@ -199,6 +207,7 @@ func (s *SyncSession) Handle(ctx context.Context, m *SyncMsg) error {
 		}
 		s.gotHello = true
 		s.peerVV = m.VV
+		s.noSnap = m.NoSnapshot
 	case TypeSyncSnapshot:
 		if s.stats.Snapshot {
 			return fmt.Errorf("%w: second snapshot", ErrSyncProtocol)
@@ -240,7 +249,7 @@ func (s *SyncSession) Next(ctx context.Context) (*SyncMsg, error) {
 	if !s.gotHello || s.sentDone {
 		return nil, nil
 	}
-	if !s.snapDone {
+	if !s.snapDone && !s.noSnap {
 		s.snapDone = true
 		state, vv, ok, err := s.r.SnapshotFor(ctx, s.peer, s.peerVV)
 		if err != nil {

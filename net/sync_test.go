@@ -91,6 +91,8 @@ func (f *fakeReplica) Missing(ctx context.Context, have crdt.VersionVector, cur 
 	return f.st.Missing(ctx, f.doc, have, cur)
 }
 
+func (f *fakeReplica) AcceptsSnapshot(peer.ID) bool { return true }
+
 func (f *fakeReplica) SnapshotFor(_ context.Context, _ peer.ID, have crdt.VersionVector) ([]byte, crdt.VersionVector, bool, error) {
 	if f.snap == nil || have.Covers(f.snapVV) {
 		return nil, nil, false, nil
