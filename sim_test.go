@@ -212,6 +212,13 @@ func newSim(seed uint64, trace func(string)) (*sim, error) {
 		for _, sr := range s.reps {
 			s.writers[sr.peer] = true
 		}
+		// Sometimes one replica only reads and relays: it gets no fresh
+		// snapshots, its snapshots are refused, its writes are refused.
+		if s.chance(0.5) {
+			reader := s.reps[1+s.rng.IntN(n-1)]
+			delete(s.writers, reader.peer)
+			s.logf("replica %d is not a writer", reader.idx)
+		}
 	}
 	s.logf("seed=%d replicas=%d steps=%d ackPeers=%d snapshotAfter=%d compactAfter=%d batchBytes=%d allowlist=%v",
 		seed, n, s.steps, s.ackPeers, s.snapshotAfter, s.compactAfter, s.batchBytes, s.writers != nil)
@@ -380,7 +387,7 @@ func (s *sim) write() {
 		sr.acked = append(sr.acked, mark)
 		s.stats.writes++
 		s.logf("write %d %s %s", i, mark, opsString(ops))
-	case errors.Is(err, crdt.ErrTypeConflict):
+	case errors.Is(err, crdt.ErrTypeConflict), errors.Is(err, ErrNotWriter):
 		s.stats.refused++
 		s.logf("write %d %s refused: %v", i, mark, err)
 	default:
