@@ -5,9 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"sync"
 
 	"github.com/fxamacker/cbor/v2"
+
+	"github.com/concord-p2p/concord/internal/decmode"
 )
 
 // FormatVersion is the version written in every encoded state.
@@ -102,35 +103,8 @@ func decMode(lim Limits) (cbor.DecMode, error) {
 	}.DecMode()
 }
 
-// decModes caches decoders for limits other than the two defaults: building
-// one allocates tens of kilobytes, too much for every delta.
-var decModes = &modeCache{m: map[Limits]cbor.DecMode{}}
-
-// modeCache maps limits to their decoder. It keeps at most 64 (limits are
-// constants of the caller's code; past that it builds without keeping).
-type modeCache struct {
-	mu sync.RWMutex
-	m  map[Limits]cbor.DecMode
-}
-
-func (c *modeCache) get(lim Limits, build func(Limits) (cbor.DecMode, error)) (cbor.DecMode, error) {
-	c.mu.RLock()
-	dm, ok := c.m[lim]
-	c.mu.RUnlock()
-	if ok {
-		return dm, nil
-	}
-	dm, err := build(lim)
-	if err != nil {
-		return nil, err
-	}
-	c.mu.Lock()
-	if len(c.m) < 64 {
-		c.m[lim] = dm
-	}
-	c.mu.Unlock()
-	return dm, nil
-}
+// decModes caches decoders for limits other than the two defaults.
+var decModes = decmode.New(decMode)
 
 var defaultDec, deltaDec = func() (cbor.DecMode, cbor.DecMode) {
 	a, err := decMode(DefaultLimits())
@@ -264,7 +238,7 @@ func decode(b []byte, origin ReplicaID, lim Limits) (*State, error) {
 		dm = deltaDec
 	default:
 		var err error
-		if dm, err = decModes.get(lim, decMode); err != nil {
+		if dm, err = decModes.Get(lim); err != nil {
 			return nil, fmt.Errorf("%w: limits: %v", ErrMalformed, err)
 		}
 	}

@@ -3,12 +3,12 @@ package net
 import (
 	"errors"
 	"fmt"
-	"sync"
 
 	"github.com/fxamacker/cbor/v2"
 	"github.com/libp2p/go-libp2p/core/crypto"
 
 	"github.com/concord-p2p/concord/crdt"
+	"github.com/concord-p2p/concord/internal/decmode"
 )
 
 // Wire protocol versions understood by this package. Every message carries
@@ -80,35 +80,8 @@ func DefaultLimits() Limits {
 	}
 }
 
-// netDecModes caches a decoder per Limits value: building one allocates
-// tens of kilobytes, too much for every message. It keeps at most 64
-// (limits are constants of the caller's code; past that it builds without
-// keeping).
-var netDecModes = &decModeCache{m: map[Limits]cbor.DecMode{}}
-
-type decModeCache struct {
-	mu sync.RWMutex
-	m  map[Limits]cbor.DecMode
-}
-
-func (c *decModeCache) get(lim Limits) (cbor.DecMode, error) {
-	c.mu.RLock()
-	dm, ok := c.m[lim]
-	c.mu.RUnlock()
-	if ok {
-		return dm, nil
-	}
-	dm, err := lim.decMode()
-	if err != nil {
-		return nil, err
-	}
-	c.mu.Lock()
-	if len(c.m) < 64 {
-		c.m[lim] = dm
-	}
-	c.mu.Unlock()
-	return dm, nil
-}
+// netDecModes caches a decoder per Limits value.
+var netDecModes = decmode.New(Limits.decMode)
 
 // decMode builds a CBOR decoder enforcing lim. Nesting never exceeds 3 in a
 // valid message (batch map → envelope array → envelope map); 4 is the
@@ -515,7 +488,7 @@ func DecodeSummary(b []byte, lim Limits) (*Summary, error) {
 
 // unmarshal decodes b into v with lim's decoder and classifies errors.
 func unmarshal(b []byte, lim Limits, v any) error {
-	dm, err := netDecModes.get(lim)
+	dm, err := netDecModes.Get(lim)
 	if err != nil {
 		return fmt.Errorf("net: invalid limits: %w", err)
 	}
