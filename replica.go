@@ -751,16 +751,16 @@ func (r *replica) Missing(ctx context.Context, have crdt.VersionVector, cur stor
 		}
 		run = run[:0]
 	}
-	// The markers of one aggregate are consecutive and point at the same
-	// slot, which follows them: send the aggregate once.
-	var sent crdt.Dot
+	// Markers point at the slot of their aggregate, which follows them:
+	// send each aggregate once per batch.
+	var sent map[crdt.Dot]bool
 	for _, e := range batch {
-		if (sent == crdt.Dot{Replica: e.Replica, Counter: e.Seq}) {
+		if sent[crdt.Dot{Replica: e.Replica, Counter: e.Seq}] {
 			continue // the aggregate a marker already sent
 		}
 		if at, ok := cnet.DecodeMarker(e.Data); ok {
 			flushRun()
-			if (sent == crdt.Dot{Replica: e.Replica, Counter: at}) {
+			if sent[crdt.Dot{Replica: e.Replica, Counter: at}] {
 				continue
 			}
 			target, err := r.d.store.Get(ctx, r.doc, e.Replica, at)
@@ -772,7 +772,10 @@ func (r *replica) Missing(ctx context.Context, have crdt.VersionVector, cur stor
 				continue
 			}
 			out = append(out, target)
-			sent = crdt.Dot{Replica: e.Replica, Counter: at}
+			if sent == nil {
+				sent = map[crdt.Dot]bool{}
+			}
+			sent[crdt.Dot{Replica: e.Replica, Counter: at}] = true
 			continue
 		}
 		if e.Replica == r.d.self && len(run) < cnet.MaxAggregateRun && (len(run) == 0 || run[len(run)-1].Seq+1 == e.Seq) {
