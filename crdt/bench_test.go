@@ -148,3 +148,24 @@ func BenchmarkCodec(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkScatteredDelete: deleting a map of 50k values whose dots are
+// scattered (every other counter of the replica).
+func BenchmarkScatteredDelete(b *testing.B) {
+	for range b.N {
+		b.StopTimer()
+		s := New()
+		for i := range 50_000 {
+			if _, err := s.Apply("A", HLC(i+1), Set([]string{"m", strconv.Itoa(i)}, js(`1`))); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := s.Apply("A", HLC(i+1), Inc([]string{"other"}, 1)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StartTimer()
+		if _, err := s.Apply("A", HLC(1e9), Delete([]string{"m"})); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,9 +1,12 @@
 package crdt
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
+	"reflect"
 	"strconv"
 	"testing"
 )
@@ -122,5 +125,119 @@ func TestDecodeRejectsHugeCounters(t *testing.T) {
 	s.Context().AddRange("r", 3, MaxCounter)
 	if _, err := Decode(Encode(s), DefaultLimits()); err != nil {
 		t.Fatalf("MaxCounter itself: %v", err)
+	}
+}
+
+// TestContextMergeOfLargeClouds: merging two contexts whose dot clouds are
+// both large (the one-pass path) gives exactly what adding the intervals
+// one by one gives.
+func TestContextMergeOfLargeClouds(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	random := func() *CausalContext {
+		c := NewCausalContext()
+		c.AddRange("r", 1, uint64(rng.IntN(20)))
+		for range 10 + rng.IntN(40) {
+			lo := 1 + uint64(rng.IntN(400))
+			c.AddRange("r", lo, lo+uint64(rng.IntN(6)))
+		}
+		return c
+	}
+	merged := 0
+	for i := range 500 {
+		a, b := random(), random()
+		ref := a.Clone()
+		for r, n := range b.vv {
+			ref.AddRange(r, 1, n)
+		}
+		for r, ivs := range b.cloud {
+			for _, iv := range ivs {
+				ref.AddRange(r, iv.lo, iv.hi)
+			}
+		}
+		if len(a.cloud["r"]) > 8 && len(b.cloud["r"]) > 8 {
+			merged++
+		}
+		a.Merge(b)
+		if !reflect.DeepEqual(a.vv, ref.vv) || !reflect.DeepEqual(a.cloud, ref.cloud) {
+			t.Fatalf("case %d: merge %v %v, want %v %v", i, a.vv, a.cloud, ref.vv, ref.cloud)
+		}
+	}
+	if merged < 100 {
+		t.Fatalf("only %d cases took the one-pass path", merged)
+	}
+}
+
+// TestScatteredDelete: deleting a map whose values' dots are scattered
+// (every other counter) gives a delta with one context interval per value
+// that removes them all on a replica. (BenchmarkScatteredDelete times it:
+// built in map order, that context cost quadratic time.)
+func TestScatteredDelete(t *testing.T) {
+	s := New()
+	const n = 50_000
+	for i := range n {
+		if _, err := s.Apply("A", HLC(i+1), Set([]string{"m", strconv.Itoa(i)}, []byte("1"))); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Apply("A", HLC(i+1), Inc([]string{"other"}, 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d, err := s.Apply("A", HLC(1e9), Delete([]string{"m"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := d.Context().CloudSize(); got < n-1 {
+		t.Fatalf("delta context has %d intervals, want ~%d", got, n)
+	}
+	r := New()
+	r.Merge(s)
+	r.Merge(d)
+	if got := string(r.JSON()); got != `{"other":50000}` {
+		t.Fatalf("after the delete: %.60s", got)
+	}
+}
+
+// TestDeleteTooLargeToReplicate: a transaction whose deletes cover more
+// runs of dots than MaxDeltaRuns is refused with ErrTooLarge and changes
+// nothing; deleting in parts works. (The bound is lowered for the test.)
+func TestDeleteTooLargeToReplicate(t *testing.T) {
+	defer func(n int) { maxDeltaRuns = n }(maxDeltaRuns)
+	maxDeltaRuns = 100
+	s := New()
+	for i := range 150 {
+		for _, m := range []string{"a", "b"} {
+			if _, err := s.Apply("A", HLC(i+1), Set([]string{m, strconv.Itoa(i)}, []byte("1"))); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	before := Encode(s)
+	// "a" alone covers 150 scattered dots (b's are in between).
+	if _, err := s.Apply("A", HLC(1000), Delete([]string{"a"})); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("big delete: %v", err)
+	}
+	if _, err := s.Apply("A", HLC(1000), Delete([]string{"a", "1"}), Delete([]string{"a"}), Delete([]string{"b"})); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("big delete in a transaction: %v", err)
+	}
+	if !bytes.Equal(Encode(s), before) {
+		t.Fatal("a refused transaction changed the state")
+	}
+	for i := range 150 {
+		if _, err := s.Apply("A", HLC(1000+i), Delete([]string{"a", strconv.Itoa(i)})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.Apply("A", HLC(2000), Delete([]string{"b"})); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("b is scattered too: %v", err)
+	}
+	// Contiguous dots are one run however many: a map written in one go.
+	c := New()
+	for i := range 300 {
+		if _, err := c.Apply("A", HLC(i+1), Set([]string{"m", strconv.Itoa(i)}, []byte("1"))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.Apply("A", HLC(1000), Delete([]string{"m"})); err != nil {
+		t.Fatalf("contiguous delete: %v", err)
 	}
 }

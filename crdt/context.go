@@ -137,9 +137,44 @@ func (c *CausalContext) Merge(o *CausalContext) {
 		c.AddRange(r, 1, n)
 	}
 	for r, ivs := range o.cloud {
+		if len(ivs) > 8 && len(c.cloud[r]) > 8 {
+			c.mergeCloud(r, ivs) // linear, where interval-by-interval would be quadratic
+			continue
+		}
 		for _, iv := range ivs {
 			c.AddRange(r, iv.lo, iv.hi)
 		}
+	}
+}
+
+// mergeCloud joins the sorted intervals ivs into r's cloud in one pass.
+func (c *CausalContext) mergeCloud(r ReplicaID, ivs []interval) {
+	a, top := c.cloud[r], c.vv[r]
+	out := make([]interval, 0, len(a)+len(ivs))
+	push := func(iv interval) {
+		if iv.hi <= top {
+			return
+		}
+		iv.lo = max(iv.lo, top+1)
+		if n := len(out); n > 0 && iv.lo <= out[n-1].hi+1 {
+			out[n-1].hi = max(out[n-1].hi, iv.hi)
+			return
+		}
+		out = append(out, iv)
+	}
+	i, j := 0, 0
+	for i < len(a) || j < len(ivs) {
+		if j == len(ivs) || (i < len(a) && a[i].lo <= ivs[j].lo) {
+			push(a[i])
+			i++
+		} else {
+			push(ivs[j])
+			j++
+		}
+	}
+	c.cloud[r] = out
+	if len(out) > 0 && out[0].lo <= top+1 {
+		c.absorb(r)
 	}
 }
 
