@@ -246,9 +246,6 @@ func (r *replica) apply(ctx context.Context, ops []crdt.Op) error {
 			r.pending = nil
 		}
 		r.mu.Unlock()
-		if errors.Is(err, crdt.ErrTooLarge) {
-			return fmt.Errorf("%w: %w", ErrTooLarge, err)
-		}
 		return err
 	}
 	r.clock = ts

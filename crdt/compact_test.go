@@ -1,7 +1,6 @@
 package crdt
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"math"
@@ -194,50 +193,5 @@ func TestScatteredDelete(t *testing.T) {
 	r.Merge(d)
 	if got := string(r.JSON()); got != `{"other":50000}` {
 		t.Fatalf("after the delete: %.60s", got)
-	}
-}
-
-// TestDeleteTooLargeToReplicate: a transaction whose deletes cover more
-// runs of dots than MaxDeltaRuns is refused with ErrTooLarge and changes
-// nothing; deleting in parts works. (The bound is lowered for the test.)
-func TestDeleteTooLargeToReplicate(t *testing.T) {
-	defer func(n int) { maxDeltaRuns = n }(maxDeltaRuns)
-	maxDeltaRuns = 100
-	s := New()
-	for i := range 150 {
-		for _, m := range []string{"a", "b"} {
-			if _, err := s.Apply("A", HLC(i+1), Set([]string{m, strconv.Itoa(i)}, []byte("1"))); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	before := Encode(s)
-	// "a" alone covers 150 scattered dots (b's are in between).
-	if _, err := s.Apply("A", HLC(1000), Delete([]string{"a"})); !errors.Is(err, ErrTooLarge) {
-		t.Fatalf("big delete: %v", err)
-	}
-	if _, err := s.Apply("A", HLC(1000), Delete([]string{"a", "1"}), Delete([]string{"a"}), Delete([]string{"b"})); !errors.Is(err, ErrTooLarge) {
-		t.Fatalf("big delete in a transaction: %v", err)
-	}
-	if !bytes.Equal(Encode(s), before) {
-		t.Fatal("a refused transaction changed the state")
-	}
-	for i := range 150 {
-		if _, err := s.Apply("A", HLC(1000+i), Delete([]string{"a", strconv.Itoa(i)})); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := s.Apply("A", HLC(2000), Delete([]string{"b"})); !errors.Is(err, ErrTooLarge) {
-		t.Fatalf("b is scattered too: %v", err)
-	}
-	// Contiguous dots are one run however many: a map written in one go.
-	c := New()
-	for i := range 300 {
-		if _, err := c.Apply("A", HLC(i+1), Set([]string{"m", strconv.Itoa(i)}, []byte("1"))); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := c.Apply("A", HLC(1000), Delete([]string{"m"})); err != nil {
-		t.Fatalf("contiguous delete: %v", err)
 	}
 }

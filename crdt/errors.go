@@ -16,9 +16,7 @@ var (
 	// ErrMalformed is returned by decoders for input that is not a valid
 	// encoding (bad CBOR, unknown fields or tags, broken invariants).
 	ErrMalformed = errors.New("crdt: malformed encoding")
-	// ErrTooLarge is returned by decoders for input over a size limit, and
-	// by Apply for a transaction whose delta would be too big to replicate
-	// (see MaxDeltaRuns).
+	// ErrTooLarge is returned by decoders for input over a size limit.
 	ErrTooLarge = errors.New("crdt: encoding over limit")
 	// ErrVersion is returned by decoders for an unknown format version.
 	ErrVersion = errors.New("crdt: unsupported format version")

@@ -177,29 +177,6 @@ func (s *State) applyOne(replica ReplicaID, ts HLC, op Op, d *State) {
 	}
 }
 
-// MaxDeltaRuns bounds the runs of consecutive dots a transaction's deletes
-// may cover: each run costs up to ~18 bytes of the delta's context, and a
-// delta must stay small enough to replicate (4 MiB through the sync
-// stream). Apply refuses a bigger transaction with ErrTooLarge, before
-// changing anything; deleting the same values in parts works.
-const MaxDeltaRuns = 1 << 18
-
-var maxDeltaRuns = MaxDeltaRuns // tests lower it
-
-// countRuns sorts dots and counts the runs of consecutive counters.
-func countRuns(dots []Dot) int {
-	slices.SortFunc(dots, compareDots)
-	runs := 0
-	for i, d := range dots {
-		switch {
-		case i > 0 && d == dots[i-1]: // covered by two deletes
-		case i == 0 || d.Replica != dots[i-1].Replica || d.Counter != dots[i-1].Counter+1:
-			runs++
-		}
-	}
-	return runs
-}
-
 func compareDots(a, b Dot) int {
 	if c := strings.Compare(string(a.Replica), string(b.Replica)); c != 0 {
 		return c
@@ -244,7 +221,6 @@ func (s *State) validate(ops []Op) ([]Op, error) {
 	}
 	ov := overlay{s: s}
 	out := make([]Op, len(ops))
-	var deleted []Dot // dots the transaction's deletes cover, when many
 	for i, op := range ops {
 		fail := func(err error, format string, a ...any) ([]Op, error) {
 			return nil, fmt.Errorf("%w: op %d (%s %s): %s", err, i, op.Kind, strings.Join(op.Path, "."), fmt.Sprintf(format, a...))
@@ -272,12 +248,6 @@ func (s *State) validate(ops []Op) ([]Op, error) {
 			}
 			op.Value, want = v, KindSet
 		case OpDelete:
-			if e := s.lookup(op.Path); e != nil {
-				deleted = appendSubtreeDots(deleted, e)
-			}
-			if len(deleted) > maxDeltaRuns && countRuns(deleted) > maxDeltaRuns {
-				return fail(ErrTooLarge, "the transaction's deletes cover %d values in more than %d runs; delete in parts", len(deleted), maxDeltaRuns)
-			}
 		default:
 			return fail(ErrInvalidOp, "unknown op")
 		}
