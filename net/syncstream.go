@@ -124,9 +124,10 @@ func (s *Syncer) Close() error {
 	return nil
 }
 
-// Trigger starts an exchange with p for r in the background. When one
-// between them for r.Doc() is running, in either direction, the request is
-// coalesced: one more exchange runs after it (it may find nothing to do).
+// Trigger starts an exchange with p for r in the background, over an open
+// connection (it never dials; Sync does). When one between them for
+// r.Doc() is running, in either direction, the request is coalesced: one
+// more exchange runs after it (it may find nothing to do).
 func (s *Syncer) Trigger(p peer.ID, r Replica) {
 	k := syncKey{p, r.Doc()}
 	s.mu.Lock()
@@ -146,10 +147,14 @@ func (s *Syncer) startLocked(k syncKey, p peer.ID, r Replica) {
 	slot := &syncSlot{outbound: true}
 	s.inflight[k] = slot
 	s.wg.Add(1)
+	// Triggered exchanges use open connections only: dialing (with backoff)
+	// is the supervisor's job, and an exchange re-run after its connection
+	// dropped must not redial a peer that is going away.
+	ctx := network.WithNoDial(s.ctx, "sync trigger: the supervisor dials")
 	go func() {
 		defer s.wg.Done()
 		for {
-			if _, err := s.sync(s.ctx, p, r); err != nil {
+			if _, err := s.sync(ctx, p, r); err != nil {
 				s.cfg.Logger.Debug("sync failed", "peer", p, "doc", k.doc, "err", err)
 			}
 			s.mu.Lock()
