@@ -330,14 +330,20 @@ func TestInboundPeerRedialed(t *testing.T) {
 	a, b := testNode(t, ""), testNode(t, "")
 	defer func() {
 		if t.Failed() {
-			t.Logf("a supervises %+v; connectedness %v", a.sup.States(), a.Host().Network().Connectedness(b.ID()))
+			var dirs []string
+			for _, c := range a.Host().Network().ConnsToPeer(b.ID()) {
+				dirs = append(dirs, c.Stat().Direction.String()+" "+c.RemoteMultiaddr().String())
+			}
+			t.Logf("a supervises %+v; connectedness %v; conns %v; reconnect attempts %v successes %v",
+				a.sup.States(), a.Host().Network().Connectedness(b.ID()), dirs,
+				counterValue(t, a, "concord_reconnect_attempts_total", nil), counterValue(t, a, "concord_reconnect_successes_total", nil))
 		}
 	}()
 	_ = openDoc(t, a, "x")
 	_ = openDoc(t, b, "x")
 	connect(t, b, a) // b dials a: for a, b is an inbound peer
-	// Wait for a's first dial of b (it finds the open connection) to be
-	// done: only later dials count as reconnects.
+	// Wait until a's supervisor holds b as connected (by its own dial, or
+	// by the connection notice): any dial after that is a reconnect.
 	waitFor(t, 10*time.Second, "a to supervise b", func() bool {
 		for _, p := range a.sup.States() {
 			if p.ID == b.ID() {

@@ -214,7 +214,9 @@ type peerEntry struct {
 	next     time.Time
 	backoff  *Backoff
 	dialing  bool
-	everDial bool
+	// redial: the peer was dialled or connected before, so the next dial
+	// is a reconnect (for the metrics).
+	redial bool
 	// lost: the last connection closed while a dial was in flight and the
 	// peer was not yet marked connected, so a dial that returns success may
 	// have found a connection that is gone already.
@@ -322,6 +324,9 @@ func (s *Supervisor) Remove(id peer.ID) {
 func (s *Supervisor) Connected(id peer.ID) {
 	s.mu.Lock()
 	e, ok := s.peers[id]
+	if ok && !s.closed {
+		e.redial = true
+	}
 	if ok && !s.closed && e.state != StateConnected {
 		s.setStateLocked(e, StateConnected, s.cfg.Clock.Now(), 0, nil)
 	}
@@ -512,8 +517,8 @@ func (s *Supervisor) run() {
 func (s *Supervisor) startDialLocked(e *peerEntry) {
 	e.dialing, e.lost = true, false
 	s.inflight++
-	reconnect := e.everDial
-	e.everDial = true
+	reconnect := e.redial
+	e.redial = true
 	if reconnect {
 		s.cfg.Metrics.reconnectAttempt()
 	}

@@ -463,3 +463,60 @@ func histCount(h prometheus.Histogram) uint64 {
 	}
 	return m.GetHistogram().GetSampleCount()
 }
+
+// TestSupervisorRedialAfterNotifiedConnection: a peer that became
+// connected by a notification (someone else dialled) and then dropped is
+// redialled, and that dial counts as a reconnect.
+func TestSupervisorRedialAfterNotifiedConnection(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fc := NewFakeClock(epoch)
+		block := make(chan struct{})
+		d := &scriptDialer{clock: fc, fn: func(ctx context.Context, _ peer.ID) error {
+			select {
+			case <-block:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}}
+		log := &eventLog{}
+		m := NewMetrics(nil)
+		cfg := DefaultSupervisorConfig(d)
+		cfg.Clock, cfg.Seed, cfg.OnEvent, cfg.Metrics = fc, 1, log.add, m
+		cfg.MaxConcurrentDials = 1
+		s, err := NewSupervisor(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		_, busy := testKey(t, 30)
+		_, p := testKey(t, 31)
+		s.Add(peer.AddrInfo{ID: busy}) // holds the only dial slot
+		synctest.Wait()
+		s.Add(peer.AddrInfo{ID: p}) // waits in Connecting
+		s.Connected(p)              // someone else connected it
+		synctest.Wait()
+		for _, st := range s.States() {
+			if st.ID == p && st.State != StateConnected {
+				t.Fatalf("state %v after the notification", st.State)
+			}
+		}
+		if n := d.count(); n != 1 {
+			t.Fatalf("%d dials before the drop, want only busy's", n)
+		}
+		close(block)
+		synctest.Wait()
+		s.Disconnected(p)
+		synctest.Wait()
+		evs := log.take()
+		last := evs[len(evs)-1]
+		if last.Peer != p || last.To != StateBackoff {
+			t.Fatalf("events %+v", evs)
+		}
+		fc.Advance(last.Delay)
+		synctest.Wait()
+		if got := counterValue(m.ReconnectSuccesses); got != 1 {
+			t.Fatalf("reconnect successes %v after redialling a peer that was connected", got)
+		}
+	})
+}
