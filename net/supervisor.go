@@ -207,13 +207,13 @@ type Supervisor struct {
 }
 
 type peerEntry struct {
-	info     peer.AddrInfo
-	gen      uint64
-	state    State
-	since    time.Time
-	next     time.Time
-	backoff  *Backoff
-	dialing  bool
+	info    peer.AddrInfo
+	gen     uint64
+	state   State
+	since   time.Time
+	next    time.Time
+	backoff *Backoff
+	dialing bool
 	// redial: the peer was dialled or connected before, so the next dial
 	// is a reconnect (for the metrics).
 	redial bool
