@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"maps"
 	mrand "math/rand/v2"
 	"slices"
 	"sort"
@@ -242,12 +243,7 @@ func (n *Node) Connect(ctx context.Context, addr string) error {
 func (n *Node) Docs() []string {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	out := make([]string, 0, len(n.docs))
-	for name := range n.docs {
-		out = append(out, name)
-	}
-	sort.Strings(out)
-	return out
+	return slices.Sorted(maps.Keys(n.docs))
 }
 
 // DocOption configures a document.

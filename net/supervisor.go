@@ -323,12 +323,11 @@ func (s *Supervisor) Remove(id peer.ID) {
 // dialled). Unsupervised peers are ignored.
 func (s *Supervisor) Connected(id peer.ID) {
 	s.mu.Lock()
-	e, ok := s.peers[id]
-	if ok && !s.closed {
+	if e, ok := s.peers[id]; ok && !s.closed {
 		e.redial = true
-	}
-	if ok && !s.closed && e.state != StateConnected {
-		s.setStateLocked(e, StateConnected, s.cfg.Clock.Now(), 0, nil)
+		if e.state != StateConnected {
+			s.setStateLocked(e, StateConnected, s.cfg.Clock.Now(), 0, nil)
+		}
 	}
 	s.mu.Unlock()
 	s.kick()

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -149,12 +150,7 @@ func (s *Store) NeedsSnapshot(doc string, have crdt.VersionVector) bool {
 func (s *Store) Docs() []string {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	out := make([]string, 0, len(s.docs))
-	for name := range s.docs {
-		out = append(out, name)
-	}
-	slices.Sort(out)
-	return out
+	return slices.Sorted(maps.Keys(s.docs))
 }
 
 // Get returns one log entry. Errors: ErrNotFound (not in the log, possibly
