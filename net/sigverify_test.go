@@ -119,3 +119,36 @@ func addL(sig []byte) []byte {
 	}
 	return out
 }
+
+// BenchmarkVerify: one delta-sized signature check, with crypto/ed25519
+// (what libp2p's key type uses) and with verifyPeerSig (curve25519-voi and
+// the cached expanded key).
+func BenchmarkVerify(b *testing.B) {
+	seed := make([]byte, ed25519.SeedSize)
+	priv := ed25519.NewKeyFromSeed(seed)
+	pub := priv.Public().(ed25519.PublicKey)
+	msg := make([]byte, 200)
+	sig := ed25519.Sign(priv, msg)
+	pk, err := crypto.UnmarshalEd25519PublicKey(pub)
+	if err != nil {
+		b.Fatal(err)
+	}
+	id, err := peer.IDFromPublicKey(pk)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("crypto-ed25519", func(b *testing.B) {
+		for range b.N {
+			if !ed25519.Verify(pub, msg, sig) {
+				b.Fatal("invalid")
+			}
+		}
+	})
+	b.Run("concord", func(b *testing.B) {
+		for range b.N {
+			if ok, _ := verifyPeerSig(id, msg, sig); !ok {
+				b.Fatal("invalid")
+			}
+		}
+	})
+}
