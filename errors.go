@@ -16,6 +16,9 @@ var (
 	// ErrTooManyDocs is returned by Node.Doc when Config.MaxDocs documents
 	// are open already.
 	ErrTooManyDocs = errors.New("concord: too many open documents")
+	// ErrInvalidDocName is returned by Node.Doc for a document name that is
+	// empty, longer than the wire allows or not valid UTF-8.
+	ErrInvalidDocName = errors.New("concord: invalid document name")
 	// ErrNotWriter is returned for a local write on a document whose writer
 	// allowlist does not include this node.
 	ErrNotWriter = errors.New("concord: this peer is not an allowed writer")

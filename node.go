@@ -268,8 +268,8 @@ func WithAckPeers(k int) DocOption { return func(o *docOptions) { o.ackPeers = k
 // Doc opens (joins or creates) the document name. Opening an open document
 // returns the same *Doc; options apply only the first time.
 func (n *Node) Doc(ctx context.Context, name string, opts ...DocOption) (*Doc, error) {
-	if name == "" {
-		return nil, fmt.Errorf("concord: empty document name")
+	if err := cnet.CheckDocName(name); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidDocName, err)
 	}
 	o := docOptions{writers: n.cfg.Writers, set: n.cfg.Writers != nil, ackPeers: n.cfg.AckPeers}
 	for _, f := range opts {

@@ -344,6 +344,9 @@ func decodeMap(s *State, prefix []string, m map[string]*wEntry, rep func(uint64)
 				if !json.Valid(r.V) {
 					return fmt.Errorf("%w: register value is not JSON", ErrMalformed)
 				}
+				if err := CheckJSONText(r.V); err != nil {
+					return fmt.Errorf("%w: register value: %w", ErrMalformed, err)
+				}
 				s.insertReg(e, regDot{dot: d, hlc: HLC(r.H), val: append([]byte(nil), r.V...)})
 			}
 			for _, c := range we.Ctr {

@@ -11,6 +11,10 @@ var (
 	// ErrInvalidValue is returned for a value that is not valid JSON, or not
 	// a JSON scalar where a set element is expected.
 	ErrInvalidValue = errors.New("crdt: invalid value")
+	// ErrInvalidUTF8 is returned (wrapped together with ErrInvalidPath or
+	// ErrInvalidValue) for a path key or value that is not valid UTF-8, or
+	// a JSON value escaping a lone surrogate.
+	ErrInvalidUTF8 = errors.New("crdt: invalid UTF-8")
 	// ErrInvalidOp is returned for an unknown op kind.
 	ErrInvalidOp = errors.New("crdt: invalid op")
 	// ErrMalformed is returned by decoders for input that is not a valid

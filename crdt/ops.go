@@ -223,7 +223,7 @@ func (s *State) validate(ops []Op) ([]Op, error) {
 	out := make([]Op, len(ops))
 	for i, op := range ops {
 		fail := func(err error, format string, a ...any) ([]Op, error) {
-			return nil, fmt.Errorf("%w: op %d (%s %s): %s", err, i, op.Kind, strings.Join(op.Path, "."), fmt.Sprintf(format, a...))
+			return nil, fmt.Errorf("%w: op %d (%s %q): %w", err, i, op.Kind, strings.Join(op.Path, "."), fmt.Errorf(format, a...))
 		}
 		if len(op.Path) == 0 {
 			return fail(ErrInvalidPath, "path is empty")
@@ -231,12 +231,17 @@ func (s *State) validate(ops []Op) ([]Op, error) {
 		if len(op.Path) > MaxPathDepth {
 			return fail(ErrInvalidPath, "path deeper than %d", MaxPathDepth)
 		}
+		for _, k := range op.Path {
+			if err := checkKey(k); err != nil {
+				return fail(ErrInvalidPath, "%w", err)
+			}
+		}
 		var want Kind
 		switch op.Kind {
 		case OpSet:
 			v, err := compactJSON(op.Value)
 			if err != nil {
-				return fail(ErrInvalidValue, "%v", err)
+				return fail(ErrInvalidValue, "%w", err)
 			}
 			op.Value, want = v, KindRegister
 		case OpInc:
@@ -244,7 +249,7 @@ func (s *State) validate(ops []Op) ([]Op, error) {
 		case OpAdd, OpRemove:
 			v, err := compactScalar(op.Value)
 			if err != nil {
-				return fail(ErrInvalidValue, "%v", err)
+				return fail(ErrInvalidValue, "%w", err)
 			}
 			op.Value, want = v, KindSet
 		case OpDelete:
@@ -325,11 +330,20 @@ func (o *overlay) del(p []string) {
 	o.deleted[jp] = struct{}{}
 }
 
+// compactJSON returns v in compact form, or an error (wrapping
+// ErrInvalidUTF8 for text that is not valid UTF-8) when v is not valid JSON
+// text.
 func compactJSON(v json.RawMessage) (json.RawMessage, error) {
 	if len(v) == 0 {
 		return nil, fmt.Errorf("missing value")
 	}
-	if json.Valid(v) && bytes.IndexAny(v, " \t\r\n") < 0 {
+	if !json.Valid(v) {
+		return nil, fmt.Errorf("not JSON")
+	}
+	if err := CheckJSONText(v); err != nil {
+		return nil, err
+	}
+	if bytes.IndexAny(v, " \t\r\n") < 0 {
 		return v, nil // already compact
 	}
 	var buf bytes.Buffer

@@ -152,6 +152,13 @@ func TestOpsErrors(t *testing.T) {
 		{"add on counter", `[{"op":"add","path":["n"],"value":"x"}]`, 409, "conflict"},
 		{"set under register", `[{"op":"set","path":["reg","child"],"value":1}]`, 409, "conflict"},
 		{"too large", big, 413, "body over"},
+		// Invalid UTF-8 anywhere in a body is refused before anything is
+		// decoded (an outside test lost an acknowledged write to "e\xff").
+		{"bad utf-8 set element", "[{\"op\":\"add\",\"path\":[\"s\"],\"value\":\"e\xff\"}]", 400, "UTF-8"},
+		{"bad utf-8 path key", "[{\"op\":\"set\",\"path\":[\"k\xff\"],\"value\":1}]", 400, "UTF-8"},
+		{"bad utf-8 register value", "[{\"op\":\"set\",\"path\":[\"r\"],\"value\":\"\xc3\"}]", 400, "UTF-8"},
+		{"lone surrogate path key", `[{"op":"set","path":["\ud800"],"value":1}]`, 400, "surrogate"},
+		{"lone surrogate value", `[{"op":"set","path":["r"],"value":{"a":"\udfff"}}]`, 400, "surrogate"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -164,6 +171,15 @@ func TestOpsErrors(t *testing.T) {
 				t.Fatalf("got %d %q, want %d containing %q", code, e.Error, c.code, c.msg)
 			}
 		})
+	}
+	for _, name := range []string{"%FF", "a%C3", "%ED%A0%80"} {
+		code, b := do(t, "POST", srv.URL+"/v1/docs/"+name+"/ops", `[{"op":"set","path":["a"],"value":1}]`)
+		if code != 400 || !strings.Contains(string(b), "UTF-8") {
+			t.Fatalf("doc name %s: %d %s, want 400", name, code, b)
+		}
+	}
+	if got := n.Docs(); len(got) != 1 {
+		t.Fatalf("documents %q, want only d", got)
 	}
 	if after, vv := string(d.JSON()), fmt.Sprint(d.Status().Version); after != before || vv != beforeVV {
 		t.Fatalf("a refused batch changed the doc: %s %s -> %s %s", before, beforeVV, after, vv)

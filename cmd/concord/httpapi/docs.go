@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"time"
+	"unicode/utf8"
 
 	"github.com/concord-p2p/concord"
 	"github.com/concord-p2p/concord/crdt"
@@ -59,8 +60,8 @@ func (a *API) getDoc(w http.ResponseWriter, r *http.Request) {
 // returns false.
 func (a *API) doc(w http.ResponseWriter, r *http.Request) (*concord.Doc, bool) {
 	name := r.PathValue("doc")
-	if name == "" || len(name) > MaxDocName {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("document name must be 1 to %d bytes", MaxDocName))
+	if name == "" || len(name) > MaxDocName || !utf8.ValidString(name) {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("document name must be 1 to %d bytes of UTF-8", MaxDocName))
 		return nil, false
 	}
 	d, err := a.node.Doc(r.Context(), name)

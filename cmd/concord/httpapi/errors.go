@@ -28,7 +28,8 @@ func statusOf(err error) int {
 	switch {
 	case errors.Is(err, crdt.ErrTypeConflict):
 		return http.StatusConflict
-	case errors.Is(err, crdt.ErrInvalidPath), errors.Is(err, crdt.ErrInvalidValue), errors.Is(err, crdt.ErrInvalidOp):
+	case errors.Is(err, crdt.ErrInvalidPath), errors.Is(err, crdt.ErrInvalidValue), errors.Is(err, crdt.ErrInvalidOp),
+		errors.Is(err, crdt.ErrInvalidUTF8), errors.Is(err, concord.ErrInvalidDocName):
 		return http.StatusBadRequest
 	case errors.Is(err, concord.ErrTooLarge):
 		return http.StatusRequestEntityTooLarge

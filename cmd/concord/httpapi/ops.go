@@ -63,6 +63,12 @@ func DecodeOps(body []byte) ([]crdt.Op, error) {
 	if !json.Valid(body) {
 		return nil, fmt.Errorf("%w: body is not valid JSON", errBadOps)
 	}
+	// Checked on the whole body, before decoding: encoding/json would
+	// silently turn invalid UTF-8 or an escaped lone surrogate in a path
+	// key into U+FFFD.
+	if err := crdt.CheckJSONText(body); err != nil {
+		return nil, fmt.Errorf("%w: %w", errBadOps, err)
+	}
 	if len(body) == 0 || body[0] != '[' {
 		return nil, fmt.Errorf("%w: body must be a JSON list of ops", errBadOps)
 	}
