@@ -2,7 +2,8 @@ package concord
 
 import (
 	"crypto/sha256"
-	"sync"
+
+	lru "github.com/hashicorp/golang-lru/v2"
 
 	cnet "github.com/concord-p2p/concord/net"
 )
@@ -10,16 +11,18 @@ import (
 // verifiedCache remembers envelopes whose signature was checked, by a hash
 // of their full encoding, so the same delta arriving by gossip and by sync
 // (or in two gossip messages) costs one Ed25519 verification. It holds at
-// most max entries; when full it is cleared (a later duplicate is merely
-// verified again).
+// most max entries, evicting the least recently used (a later duplicate of
+// an evicted one is merely verified again).
 type verifiedCache struct {
-	mu  sync.Mutex
-	max int
-	m   map[[32]byte]struct{}
+	c *lru.Cache[[32]byte, struct{}]
 }
 
 func newVerifiedCache(max int) *verifiedCache {
-	return &verifiedCache{max: max, m: make(map[[32]byte]struct{})}
+	c, err := lru.New[[32]byte, struct{}](max)
+	if err != nil {
+		panic(err) // only for a size ≤ 0
+	}
+	return &verifiedCache{c: c}
 }
 
 // envelopeHash identifies an envelope by the hash of its full encoding
@@ -32,18 +35,6 @@ func envelopeHash(e *cnet.Envelope) ([32]byte, bool) {
 	return sha256.Sum256(b), true
 }
 
-func (c *verifiedCache) has(h [32]byte) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	_, hit := c.m[h]
-	return hit
-}
+func (c *verifiedCache) has(h [32]byte) bool { return c.c.Contains(h) }
 
-func (c *verifiedCache) add(h [32]byte) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.m) >= c.max {
-		clear(c.m)
-	}
-	c.m[h] = struct{}{}
-}
+func (c *verifiedCache) add(h [32]byte) { c.c.Add(h, struct{}{}) }

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/concord-p2p/concord/crdt"
@@ -32,44 +32,29 @@ func ReplicaFor(id peer.ID, incarnation uint64) crdt.ReplicaID {
 // PeerOf returns the peer that authors replica r. It validates r fully
 // (see ParseReplica) and returns an error wrapping ErrBadReplica otherwise.
 func PeerOf(r crdt.ReplicaID) (peer.ID, error) {
-	if id, ok := parsed.get(r); ok {
+	if id, ok := parsed.Get(r); ok {
 		return id, nil
 	}
 	id, _, err := ParseReplica(r)
 	if err == nil {
-		parsed.put(r, id)
+		parsed.Add(r, id)
 	}
 	return id, err
 }
 
 // parsed caches valid replica IDs: parsing base58 costs microseconds and
-// every received delta names its replica. It holds at most parsedMax
-// entries and is cleared when full (an immutable mapping: clearing only
-// costs re-parsing).
-var parsed = &replicaCache{m: map[crdt.ReplicaID]peer.ID{}}
+// every received delta names its replica. It holds the parsedMax replicas
+// used most recently (an immutable mapping: eviction only costs
+// re-parsing).
+var parsed = func() *lru.Cache[crdt.ReplicaID, peer.ID] {
+	c, err := lru.New[crdt.ReplicaID, peer.ID](parsedMax)
+	if err != nil {
+		panic(err)
+	}
+	return c
+}()
 
 const parsedMax = 4096
-
-type replicaCache struct {
-	mu sync.RWMutex
-	m  map[crdt.ReplicaID]peer.ID
-}
-
-func (c *replicaCache) get(r crdt.ReplicaID) (peer.ID, bool) {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	id, ok := c.m[r]
-	return id, ok
-}
-
-func (c *replicaCache) put(r crdt.ReplicaID, id peer.ID) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.m) >= parsedMax {
-		clear(c.m)
-	}
-	c.m[r] = id
-}
 
 // ParseReplica splits r into its peer ID and incarnation. Only the canonical
 // form produced by ReplicaFor is accepted (base58 peer ID, lowercase hex
