@@ -10,6 +10,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/pnet"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/concord-p2p/concord/crdt"
 	cnet "github.com/concord-p2p/concord/net"
 )
 
@@ -146,4 +147,16 @@ func (c *Config) validate() error {
 type Events struct {
 	// SyncFinished is called after every anti-entropy exchange.
 	SyncFinished func(cnet.ExchangeEvent)
+	// Equivocation is called when a document receives proof that a writer
+	// signed two different deltas with one sequence number.
+	Equivocation func(EquivocationEvent)
+}
+
+// EquivocationEvent reports a fork: Origin signed two different deltas
+// with sequence number Seq. Both are merged (see the README, "Security").
+type EquivocationEvent struct {
+	Doc    string
+	Origin crdt.ReplicaID
+	Seq    uint64
+	Peer   peer.ID // the peer that sent us the second delta
 }

@@ -298,6 +298,7 @@ func (n *Node) Doc(ctx context.Context, name string, opts ...DocOption) (*Doc, e
 		store: n.st, key: n.key, self: n.self, selfPeer: n.h.ID(), writers: writers,
 		ackPeers: max(o.ackPeers, 1), trustAuthor: n.cfg.TrustAuthorChannel, snapshotAfter: n.cfg.SnapshotAfter, compactAfter: n.cfg.CompactAfter, retention: n.cfg.CompactRetention,
 		now: n.cfg.Now, metrics: n.metrics, log: n.cfg.Logger.With("doc", name),
+		onEquivocation: n.cfg.Events.Equivocation,
 		publish: func(e *cnet.Envelope) {
 			if len(e.Payload) > cnet.DefaultLimits().MaxPayloadBytes {
 				n.metrics.Drop("gossip_out", "too_large") // the sync stream carries it

@@ -65,6 +65,8 @@ type replicaDeps struct {
 	metrics       *cnet.Metrics
 	log           *slog.Logger
 	publish       func(*cnet.Envelope) // gossip; may be nil
+	// onEquivocation, optional, is told of every fork found (fork.go).
+	onEquivocation func(EquivocationEvent)
 }
 
 // replica is one document on one node: the CRDT state, its durable log and
@@ -84,7 +86,9 @@ type replica struct {
 	placingMu sync.Mutex
 	placing   map[crdt.Dot]struct{}
 	verified  *verifiedCache
-	snapCache struct { // last fresh snapshot served (under ingestMu)
+	forkMu    sync.Mutex
+	forks     map[forkKey]bool // fork proofs held (fork.go)
+	snapCache struct {         // last fresh snapshot served (under ingestMu)
 		vv   crdt.VersionVector
 		data []byte
 	}
@@ -125,6 +129,7 @@ func openReplica(ctx context.Context, doc string, d replicaDeps) (*replica, erro
 		verified: newVerifiedCache(1 << 16),
 		ingestQ:  make(chan durableChange, 64),
 		placing:  map[crdt.Dot]struct{}{},
+		forks:    map[forkKey]bool{},
 	}
 	r.cond = sync.NewCond(&r.mu)
 	snap, ok, err := d.store.Snapshot(ctx, doc)
@@ -161,6 +166,9 @@ func openReplica(ctx context.Context, doc string, d replicaDeps) (*replica, erro
 		return nil
 	})
 	if err != nil {
+		bad = append(bad, err)
+	}
+	if err := r.loadForks(ctx); err != nil {
 		bad = append(bad, err)
 	}
 	if len(bad) > 0 {
@@ -478,10 +486,10 @@ func (r *replica) check(from peer.ID, e *cnet.Envelope) error {
 // Validate implements cnet.Handler's check for gossip.
 func (r *replica) Validate(from peer.ID, e *cnet.Envelope) error {
 	if e.Last == 0 {
-		if r.holdsAll(e, nil) {
+		if r.holdsAll(e, nil) && r.newFork(e) == nil {
 			return cnet.ErrDuplicate
 		}
-		return r.check(from, e)
+		return r.check(from, e) // a new fork is relayed (fork.go)
 	}
 	// An aggregate is authenticated before its range is looked at, so a
 	// forged one costs a signature check, not a thousand lookups (gossip
@@ -514,14 +522,19 @@ func (r *replica) ingest(ctx context.Context, from peer.ID, envs []*cnet.Envelop
 		env   *cnet.Envelope
 		delta *crdt.State
 		data  []byte
+		fork  *cnet.Envelope // the log's side, when env is the other side of a fork
 	}
 	items := make([]item, 0, len(envs))
+	var forks []item
 	claimed := map[crdt.Dot]bool{} // seqs taken by earlier items of this batch
 	for _, e := range envs {
+		var fork *cnet.Envelope
 		if r.holdsAll(e, claimed) {
-			continue
+			if fork = r.newFork(e); fork == nil {
+				continue
+			}
 		}
-		if !verified {
+		if !verified || fork != nil {
 			if err := r.check(from, e); err != nil {
 				r.d.metrics.Reject(err.(*rejectError).reason)
 				r.d.log.Debug("rejected envelope", "doc", r.doc, "from", from, "err", err)
@@ -533,6 +546,10 @@ func (r *replica) ingest(ctx context.Context, from peer.ID, envs []*cnet.Envelop
 			r.d.metrics.Reject("bad_payload")
 			continue
 		}
+		if fork != nil {
+			forks = append(forks, item{env: e, delta: delta, fork: fork})
+			continue
+		}
 		data, err := cnet.EncodeEnvelope(e)
 		if err != nil {
 			r.d.metrics.Reject("malformed")
@@ -541,14 +558,25 @@ func (r *replica) ingest(ctx context.Context, from peer.ID, envs []*cnet.Envelop
 		for seq := e.Seq; seq <= e.LastSeq(); seq++ {
 			claimed[crdt.Dot{Replica: e.Origin, Counter: seq}] = true
 		}
-		items = append(items, item{e, delta, data})
+		items = append(items, item{env: e, delta: delta, data: data})
+	}
+	var forkPaths [][]string
+	for _, f := range forks {
+		paths, err := r.ingestFork(ctx, from, f.env, f.fork, f.delta)
+		if err != nil {
+			return err
+		}
+		forkPaths = append(forkPaths, paths...)
 	}
 	if len(items) == 0 {
+		if len(forks) > 0 {
+			r.notify(Change{Doc: r.doc, Origin: forks[0].env.Origin, Peer: from, Paths: dedupPaths(forkPaths)})
+		}
 		return nil
 	}
 	now := r.d.now()
 	r.mu.Lock()
-	var paths [][]string
+	paths := forkPaths
 	var maxHLC crdt.HLC
 	track := len(r.subs) > 0
 	for _, it := range items {
@@ -734,6 +762,13 @@ func (r *replica) Missing(ctx context.Context, have crdt.VersionVector, cur stor
 	batch, next, done, err := r.d.store.Missing(ctx, r.doc, have, cur)
 	if err != nil {
 		return batch, next, done, err
+	}
+	if done && len(batch) == 0 {
+		// The fork proofs follow the log, in a batch of their own.
+		return r.forkEntries(ctx), next, true, nil
+	}
+	if done && r.hasForks() {
+		done = false // the next call, past the end, serves the proofs
 	}
 	out := make([]store.Entry, 0, len(batch))
 	var run []store.Entry

@@ -1,6 +1,9 @@
 package crdt
 
 import (
+	"bytes"
+	"cmp"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -213,6 +216,13 @@ func (s *State) removeDot(d Dot) *entry {
 		return nil
 	}
 	delete(s.idx, d)
+	s.removeAt(l, d)
+	return l.e
+}
+
+// removeAt deletes d's write from location l (leaving the index alone)
+// and prunes emptied entries.
+func (s *State) removeAt(l loc, d Dot) {
 	e := l.e
 	switch l.kind {
 	case KindRegister:
@@ -244,7 +254,6 @@ func (s *State) removeDot(d Dot) *entry {
 		}
 	}
 	s.prune(e)
-	return e
 }
 
 // prune removes e and its ancestors while they hold nothing.
@@ -358,9 +367,15 @@ func (s *State) mergeNode(dst, src *mapNode, touched func(e *entry, removed bool
 			created = true
 		}
 		added := false
+		// A held dot is normally the same write; when it is not (yields),
+		// src's write goes in first, so that removing ours cannot prune de.
 		for _, r := range se.reg {
 			if s.unseen(r.dot) {
 				s.insertReg(de, r)
+				added = true
+			} else if old, ok := s.yields(r.dot, de, write{kind: KindRegister, hlc: r.hlc, val: r.val}, touched); ok {
+				s.insertReg(de, r)
+				s.removeAt(old, r.dot)
 				added = true
 			}
 		}
@@ -368,12 +383,20 @@ func (s *State) mergeNode(dst, src *mapNode, touched func(e *entry, removed bool
 			if s.unseen(c.dot) {
 				s.insertCtr(de, c)
 				added = true
+			} else if old, ok := s.yields(c.dot, de, write{kind: KindCounter, n: c.n}, touched); ok {
+				s.insertCtr(de, c)
+				s.removeAt(old, c.dot)
+				added = true
 			}
 		}
 		for el, ds := range se.set {
 			for _, d := range ds {
 				if s.unseen(d) {
 					s.insertElem(de, el, d)
+					added = true
+				} else if old, ok := s.yields(d, de, write{kind: KindSet, elem: el}, touched); ok {
+					s.insertElem(de, el, d)
+					s.removeAt(old, d)
 					added = true
 				}
 			}
@@ -391,6 +414,72 @@ func (s *State) mergeNode(dst, src *mapNode, touched func(e *entry, removed bool
 			delete(dst.kids, k)
 		}
 	}
+}
+
+// write is what one dot carries, for comparing two writes with one dot.
+type write struct {
+	kind Kind
+	elem string // KindSet
+	hlc  HLC    // KindRegister
+	val  []byte // KindRegister
+	n    int64  // KindCounter
+}
+
+func (s *State) writeAt(l loc, d Dot) write {
+	w := write{kind: l.kind, elem: l.elem}
+	switch l.kind {
+	case KindRegister:
+		for _, r := range l.e.reg {
+			if r.dot == d {
+				w.hlc, w.val = r.hlc, r.val
+			}
+		}
+	case KindCounter:
+		for _, c := range l.e.ctr {
+			if c.dot == d {
+				w.n = c.n
+			}
+		}
+	}
+	return w
+}
+
+// compareWrites orders two writes carrying one dot at entries a and b:
+// by path, kind, set element, HLC, value, counter.
+func compareWrites(a *entry, wa write, b *entry, wb write) int {
+	if a != b {
+		if c := slices.Compare(a.path(), b.path()); c != 0 {
+			return c
+		}
+	}
+	return cmp.Or(
+		cmp.Compare(wa.kind, wb.kind),
+		strings.Compare(wa.elem, wb.elem),
+		cmp.Compare(wa.hlc, wb.hlc),
+		bytes.Compare(wa.val, wb.val),
+		cmp.Compare(wa.n, wb.n),
+	)
+}
+
+// yields reports whether s holds d with a write other than w (at entry de)
+// that w replaces, and returns where s holds it: the caller inserts w, then
+// removes the old write with removeAt. A dot names one write, so two writes
+// with one dot come only from an author that equivocated (signed two
+// deltas with one sequence number); every replica keeps the same one, the
+// smaller by compareWrites, whatever order the deltas arrive in, so merge
+// stays a join.
+func (s *State) yields(d Dot, de *entry, w write, touched func(e *entry, removed bool)) (loc, bool) {
+	l, ok := s.idx[d]
+	if !ok {
+		return loc{}, false // seen and removed
+	}
+	if compareWrites(de, w, l.e, s.writeAt(l, d)) >= 0 {
+		return loc{}, false // the same write, or ours is the smaller
+	}
+	if touched != nil {
+		touched(l.e, true)
+	}
+	return l, true
 }
 
 // unseen reports whether d is neither held nor in the causal context.

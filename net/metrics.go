@@ -37,6 +37,9 @@ type Metrics struct {
 	// reason, e.g. malformed, too_large, version, bad_signature,
 	// not_allowed).
 	MessagesRejected *prometheus.CounterVec
+	// Equivocations: fork proofs found — a delta validly signed by its
+	// author for a sequence number whose delta we hold with other content.
+	Equivocations prometheus.Counter
 	// GossipMessages: GossipSub messages (label direction: in, out).
 	GossipMessages *prometheus.CounterVec
 	// Deltas: delta envelopes carried by gossip or sync (label direction:
@@ -101,6 +104,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "concord_messages_rejected_total",
 			Help: "Received messages rejected, by reason.",
 		}, []string{"reason"}),
+		Equivocations: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "concord_equivocations_total",
+			Help: "Deltas signed by their author for a sequence number already used with other content.",
+		}),
 		GossipMessages: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "concord_gossip_messages_total",
 			Help: "GossipSub messages received (in) and published (out).",
@@ -124,7 +131,7 @@ func (m *Metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{
 		m.ConnectionDuration, m.ReconnectAttempts, m.ReconnectSuccesses, m.Peers,
 		m.DeltaPropagation, m.OutboxDepth, m.SyncExchanges, m.SyncBytes,
-		m.SyncDuration, m.MessagesRejected, m.GossipMessages, m.Deltas, m.Dropped,
+		m.SyncDuration, m.MessagesRejected, m.Equivocations, m.GossipMessages, m.Deltas, m.Dropped,
 	}
 }
 
@@ -167,7 +174,13 @@ func (m *Metrics) Reject(reason string) {
 	}
 }
 
-// Drop counts an item dropped from queue for reason (nil-safe).
+// Equivocation counts a fork proof (nil-safe).
+func (m *Metrics) Equivocation() {
+	if m != nil {
+		m.Equivocations.Inc()
+	}
+}
+
 // DropN counts n items dropped from queue for reason (nil-safe).
 func (m *Metrics) DropN(queue, reason string, n int) {
 	if m == nil || n <= 0 {
@@ -176,6 +189,7 @@ func (m *Metrics) DropN(queue, reason string, n int) {
 	m.Dropped.WithLabelValues(queue, reason).Add(float64(n))
 }
 
+// Drop counts an item dropped from queue for reason (nil-safe).
 func (m *Metrics) Drop(queue, reason string) {
 	if m != nil {
 		m.Dropped.WithLabelValues(queue, reason).Inc()

@@ -3,6 +3,8 @@ package store
 import (
 	"slices"
 
+	"github.com/ipfs/go-datastore"
+
 	"github.com/concord-p2p/concord/crdt"
 )
 
@@ -113,6 +115,7 @@ type docIndex struct {
 	snapErr  error              // non-nil when the snapshot record is corrupt
 	outbox   []uint64           // ascending
 	ackFloor uint64
+	forks    map[datastore.Key]bool // fork proofs stored (AddFork)
 }
 
 func newDocIndex() *docIndex {

@@ -16,6 +16,7 @@ import (
 //	/docs/<doc>/compacting            intentRecord (present only mid-compaction)
 //	/docs/<doc>/acked                 ackRecord (outbox floor)
 //	/docs/<doc>/outbox/<seq>          outboxRecord
+//	/docs/<doc>/forks/<replica>/<seq>/<id>  logRecord of a fork proof
 //	/peers/<id>                       peerRecord
 //	/node/key, /node/schema, /node/incarnation
 //
@@ -148,6 +149,7 @@ const (
 	kindIntent
 	kindAcked
 	kindOutbox
+	kindFork
 )
 
 type parsedDocKey struct {
@@ -155,6 +157,7 @@ type parsedDocKey struct {
 	doc     string
 	replica crdt.ReplicaID
 	seq     uint64
+	id      uint64 // kindFork
 }
 
 // parseDocKey parses any key under /docs written by this package.
@@ -181,6 +184,20 @@ func parseDocKey(k string) (parsedDocKey, error) {
 			return p, fmt.Errorf("key %q: %w", k, err)
 		}
 		p.kind, p.replica, p.seq = kindLog, crdt.ReplicaID(r), seq
+	case len(parts) == 5 && parts[1] == "forks":
+		r, err := unescapeSegment(parts[2])
+		if err != nil {
+			return p, fmt.Errorf("key %q: %w", k, err)
+		}
+		seq, err := parseSeqSegment(parts[3])
+		if err != nil {
+			return p, fmt.Errorf("key %q: %w", k, err)
+		}
+		id, err := parseSeqSegment(parts[4])
+		if err != nil {
+			return p, fmt.Errorf("key %q: %w", k, err)
+		}
+		p.kind, p.replica, p.seq, p.id = kindFork, crdt.ReplicaID(r), seq, id
 	case len(parts) == 3 && parts[1] == "outbox":
 		seq, err := parseSeqSegment(parts[2])
 		if err != nil {

@@ -256,6 +256,11 @@ func (s *Store) recover(ctx context.Context) error {
 				continue
 			}
 			d.ackFloor = r.UpTo
+		case kindFork:
+			if d.forks == nil {
+				d.forks = map[datastore.Key]bool{}
+			}
+			d.forks[datastore.RawKey(e.Key)] = true
 		case kindOutbox:
 			if p.seq <= d.ackFloor {
 				del = append(del, op{key: outboxKey(p.doc, p.seq), del: true})
