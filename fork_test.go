@@ -34,7 +34,7 @@ func forkPair(t *testing.T, doc string) (x, y *cnet.Envelope, author peer.ID) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		e := &cnet.Envelope{Doc: doc, Origin: origin, Seq: 1, HLC: uint64(hlc), Payload: crdt.EncodeDelta(d, origin)}
+		e := &cnet.Envelope{Doc: doc, Origin: origin, Seq: 1, HLC: uint64(hlc), Dot: d.Context().Max(origin), Payload: crdt.EncodeDelta(d, origin)}
 		if err := cnet.SignEnvelope(key, e); err != nil {
 			t.Fatal(err)
 		}
@@ -95,14 +95,7 @@ func TestEquivocation(t *testing.T) {
 	}
 	connect(t, c, b)
 	connect(t, d, b)
-	for _, p := range []struct {
-		doc *Doc
-		n   *Node
-	}{{dc, c}, {dd, d}} {
-		if _, err := p.doc.Sync(ctx, b.ID()); err != nil {
-			t.Fatal(err)
-		}
-	}
+	// Each connection starts one exchange, which carries the proofs.
 	waitConverged(t, 10*time.Second, db, dc, dd)
 	if got := string(dd.JSON()); got != want {
 		t.Fatalf("peer that held the other side: %s, want %s", got, want)

@@ -86,7 +86,7 @@ func TestSnapshotClaimingOurSeqsRejected(t *testing.T) {
 		t.Fatal(err)
 	}
 	forged := crdt.Encode(crdt.New())
-	err := d.r.IngestSnapshot(ctx, n.ID(), forged, crdt.VersionVector{n.Replica(): 1000})
+	err := d.r.IngestSnapshot(ctx, n.ID(), cnet.Snapshot{State: forged, VV: crdt.VersionVector{n.Replica(): 1000}})
 	var rej *rejectError
 	if !errors.As(err, &rej) || rej.reason != "bad_snapshot" {
 		t.Fatalf("forged snapshot: %v", err)
@@ -196,7 +196,7 @@ func TestSnapshotClaimingOurDotsRejected(t *testing.T) {
 	}
 	forged := crdt.New()
 	forged.Context().AddRange(n.Replica(), 1, 1000)
-	err := d.r.IngestSnapshot(ctx, n.ID(), crdt.Encode(forged), crdt.VersionVector{})
+	err := d.r.IngestSnapshot(ctx, n.ID(), cnet.Snapshot{State: crdt.Encode(forged)})
 	var rej *rejectError
 	if !errors.As(err, &rej) || rej.reason != "bad_snapshot" {
 		t.Fatalf("forged snapshot: %v", err)
@@ -290,7 +290,7 @@ func TestSnapshotOnlyFromWriters(t *testing.T) {
 	waitConverged(t, 10*time.Second, da, df)
 
 	// A peer that sends a snapshot anyway is refused.
-	err := df.r.IngestSnapshot(ctx, open.ID(), crdt.Encode(crdt.New()), crdt.VersionVector{})
+	err := df.r.IngestSnapshot(ctx, open.ID(), cnet.Snapshot{State: crdt.Encode(crdt.New())})
 	var rej *rejectError
 	if !errors.As(err, &rej) || rej.reason != "snapshot_not_writer" {
 		t.Fatalf("snapshot from a non-writer: %v", err)

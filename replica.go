@@ -31,6 +31,10 @@ var storedLimits = cnet.Limits{
 // allow (a delete of a big map covers many dots), elements bounded by bytes.
 var payloadLimits = crdt.Limits{MaxBytes: MaxTxnBytes * 4, MaxElements: MaxTxnBytes * 4}
 
+// errUnproven: the state claims more of an author than the signed heads
+// we hold show (heads.go); it cannot be folded into a snapshot yet.
+var errUnproven = errors.New("concord: state not provable by the heads held")
+
 // maxClockLead is how far ahead of our wall clock a remote timestamp may
 // pull our HLC: a peer with a wild clock cannot drag everyone's clock into
 // the future (its value still counts for its own register writes).
@@ -87,10 +91,12 @@ type replica struct {
 	placing   map[crdt.Dot]struct{}
 	verified  *verifiedCache
 	forkMu    sync.Mutex
-	forks     map[forkKey]bool // fork proofs held (fork.go)
-	snapCache struct {         // last fresh snapshot served (under ingestMu)
-		vv   crdt.VersionVector
-		data []byte
+	forks     map[forkKey]bool            // fork proofs held (fork.go)
+	claims    map[crdt.ReplicaID]claimRef // under mu (heads.go)
+	snapCache struct {                    // last fresh snapshot served (under ingestMu)
+		vv    crdt.VersionVector
+		data  []byte
+		heads [][]byte
 	}
 
 	mu        sync.Mutex
@@ -130,6 +136,7 @@ func openReplica(ctx context.Context, doc string, d replicaDeps) (*replica, erro
 		ingestQ:  make(chan durableChange, 64),
 		placing:  map[crdt.Dot]struct{}{},
 		forks:    map[forkKey]bool{},
+		claims:   map[crdt.ReplicaID]claimRef{},
 	}
 	r.cond = sync.NewCond(&r.mu)
 	snap, ok, err := d.store.Snapshot(ctx, doc)
@@ -143,6 +150,11 @@ func openReplica(ctx context.Context, doc string, d replicaDeps) (*replica, erro
 		}
 		r.state = st
 		r.clock = crdt.HLC(snap.Clock)
+		for _, e := range decodeHeads(snap.Heads) {
+			if d, err := crdt.DecodeDelta(e.Payload, e.Origin, payloadLimits); err == nil {
+				r.noteClaims(d, e.Origin, e.LastSeq())
+			}
+		}
 	}
 	var bad []error
 	err = d.store.Entries(ctx, doc, func(e store.Entry) error {
@@ -160,6 +172,7 @@ func openReplica(ctx context.Context, doc string, d replicaDeps) (*replica, erro
 			return nil
 		}
 		r.state.Merge(delta)
+		r.noteClaims(delta, e.Replica, e.Seq)
 		if h := crdt.HLC(env.HLC); h > r.clock {
 			r.clock = h
 		}
@@ -364,12 +377,14 @@ func (r *replica) startFlush() *inflightFlush {
 	seq := r.nextSeq
 	r.nextSeq++
 	ts := r.clock
+	dot := r.state.Context().Max(r.d.self) // pending writes are applied to state already
+	r.noteClaims(delta, r.d.self, seq)
 	failed := r.failed
 	r.inflightN++
 	r.mu.Unlock()
 	f := &inflightFlush{waiters: waiters, paths: paths, err: failed}
 	if f.err == nil {
-		f.env, f.done, f.err = r.queueOwn(seq, ts, delta)
+		f.env, f.done, f.err = r.queueOwn(seq, ts, dot, delta)
 	}
 	return f
 }
@@ -414,7 +429,7 @@ func (r *replica) complete(f *inflightFlush) {
 // it holds new writes back, lets pending and in-flight ones commit, and
 // encodes. A snapshot so never holds an own write without a durable delta
 // (which, after a crash, would be kept locally but never sent, or reused).
-func (r *replica) encodeDurable() ([]byte, crdt.HLC, error) {
+func (r *replica) encodeDurable() ([]byte, crdt.HLC, *crdt.CausalContext, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.holdN++
@@ -427,17 +442,17 @@ func (r *replica) encodeDurable() ([]byte, crdt.HLC, error) {
 		r.cond.Wait()
 	}
 	if r.failed != nil {
-		return nil, 0, r.failed
+		return nil, 0, nil, r.failed
 	}
 	if r.pending != nil || r.inflightN > 0 {
-		return nil, 0, ErrClosed
+		return nil, 0, nil, ErrClosed
 	}
-	return crdt.Encode(r.state), r.clock, nil
+	return crdt.Encode(r.state), r.clock, r.state.Context().Clone(), nil
 }
 
 // queueOwn signs an own delta and queues it for a synced append.
-func (r *replica) queueOwn(seq uint64, ts crdt.HLC, delta *crdt.State) (*cnet.Envelope, <-chan error, error) {
-	env := &cnet.Envelope{Doc: r.doc, Origin: r.d.self, Seq: seq, HLC: uint64(ts), Payload: crdt.EncodeDelta(delta, r.d.self), Delta: delta}
+func (r *replica) queueOwn(seq uint64, ts crdt.HLC, dot uint64, delta *crdt.State) (*cnet.Envelope, <-chan error, error) {
+	env := &cnet.Envelope{Doc: r.doc, Origin: r.d.self, Seq: seq, HLC: uint64(ts), Dot: dot, Payload: crdt.EncodeDelta(delta, r.d.self), Delta: delta}
 	if err := cnet.SignEnvelope(r.d.key, env); err != nil {
 		return nil, nil, err
 	}
@@ -546,6 +561,12 @@ func (r *replica) ingest(ctx context.Context, from peer.ID, envs []*cnet.Envelop
 			r.d.metrics.Reject("bad_payload")
 			continue
 		}
+		if e.Dot != 0 && delta.Context().Max(e.Origin) > e.Dot {
+			// Dot is the author's signed dot count, which snapshot heads
+			// rely on (heads.go).
+			r.d.metrics.Reject("bad_dot_count")
+			continue
+		}
 		if fork != nil {
 			forks = append(forks, item{env: e, delta: delta, fork: fork})
 			continue
@@ -596,9 +617,15 @@ func (r *replica) ingest(ctx context.Context, from peer.ID, envs []*cnet.Envelop
 	r.mu.Unlock()
 	entries := make([]store.Entry, 0, len(items))
 	placed := map[crdt.Dot]bool{}
+	r.mu.Lock()
 	for _, it := range items {
-		entries = append(entries, r.entriesFor(it.env, it.data, placed)...)
+		es := r.entriesFor(it.env, it.data, placed)
+		if len(es) > 0 {
+			r.noteClaims(it.delta, it.env.Origin, es[0].Seq) // es[0] holds the envelope
+		}
+		entries = append(entries, es...)
 	}
+	r.mu.Unlock()
 	r.setPlacing(entries, true)
 	done, err := r.d.store.AppendAsync(ctx, r.doc, r.d.self, entries)
 	if err != nil {
@@ -857,7 +884,7 @@ func (r *replica) coalesce(run []*cnet.Envelope) (*cnet.Envelope, error) {
 		return nil, fmt.Errorf("aggregate of %d deltas", len(run))
 	}
 	joined := crdt.New()
-	var hlc uint64
+	var hlc, dot uint64
 	for i, env := range run {
 		switch {
 		case env.Origin != r.d.self:
@@ -875,9 +902,9 @@ func (r *replica) coalesce(run []*cnet.Envelope) (*cnet.Envelope, error) {
 			}
 		}
 		joined.Merge(d)
-		hlc = max(hlc, env.HLC)
+		hlc, dot = max(hlc, env.HLC), max(dot, env.Dot)
 	}
-	env := &cnet.Envelope{Doc: r.doc, Origin: r.d.self, Seq: run[0].Seq, Last: run[len(run)-1].Seq, HLC: hlc, Payload: crdt.EncodeDelta(joined, r.d.self)}
+	env := &cnet.Envelope{Doc: r.doc, Origin: r.d.self, Seq: run[0].Seq, Last: run[len(run)-1].Seq, HLC: hlc, Dot: dot, Payload: crdt.EncodeDelta(joined, r.d.self)}
 	if err := cnet.SignEnvelope(r.d.key, env); err != nil {
 		return nil, err
 	}
@@ -887,20 +914,20 @@ func (r *replica) coalesce(run []*cnet.Envelope) (*cnet.Envelope, error) {
 // SnapshotFor implements cnet.Replica: the stored snapshot when the log no
 // longer reaches back to have, or a fresh one for a peer that has nothing
 // of a long log (cheaper than replaying every delta).
-func (r *replica) SnapshotFor(ctx context.Context, p peer.ID, have crdt.VersionVector) ([]byte, crdt.VersionVector, bool, error) {
+func (r *replica) SnapshotFor(ctx context.Context, p peer.ID, have crdt.VersionVector) (cnet.Snapshot, bool, error) {
 	if r.d.store.NeedsSnapshot(r.doc, have) {
 		snap, ok, err := r.d.store.Snapshot(ctx, r.doc)
 		if err != nil || !ok {
-			return nil, nil, false, err
+			return cnet.Snapshot{}, false, err
 		}
-		return snap.State, snap.VV, true, nil
+		return cnet.Snapshot{State: snap.State, VV: snap.VV, Heads: r.heads(ctx, snap.Heads, nil, nil)}, true, nil
 	}
 	if len(have) > 0 || (r.d.writers != nil && (!r.d.writers[r.d.selfPeer] || !r.d.writers[p])) {
 		// With an allowlist, snapshots travel only between writers: ours
 		// would be refused by a peer that shares the allowlist if we are
 		// not one, and a peer that is not one is better served the log,
 		// which it can pass on (its own snapshots would be refused).
-		return nil, nil, false, nil
+		return cnet.Snapshot{}, false, nil
 	}
 	r.ingestMu.Lock()
 	defer r.ingestMu.Unlock()
@@ -910,17 +937,29 @@ func (r *replica) SnapshotFor(ctx context.Context, p peer.ID, have crdt.VersionV
 		total += n
 	}
 	if total <= uint64(r.d.snapshotAfter) {
-		return nil, nil, false, nil
+		return cnet.Snapshot{}, false, nil
 	}
 	if r.snapCache.data != nil && r.snapCache.vv.Equal(vv) {
-		return r.snapCache.data, vv, true, nil // nothing new: no re-encoding
+		return cnet.Snapshot{State: r.snapCache.data, VV: vv, Heads: r.snapCache.heads}, true, nil // nothing new: no re-encoding
 	}
-	b, _, err := r.encodeDurable() // covers vv: merges precede appends
+	b, _, cc, err := r.encodeDurable() // covers vv: merges precede appends
 	if err != nil {
-		return nil, nil, false, err
+		return cnet.Snapshot{}, false, err
 	}
-	r.snapCache.vv, r.snapCache.data = vv, b
-	return b, vv, true, nil
+	old, _, err := r.d.store.Snapshot(ctx, r.doc)
+	if err != nil {
+		return cnet.Snapshot{}, false, err
+	}
+	heads := r.heads(ctx, old.Heads, nil, cc)
+	if err := checkClaims(cc, vv, boundsOf(decodeHeads(heads)), func(rep crdt.ReplicaID) bool { q, _ := cnet.PeerOf(rep); return q == p }); err != nil {
+		// Our state holds dots of an author we hold no signed head for
+		// (a delete by another writer covered them): the peer would
+		// refuse the snapshot, so it gets the log.
+		r.d.log.Debug("fresh snapshot not offered", "err", err)
+		return cnet.Snapshot{}, false, nil
+	}
+	r.snapCache.vv, r.snapCache.data, r.snapCache.heads = vv, b, heads
+	return cnet.Snapshot{State: b, VV: vv, Heads: heads}, true, nil
 }
 
 // IngestSnapshot implements cnet.Replica.
@@ -928,7 +967,8 @@ func (r *replica) SnapshotFor(ctx context.Context, p peer.ID, have crdt.VersionV
 // writers are trusted with snapshots.
 func (r *replica) AcceptsSnapshot(p peer.ID) bool { return r.d.writers == nil || r.d.writers[p] }
 
-func (r *replica) IngestSnapshot(ctx context.Context, from peer.ID, state []byte, vv crdt.VersionVector) error {
+func (r *replica) IngestSnapshot(ctx context.Context, from peer.ID, snap cnet.Snapshot) error {
+	state, vv := snap.State, snap.VV
 	if !r.AcceptsSnapshot(from) {
 		// A snapshot carries no author signatures: its causal context could
 		// claim other writers' dots, deleting their data and swallowing
@@ -975,10 +1015,22 @@ func (r *replica) IngestSnapshot(ctx context.Context, from peer.ID, state []byte
 		r.d.metrics.Reject("bad_snapshot")
 		return reject("bad_snapshot", fmt.Errorf("snapshot claims our dot %d, we minted %d", n, myDots))
 	}
+	if err := r.checkHeads(from, st, vv, snap.Heads); err != nil {
+		var rj *rejectError
+		if errors.As(err, &rj) {
+			r.d.metrics.Reject(rj.reason)
+		}
+		return err
+	}
 	r.mu.Lock()
 	paths := r.state.MergeChanges(st)
+	for _, e := range decodeHeads(snap.Heads) {
+		if d, err := crdt.DecodeDelta(e.Payload, e.Origin, payloadLimits); err == nil {
+			r.noteClaims(d, e.Origin, e.LastSeq())
+		}
+	}
 	r.mu.Unlock()
-	if err := r.snapshotLocked(ctx, vv); err != nil {
+	if err := r.snapshotLocked(ctx, vv, snap.Heads, false); err != nil {
 		return fmt.Errorf("concord: store received snapshot: %w", err)
 	}
 	r.notify(Change{Doc: r.doc, Peer: from, Paths: paths})
@@ -1109,7 +1161,7 @@ func (r *replica) compactionFloorLocked() crdt.VersionVector {
 func (r *replica) compact(ctx context.Context, upTo crdt.VersionVector) error {
 	r.ingestMu.Lock()
 	defer r.ingestMu.Unlock()
-	return r.snapshotLocked(ctx, upTo)
+	return r.snapshotLocked(ctx, upTo, nil, true)
 }
 
 // compactNow compacts up to the compaction floor, without a threshold.
@@ -1121,9 +1173,13 @@ func (r *replica) compactNow(ctx context.Context) error {
 }
 
 // snapshotLocked stores the durable state as the snapshot, covering the old
-// snapshot's vector and upTo, and drops the log it covers. Caller holds
-// ingestMu.
-func (r *replica) snapshotLocked(ctx context.Context, upTo crdt.VersionVector) error {
+// snapshot's vector and upTo, and drops the log it covers. It keeps with
+// it every author's head (from the log, the old snapshot and extraHeads,
+// heads received with a snapshot). With proven, a state claiming more of
+// some author than its heads prove is not folded (the compaction waits for
+// the author's deltas): a snapshot that cannot be proven could not be
+// served. Caller holds ingestMu.
+func (r *replica) snapshotLocked(ctx context.Context, upTo crdt.VersionVector, extraHeads [][]byte, proven bool) error {
 	old, _, err := r.d.store.Snapshot(ctx, r.doc)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
@@ -1131,11 +1187,17 @@ func (r *replica) snapshotLocked(ctx context.Context, upTo crdt.VersionVector) e
 	vv := crdt.VersionVector{}
 	vv.Merge(old.VV)
 	vv.Merge(upTo)
-	enc, clock, err := r.encodeDurable()
+	enc, clock, cc, err := r.encodeDurable()
 	if err != nil {
 		return err
 	}
-	return r.d.store.Compact(ctx, r.doc, store.Snapshot{State: enc, VV: vv, Clock: uint64(clock)})
+	heads := r.heads(ctx, old.Heads, extraHeads, cc)
+	if proven {
+		if err := checkClaims(cc, vv, boundsOf(decodeHeads(heads)), func(crdt.ReplicaID) bool { return false }); err != nil {
+			return fmt.Errorf("%w: %w", errUnproven, err)
+		}
+	}
+	return r.d.store.Compact(ctx, r.doc, store.Snapshot{State: enc, VV: vv, Clock: uint64(clock), Heads: heads})
 }
 
 func (r *replica) updateOutboxMetric() {

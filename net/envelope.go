@@ -120,8 +120,13 @@ type Envelope struct {
 	// deltas Seq..Last, signed once by the author — has Last > Seq; the
 	// sync stream and the author's gossip send one instead of the run, which
 	// saves signatures and the overwritten history of every delta in it.
-	Last    uint64
-	HLC     uint64
+	Last uint64
+	HLC  uint64
+	// Dot is the author's dot counter once this delta is applied: the
+	// highest dot it had minted, signed, so that a snapshot claiming the
+	// author's dots can be checked against it (a head; see the README,
+	// "Anti-entropy"). 0 in envelopes from before it existed.
+	Dot     uint64
 	Payload []byte
 	Sig     []byte
 	// Delta, when set, is Payload decoded: the author keeps its own delta
@@ -153,6 +158,7 @@ type envelopeWire struct {
 	Payload []byte `cbor:"6,keyasint,omitempty"`
 	Sig     []byte `cbor:"7,keyasint,omitempty"`
 	Last    uint64 `cbor:"8,keyasint,omitempty"`
+	Dot     uint64 `cbor:"9,keyasint,omitempty"`
 }
 
 // signedWire is what an author signs (after sigDomain): the envelope
@@ -166,13 +172,14 @@ type signedWire struct {
 	HLC     uint64 `cbor:"5,keyasint"`
 	Payload []byte `cbor:"6,keyasint,omitempty"`
 	Last    uint64 `cbor:"8,keyasint,omitempty"`
+	Dot     uint64 `cbor:"9,keyasint,omitempty"`
 }
 
 func (e *Envelope) wire() envelopeWire {
 	return envelopeWire{
 		V: ProtocolVersion, T: TypeEnvelope,
 		Doc: e.Doc, Origin: string(e.Origin), Seq: e.Seq, HLC: e.HLC,
-		Payload: e.Payload, Sig: e.Sig, Last: e.Last,
+		Payload: e.Payload, Sig: e.Sig, Last: e.Last, Dot: e.Dot,
 	}
 }
 
@@ -182,7 +189,7 @@ func (e *Envelope) signingBytes() ([]byte, error) {
 	b, err := encMode.Marshal(signedWire{
 		V: ProtocolVersion, T: TypeEnvelope,
 		Doc: e.Doc, Origin: string(e.Origin), Seq: e.Seq, HLC: e.HLC,
-		Payload: e.Payload, Last: e.Last,
+		Payload: e.Payload, Last: e.Last, Dot: e.Dot,
 	})
 	if err != nil {
 		return nil, err
@@ -270,7 +277,7 @@ func (w *envelopeWire) envelope(lim Limits) (*Envelope, error) {
 		return nil, fmt.Errorf("%w: envelope doc name length %d", ErrMalformed, len(w.Doc))
 	case w.Origin == "" || len(w.Origin) > maxReplicaLen:
 		return nil, fmt.Errorf("%w: envelope origin length %d", ErrMalformed, len(w.Origin))
-	case w.Seq == 0 || w.Seq > crdt.MaxCounter || w.Last > crdt.MaxCounter:
+	case w.Seq == 0 || w.Seq > crdt.MaxCounter || w.Last > crdt.MaxCounter || w.Dot > crdt.MaxCounter:
 		return nil, fmt.Errorf("%w: envelope seq %d..%d out of range", ErrMalformed, w.Seq, w.Last)
 	case w.Last != 0 && w.Last <= w.Seq:
 		return nil, fmt.Errorf("%w: aggregate range %d..%d", ErrMalformed, w.Seq, w.Last)
@@ -282,7 +289,7 @@ func (w *envelopeWire) envelope(lim Limits) (*Envelope, error) {
 		return nil, fmt.Errorf("%w: signature is %d bytes", ErrMalformed, len(w.Sig))
 	}
 	return &Envelope{
-		Doc: w.Doc, Origin: crdt.ReplicaID(w.Origin), Seq: w.Seq, Last: w.Last, HLC: w.HLC,
+		Doc: w.Doc, Origin: crdt.ReplicaID(w.Origin), Seq: w.Seq, Last: w.Last, HLC: w.HLC, Dot: w.Dot,
 		Payload: w.Payload, Sig: w.Sig,
 	}, nil
 }

@@ -30,6 +30,21 @@ type SyncMsg struct {
 	// NoSnapshot (Hello): the sender would refuse a snapshot from this
 	// peer; send the log instead, as far as it reaches.
 	NoSnapshot bool
+	// Heads (Snapshot): encoded envelopes signed by the authors the
+	// snapshot covers (see Snapshot.Heads).
+	Heads [][]byte
+}
+
+// Snapshot is a compacted state as the sync protocol carries it.
+type Snapshot struct {
+	State []byte             // encoded crdt state
+	VV    crdt.VersionVector // the deltas it covers
+	// Heads bound what the snapshot may claim of each author: for each
+	// one, the envelope it signed with the highest sequence number the
+	// sender holds, whose Dot is the author's own count of the dots it
+	// minted. A receiver refuses a snapshot claiming more of an author's
+	// sequence numbers or dots than its heads show.
+	Heads [][]byte
 }
 
 type syncWire struct {
@@ -40,6 +55,7 @@ type syncWire struct {
 	Envs   [][]byte          `cbor:"4,keyasint,omitempty"`
 	State  []byte            `cbor:"5,keyasint,omitempty"`
 	NoSnap bool              `cbor:"6,keyasint,omitempty"`
+	Heads  [][]byte          `cbor:"7,keyasint,omitempty"`
 }
 
 // SyncLimits bounds what a sync decoder accepts.
@@ -59,7 +75,7 @@ func DefaultSyncLimits() SyncLimits {
 
 // EncodeSyncMsg returns the deterministic encoding of m.
 func EncodeSyncMsg(m *SyncMsg) ([]byte, error) {
-	w := syncWire{V: ProtocolVersion, T: m.Type, Doc: m.Doc, Envs: m.Envelopes, State: m.State, VV: wireVV(m.VV), NoSnap: m.NoSnapshot}
+	w := syncWire{V: ProtocolVersion, T: m.Type, Doc: m.Doc, Envs: m.Envelopes, State: m.State, VV: wireVV(m.VV), NoSnap: m.NoSnapshot, Heads: m.Heads}
 	out, err := encMode.Marshal(w)
 	if err != nil {
 		return nil, fmt.Errorf("net: encode sync message: %w", err)
@@ -86,7 +102,10 @@ func DecodeSyncMsg(b []byte, lim SyncLimits) (*SyncMsg, error) {
 	if w.T != TypeSyncSnapshot && len(b) > lim.MaxFrameBytes {
 		return nil, fmt.Errorf("%w: sync frame is %d bytes, limit %d", ErrTooLarge, len(b), lim.MaxFrameBytes)
 	}
-	m := &SyncMsg{Type: w.T, Doc: w.Doc, Envelopes: w.Envs, State: w.State, NoSnapshot: w.NoSnap}
+	m := &SyncMsg{Type: w.T, Doc: w.Doc, Envelopes: w.Envs, State: w.State, NoSnapshot: w.NoSnap, Heads: w.Heads}
+	if len(w.Heads) > lim.Envelope.MaxVVEntries {
+		return nil, fmt.Errorf("%w: %d snapshot heads", ErrTooLarge, len(w.Heads))
+	}
 	switch w.T {
 	case TypeSyncHello, TypeSyncDone, TypeSyncSnapshot, TypeSyncDeltas:
 	default:
@@ -122,7 +141,7 @@ type Replica interface {
 	// SnapshotFor returns a snapshot for peer p when the log no longer
 	// holds some delta that have lacks (or when it would be cheaper); ok is
 	// false when the log suffices.
-	SnapshotFor(ctx context.Context, p peer.ID, have crdt.VersionVector) (state []byte, vv crdt.VersionVector, ok bool, err error)
+	SnapshotFor(ctx context.Context, p peer.ID, have crdt.VersionVector) (snap Snapshot, ok bool, err error)
 	// Ingest verifies, merges and durably stores envelopes received from
 	// peer from. Invalid envelopes are rejected and counted, not returned as
 	// an error; an error means the replica could not persist.
@@ -131,7 +150,7 @@ type Replica interface {
 	// ingested (snapshots carry no author signatures).
 	AcceptsSnapshot(p peer.ID) bool
 	// IngestSnapshot merges a snapshot received from peer from.
-	IngestSnapshot(ctx context.Context, from peer.ID, state []byte, vv crdt.VersionVector) error
+	IngestSnapshot(ctx context.Context, from peer.ID, snap Snapshot) error
 	// Observed records that peer from holds vv (an acknowledgment).
 	Observed(from peer.ID, vv crdt.VersionVector)
 }
@@ -213,7 +232,7 @@ func (s *SyncSession) Handle(ctx context.Context, m *SyncMsg) error {
 			return fmt.Errorf("%w: second snapshot", ErrSyncProtocol)
 		}
 		s.stats.Snapshot = true
-		if err := s.r.IngestSnapshot(ctx, s.peer, m.State, m.VV); err != nil {
+		if err := s.r.IngestSnapshot(ctx, s.peer, Snapshot{State: m.State, VV: m.VV, Heads: m.Heads}); err != nil {
 			return err
 		}
 	case TypeSyncDeltas:
@@ -251,17 +270,17 @@ func (s *SyncSession) Next(ctx context.Context) (*SyncMsg, error) {
 	}
 	if !s.snapDone && !s.noSnap {
 		s.snapDone = true
-		state, vv, ok, err := s.r.SnapshotFor(ctx, s.peer, s.peerVV)
+		snap, ok, err := s.r.SnapshotFor(ctx, s.peer, s.peerVV)
 		if err != nil {
 			return nil, err
 		}
 		if ok {
 			// The peer now holds what the snapshot covers.
 			have := s.peerVV.Clone()
-			have.Merge(vv)
+			have.Merge(snap.VV)
 			s.peerVV = have
 			s.stats.SnapshotOut = true
-			return &SyncMsg{Type: TypeSyncSnapshot, VV: vv, State: state}, nil
+			return &SyncMsg{Type: TypeSyncSnapshot, VV: snap.VV, State: snap.State, Heads: snap.Heads}, nil
 		}
 	}
 	if !s.logDone {

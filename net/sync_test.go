@@ -93,11 +93,11 @@ func (f *fakeReplica) Missing(ctx context.Context, have crdt.VersionVector, cur 
 
 func (f *fakeReplica) AcceptsSnapshot(peer.ID) bool { return true }
 
-func (f *fakeReplica) SnapshotFor(_ context.Context, _ peer.ID, have crdt.VersionVector) ([]byte, crdt.VersionVector, bool, error) {
+func (f *fakeReplica) SnapshotFor(_ context.Context, _ peer.ID, have crdt.VersionVector) (Snapshot, bool, error) {
 	if f.snap == nil || have.Covers(f.snapVV) {
-		return nil, nil, false, nil
+		return Snapshot{}, false, nil
 	}
-	return f.snap, f.snapVV, true, nil
+	return Snapshot{State: f.snap, VV: f.snapVV}, true, nil
 }
 
 func (f *fakeReplica) Ingest(ctx context.Context, _ peer.ID, envs []*Envelope) error {
@@ -120,7 +120,8 @@ func (f *fakeReplica) Ingest(ctx context.Context, _ peer.ID, envs []*Envelope) e
 	return f.st.Append(ctx, f.doc, f.self, es)
 }
 
-func (f *fakeReplica) IngestSnapshot(ctx context.Context, _ peer.ID, state []byte, vv crdt.VersionVector) error {
+func (f *fakeReplica) IngestSnapshot(ctx context.Context, _ peer.ID, snap Snapshot) error {
+	state, vv := snap.State, snap.VV
 	f.gotSnaps = append(f.gotSnaps, state)
 	old, _, err := f.st.Snapshot(ctx, f.doc)
 	if err != nil {

@@ -16,6 +16,10 @@ type Snapshot struct {
 	// Clock is the writer's hybrid logical clock when the snapshot was
 	// taken, so a restart never issues timestamps below ones it issued.
 	Clock uint64
+	// Heads are opaque records kept with the snapshot (the document keeps
+	// there the latest signed envelope of each author whose log entries
+	// the snapshot folded).
+	Heads [][]byte
 }
 
 // Snapshot returns doc's snapshot; ok is false when there is none. Errors:
@@ -73,7 +77,7 @@ func (s *Store) Compact(ctx context.Context, doc string, snap Snapshot) error {
 	}
 	var runs []seqRun
 	ops := []op{
-		{key: snapKey(doc), value: s.codec.encodeSnap(Snapshot{State: snap.State, VV: vv, Clock: snap.Clock})},
+		{key: snapKey(doc), value: s.codec.encodeSnap(Snapshot{State: snap.State, VV: vv, Clock: snap.Clock, Heads: snap.Heads})},
 		{key: intentKey(doc), value: s.codec.marshal(intentRecord{VV: vvToMap(vv)})},
 	}
 	err := s.submit(ctx, ops, func() {

@@ -28,6 +28,7 @@ type snapRecord struct {
 	VV    map[string]uint64 `cbor:"2,keyasint"`
 	CRC   uint32            `cbor:"3,keyasint"` // CRC-32C of State
 	Clock uint64            `cbor:"4,keyasint,omitempty"`
+	Heads [][]byte          `cbor:"5,keyasint,omitempty"`
 }
 
 type intentRecord struct {
@@ -118,7 +119,7 @@ func (c codec) decodeLog(k datastore.Key, b []byte) ([]byte, error) {
 }
 
 func (c codec) encodeSnap(s Snapshot) []byte {
-	return c.marshal(snapRecord{State: s.State, VV: vvToMap(s.VV), CRC: crc32.Checksum(s.State, castagnoli), Clock: s.Clock})
+	return c.marshal(snapRecord{State: s.State, VV: vvToMap(s.VV), CRC: crc32.Checksum(s.State, castagnoli), Clock: s.Clock, Heads: s.Heads})
 }
 
 func (c codec) decodeSnap(k datastore.Key, b []byte) (Snapshot, error) {
@@ -129,7 +130,7 @@ func (c codec) decodeSnap(k datastore.Key, b []byte) (Snapshot, error) {
 	if crc32.Checksum(r.State, castagnoli) != r.CRC {
 		return Snapshot{}, fmt.Errorf("%w: %s: checksum mismatch", ErrCorrupt, k)
 	}
-	return Snapshot{State: r.State, VV: vvFromMap(r.VV), Clock: r.Clock}, nil
+	return Snapshot{State: r.State, VV: vvFromMap(r.VV), Clock: r.Clock, Heads: r.Heads}, nil
 }
 
 func (c codec) encodePeer(p PeerRecord) []byte {

@@ -1,0 +1,251 @@
+package concord
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/concord-p2p/concord/crdt"
+	cnet "github.com/concord-p2p/concord/net"
+)
+
+// Snapshot trust: a snapshot carries no author signatures, so a peer
+// serving one could claim other writers' sequence numbers or dots — which,
+// merged, would delete their data and swallow their next writes. Every
+// envelope carries its author's signed dot count (Envelope.Dot), and a
+// snapshot travels with heads: signed envelopes that show everything it
+// claims — for every author, its envelope with the highest sequence number
+// the sender holds, and where another writer's delete covered more of an
+// author's dots than that, the deleting envelope. A receiver refuses a
+// snapshot claiming more of an author's sequence numbers or dots than the
+// heads (or what the receiver itself already holds) show, so a snapshot
+// can claim nothing that its authors did not sign. The document keeps its
+// heads with its own snapshot, so it can prove what it serves later.
+
+// headBound is what the heads prove of one author.
+type headBound struct{ seq, dot uint64 }
+
+// maxHeads bounds the heads of one snapshot (as the sync decoder does).
+const maxHeads = 4096
+
+// claimRef names the stored envelope whose delta claims the most dots of
+// one replica other than its own author (a delete by another writer covers
+// the dots it observed): when the replica's own head does not reach that
+// far, the snapshot carries this envelope too, so that what it claims was
+// signed by someone (see the README, "Anti-entropy").
+type claimRef struct {
+	dot    uint64
+	origin crdt.ReplicaID
+	slot   uint64 // where the envelope is stored (the log slot, or LastSeq for a kept head)
+}
+
+// noteClaims records the claims delta, stored at (origin, slot), makes of
+// other replicas' dots. Caller holds r.mu (or owns r).
+func (r *replica) noteClaims(delta *crdt.State, origin crdt.ReplicaID, slot uint64) {
+	cc := delta.Context()
+	for _, rep := range cc.Replicas() {
+		if rep == origin {
+			continue // proven by the author's own head
+		}
+		if m := cc.Max(rep); m > r.claims[rep].dot {
+			r.claims[rep] = claimRef{m, origin, slot}
+		}
+	}
+}
+
+// decodeHeads decodes encoded envelopes, skipping undecodable ones.
+func decodeHeads(heads [][]byte) []*cnet.Envelope {
+	out := make([]*cnet.Envelope, 0, len(heads))
+	for _, b := range heads {
+		if e, err := cnet.DecodeEnvelope(b, storedLimits); err == nil {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// boundsOf returns what envelopes (verified by the caller, or our own)
+// show: per author its highest sequence number and signed dot count, and
+// per replica the most dots any of them claims.
+func boundsOf(envs []*cnet.Envelope) map[crdt.ReplicaID]headBound {
+	out := map[crdt.ReplicaID]headBound{}
+	for _, e := range envs {
+		hb := out[e.Origin]
+		out[e.Origin] = headBound{max(hb.seq, e.LastSeq()), max(hb.dot, e.Dot)}
+		d, err := crdt.DecodeDelta(e.Payload, e.Origin, payloadLimits)
+		if err != nil {
+			continue
+		}
+		for _, rep := range d.Context().Replicas() {
+			if rep != e.Origin {
+				hb := out[rep]
+				out[rep] = headBound{hb.seq, max(hb.dot, d.Context().Max(rep))}
+			}
+		}
+	}
+	return out
+}
+
+// envelopeAt returns the envelope stored at (rep, slot) in the log
+// (following a marker to its aggregate), or nil.
+func (r *replica) envelopeAt(ctx context.Context, rep crdt.ReplicaID, slot uint64) *cnet.Envelope {
+	if slot == 0 {
+		return nil
+	}
+	ent, err := r.d.store.Get(ctx, r.doc, rep, slot)
+	if err != nil {
+		return nil // compacted: the snapshot keeps it
+	}
+	if at, ok := cnet.DecodeMarker(ent.Data); ok {
+		if ent, err = r.d.store.Get(ctx, r.doc, rep, at); err != nil {
+			return nil
+		}
+	}
+	e, err := cnet.DecodeEnvelope(ent.Data, storedLimits)
+	if err != nil {
+		return nil
+	}
+	return e
+}
+
+// heads returns the envelopes that prove what a snapshot of the document
+// claims: for every author it holds deltas of (or cc names), its envelope
+// with the highest sequence number, and for every replica whose dots
+// another writer's delta claims beyond that, the claiming envelope. Each
+// comes from the log, from kept (the heads stored with the snapshot) or
+// from extra (heads just received).
+func (r *replica) heads(ctx context.Context, kept, extra [][]byte, cc *crdt.CausalContext) [][]byte {
+	all := decodeHeads(append(slices.Clone(kept), extra...))
+	best := map[crdt.ReplicaID]*cnet.Envelope{}
+	consider := func(e *cnet.Envelope) {
+		if o := best[e.Origin]; o == nil || e.LastSeq() > o.LastSeq() {
+			best[e.Origin] = e
+		}
+	}
+	for _, e := range all {
+		consider(e)
+	}
+	reps := r.d.store.Contiguous(r.doc)
+	if cc != nil {
+		for _, rep := range cc.Replicas() {
+			reps[rep] = max(reps[rep], 0)
+		}
+	}
+	for rep := range reps {
+		if e := r.envelopeAt(ctx, rep, r.d.store.MaxSeq(r.doc, rep)); e != nil {
+			consider(e)
+		}
+	}
+	type key struct {
+		origin    crdt.ReplicaID
+		seq, last uint64
+	}
+	picked := map[key]*cnet.Envelope{}
+	for _, e := range best {
+		picked[key{e.Origin, e.Seq, e.Last}] = e
+	}
+	r.mu.Lock()
+	claims := maps.Clone(r.claims)
+	r.mu.Unlock()
+	for rep, c := range claims {
+		if o := best[rep]; o != nil && o.Dot >= c.dot {
+			continue // the replica's own head proves it
+		}
+		e := r.envelopeAt(ctx, c.origin, c.slot)
+		for _, k := range all {
+			if e != nil {
+				break
+			}
+			if k.Origin == c.origin && k.Seq <= c.slot && c.slot <= k.LastSeq() {
+				e = k
+			}
+		}
+		if e != nil {
+			picked[key{e.Origin, e.Seq, e.Last}] = e
+		}
+	}
+	keys := slices.SortedFunc(maps.Keys(picked), func(a, b key) int {
+		return cmp.Or(strings.Compare(string(a.origin), string(b.origin)), cmp.Compare(a.seq, b.seq), cmp.Compare(a.last, b.last))
+	})
+	out := make([][]byte, 0, len(keys))
+	for _, k := range keys {
+		if len(out) == maxHeads {
+			break
+		}
+		b, err := cnet.EncodeEnvelope(picked[k])
+		if err != nil {
+			continue
+		}
+		out = append(out, b)
+	}
+	return out
+}
+
+// checkHeads verifies a received snapshot's heads and that the snapshot
+// claims nothing of any author beyond them (or beyond what we hold of it
+// already). Our own replica is checked by the caller against what we
+// wrote.
+func (r *replica) checkHeads(from peer.ID, st *crdt.State, vv crdt.VersionVector, heads [][]byte) error {
+	envs := make([]*cnet.Envelope, 0, len(heads))
+	for _, b := range heads {
+		e, err := cnet.DecodeEnvelope(b, storedLimits)
+		if err != nil {
+			return reject("bad_snapshot", fmt.Errorf("snapshot head: %w", err))
+		}
+		if e.Doc != r.doc {
+			return reject("bad_snapshot", fmt.Errorf("snapshot head for document %q", e.Doc))
+		}
+		if err := r.check(from, e); err != nil {
+			return err
+		}
+		envs = append(envs, e)
+	}
+	bound := boundsOf(envs)
+	// What we hold of an author needs no proof.
+	r.mu.Lock()
+	for _, rep := range st.Context().Replicas() {
+		hb := bound[rep]
+		bound[rep] = headBound{max(hb.seq, r.d.store.MaxSeq(r.doc, rep)), max(hb.dot, r.state.Context().Max(rep))}
+	}
+	r.mu.Unlock()
+	for rep := range vv {
+		hb := bound[rep]
+		bound[rep] = headBound{max(hb.seq, r.d.store.MaxSeq(r.doc, rep)), hb.dot}
+	}
+	if err := checkClaims(st.Context(), vv, bound, func(rep crdt.ReplicaID) bool { return rep == r.d.self }); err != nil {
+		return reject("snapshot_unproven", err)
+	}
+	return nil
+}
+
+// checkClaims reports the first author (other than those skip names) of
+// whom a snapshot with context cc and vector vv claims more sequence
+// numbers or dots than bound shows.
+func checkClaims(cc *crdt.CausalContext, vv crdt.VersionVector, bound map[crdt.ReplicaID]headBound, skip func(crdt.ReplicaID) bool) error {
+	check := func(rep crdt.ReplicaID) error {
+		if skip(rep) {
+			return nil
+		}
+		hb := bound[rep]
+		if seq, dot := vv[rep], cc.Max(rep); seq > hb.seq || dot > hb.dot {
+			return fmt.Errorf("snapshot claims seq %d and dot %d of %s, its heads show %d and %d", seq, dot, rep, hb.seq, hb.dot)
+		}
+		return nil
+	}
+	for _, rep := range cc.Replicas() {
+		if err := check(rep); err != nil {
+			return err
+		}
+	}
+	for rep := range vv {
+		if err := check(rep); err != nil {
+			return err
+		}
+	}
+	return nil
+}
