@@ -1134,7 +1134,9 @@ func (r *replica) maybeCompact() {
 	go func() {
 		defer r.wg.Done()
 		defer func() { r.mu.Lock(); r.compactOn = false; r.mu.Unlock() }()
-		if err := r.compact(context.Background(), floor); err != nil {
+		if err := r.compact(context.Background(), floor); errors.Is(err, errUnproven) {
+			r.d.log.Debug("compaction deferred", "doc", r.doc, "err", err)
+		} else if err != nil {
 			r.d.log.Warn("compaction failed", "doc", r.doc, "err", err)
 		}
 	}()
