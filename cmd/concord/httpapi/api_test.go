@@ -351,18 +351,25 @@ func TestEventsEndWithRequestContext(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer n.Close()
+	if _, err := n.Doc(context.Background(), "d"); err != nil { // open already: the cancelled request still streams
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
+	// httptest's Host is example.com, and there is no connection address.
 	req := httptest.NewRequestWithContext(ctx, "GET", "/v1/docs/d/events", nil)
 	rec := httptest.NewRecorder()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		New(n, Options{}).ServeHTTP(rec, req)
+		New(n, Options{Hosts: []string{"example.com"}}).ServeHTTP(rec, req)
 	}()
 	cancel()
 	select {
 	case <-done:
 	case <-time.After(10 * time.Second):
 		t.Fatal("stream did not end with its request context")
+	}
+	if rec.Code != http.StatusOK || !strings.HasPrefix(rec.Body.String(), ": ok") {
+		t.Fatalf("stream was not served: %d %q", rec.Code, rec.Body.String())
 	}
 }

@@ -11,6 +11,15 @@
 // Every error is a JSON object {"error": "..."} with a 4xx (or, for a
 // failure of the node itself, 5xx) status.
 //
+// # Access
+//
+// Every route is guarded (see the access fields of [Options]): a Host
+// header that does not name the API (DNS rebinding) and an Origin header
+// that is neither the API's own nor one of Options.Origins (a page of
+// another site) are refused with 403; allowed origins get CORS headers and
+// preflight answers. With Options.Token every route but /metrics needs
+// "Authorization: Bearer <token>" (401 otherwise).
+//
 // # Usage
 //
 //	node, _ := concord.Open(ctx, cfg)

@@ -38,6 +38,35 @@ type Options struct {
 	MaxStreams int
 	// Logger. Default: discard.
 	Logger *slog.Logger
+
+	// Access. Every request, on every route (preflights included), passes
+	// two checks, each refused with 403:
+	//
+	//   - its Host must name the API: the local address the connection
+	//     arrived on ("127.0.0.1:8080"; when that address is a loopback one,
+	//     also "localhost", "127.0.0.1" and "[::1]" with its port), or one
+	//     of Hosts. This defeats DNS rebinding: a hostile name resolved to
+	//     the peer's address still sends its own name as Host.
+	//   - if it has an Origin header, that must be one of the API's own
+	//     origins ("http://" + an accepted Host) or one of Origins. "null"
+	//     is a foreign origin. Allowed origins get CORS headers, and their
+	//     preflights (OPTIONS with Access-Control-Request-Method) are
+	//     answered with 204. Requests without Origin (not from a browser
+	//     page, or same-origin GETs) are not affected.
+
+	// Origins are web origins allowed besides the API's own, as browsers
+	// send them: "http://localhost:3000" (see ParseOrigin; entries that do
+	// not parse match nothing).
+	Origins []string
+	// Hosts are Host header values accepted besides the connection's local
+	// address: "name:port", or a name alone for port 80. For an API bound
+	// to a host name ("myhost.lan:8080").
+	Hosts []string
+	// Token, when set, is required as "Authorization: Bearer <Token>" on
+	// every route except /metrics; a request without it is refused with 401.
+	// Preflights are answered without it (browsers never send credentials
+	// on them).
+	Token string
 }
 
 // API serves one node. Create it with New.
@@ -45,6 +74,7 @@ type API struct {
 	node    *concord.Node
 	opts    Options
 	mux     *http.ServeMux
+	access  access
 	streams atomic.Int64 // event streams open
 }
 
@@ -69,7 +99,7 @@ func New(node *concord.Node, opts Options) *API {
 			opts.Gatherer = reg
 		}
 	}
-	a := &API{node: node, opts: opts, mux: http.NewServeMux()}
+	a := &API{node: node, opts: opts, mux: http.NewServeMux(), access: newAccess(opts)}
 	a.mux.HandleFunc("GET /v1/status", a.status)
 	a.mux.HandleFunc("GET /v1/docs/{doc}", a.getDoc)
 	a.mux.HandleFunc("POST /v1/docs/{doc}/ops", a.postOps)
@@ -83,8 +113,9 @@ func New(node *concord.Node, opts Options) *API {
 	return a
 }
 
-// ServeHTTP implements http.Handler.
-func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
+// ServeHTTP implements http.Handler: the access checks of Options, then
+// the routes.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.access.guard(w, r, a.mux) }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	b, err := json.Marshal(v)
