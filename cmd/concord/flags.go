@@ -100,3 +100,21 @@ func readWriters(path string) ([]peer.ID, error) {
 	}
 	return ids, nil
 }
+
+// readToken reads an --http-token file: one line, the token (surrounding
+// white space and the line end are dropped). An empty file, a second line
+// or a token with spaces or control characters is an error.
+func readToken(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("--http-token: %w", err)
+	}
+	tok := strings.TrimSpace(string(b))
+	if tok == "" {
+		return "", fmt.Errorf("--http-token %s: the file is empty", path)
+	}
+	if strings.ContainsFunc(tok, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+		return "", fmt.Errorf("--http-token %s: want one line holding the token, without spaces", path)
+	}
+	return tok, nil
+}

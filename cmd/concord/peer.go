@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -24,7 +25,8 @@ import (
 )
 
 const peerUsage = `Usage: concord peer [--data DIR] [--listen MULTIADDR]... [--bootstrap MULTIADDR]...
-                    [--doc NAME]... [--http HOST:PORT] [--mdns] [--psk FILE] [--writers FILE]
+                    [--doc NAME]... [--http HOST:PORT] [--http-origin ORIGIN]...
+                    [--http-token FILE] [--mdns] [--psk FILE] [--writers FILE]
 
 Run a Concord peer. On start it prints, one per line: "peer <id>",
 "listen <multiaddr>/p2p/<id>" for each address, "http <url>" when --http is
@@ -41,6 +43,16 @@ Flags:
                         is the REPL's document
   --http HOST:PORT      serve the HTTP+SSE API there (port 0: any free port;
                         the "http" line shows the bound URL). Off by default.
+                        Only requests whose Host names that address (or
+                        localhost, 127.0.0.1, [::1] on loopback) are served,
+                        and a browser page only from the peer's own origin
+                        or an --http-origin; others get 403.
+  --http-origin ORIGIN  a web origin whose pages may use the API (CORS),
+                        repeatable: http://localhost:3000
+  --http-token FILE     a file holding one line, a token that every route but
+                        /metrics then requires as "Authorization: Bearer
+                        <token>" (401 otherwise). Without it a non-loopback
+                        --http prints a warning.
   --mdns                accepted for compatibility: mDNS discovery is not
                         implemented (a warning is printed)
   --psk FILE            private swarm key (libp2p swarm.key format:
@@ -49,7 +61,8 @@ Flags:
                         whose deltas this peer accepts for its documents
 
 Exit codes: 0 clean shutdown; 1 runtime error (store, network); 2 usage
-error, including an unreadable or malformed --psk or --writers file.
+error, including an unreadable or malformed --psk, --writers or
+--http-token file.
 `
 
 // peerFlags is the command line of "concord peer".
@@ -59,9 +72,15 @@ type peerFlags struct {
 	bootstrap listFlag
 	docs      listFlag
 	http      string
+	origins   listFlag
+	tokenFile string
 	mdns      bool
 	psk       string
 	writers   string
+
+	// Set by config from origins and tokenFile.
+	apiOrigins []string
+	apiToken   string
 }
 
 func runPeer(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -72,6 +91,8 @@ func runPeer(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs.Var(&pf.bootstrap, "bootstrap", "")
 	fs.Var(&pf.docs, "doc", "")
 	fs.StringVar(&pf.http, "http", "", "")
+	fs.Var(&pf.origins, "http-origin", "")
+	fs.StringVar(&pf.tokenFile, "http-token", "", "")
 	fs.BoolVar(&pf.mdns, "mdns", false, "")
 	fs.StringVar(&pf.psk, "psk", "", "")
 	fs.StringVar(&pf.writers, "writers", "", "")
@@ -88,7 +109,7 @@ func runPeer(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	p, err := startPeer(ctx, cfg, pf, stdout)
+	p, err := startPeer(ctx, cfg, pf, stdout, stderr)
 	if err != nil {
 		if errors.Is(err, concord.ErrConfig) {
 			return badUsage(stderr, peerUsage, err)
@@ -153,6 +174,22 @@ func (pf *peerFlags) config() (concord.Config, error) {
 		if _, _, err := net.SplitHostPort(pf.http); err != nil {
 			return cfg, fmt.Errorf("--http %q: want HOST:PORT: %v", pf.http, err)
 		}
+	} else if len(pf.origins) > 0 || pf.tokenFile != "" {
+		return cfg, errors.New("--http-origin and --http-token need --http")
+	}
+	for _, o := range pf.origins {
+		n, err := httpapi.ParseOrigin(o)
+		if err != nil {
+			return cfg, fmt.Errorf("--http-origin: %w", err)
+		}
+		pf.apiOrigins = append(pf.apiOrigins, n)
+	}
+	if pf.tokenFile != "" {
+		tok, err := readToken(pf.tokenFile)
+		if err != nil {
+			return cfg, err
+		}
+		pf.apiToken = tok
 	}
 	if os.Getenv("CONCORD_TEST_FAST_GOSSIP") == "1" {
 		cfg.FastGossip = true
@@ -179,7 +216,7 @@ type runningPeer struct {
 
 // startPeer opens the node and its documents, starts the HTTP API and
 // prints the startup lines.
-func startPeer(ctx context.Context, cfg concord.Config, pf peerFlags, stdout io.Writer) (_ *runningPeer, err error) {
+func startPeer(ctx context.Context, cfg concord.Config, pf peerFlags, stdout, stderr io.Writer) (_ *runningPeer, err error) {
 	node, err := concord.Open(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("start node: %w", err)
@@ -201,11 +238,20 @@ func startPeer(ctx context.Context, cfg concord.Config, pf peerFlags, stdout io.
 		if err != nil {
 			return nil, fmt.Errorf("--http: %w", err)
 		}
-		url = "http://" + ln.Addr().String()
+		bound := ln.Addr().(*net.TCPAddr)
+		url = "http://" + bound.String()
+		if w := httpWarning(pf.http, bound, pf.apiToken); w != "" {
+			fmt.Fprintln(stderr, "concord: warning: "+w)
+		}
 		apiCtx, cancel := context.WithCancel(context.Background())
 		p.cancelAPI = cancel
 		p.srv = &http.Server{
-			Handler:           httpapi.New(node, httpapi.Options{Logger: cfg.Logger}),
+			Handler: httpapi.New(node, httpapi.Options{
+				Logger:  cfg.Logger,
+				Origins: pf.apiOrigins,
+				Hosts:   boundHosts(pf.http, bound),
+				Token:   pf.apiToken,
+			}),
 			ReadHeaderTimeout: 10 * time.Second,
 			BaseContext:       func(net.Listener) context.Context { return apiCtx },
 		}
@@ -228,6 +274,26 @@ func startPeer(ctx context.Context, cfg concord.Config, pf peerFlags, stdout io.
 	}
 	fmt.Fprintln(stdout, "ready")
 	return p, nil
+}
+
+// httpWarning is the startup warning for an API bound to a non-loopback
+// address without a token ("" when there is nothing to warn about).
+func httpWarning(flag string, bound *net.TCPAddr, token string) string {
+	if bound.IP.IsLoopback() || token != "" {
+		return ""
+	}
+	return fmt.Sprintf("--http %s is not a loopback address and there is no --http-token: anyone who can reach %s can read and change this peer's documents", flag, bound)
+}
+
+// boundHosts are the Host values accepted besides the connection's own
+// address (which the API always accepts): the name given to --http, with
+// the port actually bound ("myhost.lan:8080", "localhost:41234").
+func boundHosts(flag string, bound *net.TCPAddr) []string {
+	host, _, _ := net.SplitHostPort(flag)
+	if host == "" || net.ParseIP(host) != nil {
+		return nil // all interfaces, or an address: the connection's own covers it
+	}
+	return []string{net.JoinHostPort(host, strconv.Itoa(bound.Port))}
 }
 
 // close stops the HTTP server (ending open event streams first), then the

@@ -283,6 +283,8 @@ func TestProcessUsageErrors(t *testing.T) {
 	}
 	badPSK := write("bad.key", "/key/swarm/psk/1.0.0/\n/base16/\nnothex\n")
 	badWriters := write("writers", "# team\nnot-a-peer-id\n")
+	emptyToken := write("empty.token", " \n")
+	twoLineToken := write("two.token", "abc\ndef\n")
 	data := filepath.Join(dir, "data")
 	cases := []struct {
 		args []string
@@ -298,6 +300,13 @@ func TestProcessUsageErrors(t *testing.T) {
 		{[]string{"peer", "--data", data, "--psk", filepath.Join(dir, "missing")}, "--psk"},
 		{[]string{"peer", "--data", data, "--psk", badPSK}, "--psk"},
 		{[]string{"peer", "--data", data, "--writers", badWriters}, "writers:2"},
+		{[]string{"peer", "--data", data, "--http", "127.0.0.1:0", "--http-token", filepath.Join(dir, "missing")}, "--http-token"},
+		{[]string{"peer", "--data", data, "--http", "127.0.0.1:0", "--http-token", emptyToken}, "empty"},
+		{[]string{"peer", "--data", data, "--http", "127.0.0.1:0", "--http-token", twoLineToken}, "one line"},
+		{[]string{"peer", "--data", data, "--http", "127.0.0.1:0", "--http-origin", "null"}, "--http-origin"},
+		{[]string{"peer", "--data", data, "--http", "127.0.0.1:0", "--http-origin", "localhost:3000"}, "--http-origin"},
+		{[]string{"peer", "--data", data, "--http", "127.0.0.1:0", "--http-origin", "http://x/path"}, "--http-origin"},
+		{[]string{"peer", "--data", data, "--http-origin", "http://localhost:3000"}, "need --http"},
 		{[]string{"id", "--data"}, "needs an argument"},
 	}
 	for _, c := range cases {
