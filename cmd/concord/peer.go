@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -212,6 +213,37 @@ type runningPeer struct {
 	srv       *http.Server
 	cancelAPI context.CancelFunc
 	httpErr   chan error // receives Serve's error; closed when Serve returned
+	fresh     freshConns
+}
+
+// freshConns tracks the HTTP connections that have not sent a request yet.
+// Browsers open such connections ahead of need; http.Server.Shutdown counts
+// them as busy for their first 5 s, so they are closed when it starts
+// (after it closed the listener): shutdown does not wait on a browser.
+type freshConns struct {
+	mu sync.Mutex
+	m  map[net.Conn]struct{}
+}
+
+func (f *freshConns) track(c net.Conn, st http.ConnState) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if st != http.StateNew {
+		delete(f.m, c)
+		return
+	}
+	if f.m == nil {
+		f.m = map[net.Conn]struct{}{}
+	}
+	f.m[c] = struct{}{}
+}
+
+func (f *freshConns) closeAll() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for c := range f.m {
+		_ = c.Close()
+	}
 }
 
 // startPeer opens the node and its documents, starts the HTTP API and
@@ -254,7 +286,9 @@ func startPeer(ctx context.Context, cfg concord.Config, pf peerFlags, stdout, st
 			}),
 			ReadHeaderTimeout: 10 * time.Second,
 			BaseContext:       func(net.Listener) context.Context { return apiCtx },
+			ConnState:         p.fresh.track,
 		}
+		p.srv.RegisterOnShutdown(p.fresh.closeAll)
 		go func() {
 			defer close(p.httpErr)
 			if err := p.srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
