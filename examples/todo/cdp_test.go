@@ -1,18 +1,15 @@
 package main
 
 import (
-	"bufio"
+	"bytes"
+	"context"
 	"encoding/json"
-	"fmt"
-	"io"
 	"os"
-	"os/exec"
-	"regexp"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/gorilla/websocket"
+	"github.com/chromedp/chromedp"
 )
 
 // chromiumPath is Debian's chromium; CHROMIUM overrides it.
@@ -23,176 +20,100 @@ func chromiumPath() string {
 	return "/usr/bin/chromium"
 }
 
-// browser is a headless Chromium driven over the Chrome DevTools Protocol
-// (one browser websocket, flat sessions per page). Calls are synchronous
-// and not safe for concurrent use.
+// browser is a headless Chromium driven with chromedp; each page is a tab
+// context.
 type browser struct {
-	t      *testing.T
-	cmd    *exec.Cmd
-	ws     *websocket.Conn
-	nextID int
-	logMu  sync.Mutex
-	log    []string // chromium's stderr, for failure messages
-	logged chan struct{}
+	t   *testing.T
+	ctx context.Context
+	out *lockedBuffer // chromium's output, for failure messages
 }
 
-var devtoolsRE = regexp.MustCompile(`DevTools listening on (ws://\S+)`)
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
 
-// startBrowser runs headless Chromium and connects to its DevTools socket.
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// startBrowser runs headless Chromium, or skips the test when there is none.
 func startBrowser(t *testing.T) *browser {
 	t.Helper()
 	bin := chromiumPath()
 	if _, err := os.Stat(bin); err != nil {
 		t.Skipf("headless Chromium not found at %s (apt-get install chromium, or set CHROMIUM): %v", bin, err)
 	}
-	b := &browser{t: t, logged: make(chan struct{})}
-	b.cmd = exec.Command(bin, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-		"--disable-background-networking", "--disable-component-update", "--disable-sync",
-		"--disable-dev-shm-usage", "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0",
-		"--user-data-dir="+t.TempDir(), "about:blank")
-	stderr, err := b.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	wsURL := make(chan string, 1)
-	go func() { // owned: ends when chromium exits and closes stderr
-		defer close(b.logged)
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			line := sc.Text()
-			b.logMu.Lock()
-			b.log = append(b.log, line)
-			b.logMu.Unlock()
-			if m := devtoolsRE.FindStringSubmatch(line); m != nil {
-				select {
-				case wsURL <- m[1]:
-				default:
-				}
-			}
+	b := &browser{t: t, out: &lockedBuffer{}}
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(bin), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.CombinedOutput(b.out),
+	)
+	ctx, cancel := chromedp.NewContext(allocCtx)
+	b.ctx = ctx
+	t.Cleanup(func() {
+		cancel()
+		cancelAlloc() // waits for the browser to exit
+		if t.Failed() {
+			t.Logf("chromium output:\n%s", b.out)
 		}
-		_, _ = io.Copy(io.Discard, stderr)
-	}()
-	t.Cleanup(b.close)
-	select {
-	case u := <-wsURL:
-		b.ws, _, err = websocket.DefaultDialer.Dial(u, nil)
-		if err != nil {
-			t.Fatalf("dial devtools %s: %v", u, err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatalf("chromium printed no DevTools URL in 30s:\n%s", b.stderr())
+	})
+	// The first action starts the browser, tied to the context it runs on:
+	// not one with a timeout.
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("start chromium: %v\n%s", err, b.out)
 	}
 	return b
 }
 
-func (b *browser) stderr() string {
-	b.logMu.Lock()
-	defer b.logMu.Unlock()
-	return fmt.Sprint(b.log)
-}
-
-func (b *browser) close() {
-	if b.ws != nil {
-		_ = b.ws.SetWriteDeadline(time.Now().Add(2 * time.Second))
-		_ = b.ws.WriteJSON(map[string]any{"id": 1 << 30, "method": "Browser.close"})
-		_ = b.ws.Close()
-	}
-	done := make(chan struct{})
-	go func() { _ = b.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		_ = b.cmd.Process.Kill()
-		<-done
-	}
-	<-b.logged
-}
-
-// call sends one CDP command (to a page when session is set) and returns
-// its result, skipping events.
-func (b *browser) call(session, method string, params any, result any) {
+// open creates a page (tab) at url and returns it.
+func (b *browser) open(url string) context.Context {
 	b.t.Helper()
-	b.nextID++
-	id := b.nextID
-	msg := map[string]any{"id": id, "method": method, "params": params}
-	if session != "" {
-		msg["sessionId"] = session
+	ctx, cancel := chromedp.NewContext(b.ctx)
+	b.t.Cleanup(cancel)
+	if err := chromedp.Do(ctx); err != nil { // opens the tab, for as long as ctx
+		b.t.Fatalf("open a tab: %v", err)
 	}
-	_ = b.ws.SetWriteDeadline(time.Now().Add(10 * time.Second))
-	if err := b.ws.WriteJSON(msg); err != nil {
-		b.t.Fatalf("cdp %s: %v", method, err)
+	nav, stop := context.WithTimeout(ctx, 20*time.Second)
+	defer stop()
+	if err := chromedp.Do(nav, chromedp.Navigate(url)); err != nil {
+		b.t.Fatalf("open %s: %v", url, err)
 	}
-	_ = b.ws.SetReadDeadline(time.Now().Add(20 * time.Second))
-	for {
-		var resp struct {
-			ID     int             `json:"id"`
-			Result json.RawMessage `json:"result"`
-			Error  *struct {
-				Message string `json:"message"`
-			} `json:"error"`
-		}
-		if err := b.ws.ReadJSON(&resp); err != nil {
-			b.t.Fatalf("cdp %s: %v", method, err)
-		}
-		if resp.ID != id {
-			continue // an event, or an older reply
-		}
-		if resp.Error != nil {
-			b.t.Fatalf("cdp %s: %s", method, resp.Error.Message)
-		}
-		if result != nil {
-			if err := json.Unmarshal(resp.Result, result); err != nil {
-				b.t.Fatalf("cdp %s result: %v", method, err)
-			}
-		}
-		return
-	}
+	return ctx
 }
 
-// open creates a page (tab) at url and returns its session.
-func (b *browser) open(url string) string {
+// eval evaluates a JavaScript expression in a page (awaiting a promise)
+// and returns its value as JSON.
+func (b *browser) eval(page context.Context, expr string) json.RawMessage {
 	b.t.Helper()
-	var target struct{ TargetID string }
-	b.call("", "Target.createTarget", map[string]any{"url": url}, &target)
-	var att struct{ SessionID string }
-	b.call("", "Target.attachToTarget", map[string]any{"targetId": target.TargetID, "flatten": true}, &att)
-	return att.SessionID
-}
-
-// eval evaluates a JavaScript expression in a page and returns its value
-// as JSON.
-func (b *browser) eval(session, expr string) json.RawMessage {
-	b.t.Helper()
-	var r struct {
-		Result struct {
-			Value json.RawMessage `json:"value"`
-		} `json:"result"`
-		ExceptionDetails *struct {
-			Text      string `json:"text"`
-			Exception *struct {
-				Description string `json:"description"`
-			} `json:"exception"`
-		} `json:"exceptionDetails"`
+	ctx, stop := context.WithTimeout(page, 20*time.Second)
+	defer stop()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[[]byte](expr, chromedp.EvalAwaitPromise))
+	if err != nil {
+		b.t.Fatalf("eval %q: %v", expr, err)
 	}
-	b.call(session, "Runtime.evaluate", map[string]any{"expression": expr, "returnByValue": true, "awaitPromise": true}, &r)
-	if e := r.ExceptionDetails; e != nil {
-		msg := e.Text
-		if e.Exception != nil {
-			msg = e.Exception.Description
-		}
-		b.t.Fatalf("eval %q: %s", expr, msg)
-	}
-	return r.Result.Value
+	return v
 }
 
 // waitEval polls expr until it evaluates to true.
-func (b *browser) waitEval(session, expr string, d time.Duration, what string) {
+func (b *browser) waitEval(page context.Context, expr string, d time.Duration, what string) {
 	b.t.Helper()
 	deadline := time.Now().Add(d)
-	for string(b.eval(session, expr)) != "true" {
+	for string(b.eval(page, expr)) != "true" {
 		if time.Now().After(deadline) {
 			b.t.Fatalf("timed out after %v waiting for %s", d, what)
 		}

@@ -72,7 +72,7 @@ func TestTodoPageInChromium(t *testing.T) {
 	})
 	br.waitEval(pageA, `document.querySelector("#items li")?.classList.contains("done") === true`, 20*time.Second, "the done flag set in page B to appear in page A")
 	// Neither page was reloaded: the first navigation is still the only one.
-	for _, p := range []string{pageA, pageB} {
+	for _, p := range []context.Context{pageA, pageB} {
 		if got := string(br.eval(p, `performance.getEntriesByType("navigation").length === 1 && performance.getEntriesByType("navigation")[0].type === "navigate"`)); got != "true" {
 			t.Fatalf("page was reloaded")
 		}
