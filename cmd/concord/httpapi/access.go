@@ -190,7 +190,16 @@ func (ac *access) guard(w http.ResponseWriter, r *http.Request, next http.Handle
 		writeError(w, http.StatusForbidden, fmt.Sprintf("host %q is not an address of this peer", r.Host))
 		return
 	}
-	if origins, present := r.Header["Origin"]; present {
+	origins, present := r.Header["Origin"]
+	if !present && r.Header.Get("Sec-Fetch-Site") == "cross-site" {
+		// A browser sends some cross-site requests without Origin (an
+		// <img>, a no-cors GET). It cannot read the answer, but a GET
+		// opens the document it names: another site could fill
+		// Config.MaxDocs. curl and scripts send no Sec-Fetch-Site.
+		writeError(w, http.StatusForbidden, "a cross-site browser request without an Origin is not allowed")
+		return
+	}
+	if present {
 		if len(origins) != 1 || !ac.originAllowed(r, origins[0]) {
 			writeError(w, http.StatusForbidden, fmt.Sprintf("origin %q is not allowed (see --http-origin)", strings.Join(origins, ", ")))
 			return
