@@ -333,6 +333,10 @@ type docHandler struct{ d *Doc }
 
 func (h docHandler) Validate(from peer.ID, e *cnet.Envelope) error { return h.d.r.Validate(from, e) }
 
+// Version implements cnet.VersionHolder: summaries in this node's name are
+// checked against what it durably holds.
+func (h docHandler) Version() crdt.VersionVector { return h.d.r.Version() }
+
 // Coalesce implements cnet.Coalescer: a run of own deltas queued for gossip
 // goes out as one aggregate.
 func (h docHandler) Coalesce(run []*cnet.Envelope) (*cnet.Envelope, error) {

@@ -14,7 +14,8 @@ import (
 	pb "github.com/libp2p/go-libp2p-pubsub/pb"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/concord-p2p/concord/crdt"
 )
 
 // TopicName returns the GossipSub topic of a document.
@@ -63,6 +64,10 @@ func DefaultGossipConfig() GossipConfig {
 	return GossipConfig{QueueSize: 8192, QueueBytes: 64 << 20, PeerQueueSize: 1024, Limits: DefaultLimits()}
 }
 
+// maxPubsubMessage is GossipSub's maximum RPC size, in bytes (its default).
+// Limits.MaxMessageBytes keeps Concord's own messages below it.
+const maxPubsubMessage = 1 << 20
+
 // Handler receives what a document's topic carries.
 type Handler interface {
 	// Validate checks one envelope: signature, writer allowlist, document.
@@ -76,6 +81,15 @@ type Handler interface {
 	// authenticated only when it names from itself (a direct neighbour over
 	// a secure channel); a relayed summary is a hint, not an ack.
 	Summary(from peer.ID, s *Summary)
+}
+
+// VersionHolder is implemented by a Handler that can tell what its replica
+// holds: the contiguous version vector of its durable deltas, which only
+// grows (Replica.Version). Summaries in the node's own name are checked
+// against it (see Gossip.validate); without it every summary in our name
+// that we did not publish counts as forged.
+type VersionHolder interface {
+	Version() crdt.VersionVector
 }
 
 // MaxGossipSeqs bounds the sequence numbers the envelopes of one gossip
@@ -146,9 +160,10 @@ func NewGossip(h host.Host, cfg GossipConfig) (*Gossip, error) {
 		pubsub.WithFloodPublish(true),
 		pubsub.WithPeerOutboundQueueSize(cfg.PeerQueueSize),
 		pubsub.WithValidateQueueSize(cfg.PeerQueueSize),
-		pubsub.WithMaxMessageSize(1 << 20),
+		pubsub.WithMaxMessageSize(maxPubsubMessage),
 		pubsub.WithLogger(cfg.Logger),
-		pubsub.WithRawTracer(dropTracer{cfg.Metrics}),
+		pubsub.WithRPCLogger(slog.New(rpcLogCounter{next: cfg.Logger.Handler(), m: cfg.Metrics}).With("system", "pubsub/rpc")),
+		pubsub.WithRawTracer(pubsubTracer{m: cfg.Metrics, maxSize: maxPubsubMessage}),
 	}
 	p := pubsub.DefaultGossipSubParams()
 	if cfg.FastHeartbeat {
@@ -164,7 +179,9 @@ func NewGossip(h host.Host, cfg GossipConfig) (*Gossip, error) {
 		p.Dlazy = cfg.MeshDegree
 	}
 	opts = append(opts, pubsub.WithGossipSubParams(p))
-	ps, err := pubsub.NewGossipSub(ctx, h, opts...)
+	// GossipSub registers its stream handlers on frameHost, which counts the
+	// inbound RPCs it refuses as too large (see frameWatch).
+	ps, err := pubsub.NewGossipSub(ctx, frameHost{Host: h, maxSize: maxPubsubMessage, m: cfg.Metrics}, opts...)
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("net: start gossipsub: %w", err)
@@ -230,10 +247,12 @@ func (g *Gossip) Join(doc string, hd Handler) (*Topic, error) {
 			return pubsub.ValidationAccept // our own publish
 		}
 		d, reason, res := g.validate(doc, hd, msg)
-		if res == pubsub.ValidationReject {
+		switch res {
+		case pubsub.ValidationReject:
 			m.Reject(reason)
-		}
-		if res == pubsub.ValidationAccept {
+		case pubsub.ValidationIgnore:
+			m.Ignore(reason)
+		case pubsub.ValidationAccept:
 			msg.ValidatorData = d
 		}
 		return res
@@ -289,8 +308,15 @@ func (g *Gossip) validate(doc string, hd Handler, msg *pubsub.Message) (*decoded
 			return nil, "summary_origin", pubsub.ValidationReject
 		}
 		if op == g.h.ID() {
-			// A summary in our name that we did not publish: someone forging
-			// our acknowledgments. Not relayed.
+			// A summary in our name that this run did not publish (our own
+			// publishes are accepted above and their echoes are duplicates).
+			// Neither delivered nor relayed. When all it claims is held
+			// here, it is most likely a beacon of an earlier run (before a
+			// restart) coming back, and it says nothing false about us:
+			// stale. A claim beyond what we hold was never ours: forged.
+			if vh, ok := hd.(VersionHolder); ok && vh.Version().Covers(s.VV) {
+				return nil, "summary_stale", pubsub.ValidationIgnore
+			}
 			return nil, "summary_forged", pubsub.ValidationReject
 		}
 		return &decoded{summary: s}, "", pubsub.ValidationAccept
@@ -328,7 +354,7 @@ func (g *Gossip) validate(doc string, hd Handler, msg *pubsub.Message) (*decoded
 			}
 		}
 		if len(d.envs) == 0 {
-			return nil, "", pubsub.ValidationIgnore
+			return nil, "duplicate", pubsub.ValidationIgnore
 		}
 		return d, "", pubsub.ValidationAccept
 	default:
@@ -589,37 +615,4 @@ func (t *Topic) Close() error {
 		t.g.mu.Unlock()
 	})
 	return nil
-}
-
-// dropTracer counts messages GossipSub drops on its own queues.
-type dropTracer struct{ m *Metrics }
-
-var _ pubsub.RawTracer = dropTracer{}
-
-func (dropTracer) OnNewOutboundStream(peer.ID, protocol.ID)             {}
-func (dropTracer) OnClosedOutboundStream(peer.ID)                       {}
-func (dropTracer) Join(string)                                          {}
-func (dropTracer) Leave(string)                                         {}
-func (dropTracer) Graft(peer.ID, string)                                {}
-func (dropTracer) Prune(peer.ID, string)                                {}
-func (dropTracer) ValidateMessage(*pubsub.Message)                      {}
-func (dropTracer) DeliverMessage(*pubsub.Message)                       {}
-func (dropTracer) DuplicateMessage(*pubsub.Message)                     {}
-func (dropTracer) ThrottlePeer(peer.ID)                                 {}
-func (dropTracer) RecvRPC(*pubsub.RPC)                                  {}
-func (dropTracer) SendRPC(*pubsub.RPC, peer.ID)                         {}
-func (dropTracer) SendRPCCompleted(*pubsub.RPC, peer.ID, time.Duration) {}
-
-// DropRPC: GossipSub's per-peer outbound queue was full.
-func (t dropTracer) DropRPC(*pubsub.RPC, peer.ID) { t.m.Drop("gossipsub_peer", "full") }
-
-// UndeliverableMessage: a subscription's buffer was full.
-func (t dropTracer) UndeliverableMessage(*pubsub.Message) { t.m.Drop("gossipsub_subscription", "full") }
-
-// RejectMessage counts throttled and queue-full rejections, which are drops.
-func (t dropTracer) RejectMessage(_ *pubsub.Message, reason string) {
-	switch reason {
-	case pubsub.RejectValidationQueueFull, pubsub.RejectValidationThrottled:
-		t.m.Drop("gossipsub_validate", "full")
-	}
 }

@@ -35,11 +35,17 @@ type Metrics struct {
 	SyncDuration prometheus.Histogram
 	// MessagesRejected: received messages rejected, by reason (label
 	// reason, e.g. malformed, too_large, version, bad_signature,
-	// not_allowed).
+	// not_allowed). Reasons starting "pubsub_" are rejections by
+	// GossipSub itself, before Concord's validator sees the message (see
+	// README, Observability).
 	MessagesRejected *prometheus.CounterVec
 	// Equivocations: fork proofs found — a delta validly signed by its
 	// author for a sequence number whose delta we hold with other content.
 	Equivocations prometheus.Counter
+	// MessagesIgnored: received messages dropped as normal traffic, not as
+	// a sign of attack, by reason (label reason: pubsub_duplicate,
+	// duplicate, summary_stale).
+	MessagesIgnored *prometheus.CounterVec
 	// GossipMessages: GossipSub messages (label direction: in, out).
 	GossipMessages *prometheus.CounterVec
 	// Deltas: delta envelopes carried by gossip or sync (label direction:
@@ -108,6 +114,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "concord_equivocations_total",
 			Help: "Deltas signed by their author for a sequence number already used with other content.",
 		}),
+		MessagesIgnored: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "concord_messages_ignored_total",
+			Help: "Received messages dropped as normal traffic (duplicates, stale summaries), by reason.",
+		}, []string{"reason"}),
 		GossipMessages: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "concord_gossip_messages_total",
 			Help: "GossipSub messages received (in) and published (out).",
@@ -132,6 +142,7 @@ func (m *Metrics) collectors() []prometheus.Collector {
 		m.ConnectionDuration, m.ReconnectAttempts, m.ReconnectSuccesses, m.Peers,
 		m.DeltaPropagation, m.OutboxDepth, m.SyncExchanges, m.SyncBytes,
 		m.SyncDuration, m.MessagesRejected, m.Equivocations, m.GossipMessages, m.Deltas, m.Dropped,
+		m.MessagesIgnored,
 	}
 }
 
@@ -178,6 +189,13 @@ func (m *Metrics) Reject(reason string) {
 func (m *Metrics) Equivocation() {
 	if m != nil {
 		m.Equivocations.Inc()
+	}
+}
+
+// Ignore counts a received message dropped as normal traffic (nil-safe).
+func (m *Metrics) Ignore(reason string) {
+	if m != nil {
+		m.MessagesIgnored.WithLabelValues(reason).Inc()
 	}
 }
 

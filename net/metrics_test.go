@@ -18,6 +18,7 @@ func TestMetricsRegistration(t *testing.T) {
 	m.GossipMessages.WithLabelValues(DirectionOut).Inc()
 	m.Deltas.WithLabelValues(DirectionIn).Inc()
 	m.Reject("malformed")
+	m.Ignore("duplicate")
 	m.Drop("outbox", "full")
 	m.peerState(0, StateConnecting)
 	m.DeltaPropagation.Observe(0.001)
@@ -42,6 +43,7 @@ func TestMetricsRegistration(t *testing.T) {
 	var nilM *Metrics
 	nilM.Reject("x")
 	nilM.Drop("q", "r")
+	nilM.Ignore("x")
 	nilM.connectionClosed(time.Second)
 	nilM.peerState(StateConnecting, StateConnected)
 }
