@@ -163,7 +163,7 @@ func NewGossip(h host.Host, cfg GossipConfig) (*Gossip, error) {
 		pubsub.WithMaxMessageSize(maxPubsubMessage),
 		pubsub.WithLogger(cfg.Logger),
 		pubsub.WithRPCLogger(slog.New(rpcLogCounter{next: cfg.Logger.Handler(), m: cfg.Metrics}).With("system", "pubsub/rpc")),
-		pubsub.WithRawTracer(pubsubTracer{m: cfg.Metrics, maxSize: maxPubsubMessage}),
+		pubsub.WithRawTracer(newPubsubTracer(cfg.Metrics, maxPubsubMessage)),
 	}
 	p := pubsub.DefaultGossipSubParams()
 	if cfg.FastHeartbeat {

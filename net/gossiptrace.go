@@ -11,6 +11,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -53,7 +54,16 @@ const (
 // reasons, so they are skipped here.
 type pubsubTracer struct {
 	m       *Metrics
-	maxSize int // GossipSub's maximum message size
+	maxSize int                // GossipSub's maximum message size
+	dup     prometheus.Counter // ignored{pubsub_duplicate}, nil without m
+}
+
+func newPubsubTracer(m *Metrics, maxSize int) pubsubTracer {
+	t := pubsubTracer{m: m, maxSize: maxSize}
+	if m != nil {
+		t.dup = m.MessagesIgnored.WithLabelValues("pubsub_duplicate")
+	}
+	return t
 }
 
 var _ pubsub.RawTracer = pubsubTracer{}
@@ -72,14 +82,19 @@ func (pubsubTracer) SendRPCCompleted(*pubsub.RPC, peer.ID, time.Duration) {}
 
 // DuplicateMessage: a message already in the seen cache. Normal traffic
 // (each message arrives from up to D peers): ignored, not rejected.
-func (t pubsubTracer) DuplicateMessage(*pubsub.Message) { t.m.Ignore("pubsub_duplicate") }
+func (t pubsubTracer) DuplicateMessage(*pubsub.Message) {
+	if t.dup != nil {
+		t.dup.Inc()
+	}
+}
 
 // ThrottlePeer: the peer gater dropped the messages of an RPC (one count
 // per RPC; the gater is not enabled by NewGossip).
 func (t pubsubTracer) ThrottlePeer(peer.ID) { t.m.Drop("gossipsub_in", "peer_throttled") }
 
-// DropRPC: an outbound RPC was not queued for a peer: its queue was full,
-// or the RPC exceeds the maximum message size even once split.
+// DropRPC: an outbound RPC was not queued for a peer: its queue was full
+// (or gone with the peer), or the RPC exceeds the maximum message size
+// even once split.
 func (t pubsubTracer) DropRPC(rpc *pubsub.RPC, _ peer.ID) {
 	if rpc != nil && proto.Size(&rpc.RPC) > t.maxSize {
 		t.m.Drop("gossipsub_peer", "too_large")

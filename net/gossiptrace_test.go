@@ -22,7 +22,8 @@ import (
 	"github.com/concord-p2p/concord/crdt"
 )
 
-// byReason reads a counter vector with one label into a map.
+// byReason reads the non-zero counters of a vector with one label into a
+// map.
 func byReason(t testing.TB, v *prometheus.CounterVec) map[string]float64 {
 	t.Helper()
 	ch := make(chan prometheus.Metric, 64)
@@ -33,7 +34,9 @@ func byReason(t testing.TB, v *prometheus.CounterVec) map[string]float64 {
 		if err := c.Write(&m); err != nil {
 			t.Fatal(err)
 		}
-		out[m.GetLabel()[0].GetValue()] = m.GetCounter().GetValue()
+		if v := m.GetCounter().GetValue(); v != 0 {
+			out[m.GetLabel()[0].GetValue()] = v
+		}
 	}
 	return out
 }
@@ -349,5 +352,60 @@ func TestFrameWatch(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// blockingHandler holds the topic's reader in Summary until release is
+// closed, and counts what it was handed.
+type blockingHandler struct {
+	recHandler
+	release chan struct{}
+}
+
+func (h *blockingHandler) Summary(from peer.ID, s *Summary) {
+	<-h.release
+	h.recHandler.Summary(from, s)
+}
+
+// TestPubsubQueueDropsCounted: with GossipSub's queues small and the
+// subscriber stalled, every message is either delivered or counted as
+// dropped on the validation queue or the subscription buffer.
+func TestPubsubQueueDropsCounted(t *testing.T) {
+	const doc, sent = "d", 200
+	bh := &blockingHandler{release: make(chan struct{})}
+	h := tcpHost(t)
+	m := NewMetrics(nil)
+	cfg := DefaultGossipConfig()
+	cfg.FastHeartbeat = true
+	cfg.PeerQueueSize = 4
+	cfg.Metrics = m
+	g, err := NewGossip(h, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	if _, err := g.Join(doc, bh); err != nil {
+		t.Fatal(err)
+	}
+	s := newRawPeer(t, h, doc, append(noSign(), pubsub.WithPeerOutboundQueueSize(1024))...)
+	_, op := testKey(t, 9)
+	for i := range sent {
+		s.publish(t, summaryBytes(t, &Summary{Doc: doc, Origin: ReplicaFor(op, 1), Beacon: uint64(i + 1)}))
+	}
+	drops := func() float64 {
+		return counterValue(m.Dropped.WithLabelValues("gossipsub_validate", "full")) +
+			counterValue(m.Dropped.WithLabelValues("gossipsub_validate", "throttled")) +
+			counterValue(m.Dropped.WithLabelValues("gossipsub_subscription", "full"))
+	}
+	waitFor(t, 10*time.Second, "drops while the reader is stalled", func() bool { return drops() > 0 })
+	close(bh.release)
+	waitFor(t, 10*time.Second, "every message delivered or counted", func() bool {
+		return float64(bh.count())+drops() == sent
+	})
+	if got := counterValue(m.Dropped.WithLabelValues("gossipsub_subscription", "full")); got == 0 {
+		t.Fatalf("no subscription drop counted (validate queue drops %v)", drops())
+	}
+	if r := byReason(t, m.MessagesRejected); len(r) != 0 {
+		t.Fatalf("drops counted as rejections: %v", r)
 	}
 }
