@@ -409,3 +409,26 @@ func TestPubsubQueueDropsCounted(t *testing.T) {
 		t.Fatalf("drops counted as rejections: %v", r)
 	}
 }
+
+// TestPubsubTracerDropRPC: an outbound RPC dropped for its size is told
+// apart from one dropped on a full queue; the tracer works without metrics.
+func TestPubsubTracerDropRPC(t *testing.T) {
+	m := NewMetrics(nil)
+	tr := newPubsubTracer(m, 1000)
+	big := &pubsub.RPC{RPC: pb.RPC{Publish: []*pb.Message{{Data: make([]byte, 1000)}}}}
+	small := &pubsub.RPC{RPC: pb.RPC{Publish: []*pb.Message{{Data: make([]byte, 10)}}}}
+	tr.DropRPC(big, "")
+	tr.DropRPC(small, "")
+	tr.DropRPC(small, "")
+	if got := counterValue(m.Dropped.WithLabelValues("gossipsub_peer", "too_large")); got != 1 {
+		t.Fatalf("too_large %v, want 1", got)
+	}
+	if got := counterValue(m.Dropped.WithLabelValues("gossipsub_peer", "full")); got != 2 {
+		t.Fatalf("full %v, want 2", got)
+	}
+	nt := newPubsubTracer(nil, 1000)
+	nt.DropRPC(big, "")
+	nt.DuplicateMessage(nil)
+	nt.RejectMessage(nil, pubsub.RejectInvalidSignature)
+	nt.UndeliverableMessage(nil)
+}
