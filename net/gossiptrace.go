@@ -26,7 +26,8 @@ import (
 //   - not through the tracer: an inbound RPC longer than the maximum
 //     message size. The stream reader refuses its length prefix, resets the
 //     stream and logs at debug level only; frameWatch reads the same length
-//     prefixes as they pass and counts it. An RPC that does not parse, or
+//     prefixes as they pass and counts it (once: what the sender had
+//     queued behind it on that stream is lost unseen). An RPC that does not parse, or
 //     whose control part is too large, also resets the stream, logged at
 //     warn level: rpcLogCounter counts those records.
 //
