@@ -46,7 +46,7 @@ type Node struct {
 	mu        sync.Mutex
 	docs      map[string]*Doc
 	closed    bool
-	beacons   atomic.Uint64 // numbers summary beacons (see cnet.Summary.Beacon)
+	beacons   atomic.Uint64 // numbers summary beacons (see cnet.Summary.Beacon), from the clock at Open
 }
 
 // Open starts a node: it opens the store (creating the node key on first
@@ -66,6 +66,10 @@ func Open(ctx context.Context, cfg Config) (n *Node, err error) {
 		bootstrap = append(bootstrap, *info)
 	}
 	n = &Node{cfg: cfg, docs: map[string]*Doc{}, quit: make(chan struct{})}
+	// Beacon numbers start from the clock, not 1: a restarted node's first
+	// beacons would otherwise repeat its previous run's byte for byte and be
+	// dropped as duplicates by pubsub's seen cache for minutes.
+	n.beacons.Store(uint64(cfg.Now().UnixMicro()))
 	var cleanup []func()
 	defer func() {
 		if err != nil {
