@@ -196,6 +196,7 @@ func (pf *peerFlags) config() (concord.Config, error) {
 		cfg.FastGossip = true
 		cfg.SummaryInterval = 200 * time.Millisecond
 	}
+	cfg.Gater = testControlGater() // nil unless CONCORD_TEST_CONTROL=1 (testcontrol.go)
 	return cfg, nil
 }
 
@@ -278,12 +279,12 @@ func startPeer(ctx context.Context, cfg concord.Config, pf peerFlags, stdout, st
 		apiCtx, cancel := context.WithCancel(context.Background())
 		p.cancelAPI = cancel
 		p.srv = &http.Server{
-			Handler: httpapi.New(node, httpapi.Options{
+			Handler: withTestControl(httpapi.New(node, httpapi.Options{
 				Logger:  cfg.Logger,
 				Origins: pf.apiOrigins,
 				Hosts:   boundHosts(pf.http, bound),
 				Token:   pf.apiToken,
-			}),
+			}), node, cfg.Gater),
 			ReadHeaderTimeout: 10 * time.Second,
 			BaseContext:       func(net.Listener) context.Context { return apiCtx },
 			ConnState:         p.fresh.track,
