@@ -89,6 +89,7 @@ type chaos struct {
 	probes   map[string]map[int]int // kind → status → count
 	accepted []string               // probes that got a 200
 	deep     []deepWrite            // accepted deep-nesting probes
+	heals    []time.Duration        // partition heal → marker on every peer
 	tagSeq   int
 }
 
@@ -167,6 +168,11 @@ func TestChaosPeers(t *testing.T) {
 		seed, cycles, c.faults, ops, c.acked.Load(), c.ackedOps.Load(), c.unknown.Load(), c.refused.Load(), c.errors5xx.Load(),
 		converge.Round(time.Millisecond), faultTime.Round(time.Millisecond))
 	t.Logf("probes (kind → status → count): %v", c.probes)
+	if len(c.heals) > 0 {
+		slices.Sort(c.heals)
+		t.Logf("partition heals: %d, marker on every peer after min %v, median %v, max %v", len(c.heals),
+			c.heals[0].Round(time.Millisecond), c.heals[len(c.heals)/2].Round(time.Millisecond), c.heals[len(c.heals)-1].Round(time.Millisecond))
+	}
 }
 
 // startAll starts the peers: the first one alone, each next one with the
@@ -394,6 +400,17 @@ func (c *chaos) partition() {
 	for _, p := range c.peers {
 		controlPost(c.t, p, "/test/unblock", others(p))
 	}
+	// The heal: the marker reaches every peer (the writers keep writing).
+	healed := time.Now()
+	waitUntil(c.t, chaosConverge, func() string {
+		for _, p := range c.peers {
+			if v := getDocView(c.t, p, chaosDocs[0]); !slices.Contains(v.Marks, mark.elem) {
+				return fmt.Sprintf("peer %d lacks %s after the heal", p.idx, mark.elem)
+			}
+		}
+		return ""
+	})
+	c.heals = append(c.heals, time.Since(healed))
 }
 
 func controlPost(t *testing.T, p *chaosPeer, route string, ids []string) {
