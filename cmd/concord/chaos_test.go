@@ -142,6 +142,9 @@ func TestChaosPeers(t *testing.T) {
 	for i := range cycles {
 		c.cycle()
 		c.probe(probes[i%len(probes)])
+		if (i+1)%50 == 0 {
+			t.Logf("cycle %d: %d writes acknowledged, %v", i+1, c.acked.Load(), time.Since(begin).Round(time.Second))
+		}
 	}
 	c.stopAndWaitWriters()
 	faultTime := time.Since(begin)
