@@ -115,16 +115,16 @@ type chaosWorker struct {
 	rng *rand.Rand
 	seq int
 
-	regs     map[string]*regModel // active, by "peer/doc/slot"
-	sets     map[string]*setModel // active, by "peer/doc"
-	ctrs     map[string]*counterModel
-	allRegs  []*regModel
-	allSets  []*setModel
-	allCtrs  []*counterModel
-	tags     []*tagModel
-	lost     [][]effect // batches of unknown outcome
-	opsSent  int64
-	problems []string // unexpected answers
+	regs           map[string]*regModel // active, by "peer/doc/slot"
+	sets           map[string]*setModel // active, by "peer/doc"
+	ctrs           map[string]*counterModel
+	allRegs        []*regModel
+	allSets        []*setModel
+	allCtrs        []*counterModel
+	tags           []*tagModel
+	unknownBatches [][]effect // batches of unknown outcome
+	opsSent        int64
+	problems       []string // unexpected answers
 }
 
 func newChaosWorker(c *chaos, w int) *chaosWorker {
@@ -177,7 +177,7 @@ func (cw *chaosWorker) run() {
 			for _, e := range effs {
 				cw.retire(e)
 			}
-			cw.lost = append(cw.lost, effs)
+			cw.unknownBatches = append(cw.unknownBatches, effs)
 		default:
 			cw.problems = append(cw.problems, fmt.Sprintf("peer %d doc %s: %s answered %d %s", p.idx, doc, body, code, msg))
 			cw.c.stopWriters.Store(true)
@@ -399,7 +399,7 @@ func (c *chaos) check() string {
 	}
 	// A batch of unknown outcome applied whole or not at all.
 	for _, w := range c.workers {
-		for _, effs := range w.lost {
+		for _, effs := range w.unknownBatches {
 			var seen []bool
 			for _, e := range effs {
 				if applied, known := e.applied(views[docOf(e)]); known {
