@@ -12,9 +12,10 @@ package main
 //	GET  /test/peers     {"connected": [...], "blocked": [...]}
 //
 // The chaos test (chaos_test.go) uses them to cut the network between peer
-// processes. The document routes are unchanged, but anyone who reaches the
-// HTTP port could isolate the peer with these: never set the variable
-// outside tests.
+// processes. The document routes are unchanged, but these sit in front of
+// the HTTP access rules (no --http-token, Host or Origin check), and anyone
+// who reaches the HTTP port could isolate the peer with them: never set the
+// variable outside tests.
 
 import (
 	"encoding/json"
