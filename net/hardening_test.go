@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
@@ -29,33 +30,41 @@ func TestAggregateRunCapped(t *testing.T) {
 // of it is read, and a snapshot frame's memory follows the bytes received.
 func TestSyncFrameBounds(t *testing.T) {
 	s := &Syncer{cfg: SyncerConfig{Limits: DefaultSyncLimits()}}
-	frame := func(n uint64, flag byte, body []byte) *bufio.Reader {
+	frame := func(n uint64, flag byte, body []byte) *frameReader {
 		var hdr [binary.MaxVarintLen64]byte
 		k := binary.PutUvarint(hdr[:], n)
-		return bufio.NewReader(bytes.NewReader(append(append(hdr[:k], flag), body...)))
+		br := bufio.NewReader(bytes.NewReader(append(append(hdr[:k], flag), body...)))
+		return &frameReader{s: s, br: br, scope: &network.NullScope{}}
 	}
-	if _, _, err := s.readFrame(frame(60<<20, frameRaw, nil)); !errors.Is(err, ErrTooLarge) {
+	any := func(snapshot bool) (int, error) {
+		if snapshot {
+			return s.cfg.Limits.MaxSnapshotBytes, nil
+		}
+		return s.cfg.Limits.MaxFrameBytes, nil
+	}
+	next := func(fr *frameReader) (*SyncMsg, int, error) { return fr.next(any) }
+	if _, _, err := next(frame(60<<20, frameRaw, nil)); !errors.Is(err, ErrTooLarge) {
 		t.Fatalf("oversized non-snapshot frame: %v", err)
 	}
-	if _, _, err := s.readFrame(frame(60<<20, frameSnapshot, []byte{1, 2, 3})); err == nil || errors.Is(err, ErrTooLarge) {
+	if _, _, err := next(frame(60<<20, frameSnapshot, []byte{1, 2, 3})); err == nil || errors.Is(err, ErrTooLarge) {
 		t.Fatalf("truncated snapshot frame: %v (want an EOF, nothing reserved)", err)
 	}
 	hello, _ := EncodeSyncMsg(&SyncMsg{Type: TypeSyncHello, Doc: "d"})
-	if _, _, err := s.readFrame(frame(uint64(len(hello)+1), frameSnapshot, hello)); !errors.Is(err, ErrMalformed) {
+	if _, _, err := next(frame(uint64(len(hello)+1), frameSnapshot, hello)); !errors.Is(err, ErrMalformed) {
 		t.Fatalf("hello flagged as snapshot: %v", err)
 	}
-	if _, _, err := s.readFrame(frame(uint64(len(hello)+1), 0x80, hello)); !errors.Is(err, ErrMalformed) {
+	if _, _, err := next(frame(uint64(len(hello)+1), 0x80, hello)); !errors.Is(err, ErrMalformed) {
 		t.Fatalf("unknown flag: %v", err)
 	}
-	m, _, err := s.readFrame(frame(uint64(len(hello)+1), frameRaw, hello))
+	m, _, err := next(frame(uint64(len(hello)+1), frameRaw, hello))
 	if err != nil || m.Type != TypeSyncHello {
 		t.Fatalf("good frame: %v", err)
 	}
 }
 
-// Only a crossing exchange (ours outbound, theirs inbound, theirs started by
-// the lower ID) may share a slot, and every answered exchange counts
-// against the inbound cap.
+// Inbound streams are capped per node and per peer before anything is read;
+// only a crossing exchange (ours outbound, theirs inbound, theirs started
+// by the lower ID) may share a document's slot.
 func TestInboundExchangeAccounting(t *testing.T) {
 	h, err := NewHost(LoopbackHostConfig())
 	if err != nil {
@@ -81,19 +90,25 @@ func TestInboundExchangeAccounting(t *testing.T) {
 	if held, ok := s.acquireInbound(k); held || !ok {
 		t.Fatal("crossing exchange from the lower ID refused")
 	}
-	s.mu.Lock()
-	n := s.inbound
-	s.mu.Unlock()
-	if n != 1 {
-		t.Fatalf("crossing exchange not counted: inbound=%d", n)
-	}
 	s.releaseInbound(k, false, nil)
-	for i := 0; i < maxInbound; i++ {
-		if _, ok := s.acquireInbound(syncKey{low, fmt.Sprint(i)}); !ok {
-			t.Fatalf("exchange %d refused under the cap", i)
+	for i := 0; i < maxInboundPerPeer; i++ {
+		if !s.acquireStream(low) {
+			t.Fatalf("stream %d of one peer refused under the cap", i)
 		}
 	}
-	if _, ok := s.acquireInbound(syncKey{low, "over"}); ok {
-		t.Fatal("cap not enforced")
+	if s.acquireStream(low) {
+		t.Fatal("per-peer cap not enforced")
+	}
+	s.releaseStream(low)
+	if !s.acquireStream(low) {
+		t.Fatal("released slot not reusable")
+	}
+	for i := maxInboundPerPeer; i < maxInbound; i++ {
+		if !s.acquireStream(peer.ID(fmt.Sprint(i))) {
+			t.Fatalf("stream %d refused under the node cap", i)
+		}
+	}
+	if s.acquireStream(peer.ID("over")) {
+		t.Fatal("node cap not enforced")
 	}
 }

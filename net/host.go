@@ -63,7 +63,17 @@ type HostConfig struct {
 	// FDLimit is the number of file descriptors (≈ connections) the resource
 	// manager may use. Default 512.
 	FDLimit int
-	// ResourceLimits, if non-nil, replaces the scaled limits above.
+	// SyncMemory bounds the memory all sync streams together may reserve
+	// for the frames they read (service SyncService), on top of
+	// MemoryLimit. Default 256 MiB.
+	SyncMemory int64
+	// SyncPeerMemory bounds what the sync streams of one peer may reserve:
+	// one peer cannot make the node hold more through sync. Default
+	// 144 MiB: the largest snapshot frame of DefaultSyncLimits held twice
+	// while it is decoded, plus four ordinary frames.
+	SyncPeerMemory int64
+	// ResourceLimits, if non-nil, replaces the scaled limits above (and the
+	// sync limits).
 	ResourceLimits *rcmgr.ConcreteLimitConfig
 	// Registerer, if non-nil, receives libp2p's own metrics. Default nil:
 	// libp2p metrics are disabled (nothing is registered globally).
@@ -78,12 +88,20 @@ type HostConfig struct {
 // TCP and QUIC, with the defaults documented on HostConfig.
 func DefaultHostConfig() HostConfig {
 	return HostConfig{
-		ListenAddrs: []string{"/ip4/0.0.0.0/tcp/0", "/ip4/0.0.0.0/udp/0/quic-v1"},
-		MemoryLimit: 256 << 20,
-		FDLimit:     512,
-		UserAgent:   "concord",
+		ListenAddrs:    []string{"/ip4/0.0.0.0/tcp/0", "/ip4/0.0.0.0/udp/0/quic-v1"},
+		MemoryLimit:    256 << 20,
+		FDLimit:        512,
+		SyncMemory:     256 << 20,
+		SyncPeerMemory: defaultSyncPeerMemory,
+		UserAgent:      "concord",
 	}
 }
+
+// defaultSyncPeerMemory: see HostConfig.SyncPeerMemory.
+var defaultSyncPeerMemory = func() int64 {
+	l := DefaultSyncLimits()
+	return int64(2*l.MaxSnapshotBytes + 4*l.MaxFrameBytes)
+}()
 
 // LoopbackHostConfig is DefaultHostConfig listening on 127.0.0.1 only
 // (TCP and QUIC, port 0): the preset for tests.
@@ -209,7 +227,41 @@ func (cfg *HostConfig) resourceLimits() rcmgr.ConcreteLimitConfig {
 	}
 	scaling := rcmgr.DefaultLimits
 	libp2p.SetDefaultServiceLimits(&scaling)
+	cfg.addSyncLimits(&scaling)
 	return scaling.Scale(mem, fds)
+}
+
+// addSyncLimits gives the sync streams their budget: SyncService limits
+// for the node and for each peer (the exchange caps of the Syncer, and
+// SyncMemory and SyncPeerMemory), and room for it in the scopes a sync
+// stream's reservations also pass through (the stream, its protocol, the
+// protocol for its peer, its peer, the system), which libp2p's defaults
+// size for protocols that reserve little.
+func (cfg *HostConfig) addSyncLimits(sc *rcmgr.ScalingLimitConfig) {
+	node, perPeer := cfg.SyncMemory, cfg.SyncPeerMemory
+	if node <= 0 {
+		node = 256 << 20
+	}
+	if perPeer <= 0 {
+		perPeer = defaultSyncPeerMemory
+	}
+	perPeer = min(perPeer, node)
+	sc.AddServiceLimit(SyncService, rcmgr.BaseLimit{
+		StreamsInbound: maxInbound, StreamsOutbound: 1024, Streams: maxInbound + 1024, Memory: node,
+	}, rcmgr.BaseLimitIncrease{})
+	sc.AddServicePeerLimit(SyncService, rcmgr.BaseLimit{
+		StreamsInbound: maxInboundPerPeer, StreamsOutbound: maxOutboundPerPeer,
+		Streams: maxInboundPerPeer + maxOutboundPerPeer, Memory: perPeer,
+	}, rcmgr.BaseLimitIncrease{})
+	proto, protoInc := sc.ProtocolBaseLimit, sc.ProtocolLimitIncrease
+	proto.Memory, protoInc.Memory = node, 0
+	sc.AddProtocolLimit(SyncProtocol, proto, protoInc)
+	pp, ppInc := sc.ProtocolPeerBaseLimit, sc.ProtocolPeerLimitIncrease
+	pp.Memory, ppInc.Memory = perPeer, 0
+	sc.AddProtocolPeerLimit(SyncProtocol, pp, ppInc)
+	sc.StreamBaseLimit.Memory = max(sc.StreamBaseLimit.Memory, perPeer)
+	sc.PeerBaseLimit.Memory += perPeer
+	sc.SystemBaseLimit.Memory += node
 }
 
 // Gater is a connmgr.ConnectionGater that refuses blocked peers, for tests

@@ -26,9 +26,12 @@ type Metrics struct {
 	DeltaPropagation prometheus.Histogram
 	// OutboxDepth: own deltas not yet acknowledged, per document (label doc).
 	OutboxDepth *prometheus.GaugeVec
-	// SyncExchanges: anti-entropy exchanges by result (label result, e.g.
-	// ok, error, timeout).
+	// SyncExchanges: anti-entropy exchanges by result (label result: ok,
+	// error, unknown_doc).
 	SyncExchanges *prometheus.CounterVec
+	// SyncErrors: the exchanges counted with result "error", by reason
+	// (label reason, see SyncErrorReason).
+	SyncErrors *prometheus.CounterVec
 	// SyncBytes: bytes moved by the sync protocol (label direction: in, out).
 	SyncBytes *prometheus.CounterVec
 	// SyncDuration: seconds one sync exchange took.
@@ -97,6 +100,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "concord_sync_exchanges_total",
 			Help: "Anti-entropy sync exchanges by result.",
 		}, []string{"result"}),
+		SyncErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "concord_sync_errors_total",
+			Help: "Failed anti-entropy sync exchanges by reason.",
+		}, []string{"reason"}),
 		SyncBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "concord_sync_bytes_total",
 			Help: "Bytes moved by the sync protocol.",
@@ -140,7 +147,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 func (m *Metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{
 		m.ConnectionDuration, m.ReconnectAttempts, m.ReconnectSuccesses, m.Peers,
-		m.DeltaPropagation, m.OutboxDepth, m.SyncExchanges, m.SyncBytes,
+		m.DeltaPropagation, m.OutboxDepth, m.SyncExchanges, m.SyncErrors, m.SyncBytes,
 		m.SyncDuration, m.MessagesRejected, m.Equivocations, m.GossipMessages, m.Deltas, m.Dropped,
 		m.MessagesIgnored,
 	}

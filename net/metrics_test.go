@@ -14,6 +14,7 @@ func TestMetricsRegistration(t *testing.T) {
 	// Touch every vector so it is gathered.
 	m.OutboxDepth.WithLabelValues("todo").Set(3)
 	m.SyncExchanges.WithLabelValues("ok").Inc()
+	m.SyncErrors.WithLabelValues("timeout").Inc()
 	m.SyncBytes.WithLabelValues(DirectionIn).Add(10)
 	m.GossipMessages.WithLabelValues(DirectionOut).Inc()
 	m.Deltas.WithLabelValues(DirectionIn).Inc()

@@ -64,8 +64,27 @@ type SyncLimits struct {
 	MaxFrameBytes int
 	// MaxSnapshotBytes bounds a snapshot frame. Default 64 MiB.
 	MaxSnapshotBytes int
-	// Envelope limits each carried envelope.
+	// Envelope limits each carried envelope; its MaxVVEntries also bounds
+	// the vector of a Hello (see MaxHelloBytes).
 	Envelope Limits
+}
+
+// MaxSyncSeqs bounds the sequence numbers the envelopes of one Deltas
+// message may cover together (an aggregate makes its receiver store a
+// marker for each it covers): the bound of one gossip message.
+const MaxSyncSeqs = MaxGossipSeqs
+
+// MaxHelloBytes is the size of the largest legal Hello under lim: a
+// version vector of Envelope.MaxVVEntries entries with the longest replica
+// IDs and counters, the longest document name, and the fixed fields. The
+// first frame of a stream is read within this bound.
+func (lim SyncLimits) MaxHelloBytes() int {
+	const (
+		fixed   = 1 + 2*(1+9) + 2 + 1 + 5 // map, V and T, NoSnapshot, VV key and map header
+		docName = 1 + 3 + maxDocBytes
+		entry   = 3 + maxReplicaLen + 9 // text header, replica ID, uint64
+	)
+	return fixed + docName + max(lim.Envelope.MaxVVEntries, 0)*entry
 }
 
 // DefaultSyncLimits returns the documented defaults.
@@ -107,9 +126,16 @@ func DecodeSyncMsg(b []byte, lim SyncLimits) (*SyncMsg, error) {
 		return nil, fmt.Errorf("%w: %d snapshot heads", ErrTooLarge, len(w.Heads))
 	}
 	switch w.T {
-	case TypeSyncHello, TypeSyncDone, TypeSyncSnapshot, TypeSyncDeltas:
+	case TypeSyncHello, TypeSyncDone:
+		if len(w.Envs) > 0 || len(w.State) > 0 || len(w.Heads) > 0 {
+			return nil, fmt.Errorf("%w: sync message type %d carries envelopes, a state or heads", ErrMalformed, w.T)
+		}
+	case TypeSyncSnapshot, TypeSyncDeltas:
 	default:
 		return nil, fmt.Errorf("%w: sync message type %d", ErrMalformed, w.T)
+	}
+	if w.T == TypeSyncHello && len(b) > lim.MaxHelloBytes() {
+		return nil, fmt.Errorf("%w: hello is %d bytes, limit %d", ErrTooLarge, len(b), lim.MaxHelloBytes())
 	}
 	if len(w.Doc) > maxDocBytes {
 		return nil, fmt.Errorf("%w: doc name of %d bytes", ErrMalformed, len(w.Doc))
@@ -164,8 +190,18 @@ type SyncStats struct {
 	SnapshotOut         bool // a snapshot was sent
 }
 
-// ErrSyncProtocol is returned when the peer breaks the exchange protocol.
-var ErrSyncProtocol = errors.New("net: sync protocol violation")
+// Errors of an exchange, besides ErrTooLarge, ErrMalformed, ErrVersion and
+// the replica's own.
+var (
+	// ErrSyncProtocol: the peer broke the exchange protocol.
+	ErrSyncProtocol = errors.New("net: sync protocol violation")
+	// ErrSnapshotRefused: the peer sent a snapshot the exchange did not
+	// call for (see SyncSession.SnapshotAllowed). It wraps ErrSyncProtocol.
+	ErrSnapshotRefused = fmt.Errorf("%w: unrequested snapshot", ErrSyncProtocol)
+	// ErrTooManySeqs: a Deltas message covers more than MaxSyncSeqs
+	// sequence numbers. It wraps ErrTooLarge.
+	ErrTooManySeqs = fmt.Errorf("%w: deltas cover too many sequence numbers", ErrTooLarge)
+)
 
 // SyncSession is one side of an anti-entropy exchange, as a state machine
 // without I/O: feed it the peer's messages with Handle and send what Next
@@ -185,10 +221,19 @@ type SyncSession struct {
 	noSnap    bool // the peer refuses our snapshots
 	logDone   bool
 	sentDone  bool
+	gotDeltas bool
+	hello     *SyncMsg // ours, once built
 	cur       store.Cursor
-	batchSize int
+	queue     []queuedEnv // read from the log, not yet sent
 	stats     SyncStats
 	sent      map[[32]byte]bool // envelopes sent, so an aggregate goes once
+}
+
+// queuedEnv is an encoded envelope waiting to be sent, with the number of
+// sequence numbers it covers.
+type queuedEnv struct {
+	data []byte
+	seqs uint64
 }
 
 // NewSyncSession starts an exchange for r with peer p.
@@ -196,9 +241,38 @@ func NewSyncSession(r Replica, p peer.ID, lim SyncLimits) *SyncSession {
 	return &SyncSession{r: r, peer: p, lim: lim}
 }
 
-// Hello returns the first message to send.
+// Hello returns the first message to send. It is built once; later calls
+// return the same message.
 func (s *SyncSession) Hello() *SyncMsg {
-	return &SyncMsg{Type: TypeSyncHello, Doc: s.r.Doc(), VV: s.r.Version(), NoSnapshot: !s.r.AcceptsSnapshot(s.peer)}
+	if s.hello == nil {
+		s.hello = &SyncMsg{Type: TypeSyncHello, Doc: s.r.Doc(), VV: s.r.Version(), NoSnapshot: !s.r.AcceptsSnapshot(s.peer)}
+	}
+	return s.hello
+}
+
+// SnapshotAllowed reports (nil) whether a snapshot from the peer may come
+// next, so that its frame can be refused from its header, before its body
+// is read: only as the first message after both Hellos, at most once, when
+// our Hello did not refuse snapshots and the peer's vector holds something
+// ours lacks (a peer sends one only then). Otherwise it returns an error
+// wrapping ErrSnapshotRefused.
+func (s *SyncSession) SnapshotAllowed() error {
+	var why string
+	switch {
+	case !s.gotHello || s.hello == nil:
+		why = "before both hellos"
+	case s.hello.NoSnapshot:
+		why = "our hello refused snapshots"
+	case s.stats.Snapshot:
+		why = "second snapshot"
+	case s.gotDeltas:
+		why = "after deltas"
+	case s.hello.VV.Covers(s.peerVV):
+		why = "the peer's vector holds nothing we lack"
+	default:
+		return nil
+	}
+	return fmt.Errorf("%w: %s", ErrSnapshotRefused, why)
 }
 
 // Stats returns the counts so far.
@@ -228,16 +302,18 @@ func (s *SyncSession) Handle(ctx context.Context, m *SyncMsg) error {
 		s.peerVV = m.VV
 		s.noSnap = m.NoSnapshot
 	case TypeSyncSnapshot:
-		if s.stats.Snapshot {
-			return fmt.Errorf("%w: second snapshot", ErrSyncProtocol)
+		if err := s.SnapshotAllowed(); err != nil {
+			return err
 		}
 		s.stats.Snapshot = true
 		if err := s.r.IngestSnapshot(ctx, s.peer, Snapshot{State: m.State, VV: m.VV, Heads: m.Heads}); err != nil {
-			return err
+			return fmt.Errorf("%w: ingest snapshot: %w", ErrSyncStorage, err)
 		}
 	case TypeSyncDeltas:
+		s.gotDeltas = true
 		envs := make([]*Envelope, 0, len(m.Envelopes))
 		var bad error
+		var seqs uint64
 		for _, b := range m.Envelopes {
 			e, err := DecodeEnvelope(b, s.lim.Envelope)
 			if err != nil {
@@ -245,10 +321,16 @@ func (s *SyncSession) Handle(ctx context.Context, m *SyncMsg) error {
 				continue
 			}
 			envs = append(envs, e)
+			seqs += e.LastSeq() - e.Seq + 1
+		}
+		if seqs > MaxSyncSeqs {
+			// Refused whole, before anything is stored: each covered
+			// sequence number would cost the receiver a log entry.
+			return fmt.Errorf("%w: %d in one message, limit %d", ErrTooManySeqs, seqs, MaxSyncSeqs)
 		}
 		s.stats.DeltasIn += len(envs)
 		if err := s.r.Ingest(ctx, s.peer, envs); err != nil {
-			return err
+			return fmt.Errorf("%w: ingest: %w", ErrSyncStorage, err)
 		}
 		if bad != nil {
 			return fmt.Errorf("%w: undecodable envelope: %w", ErrSyncProtocol, bad)
@@ -272,7 +354,7 @@ func (s *SyncSession) Next(ctx context.Context) (*SyncMsg, error) {
 		s.snapDone = true
 		snap, ok, err := s.r.SnapshotFor(ctx, s.peer, s.peerVV)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%w: snapshot: %w", ErrSyncStorage, err)
 		}
 		if ok {
 			// The peer now holds what the snapshot covers.
@@ -283,14 +365,13 @@ func (s *SyncSession) Next(ctx context.Context) (*SyncMsg, error) {
 			return &SyncMsg{Type: TypeSyncSnapshot, VV: snap.VV, State: snap.State, Heads: snap.Heads}, nil
 		}
 	}
-	if !s.logDone {
+	for len(s.queue) == 0 && !s.logDone {
 		batch, next, done, err := s.r.Missing(ctx, s.peerVV, s.cur)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%w: read the log: %w", ErrSyncStorage, err)
 		}
 		s.cur = next
 		s.logDone = done
-		m := &SyncMsg{Type: TypeSyncDeltas}
 		for _, e := range batch {
 			h := sha256.Sum256(e.Data)
 			if s.sent[h] {
@@ -300,16 +381,37 @@ func (s *SyncSession) Next(ctx context.Context) (*SyncMsg, error) {
 				s.sent = map[[32]byte]bool{}
 			}
 			s.sent[h] = true
-			m.Envelopes = append(m.Envelopes, e.Data)
+			s.queue = append(s.queue, queuedEnv{e.Data, envelopeSeqs(e.Data, s.lim.Envelope)})
 		}
-		if len(m.Envelopes) > 0 {
-			s.stats.DeltasOut += len(m.Envelopes)
-			return m, nil
+	}
+	if len(s.queue) > 0 {
+		// As many queued envelopes as cover at most MaxSyncSeqs sequence
+		// numbers (always one: an aggregate covers at most MaxAggregateRun).
+		m := &SyncMsg{Type: TypeSyncDeltas}
+		var seqs uint64
+		n := 0
+		for ; n < len(s.queue); n++ {
+			q := s.queue[n]
+			if n > 0 && seqs+q.seqs > MaxSyncSeqs {
+				break
+			}
+			seqs += q.seqs
+			m.Envelopes = append(m.Envelopes, q.data)
 		}
-		if !done {
-			return s.Next(ctx)
-		}
+		s.queue = s.queue[n:]
+		s.stats.DeltasOut += len(m.Envelopes)
+		return m, nil
 	}
 	s.sentDone = true
 	return &SyncMsg{Type: TypeSyncDone, VV: s.r.Version()}, nil
+}
+
+// envelopeSeqs returns how many sequence numbers the encoded envelope b
+// covers; 1 when it does not decode (the receiver refuses it anyway).
+func envelopeSeqs(b []byte, lim Limits) uint64 {
+	e, err := DecodeEnvelope(b, lim)
+	if err != nil {
+		return 1
+	}
+	return e.LastSeq() - e.Seq + 1
 }

@@ -2,13 +2,13 @@ package net
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"sync"
 	"time"
 
@@ -22,9 +22,26 @@ import (
 // SyncProtocol is the libp2p protocol ID of the anti-entropy stream.
 const SyncProtocol protocol.ID = "/concord/sync/1.0.0"
 
-// ErrUnknownDoc is returned when a peer asks to sync a document this node
-// does not host.
-var ErrUnknownDoc = errors.New("net: unknown document")
+// SyncService is the resource-manager service of sync streams: the memory
+// of every frame read is reserved in the stream's scope, against the
+// service's limits for the node and for each peer (HostConfig.SyncMemory,
+// HostConfig.SyncPeerMemory).
+const SyncService = "concord.sync"
+
+// Errors of the sync stream.
+var (
+	// ErrUnknownDoc is returned when a peer asks to sync a document this
+	// node does not host.
+	ErrUnknownDoc = errors.New("net: unknown document")
+	// ErrSyncBusy: the sync budget (exchanges or memory reserved in the
+	// resource manager) is exhausted.
+	ErrSyncBusy = errors.New("net: sync budget exhausted")
+	// ErrSyncStorage wraps an error of the replica (reading the log,
+	// storing what was received).
+	ErrSyncStorage = errors.New("net: sync: replica failed")
+	// ErrSyncOpen: the sync stream could not be opened.
+	ErrSyncOpen = errors.New("net: open sync stream")
+)
 
 // SyncerConfig configures a Syncer.
 type SyncerConfig struct {
@@ -59,13 +76,15 @@ type Syncer struct {
 	h   host.Host
 	cfg SyncerConfig
 
-	zenc     *zstd.Encoder
-	zdec     *zstd.Decoder // frames other than snapshots: output ≤ MaxFrameBytes
-	zdecSnap *zstd.Decoder // snapshot frames: output ≤ MaxSnapshotBytes
+	zenc *zstd.Encoder
+	zdec *zstd.Decoder // output bounded by the capacity given (DecodeAllCapLimit)
 
 	mu       sync.Mutex
 	inflight map[syncKey]*syncSlot
-	inbound  int
+	inbound  int             // inbound streams being answered
+	inPeer   map[peer.ID]int // of which from each peer
+	outPeer  map[peer.ID]int // exchanges we run with each peer
+	outFree  chan struct{}   // closed (and replaced) when one of those ends
 	closed   bool
 	wg       sync.WaitGroup
 	ctx      context.Context
@@ -82,9 +101,20 @@ type syncSlot struct {
 	outbound bool // we started it (Trigger), rather than answering a peer
 }
 
-// maxInbound bounds exchanges answered at once; more are refused (reset)
-// and counted, so a peer cannot pin memory with many idle streams.
-const maxInbound = 64
+// Exchange caps. Inbound streams beyond maxInbound (node) or
+// maxInboundPerPeer (one peer) are refused (reset) and counted before
+// anything is read from them. We run at most maxOutboundPerPeer exchanges
+// with one peer at once (more wait their turn), below its inbound cap, so
+// a node syncing many documents with a peer is not refused.
+const (
+	maxInbound         = 64
+	maxInboundPerPeer  = 8
+	maxOutboundPerPeer = 4
+)
+
+// zstdWindow is the window of the frames we compress and the largest a
+// received frame may ask for.
+const zstdWindow = 8 << 20
 
 // NewSyncer registers the sync protocol handler on h.
 func NewSyncer(h host.Host, cfg SyncerConfig) *Syncer {
@@ -98,10 +128,17 @@ func NewSyncer(h host.Host, cfg SyncerConfig) *Syncer {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Syncer{h: h, cfg: cfg, inflight: map[syncKey]*syncSlot{}, ctx: ctx, cancel: cancel}
-	s.zenc, _ = zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedDefault))
-	s.zdec, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(uint64(cfg.Limits.MaxFrameBytes)))
-	s.zdecSnap, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(uint64(cfg.Limits.MaxSnapshotBytes)))
+	s := &Syncer{
+		h: h, cfg: cfg, inflight: map[syncKey]*syncSlot{}, ctx: ctx, cancel: cancel,
+		inPeer: map[peer.ID]int{}, outPeer: map[peer.ID]int{}, outFree: make(chan struct{}),
+	}
+	s.zenc, _ = zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithWindowSize(zstdWindow))
+	// One decoder for every frame kind: DecodeAll's output is bounded by
+	// the capacity of the buffer it is given, which readFrame sizes (and
+	// reserves) from the frame's declared content size.
+	s.zdec, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(4), zstd.WithDecodeAllCapLimit(true),
+		zstd.WithDecoderMaxMemory(uint64(max(cfg.Limits.MaxSnapshotBytes, cfg.Limits.MaxFrameBytes))),
+		zstd.WithDecoderMaxWindow(zstdWindow))
 	h.SetStreamHandler(SyncProtocol, s.handle)
 	return s
 }
@@ -120,7 +157,6 @@ func (s *Syncer) Close() error {
 	s.wg.Wait()
 	_ = s.zenc.Close()
 	s.zdec.Close()
-	s.zdecSnap.Close()
 	return nil
 }
 
@@ -176,26 +212,77 @@ func (s *Syncer) Busy(p peer.ID, doc string) bool {
 	return s.inflight[syncKey{p, doc}] != nil
 }
 
-// acquireInbound registers an exchange answered for k; every accepted one
-// counts against maxInbound. It refuses (ok false) when the cap is reached
-// or one for k runs already — except when ours and the peer's started at
-// once (crossing): then the one started by the lower peer ID is kept.
-// held reports whether this exchange owns k's slot.
+// acquireStream counts an inbound stream from p against maxInbound and
+// maxInboundPerPeer, before anything is read from it; ok is false when a
+// cap is reached.
+func (s *Syncer) acquireStream(p peer.ID) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || s.inbound >= maxInbound || s.inPeer[p] >= maxInboundPerPeer {
+		return false
+	}
+	s.inbound++
+	s.inPeer[p]++
+	return true
+}
+
+// releaseStream ends what acquireStream counted.
+func (s *Syncer) releaseStream(p peer.ID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.inbound--
+	if s.inPeer[p]--; s.inPeer[p] <= 0 {
+		delete(s.inPeer, p)
+	}
+}
+
+// acquireOutbound waits until fewer than maxOutboundPerPeer exchanges we
+// run with p are under way, and counts one more.
+func (s *Syncer) acquireOutbound(ctx context.Context, p peer.ID) error {
+	for {
+		s.mu.Lock()
+		if s.outPeer[p] < maxOutboundPerPeer {
+			s.outPeer[p]++
+			s.mu.Unlock()
+			return nil
+		}
+		free := s.outFree
+		s.mu.Unlock()
+		select {
+		case <-free:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (s *Syncer) releaseOutbound(p peer.ID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.outPeer[p]--; s.outPeer[p] <= 0 {
+		delete(s.outPeer, p)
+	}
+	close(s.outFree)
+	s.outFree = make(chan struct{})
+}
+
+// acquireInbound registers an exchange answered for k. It refuses (ok
+// false) when one for k runs already — except when ours and the peer's
+// started at once (crossing): then the one started by the lower peer ID is
+// kept. held reports whether this exchange owns k's slot.
 func (s *Syncer) acquireInbound(k syncKey) (held, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed || s.inbound >= maxInbound {
+	if s.closed {
 		return false, false
 	}
 	if slot := s.inflight[k]; slot != nil {
 		if !slot.outbound || k.p > s.h.ID() {
 			return false, false
 		}
-		s.inbound++
 		return false, true
 	}
 	s.inflight[k] = &syncSlot{}
-	s.inbound++
 	return true, true
 }
 
@@ -204,7 +291,6 @@ func (s *Syncer) acquireInbound(k syncKey) (held, ok bool) {
 func (s *Syncer) releaseInbound(k syncKey, held bool, r Replica) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.inbound--
 	if !held {
 		return
 	}
@@ -234,12 +320,23 @@ func (s *Syncer) Sync(ctx context.Context, p peer.ID, r Replica) (SyncStats, err
 }
 
 func (s *Syncer) sync(ctx context.Context, p peer.ID, r Replica) (SyncStats, error) {
+	start := time.Now()
+	if err := s.acquireOutbound(ctx, p); err != nil {
+		s.record(p, r.Doc(), true, SyncStats{}, start, err)
+		return SyncStats{}, err
+	}
+	defer s.releaseOutbound(p)
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
-	start := time.Now()
 	st, err := s.h.NewStream(network.WithAllowLimitedConn(ctx, "sync"), p, SyncProtocol)
 	if err != nil {
-		err = fmt.Errorf("net: open sync stream: %w", err)
+		err = fmt.Errorf("%w: %w", ErrSyncOpen, err)
+		s.record(p, r.Doc(), true, SyncStats{}, start, err)
+		return SyncStats{}, err
+	}
+	if err := st.Scope().SetService(SyncService); err != nil {
+		_ = st.Reset()
+		err = fmt.Errorf("%w: %w", ErrSyncBusy, err)
 		s.record(p, r.Doc(), true, SyncStats{}, start, err)
 		return SyncStats{}, err
 	}
@@ -263,6 +360,7 @@ func (s *Syncer) record(p peer.ID, doc string, initiator bool, st SyncStats, sta
 		result = "unknown_doc"
 	case err != nil:
 		result = "error"
+		m.SyncErrors.WithLabelValues(SyncErrorReason(err)).Inc()
 	}
 	m.SyncExchanges.WithLabelValues(result).Inc()
 	m.SyncBytes.WithLabelValues("out").Add(float64(st.BytesOut))
@@ -270,7 +368,51 @@ func (s *Syncer) record(p peer.ID, doc string, initiator bool, st SyncStats, sta
 	m.SyncDuration.Observe(time.Since(start).Seconds())
 }
 
-// handle answers an exchange started by a peer.
+// SyncErrorReason names the cause of a failed exchange, for the reason
+// label of sync_errors_total: busy, refused_snapshot, too_many_seqs,
+// too_large, version, malformed, protocol, rejected (the replica refused
+// what was sent), storage, timeout, canceled, reset, open or unknown.
+func SyncErrorReason(err error) string {
+	var (
+		rejected interface{ Reason() string }
+		timeout  interface{ Timeout() bool }
+	)
+	switch {
+	case errors.Is(err, ErrSyncBusy):
+		return "busy"
+	case errors.Is(err, ErrSnapshotRefused):
+		return "refused_snapshot"
+	case errors.Is(err, ErrTooManySeqs):
+		return "too_many_seqs"
+	case errors.Is(err, ErrTooLarge):
+		return "too_large"
+	case errors.Is(err, ErrVersion):
+		return "version"
+	case errors.Is(err, ErrMalformed):
+		return "malformed"
+	case errors.Is(err, ErrSyncProtocol):
+		return "protocol"
+	case errors.As(err, &rejected):
+		return "rejected"
+	case errors.Is(err, ErrSyncStorage):
+		return "storage"
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded),
+		errors.As(err, &timeout) && timeout.Timeout():
+		return "timeout"
+	case errors.Is(err, context.Canceled), errors.Is(err, ErrClosed):
+		return "canceled"
+	case errors.Is(err, network.ErrReset), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "reset"
+	case errors.Is(err, ErrSyncOpen):
+		return "open"
+	}
+	return "unknown"
+}
+
+// handle answers an exchange started by a peer. Before anything is read,
+// the stream joins SyncService (whose limits bound its memory) and takes an
+// inbound slot (node and peer caps); its first frame must be a Hello,
+// read within MaxHelloBytes.
 func (s *Syncer) handle(st network.Stream) {
 	s.mu.Lock()
 	if s.closed {
@@ -281,13 +423,30 @@ func (s *Syncer) handle(st network.Stream) {
 	s.wg.Add(1)
 	s.mu.Unlock()
 	defer s.wg.Done()
+	remote := st.Conn().RemotePeer()
+	if err := st.Scope().SetService(SyncService); err != nil {
+		_ = st.Reset()
+		s.cfg.Metrics.Drop("sync_inbound", "busy")
+		return
+	}
+	if !s.acquireStream(remote) {
+		_ = st.Reset()
+		s.cfg.Metrics.Drop("sync_inbound", "busy")
+		return
+	}
+	defer s.releaseStream(remote)
 	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.Timeout)
 	defer cancel()
 	start := time.Now()
-	br := bufio.NewReader(st)
+	fr := s.newFrameReader(st, nil)
+	defer fr.release()
 	_ = st.SetReadDeadline(time.Now().Add(s.cfg.Timeout))
-	remote := st.Conn().RemotePeer()
-	first, n, err := s.readFrame(br)
+	first, n, err := fr.next(func(snapshot bool) (int, error) {
+		if snapshot {
+			return 0, fmt.Errorf("%w: as the first frame", ErrSnapshotRefused)
+		}
+		return min(s.cfg.Limits.MaxHelloBytes(), s.cfg.Limits.MaxFrameBytes), nil
+	})
 	if err != nil {
 		_ = st.Reset()
 		s.record(remote, "", false, SyncStats{}, start, err)
@@ -295,7 +454,7 @@ func (s *Syncer) handle(st network.Stream) {
 	}
 	if first.Type != TypeSyncHello {
 		_ = st.Reset()
-		s.record(remote, first.Doc, false, SyncStats{}, start, ErrSyncProtocol)
+		s.record(remote, first.Doc, false, SyncStats{}, start, fmt.Errorf("%w: first message of type %d", ErrSyncProtocol, first.Type))
 		return
 	}
 	var r Replica
@@ -303,7 +462,7 @@ func (s *Syncer) handle(st network.Stream) {
 		r = s.cfg.Resolve(first.Doc)
 	}
 	if r == nil {
-		s.cfg.Logger.Debug("sync for unknown document", "peer", st.Conn().RemotePeer(), "doc", first.Doc)
+		s.cfg.Logger.Debug("sync for unknown document", "peer", remote, "doc", first.Doc)
 		_ = st.Reset()
 		s.record(remote, first.Doc, false, SyncStats{}, start, ErrUnknownDoc)
 		return
@@ -317,36 +476,46 @@ func (s *Syncer) handle(st network.Stream) {
 	}
 	defer s.releaseInbound(k, held, r)
 	sess := NewSyncSession(r, remote, s.cfg.Limits)
+	sess.Hello()
 	if err := sess.Handle(ctx, first); err != nil {
 		_ = st.Reset()
+		s.record(remote, first.Doc, false, sess.stats, start, err)
 		return
 	}
+	fr.release()
 	sess.stats.BytesIn += n
-	stats, err := s.run(ctx, st, sess, br)
+	stats, err := s.run(ctx, st, sess, fr)
 	s.record(remote, first.Doc, false, stats, start, err)
 	if err != nil {
-		s.cfg.Logger.Debug("sync (responder) failed", "peer", st.Conn().RemotePeer(), "doc", first.Doc, "err", err)
+		s.cfg.Logger.Debug("sync (responder) failed", "peer", remote, "doc", first.Doc, "err", err)
 	}
 }
 
 // run drives sess over st: a reader goroutine feeds the session, this
 // goroutine writes what it produces. Both directions flow at once, so large
 // exchanges cannot deadlock on full stream buffers.
-func (s *Syncer) run(ctx context.Context, st network.Stream, sess *SyncSession, br *bufio.Reader) (SyncStats, error) {
+func (s *Syncer) run(ctx context.Context, st network.Stream, sess *SyncSession, fr *frameReader) (SyncStats, error) {
 	if dl, ok := ctx.Deadline(); ok {
 		_ = st.SetDeadline(dl)
 	}
-	if br == nil {
-		br = bufio.NewReader(st)
+	if fr == nil {
+		fr = s.newFrameReader(st, nil)
 	}
+	hello := sess.Hello() // built before the reader runs: it decides on snapshots
 	var mu sync.Mutex
+	bound := func(snapshot bool) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return s.frameBound(sess, snapshot)
+	}
 	wake := make(chan struct{}, 1)
 	readErr := make(chan error, 1)
 	readerDone := make(chan struct{})
 	go func() {
 		defer close(readerDone)
+		defer fr.release()
 		for {
-			m, n, err := s.readFrame(br)
+			m, n, err := fr.next(bound)
 			if err != nil {
 				readErr <- err
 				return
@@ -356,6 +525,7 @@ func (s *Syncer) run(ctx context.Context, st network.Stream, sess *SyncSession, 
 			err = sess.Handle(ctx, m)
 			done := sess.gotDone
 			mu.Unlock()
+			fr.release() // processed: its buffers are no longer held
 			select {
 			case wake <- struct{}{}:
 			default:
@@ -378,14 +548,8 @@ func (s *Syncer) run(ctx context.Context, st network.Stream, sess *SyncSession, 
 		defer mu.Unlock()
 		return sess.stats, err
 	}
-	if !sess.gotHello { // initiator: hello goes first
-		if err := s.write(bw, sess, &mu, sess.Hello()); err != nil {
-			return fail(err)
-		}
-	} else {
-		if err := s.write(bw, sess, &mu, sess.Hello()); err != nil {
-			return fail(err)
-		}
+	if err := s.write(bw, sess, &mu, hello); err != nil {
+		return fail(err)
 	}
 	readDone := false
 	for {
@@ -474,17 +638,83 @@ const (
 	compressMin        = 256
 )
 
-// readFrame reads one frame and returns its message with its size on the
-// wire. Memory grows with the bytes actually received, never with the
-// announced length alone.
-func (s *Syncer) readFrame(br *bufio.Reader) (*SyncMsg, int, error) {
+// frameBound returns the largest body a frame of the given kind may have
+// at this point of sess, or why it is refused: the first frame must be a
+// Hello (MaxHelloBytes), a snapshot comes only where
+// SyncSession.SnapshotAllowed says so (MaxSnapshotBytes), any other frame
+// is bounded by MaxFrameBytes.
+func (s *Syncer) frameBound(sess *SyncSession, snapshot bool) (int, error) {
 	lim := s.cfg.Limits
+	switch {
+	case snapshot:
+		if err := sess.SnapshotAllowed(); err != nil {
+			return 0, err
+		}
+		return lim.MaxSnapshotBytes, nil
+	case !sess.gotHello:
+		return min(lim.MaxHelloBytes(), lim.MaxFrameBytes), nil
+	}
+	return lim.MaxFrameBytes, nil
+}
+
+// frameReader reads the frames of one stream and reserves their memory in
+// scope (the stream's: its service and peer limits apply) before reading
+// or inflating a body. What the last frame reserved stays reserved until
+// release, which the caller calls once the frame is processed.
+type frameReader struct {
+	s     *Syncer
+	br    *bufio.Reader
+	scope network.ResourceScope
+	held  int
+}
+
+// newFrameReader reads st; scope defaults to st's.
+func (s *Syncer) newFrameReader(st network.Stream, scope network.ResourceScope) *frameReader {
+	if scope == nil {
+		scope = st.Scope()
+	}
+	return &frameReader{s: s, br: bufio.NewReader(st), scope: scope}
+}
+
+func (fr *frameReader) reserve(n int) error {
+	if n <= 0 {
+		return nil
+	}
+	if err := fr.scope.ReserveMemory(n, network.ReservationPriorityAlways); err != nil {
+		return fmt.Errorf("%w: reserving %d bytes for a frame: %w", ErrSyncBusy, n, err)
+	}
+	fr.held += n
+	return nil
+}
+
+func (fr *frameReader) unreserve(n int) {
+	n = min(n, fr.held)
+	if n > 0 {
+		fr.scope.ReleaseMemory(n)
+		fr.held -= n
+	}
+}
+
+// release ends the reservation of the last frame.
+func (fr *frameReader) release() { fr.unreserve(fr.held) }
+
+// bodyStep is how much of a frame body is read before the whole announced
+// length is allocated: memory follows the bytes received up to there.
+const bodyStep = 1 << 20
+
+// next reads one frame and returns its message with its size on the wire.
+// bound, given the frame's kind from its header, returns the largest body
+// allowed or why the frame is refused; a refused or oversized frame is
+// refused before its body is read. Reserved, in turn: the body as
+// received; its decompressed form (the size its zstd header declares,
+// which must be present and within bound; the received body is then
+// released); the decoded message. The peak is about twice the larger form.
+func (fr *frameReader) next(bound func(snapshot bool) (int, error)) (*SyncMsg, int, error) {
+	fr.release()
+	br := fr.br
 	n, err := binary.ReadUvarint(br)
 	if err != nil {
 		return nil, 0, err
-	}
-	if n == 0 || n > uint64(lim.MaxSnapshotBytes)+1 {
-		return nil, 0, fmt.Errorf("%w: sync frame of %d bytes", ErrTooLarge, n)
 	}
 	flag, err := br.ReadByte()
 	if err != nil {
@@ -494,38 +724,80 @@ func (s *Syncer) readFrame(br *bufio.Reader) (*SyncMsg, int, error) {
 		return nil, 0, fmt.Errorf("%w: sync frame flag %d", ErrMalformed, flag)
 	}
 	snapshot := flag&frameSnapshot != 0
-	max := uint64(lim.MaxFrameBytes)
-	if snapshot {
-		max = uint64(lim.MaxSnapshotBytes)
-	}
-	if n-1 > max {
-		return nil, 0, fmt.Errorf("%w: sync frame of %d bytes, limit %d", ErrTooLarge, n-1, max)
-	}
-	var buf bytes.Buffer
-	if _, err := io.CopyN(&buf, br, int64(n-1)); err != nil {
-		return nil, 0, err
-	}
-	body := buf.Bytes()
-	if flag&frameZstd != 0 {
-		dec := s.zdec
-		if snapshot {
-			dec = s.zdecSnap
-		}
-		body, err = dec.DecodeAll(body, nil)
-		if err != nil {
-			return nil, 0, fmt.Errorf("%w: sync frame does not decompress within %d bytes: %v", ErrMalformed, max, err)
-		}
-		if uint64(len(body)) > max {
-			return nil, 0, fmt.Errorf("%w: sync frame inflates to %d bytes", ErrTooLarge, len(body))
-		}
-	}
-	m, err := DecodeSyncMsg(body, lim)
+	maxBody, err := bound(snapshot)
 	if err != nil {
 		return nil, 0, err
 	}
+	if n == 0 || n-1 > uint64(maxBody) {
+		return nil, 0, fmt.Errorf("%w: sync frame of %d bytes, limit %d", ErrTooLarge, n-1, maxBody)
+	}
+	size := int(n - 1)
+	if err := fr.reserve(size); err != nil {
+		return nil, 0, err
+	}
+	body, err := readBody(br, size)
+	if err != nil {
+		return nil, 0, err
+	}
+	if flag&frameZstd != 0 {
+		var zh zstd.Header
+		if err := zh.Decode(body); err != nil {
+			return nil, 0, fmt.Errorf("%w: sync frame zstd header: %v", ErrMalformed, err)
+		}
+		if !zh.HasFCS {
+			return nil, 0, fmt.Errorf("%w: compressed sync frame without a content size", ErrMalformed)
+		}
+		if zh.FrameContentSize > uint64(maxBody) {
+			return nil, 0, fmt.Errorf("%w: sync frame inflates to %d bytes, limit %d", ErrTooLarge, zh.FrameContentSize, maxBody)
+		}
+		plain := int(zh.FrameContentSize)
+		if err := fr.reserve(plain); err != nil {
+			return nil, 0, err
+		}
+		out, err := fr.s.zdec.DecodeAll(body, make([]byte, 0, plain))
+		if err != nil {
+			return nil, 0, fmt.Errorf("%w: sync frame does not decompress within %d bytes: %v", ErrMalformed, plain, err)
+		}
+		fr.unreserve(size) // the compressed body is dropped
+		body = out
+	}
+	// The decoded message copies its byte strings out of body.
+	if err := fr.reserve(len(body)); err != nil {
+		return nil, 0, err
+	}
+	m, err := DecodeSyncMsg(body, fr.s.cfg.Limits)
+	if err != nil {
+		return nil, 0, err
+	}
+	fr.unreserve(len(body)) // body is dropped; the message stays reserved
 	if snapshot != (m.Type == TypeSyncSnapshot) {
 		return nil, 0, fmt.Errorf("%w: frame flag %d does not match message type %d", ErrMalformed, flag, m.Type)
 	}
 	var hdr [binary.MaxVarintLen64]byte
 	return m, int(n) + binary.PutUvarint(hdr[:], n), nil
+}
+
+// readBody reads n bytes. Past bodyStep bytes received, the rest of the
+// announced length is allocated at once (it is reserved already).
+func readBody(r io.Reader, n int) ([]byte, error) {
+	if n <= bodyStep {
+		b := make([]byte, n)
+		_, err := io.ReadFull(r, b)
+		return b, unexpectedEOF(err)
+	}
+	head := make([]byte, bodyStep)
+	if _, err := io.ReadFull(r, head); err != nil {
+		return nil, unexpectedEOF(err)
+	}
+	b := make([]byte, n)
+	copy(b, head)
+	_, err := io.ReadFull(r, b[bodyStep:])
+	return b, unexpectedEOF(err)
+}
+
+func unexpectedEOF(err error) error {
+	if errors.Is(err, io.EOF) {
+		return io.ErrUnexpectedEOF
+	}
+	return err
 }
