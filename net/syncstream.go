@@ -341,7 +341,7 @@ func (s *Syncer) sync(ctx context.Context, p peer.ID, r Replica) (SyncStats, err
 		return SyncStats{}, err
 	}
 	sess := NewSyncSession(r, p, s.cfg.Limits)
-	stats, err := s.run(ctx, st, sess, nil)
+	stats, err := s.run(ctx, st, sess, nil, true)
 	s.record(p, r.Doc(), true, stats, start, err)
 	return stats, err
 }
@@ -474,6 +474,9 @@ func (s *Syncer) handle(st network.Stream) {
 		s.cfg.Metrics.Drop("sync_inbound", "busy")
 		return
 	}
+	// Deferred in this order, the stream ends (successfully: run leaves
+	// that to us) after the slot is free; the initiator waits for the end.
+	defer func() { _ = st.Close() }()
 	defer s.releaseInbound(k, held, r)
 	sess := NewSyncSession(r, remote, s.cfg.Limits)
 	sess.Hello()
@@ -484,7 +487,7 @@ func (s *Syncer) handle(st network.Stream) {
 	}
 	fr.release()
 	sess.stats.BytesIn += n
-	stats, err := s.run(ctx, st, sess, fr)
+	stats, err := s.run(ctx, st, sess, fr, false)
 	s.record(remote, first.Doc, false, stats, start, err)
 	if err != nil {
 		s.cfg.Logger.Debug("sync (responder) failed", "peer", remote, "doc", first.Doc, "err", err)
@@ -494,7 +497,7 @@ func (s *Syncer) handle(st network.Stream) {
 // run drives sess over st: a reader goroutine feeds the session, this
 // goroutine writes what it produces. Both directions flow at once, so large
 // exchanges cannot deadlock on full stream buffers.
-func (s *Syncer) run(ctx context.Context, st network.Stream, sess *SyncSession, fr *frameReader) (SyncStats, error) {
+func (s *Syncer) run(ctx context.Context, st network.Stream, sess *SyncSession, fr *frameReader, initiator bool) (SyncStats, error) {
 	if dl, ok := ctx.Deadline(); ok {
 		_ = st.SetDeadline(dl)
 	}
@@ -563,7 +566,8 @@ func (s *Syncer) run(ctx context.Context, st network.Stream, sess *SyncSession, 
 			if err := s.write(bw, sess, &mu, m); err != nil {
 				return fail(err)
 			}
-			if m.Type == TypeSyncDone {
+			if m.Type == TypeSyncDone && initiator {
+				// The responder ends its side once it is done (handle).
 				_ = st.CloseWrite()
 			}
 			continue
@@ -585,7 +589,15 @@ func (s *Syncer) run(ctx context.Context, st network.Stream, sess *SyncSession, 
 			return fail(ctx.Err())
 		}
 	}
-	_ = st.Close()
+	if initiator {
+		// Wait for the responder to end the stream: it does once it has
+		// stored what we sent and freed its slot for this peer and
+		// document, so that an exchange started next is not refused as a
+		// duplicate. What comes instead of the end does not undo the
+		// exchange.
+		_, _ = fr.br.ReadByte()
+		_ = st.Close()
+	}
 	mu.Lock()
 	defer mu.Unlock()
 	return sess.stats, nil
