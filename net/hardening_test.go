@@ -3,6 +3,7 @@ package net
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -75,11 +76,11 @@ func TestInboundExchangeAccounting(t *testing.T) {
 	defer s.Close()
 	low := peer.ID("") // sorts below any real peer ID
 	k := syncKey{low, "d"}
-	if held, ok := s.acquireInbound(k); !held || !ok {
+	if held, ok := s.acquireInbound(context.Background(), k); !held || !ok {
 		t.Fatal("first inbound exchange refused")
 	}
 	for i := 0; i < 10; i++ {
-		if _, ok := s.acquireInbound(k); ok {
+		if _, ok := s.acquireInbound(context.Background(), k); ok {
 			t.Fatal("a second inbound exchange for the same peer and document was accepted")
 		}
 	}
@@ -87,7 +88,7 @@ func TestInboundExchangeAccounting(t *testing.T) {
 	s.mu.Lock()
 	s.inflight[k] = &syncSlot{outbound: true} // we are syncing with them
 	s.mu.Unlock()
-	if held, ok := s.acquireInbound(k); held || !ok {
+	if held, ok := s.acquireInbound(context.Background(), k); held || !ok {
 		t.Fatal("crossing exchange from the lower ID refused")
 	}
 	s.releaseInbound(k, false, nil)

@@ -367,3 +367,42 @@ func TestSyncManyDocumentsOnePeer(t *testing.T) {
 		t.Fatalf("%v exchanges refused", n)
 	}
 }
+
+// Exchanges two peers start at once for one document, each side both by
+// Trigger and by Sync, all complete: Sync waits for one running, and the
+// peer with the lower ID answers the other's once its own has ended.
+func TestSyncCrossingExchanges(t *testing.T) {
+	ha, hb := newTestHost(t, LoopbackHostConfig()), newTestHost(t, LoopbackHostConfig())
+	if err := connectVia(t, ha, hb, false); err != nil {
+		t.Fatal(err)
+	}
+	a, b := newFakeReplica(t, 1, 0), newFakeReplica(t, 2, 0)
+	a.write(t, 1, 5)
+	b.write(t, 1, 5)
+	sa := NewSyncer(ha, SyncerConfig{Resolve: func(string) Replica { return a }})
+	defer sa.Close()
+	sb := NewSyncer(hb, SyncerConfig{Resolve: func(string) Replica { return b }})
+	defer sb.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for round := range 10 {
+		errs := make(chan error, 4)
+		sa.Trigger(hb.ID(), a)
+		sb.Trigger(ha.ID(), b)
+		go func() { _, err := sa.Sync(ctx, hb.ID(), a); errs <- err }()
+		go func() { _, err := sb.Sync(ctx, ha.ID(), b); errs <- err }()
+		go func() { _, err := sa.Sync(ctx, hb.ID(), a); errs <- err }()
+		go func() { _, err := sb.Sync(ctx, ha.ID(), b); errs <- err }()
+		for range 4 {
+			if err := <-errs; err != nil {
+				t.Fatalf("round %d: %v", round, err)
+			}
+		}
+	}
+	if a.Version()[b.self] != 5 || b.Version()[a.self] != 5 {
+		t.Fatal("not converged")
+	}
+	waitFor(t, 10*time.Second, "triggered exchanges done", func() bool {
+		return !sa.Busy(hb.ID(), a.doc) && !sb.Busy(ha.ID(), b.doc)
+	})
+}

@@ -84,7 +84,7 @@ type Syncer struct {
 	inbound  int             // inbound streams being answered
 	inPeer   map[peer.ID]int // of which from each peer
 	outPeer  map[peer.ID]int // exchanges we run with each peer
-	outFree  chan struct{}   // closed (and replaced) when one of those ends
+	freed    chan struct{}   // closed (and replaced) when one of those ends or a slot is freed
 	closed   bool
 	wg       sync.WaitGroup
 	ctx      context.Context
@@ -130,7 +130,7 @@ func NewSyncer(h host.Host, cfg SyncerConfig) *Syncer {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Syncer{
 		h: h, cfg: cfg, inflight: map[syncKey]*syncSlot{}, ctx: ctx, cancel: cancel,
-		inPeer: map[peer.ID]int{}, outPeer: map[peer.ID]int{}, outFree: make(chan struct{}),
+		inPeer: map[peer.ID]int{}, outPeer: map[peer.ID]int{}, freed: make(chan struct{}),
 	}
 	s.zenc, _ = zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithWindowSize(zstdWindow))
 	// One decoder for every frame kind: DecodeAll's output is bounded by
@@ -196,6 +196,7 @@ func (s *Syncer) startLocked(k syncKey, p peer.ID, r Replica) {
 			s.mu.Lock()
 			if !slot.dirty || s.closed {
 				delete(s.inflight, k)
+				s.signalFreedLocked()
 				s.mu.Unlock()
 				return
 			}
@@ -246,7 +247,7 @@ func (s *Syncer) acquireOutbound(ctx context.Context, p peer.ID) error {
 			s.mu.Unlock()
 			return nil
 		}
-		free := s.outFree
+		free := s.freed
 		s.mu.Unlock()
 		select {
 		case <-free:
@@ -262,28 +263,44 @@ func (s *Syncer) releaseOutbound(p peer.ID) {
 	if s.outPeer[p]--; s.outPeer[p] <= 0 {
 		delete(s.outPeer, p)
 	}
-	close(s.outFree)
-	s.outFree = make(chan struct{})
+	s.signalFreedLocked()
 }
 
 // acquireInbound registers an exchange answered for k. It refuses (ok
-// false) when one for k runs already — except when ours and the peer's
-// started at once (crossing): then the one started by the lower peer ID is
-// kept. held reports whether this exchange owns k's slot.
-func (s *Syncer) acquireInbound(k syncKey) (held, ok bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return false, false
-	}
-	if slot := s.inflight[k]; slot != nil {
-		if !slot.outbound || k.p > s.h.ID() {
+// false) one for k from a peer already answered for k. When ours for k
+// runs (the two crossed, or the peer started its own meanwhile): one
+// started by a lower peer ID than ours runs alongside; one started by a
+// higher ID waits for ours to end (the peer, holding the higher ID, answers
+// ours without waiting, so neither waits for the other). held reports
+// whether this exchange owns k's slot.
+func (s *Syncer) acquireInbound(ctx context.Context, k syncKey) (held, ok bool) {
+	for {
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
 			return false, false
 		}
-		return false, true
+		slot := s.inflight[k]
+		switch {
+		case slot == nil:
+			s.inflight[k] = &syncSlot{}
+			s.mu.Unlock()
+			return true, true
+		case !slot.outbound:
+			s.mu.Unlock()
+			return false, false
+		case k.p < s.h.ID():
+			s.mu.Unlock()
+			return false, true
+		}
+		free := s.freed
+		s.mu.Unlock()
+		select {
+		case <-free:
+		case <-ctx.Done():
+			return false, false
+		}
 	}
-	s.inflight[k] = &syncSlot{}
-	return true, true
 }
 
 // releaseInbound ends an answered exchange; a trigger that arrived
@@ -296,13 +313,16 @@ func (s *Syncer) releaseInbound(k syncKey, held bool, r Replica) {
 	}
 	slot := s.inflight[k]
 	delete(s.inflight, k)
+	s.signalFreedLocked()
 	if slot != nil && slot.dirty && !s.closed {
 		s.startLocked(k, k.p, r)
 	}
 }
 
-// Sync runs one exchange with p for r now (even if another is running) and
-// returns its counts. Close cancels it and waits for it.
+// Sync runs one exchange with p for r and returns its counts. When one
+// between them for r.Doc() is running, in either direction, it waits for
+// it to end first (a second would be refused by the peer). Close cancels
+// it and waits for it.
 func (s *Syncer) Sync(ctx context.Context, p peer.ID, r Replica) (SyncStats, error) {
 	s.mu.Lock()
 	if s.closed {
@@ -316,7 +336,51 @@ func (s *Syncer) Sync(ctx context.Context, p peer.ID, r Replica) (SyncStats, err
 	defer cancel()
 	stop := context.AfterFunc(s.ctx, cancel)
 	defer stop()
+	k := syncKey{p, r.Doc()}
+	slot, err := s.takeSlot(ctx, k)
+	if err != nil {
+		return SyncStats{}, err
+	}
+	defer func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		delete(s.inflight, k)
+		s.signalFreedLocked()
+		if slot.dirty && !s.closed {
+			s.startLocked(k, p, r) // triggered meanwhile
+		}
+	}()
 	return s.sync(ctx, p, r)
+}
+
+// takeSlot waits until no exchange for k runs and takes its slot.
+func (s *Syncer) takeSlot(ctx context.Context, k syncKey) (*syncSlot, error) {
+	for {
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			return nil, ErrClosed
+		}
+		if s.inflight[k] == nil {
+			slot := &syncSlot{outbound: true}
+			s.inflight[k] = slot
+			s.mu.Unlock()
+			return slot, nil
+		}
+		free := s.freed
+		s.mu.Unlock()
+		select {
+		case <-free:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// signalFreedLocked wakes the waiters of acquireOutbound and takeSlot.
+func (s *Syncer) signalFreedLocked() {
+	close(s.freed)
+	s.freed = make(chan struct{})
 }
 
 func (s *Syncer) sync(ctx context.Context, p peer.ID, r Replica) (SyncStats, error) {
@@ -468,7 +532,7 @@ func (s *Syncer) handle(st network.Stream) {
 		return
 	}
 	k := syncKey{remote, first.Doc}
-	held, ok := s.acquireInbound(k)
+	held, ok := s.acquireInbound(ctx, k)
 	if !ok {
 		_ = st.Reset()
 		s.cfg.Metrics.Drop("sync_inbound", "busy")
