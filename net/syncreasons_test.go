@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -405,4 +406,34 @@ func TestSyncCrossingExchanges(t *testing.T) {
 	waitFor(t, 10*time.Second, "triggered exchanges done", func() bool {
 		return !sa.Busy(hb.ID(), a.doc) && !sb.Busy(ha.ID(), b.doc)
 	})
+}
+
+// With NewHost's default limits, a 16 MiB snapshot (32 MiB reserved) —
+// far above libp2p's default stream, protocol and service budgets —
+// is received.
+func TestSyncLargeSnapshotWithinDefaultBudget(t *testing.T) {
+	if raceEnabled {
+		t.Skip("moves 16 MiB through the race detector")
+	}
+	ha, hb := newTestHost(t, LoopbackHostConfig()), newTestHost(t, LoopbackHostConfig())
+	if err := connectVia(t, ha, hb, false); err != nil {
+		t.Fatal(err)
+	}
+	a, b := newFakeReplica(t, 1, 0), newFakeReplica(t, 2, 0)
+	a.write(t, 1, 3)
+	a.compact(t, 3)
+	a.snap = make([]byte, 16<<20)
+	rand.NewChaCha8([32]byte{1}).Read(a.snap) // incompressible: sent raw
+	sa := NewSyncer(ha, SyncerConfig{Resolve: func(string) Replica { return a }})
+	defer sa.Close()
+	mb := NewMetrics(nil)
+	sb := NewSyncer(hb, SyncerConfig{Metrics: mb, Resolve: func(string) Replica { return b }})
+	defer sb.Close()
+	st, err := sb.Sync(context.Background(), ha.ID(), b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.Snapshot || len(b.gotSnaps) != 1 || len(b.gotSnaps[0]) != len(a.snap) {
+		t.Fatalf("snapshot not received: %+v", st)
+	}
 }

@@ -25,7 +25,8 @@ const SyncProtocol protocol.ID = "/concord/sync/1.0.0"
 // SyncService is the resource-manager service of sync streams: the memory
 // of every frame read is reserved in the stream's scope, against the
 // service's limits for the node and for each peer (HostConfig.SyncMemory,
-// HostConfig.SyncPeerMemory).
+// HostConfig.SyncPeerMemory). On a host not built by NewHost, libp2p's
+// default limits apply, which refuse frames of more than a few MiB.
 const SyncService = "concord.sync"
 
 // Errors of the sync stream.
