@@ -1,0 +1,224 @@
+package net
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/libp2p/go-libp2p/core/network"
+)
+
+func (s *Syncer) write(bw *bufio.Writer, sess *SyncSession, mu *sync.Mutex, m *SyncMsg) error {
+	raw, err := EncodeSyncMsg(m)
+	if err != nil {
+		return err
+	}
+	flag, b := frameRaw, raw
+	if len(raw) >= compressMin {
+		if z := s.zenc.EncodeAll(raw, make([]byte, 0, len(raw)/2)); len(z) < len(raw) {
+			flag, b = frameZstd, z
+		}
+	}
+	if m.Type == TypeSyncSnapshot {
+		flag |= frameSnapshot
+	}
+	var hdr [binary.MaxVarintLen64 + 1]byte
+	k := binary.PutUvarint(hdr[:], uint64(len(b)+1))
+	hdr[k] = flag
+	k++
+	if _, err := bw.Write(hdr[:k]); err != nil {
+		return err
+	}
+	if _, err := bw.Write(b); err != nil {
+		return err
+	}
+	if err := bw.Flush(); err != nil {
+		return err
+	}
+	mu.Lock()
+	sess.stats.MsgsOut++
+	sess.stats.BytesOut += k + len(b)
+	mu.Unlock()
+	return nil
+}
+
+// Frames on the sync stream: uvarint(length) || flag || body. The body is
+// a sync message's CBOR, zstd-compressed when flag has frameZstd. Only a
+// frame flagged frameSnapshot may carry a snapshot and exceed
+// MaxFrameBytes (up to MaxSnapshotBytes, compressed or not), so the reader
+// knows a frame's bound before reading or inflating it. Frames of at least
+// compressMin bytes are compressed when that helps.
+const (
+	frameRaw      byte = 0
+	frameZstd     byte = 1
+	frameSnapshot byte = 2
+	compressMin        = 256
+)
+
+// frameBound returns the largest body a frame of the given kind may have
+// at this point of sess, or why it is refused: the first frame must be a
+// Hello (MaxHelloBytes), a snapshot comes only where
+// SyncSession.SnapshotAllowed says so (MaxSnapshotBytes), any other frame
+// is bounded by MaxFrameBytes.
+func (s *Syncer) frameBound(sess *SyncSession, snapshot bool) (int, error) {
+	lim := s.cfg.Limits
+	switch {
+	case snapshot:
+		if err := sess.SnapshotAllowed(); err != nil {
+			return 0, err
+		}
+		return lim.MaxSnapshotBytes, nil
+	case !sess.gotHello:
+		return min(lim.MaxHelloBytes(), lim.MaxFrameBytes), nil
+	}
+	return lim.MaxFrameBytes, nil
+}
+
+// frameReader reads the frames of one stream and reserves their memory in
+// scope (the stream's: its service and peer limits apply) before reading
+// or inflating a body. What the last frame reserved stays reserved until
+// release, which the caller calls once the frame is processed.
+type frameReader struct {
+	s     *Syncer
+	br    *bufio.Reader
+	scope network.ResourceScope
+	held  int
+}
+
+// newFrameReader reads st; scope defaults to st's.
+func (s *Syncer) newFrameReader(st network.Stream, scope network.ResourceScope) *frameReader {
+	if scope == nil {
+		scope = st.Scope()
+	}
+	return &frameReader{s: s, br: bufio.NewReader(st), scope: scope}
+}
+
+func (fr *frameReader) reserve(n int) error {
+	if n <= 0 {
+		return nil
+	}
+	if err := fr.scope.ReserveMemory(n, network.ReservationPriorityAlways); err != nil {
+		return fmt.Errorf("%w: reserving %d bytes for a frame: %w", ErrSyncBusy, n, err)
+	}
+	fr.held += n
+	return nil
+}
+
+func (fr *frameReader) unreserve(n int) {
+	n = min(n, fr.held)
+	if n > 0 {
+		fr.scope.ReleaseMemory(n)
+		fr.held -= n
+	}
+}
+
+// release ends the reservation of the last frame.
+func (fr *frameReader) release() { fr.unreserve(fr.held) }
+
+// bodyStep is how much of a frame body is read before the whole announced
+// length is allocated: memory follows the bytes received up to there.
+const bodyStep = 1 << 20
+
+// next reads one frame and returns its message with its size on the wire.
+// bound, given the frame's kind from its header, returns the largest body
+// allowed or why the frame is refused; a refused or oversized frame is
+// refused before its body is read. Reserved, in turn: the body as
+// received; its decompressed form (the size its zstd header declares,
+// which must be present and within bound; the received body is then
+// released); the decoded message. The peak is about twice the larger form.
+func (fr *frameReader) next(bound func(snapshot bool) (int, error)) (*SyncMsg, int, error) {
+	fr.release()
+	br := fr.br
+	n, err := binary.ReadUvarint(br)
+	if err != nil {
+		return nil, 0, err
+	}
+	flag, err := br.ReadByte()
+	if err != nil {
+		return nil, 0, err
+	}
+	if flag&^(frameZstd|frameSnapshot) != 0 {
+		return nil, 0, fmt.Errorf("%w: sync frame flag %d", ErrMalformed, flag)
+	}
+	snapshot := flag&frameSnapshot != 0
+	maxBody, err := bound(snapshot)
+	if err != nil {
+		return nil, 0, err
+	}
+	if n == 0 || n-1 > uint64(maxBody) {
+		return nil, 0, fmt.Errorf("%w: sync frame of %d bytes, limit %d", ErrTooLarge, n-1, maxBody)
+	}
+	size := int(n - 1)
+	if err := fr.reserve(size); err != nil {
+		return nil, 0, err
+	}
+	body, err := readBody(br, size)
+	if err != nil {
+		return nil, 0, err
+	}
+	if flag&frameZstd != 0 {
+		var zh zstd.Header
+		if err := zh.Decode(body); err != nil {
+			return nil, 0, fmt.Errorf("%w: sync frame zstd header: %v", ErrMalformed, err)
+		}
+		if !zh.HasFCS {
+			return nil, 0, fmt.Errorf("%w: compressed sync frame without a content size", ErrMalformed)
+		}
+		if zh.FrameContentSize > uint64(maxBody) {
+			return nil, 0, fmt.Errorf("%w: sync frame inflates to %d bytes, limit %d", ErrTooLarge, zh.FrameContentSize, maxBody)
+		}
+		plain := int(zh.FrameContentSize)
+		if err := fr.reserve(plain); err != nil {
+			return nil, 0, err
+		}
+		out, err := fr.s.zdec.DecodeAll(body, make([]byte, 0, plain))
+		if err != nil {
+			return nil, 0, fmt.Errorf("%w: sync frame does not decompress within %d bytes: %v", ErrMalformed, plain, err)
+		}
+		fr.unreserve(size) // the compressed body is dropped
+		body = out
+	}
+	// The decoded message copies its byte strings out of body.
+	if err := fr.reserve(len(body)); err != nil {
+		return nil, 0, err
+	}
+	m, err := DecodeSyncMsg(body, fr.s.cfg.Limits)
+	if err != nil {
+		return nil, 0, err
+	}
+	fr.unreserve(len(body)) // body is dropped; the message stays reserved
+	if snapshot != (m.Type == TypeSyncSnapshot) {
+		return nil, 0, fmt.Errorf("%w: frame flag %d does not match message type %d", ErrMalformed, flag, m.Type)
+	}
+	var hdr [binary.MaxVarintLen64]byte
+	return m, int(n) + binary.PutUvarint(hdr[:], n), nil
+}
+
+// readBody reads n bytes. Past bodyStep bytes received, the rest of the
+// announced length is allocated at once (it is reserved already).
+func readBody(r io.Reader, n int) ([]byte, error) {
+	if n <= bodyStep {
+		b := make([]byte, n)
+		_, err := io.ReadFull(r, b)
+		return b, unexpectedEOF(err)
+	}
+	head := make([]byte, bodyStep)
+	if _, err := io.ReadFull(r, head); err != nil {
+		return nil, unexpectedEOF(err)
+	}
+	b := make([]byte, n)
+	copy(b, head)
+	_, err := io.ReadFull(r, b[bodyStep:])
+	return b, unexpectedEOF(err)
+}
+
+func unexpectedEOF(err error) error {
+	if errors.Is(err, io.EOF) {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
