@@ -35,6 +35,14 @@ var payloadLimits = crdt.Limits{MaxBytes: MaxTxnBytes * 4, MaxElements: MaxTxnBy
 // we hold show (heads.go); it cannot be folded into a snapshot yet.
 var errUnproven = errors.New("concord: state not provable by the heads held")
 
+// maxPayload bounds the payload of every envelope this node signs: each own
+// delta, cut into pieces at flush time when it is bigger (see
+// crdt.SplitDelta), and each aggregate. It is what one gossip envelope
+// carries, so every delta travels on gossip — except a piece holding one
+// value bigger than that alone (at most MaxTxnBytes), which the sync stream
+// carries (storedLimits).
+var maxPayload = cnet.DefaultLimits().MaxPayloadBytes
+
 // maxClockLead is how far ahead of our wall clock a remote timestamp may
 // pull our HLC: a peer with a wild clock cannot drag everyone's clock into
 // the future (its value still counts for its own register writes).
@@ -71,6 +79,8 @@ type replicaDeps struct {
 	publish       func(*cnet.Envelope) // gossip; may be nil
 	// onEquivocation, optional, is told of every fork found (fork.go).
 	onEquivocation func(EquivocationEvent)
+	// pieceBytes bounds an own delta's payload (0: maxPayload); tests lower it.
+	pieceBytes int
 }
 
 // replica is one document on one node: the CRDT state, its durable log and
@@ -103,6 +113,7 @@ type replica struct {
 	state     *crdt.State
 	clock     crdt.HLC
 	nextSeq   uint64
+	signedHLC crdt.HLC // of the last own delta signed
 	pending   *crdt.State
 	pendPaths [][]string
 	waiters   []chan error
@@ -290,9 +301,11 @@ func (r *replica) apply(ctx context.Context, ops []crdt.Op) error {
 	}
 }
 
-// inflightFlush is an own delta queued for commit.
+// inflightFlush is an own delta queued for commit: one envelope, or
+// several when the delta was too big for one (consecutive sequence numbers,
+// appended in one synced batch).
 type inflightFlush struct {
-	env       *cnet.Envelope
+	envs      []*cnet.Envelope
 	done      <-chan error
 	err       error
 	waiters   []chan error
@@ -364,8 +377,9 @@ func (r *replica) flushLoop() {
 	}
 }
 
-// startFlush turns every pending transaction into one signed delta and
-// queues it for commit. It returns nil when nothing is pending.
+// startFlush turns every pending transaction into one signed delta (or
+// several, see queueOwn) and queues it for commit. It returns nil when
+// nothing is pending.
 func (r *replica) startFlush() *inflightFlush {
 	r.mu.Lock()
 	delta, waiters, paths := r.pending, r.waiters, r.pendPaths
@@ -374,17 +388,14 @@ func (r *replica) startFlush() *inflightFlush {
 		r.mu.Unlock()
 		return nil
 	}
-	seq := r.nextSeq
-	r.nextSeq++
 	ts := r.clock
 	dot := r.state.Context().Max(r.d.self) // pending writes are applied to state already
-	r.noteClaims(delta, r.d.self, seq)
 	failed := r.failed
 	r.inflightN++
 	r.mu.Unlock()
 	f := &inflightFlush{waiters: waiters, paths: paths, err: failed}
 	if f.err == nil {
-		f.env, f.done, f.err = r.queueOwn(seq, ts, dot, delta)
+		f.envs, f.done, f.err = r.queueOwn(ts, dot, delta)
 	}
 	return f
 }
@@ -411,7 +422,9 @@ func (r *replica) complete(f *inflightFlush) {
 	} else {
 		// Persist before publish: a delta peers may hold is always in our log.
 		if r.d.publish != nil {
-			r.d.publish(f.env)
+			for _, e := range f.envs {
+				r.d.publish(e)
+			}
 		}
 		r.updateOutboxMetric()
 		r.notify(Change{Doc: r.doc, Local: true, Origin: r.d.self, Paths: dedupPaths(f.paths)})
@@ -450,18 +463,60 @@ func (r *replica) encodeDurable() ([]byte, crdt.HLC, *crdt.CausalContext, error)
 	return crdt.Encode(r.state), r.clock, r.state.Context().Clone(), nil
 }
 
-// queueOwn signs an own delta and queues it for a synced append.
-func (r *replica) queueOwn(seq uint64, ts crdt.HLC, dot uint64, delta *crdt.State) (*cnet.Envelope, <-chan error, error) {
-	env := &cnet.Envelope{Doc: r.doc, Origin: r.d.self, Seq: seq, HLC: uint64(ts), Dot: dot, Payload: crdt.EncodeDelta(delta, r.d.self), Delta: delta}
-	if err := cnet.SignEnvelope(r.d.key, env); err != nil {
-		return nil, nil, err
+// queueOwn signs an own delta and queues it for a synced append. A delta
+// whose payload would exceed the bound (a delete of a big map whose values'
+// dots are scattered, a group commit of many writes) is split into pieces
+// that each fit (crdt.SplitDelta), at consecutive sequence numbers, each
+// signed with dot, the author's dot count once the whole delta is applied;
+// all are appended (log and outbox) in one synced batch, so they become
+// durable together and the delta's writers are answered once. Receivers may
+// merge the pieces apart, in any order; together they are the delta.
+func (r *replica) queueOwn(ts crdt.HLC, dot uint64, delta *crdt.State) ([]*cnet.Envelope, <-chan error, error) {
+	bound := r.d.pieceBytes
+	if bound <= 0 {
+		bound = maxPayload
 	}
-	b, err := cnet.EncodeEnvelope(env)
-	if err != nil {
-		return nil, nil, err
+	pieces := []*crdt.State{delta}
+	payloads := [][]byte{crdt.EncodeDelta(delta, r.d.self)}
+	if len(payloads[0]) > bound {
+		pieces = crdt.SplitDelta(delta, r.d.self, crdt.Limits{MaxBytes: bound, MaxElements: payloadLimits.MaxElements})
+		payloads = payloads[:0]
+		for _, p := range pieces {
+			payloads = append(payloads, crdt.EncodeDelta(p, r.d.self))
+		}
 	}
-	done, err := r.d.store.AppendAsync(context.Background(), r.doc, r.d.self, []store.Entry{{Replica: r.d.self, Seq: seq, Data: b}})
-	return env, done, err
+	// Sequence numbers are taken here, once the count is known (only the
+	// flusher takes them). Each piece has a timestamp of its own: an
+	// author's envelopes never share one, and never go back.
+	hlcs := make([]crdt.HLC, len(pieces))
+	r.mu.Lock()
+	seq := r.nextSeq
+	r.nextSeq += uint64(len(pieces))
+	for i, p := range pieces {
+		if i > 0 || ts <= r.signedHLC {
+			r.clock = r.clock.Now(r.d.now().UnixMilli())
+			ts = r.clock
+		}
+		hlcs[i], r.signedHLC = ts, ts
+		r.noteClaims(p, r.d.self, seq+uint64(i))
+	}
+	r.mu.Unlock()
+	envs := make([]*cnet.Envelope, len(pieces))
+	entries := make([]store.Entry, len(pieces))
+	for i, p := range pieces {
+		env := &cnet.Envelope{Doc: r.doc, Origin: r.d.self, Seq: seq + uint64(i), HLC: uint64(hlcs[i]), Dot: dot, Payload: payloads[i], Delta: p}
+		if err := cnet.SignEnvelope(r.d.key, env); err != nil {
+			return nil, nil, err
+		}
+		b, err := cnet.EncodeEnvelope(env)
+		if err != nil {
+			return nil, nil, err
+		}
+		envs[i] = env
+		entries[i] = store.Entry{Replica: r.d.self, Seq: env.Seq, Data: b}
+	}
+	done, err := r.d.store.AppendAsync(context.Background(), r.doc, r.d.self, entries)
+	return envs, done, err
 }
 
 // ---- receive path ----
@@ -855,8 +910,13 @@ func (r *replica) Missing(ctx context.Context, have crdt.VersionVector, cur stor
 	return out, next, done, nil
 }
 
+// errAggregateTooLarge: a run's join is too big for one envelope; the run
+// is sent as it is.
+var errAggregateTooLarge = errors.New("concord: aggregate too large")
+
 // aggregate joins a run of consecutive own deltas from the log into one
-// signed envelope.
+// signed envelope (errAggregateTooLarge when the join would exceed
+// maxPayload).
 func (r *replica) aggregate(run []store.Entry) (store.Entry, error) {
 	envs := make([]*cnet.Envelope, len(run))
 	for i, e := range run {
@@ -870,6 +930,9 @@ func (r *replica) aggregate(run []store.Entry) (store.Entry, error) {
 	if err != nil {
 		return store.Entry{}, err
 	}
+	if env == nil {
+		return store.Entry{}, fmt.Errorf("%w: the join of %d deltas is over %d bytes", errAggregateTooLarge, len(run), maxPayload)
+	}
 	b, err := cnet.EncodeEnvelope(env)
 	if err != nil {
 		return store.Entry{}, err
@@ -878,7 +941,9 @@ func (r *replica) aggregate(run []store.Entry) (store.Entry, error) {
 }
 
 // coalesce joins a run of this node's deltas with consecutive sequence
-// numbers into one aggregate: their join, signed once.
+// numbers into one aggregate: their join, signed once. It returns nil, and
+// no error, when the join's payload would exceed maxPayload: the run then
+// travels as it is (each of its deltas fits).
 func (r *replica) coalesce(run []*cnet.Envelope) (*cnet.Envelope, error) {
 	if len(run) < 2 || len(run) > cnet.MaxAggregateRun {
 		return nil, fmt.Errorf("aggregate of %d deltas", len(run))
@@ -904,7 +969,11 @@ func (r *replica) coalesce(run []*cnet.Envelope) (*cnet.Envelope, error) {
 		joined.Merge(d)
 		hlc, dot = max(hlc, env.HLC), max(dot, env.Dot)
 	}
-	env := &cnet.Envelope{Doc: r.doc, Origin: r.d.self, Seq: run[0].Seq, Last: run[len(run)-1].Seq, HLC: hlc, Dot: dot, Payload: crdt.EncodeDelta(joined, r.d.self)}
+	payload := crdt.EncodeDelta(joined, r.d.self)
+	if len(payload) > maxPayload {
+		return nil, nil
+	}
+	env := &cnet.Envelope{Doc: r.doc, Origin: r.d.self, Seq: run[0].Seq, Last: run[len(run)-1].Seq, HLC: hlc, Dot: dot, Payload: payload}
 	if err := cnet.SignEnvelope(r.d.key, env); err != nil {
 		return nil, err
 	}

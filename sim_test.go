@@ -100,7 +100,7 @@ type simReplica struct {
 type simStats struct {
 	writes, refused, delivered, dropped, dups, reorders, summaries      int
 	exchanges, interrupted, snapshots, partitions, crashes, compactions int
-	hlcRegressions, aggregates                                          int
+	hlcRegressions, aggregates, splits                                  int
 }
 
 func (a *simStats) add(b simStats) {
@@ -119,13 +119,14 @@ func (a *simStats) add(b simStats) {
 	a.compactions += b.compactions
 	a.hlcRegressions += b.hlcRegressions
 	a.aggregates += b.aggregates
+	a.splits += b.splits
 }
 
 func (a simStats) String() string {
 	return fmt.Sprintf("writes=%d refused=%d delivered=%d dropped=%d dups=%d reorders=%d summaries=%d "+
-		"exchanges=%d interrupted=%d snapshots=%d partitions=%d crashes=%d compactions=%d hlc_regressions=%d gossip_aggregates=%d",
+		"exchanges=%d interrupted=%d snapshots=%d partitions=%d crashes=%d compactions=%d hlc_regressions=%d gossip_aggregates=%d split_writes=%d",
 		a.writes, a.refused, a.delivered, a.dropped, a.dups, a.reorders, a.summaries,
-		a.exchanges, a.interrupted, a.snapshots, a.partitions, a.crashes, a.compactions, a.hlcRegressions, a.aggregates)
+		a.exchanges, a.interrupted, a.snapshots, a.partitions, a.crashes, a.compactions, a.hlcRegressions, a.aggregates, a.splits)
 }
 
 type sim struct {
@@ -147,6 +148,7 @@ type sim struct {
 	snapshotAfter int
 	compactAfter  int
 	batchBytes    int
+	pieceBytes    int // bound on own deltas' payloads (0: the default)
 	writers       map[peer.ID]bool
 
 	stats  simStats
@@ -191,6 +193,9 @@ func newSim(seed uint64, trace func(string)) (*sim, error) {
 	s.snapshotAfter = 2 + s.rng.IntN(30)
 	s.compactAfter = 2 + s.rng.IntN(40)
 	s.batchBytes = 256 << s.rng.IntN(6) // 256 B … 8 KiB: several Deltas per exchange
+	if s.chance(0.5) {
+		s.pieceBytes = 48 + s.rng.IntN(200) // many writes split into pieces
+	}
 	s.group = make([]int, n)
 	for i := range n {
 		key, id, err := simKey(seed, i)
@@ -220,8 +225,8 @@ func newSim(seed uint64, trace func(string)) (*sim, error) {
 			s.logf("replica %d is not a writer", reader.idx)
 		}
 	}
-	s.logf("seed=%d replicas=%d steps=%d ackPeers=%d snapshotAfter=%d compactAfter=%d batchBytes=%d allowlist=%v",
-		seed, n, s.steps, s.ackPeers, s.snapshotAfter, s.compactAfter, s.batchBytes, s.writers != nil)
+	s.logf("seed=%d replicas=%d steps=%d ackPeers=%d snapshotAfter=%d compactAfter=%d batchBytes=%d pieceBytes=%d allowlist=%v",
+		seed, n, s.steps, s.ackPeers, s.snapshotAfter, s.compactAfter, s.batchBytes, s.pieceBytes, s.writers != nil)
 	for i, sr := range s.reps {
 		s.logf("replica %d = %s skew=%v", i, sr.id, sr.skew)
 		if err := s.open(i); err != nil {
@@ -242,9 +247,10 @@ func (s *sim) open(i int) error {
 	r, err := openReplica(s.ctx, simDoc, replicaDeps{
 		store: st, key: sr.key, self: sr.id, selfPeer: sr.peer, writers: s.writers,
 		ackPeers: s.ackPeers, snapshotAfter: s.snapshotAfter, compactAfter: s.compactAfter,
-		now:     func() time.Time { return s.now.Add(sr.skew) },
-		log:     discard,
-		publish: func(e *cnet.Envelope) { s.publish(i, e) },
+		now:        func() time.Time { return s.now.Add(sr.skew) },
+		log:        discard,
+		publish:    func(e *cnet.Envelope) { s.publish(i, e) },
+		pieceBytes: s.pieceBytes,
 	})
 	if err != nil {
 		return errors.Join(fmt.Errorf("open replica %d: %w", i, err), st.Close())
@@ -254,6 +260,12 @@ func (s *sim) open(i int) error {
 	}
 	sr.st, sr.r = st, r
 	return nil
+}
+
+func (r *replica) simNextSeq() uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.nextSeq
 }
 
 func (r *replica) simClose(st *store.Store) error {
@@ -378,7 +390,12 @@ func (s *sim) write() {
 		ops = append(ops, s.randomOp())
 	}
 	ops = slices.Insert(ops, s.rng.IntN(len(ops)+1), crdt.Add([]string{simAckKey}, []byte(`"`+mark+`"`)))
+	seq := sr.r.simNextSeq()
 	err := sr.r.apply(s.ctx, ops)
+	if n := sr.r.simNextSeq() - seq; n > 1 {
+		s.stats.splits++
+		s.logf("write %d %s: %d pieces", i, mark, n)
+	}
 	if s.pubErr != nil {
 		s.fail("replica %d: %v", i, s.pubErr)
 	}
@@ -492,8 +509,10 @@ func (s *sim) deliver(m *simMsg) {
 			if err != nil {
 				s.fail("coalesce %v: %v", m, err)
 			}
-			s.stats.aggregates++
-			raw = []*cnet.Envelope{agg}
+			if agg != nil { // nil: the join is too big; the run goes as it is
+				s.stats.aggregates++
+				raw = []*cnet.Envelope{agg}
+			}
 		}
 	}
 	for _, e := range raw {
@@ -978,7 +997,7 @@ func TestSim(t *testing.T) {
 		for name, v := range map[string]int{
 			"writes": total.writes, "snapshots": total.snapshots, "crashes": total.crashes,
 			"interrupted": total.interrupted, "compactions": total.compactions, "dups": total.dups,
-			"gossip aggregates": total.aggregates,
+			"gossip aggregates": total.aggregates, "split writes": total.splits,
 		} {
 			if v == 0 {
 				t.Errorf("no %s in %d seeds", name, n)
