@@ -24,6 +24,8 @@ var (
 	ErrNotWriter = errors.New("concord: this peer is not an allowed writer")
 )
 
-// MaxTxnBytes bounds the paths and values of one transaction, so that every
-// delta fits the wire limits.
+// MaxTxnBytes bounds the paths and values of one transaction. A delta too
+// big for one gossip envelope is split into several (see crdt.SplitDelta);
+// this bound keeps the one part that cannot be split, a single value, within
+// what the sync stream carries.
 const MaxTxnBytes = 1 << 20

@@ -18,8 +18,9 @@ import (
 )
 
 // storedLimits bound envelopes read from the log or the sync stream. They are
-// looser than gossip's: a delta too big for one GossipSub message still
-// travels through the sync stream.
+// looser than gossip's: a delta holding one value too big for a gossip
+// envelope (see maxPayload) travels through the sync stream, as do deltas
+// of older versions that did not split.
 var storedLimits = cnet.Limits{
 	MaxMessageBytes: MaxTxnBytes*4 + 64<<10,
 	MaxEnvelopes:    1 << 16,
