@@ -478,8 +478,13 @@ func (r *replica) queueOwn(ts crdt.HLC, dot uint64, delta *crdt.State) ([]*cnet.
 		bound = maxPayload
 	}
 	pieces := []*crdt.State{delta}
-	payloads := [][]byte{crdt.EncodeDelta(delta, r.d.self)}
-	if len(payloads[0]) > bound {
+	var payloads [][]byte
+	// Each context interval and each value costs at least two bytes: a
+	// delta over the bound by that count alone is not encoded whole.
+	if 2*(delta.Context().CloudSize()+delta.Dots()) <= bound {
+		payloads = append(payloads, crdt.EncodeDelta(delta, r.d.self))
+	}
+	if len(payloads) == 0 || len(payloads[0]) > bound {
 		pieces = crdt.SplitDelta(delta, r.d.self, crdt.Limits{MaxBytes: bound, MaxElements: payloadLimits.MaxElements})
 		payloads = payloads[:0]
 		for _, p := range pieces {
