@@ -40,7 +40,7 @@ func ownPayloads(t *testing.T, n *Node, doc string, first uint64) []int {
 // dots are scattered; then one peer deletes the whole map. The delete is
 // accepted, leaves as several deltas that each fit a gossip envelope, reaches
 // the other peer over libp2p, and both peers show the same state after a
-// restart from disk. With CONCORD_BIG_DELETE_VALUES=500000 the delete
+// restart from disk; a newcomer accepts a snapshot of the result. With CONCORD_BIG_DELETE_VALUES=500000 the delete
 // covers 500k values (a 4.4 MiB delta, over what the sync stream carries
 // in one frame); the default 60k (a 0.5 MiB delta) keeps the run short.
 func TestScatteredDeleteReplicates(t *testing.T) {
@@ -130,7 +130,7 @@ func TestScatteredDeleteReplicates(t *testing.T) {
 	// Both restart from disk and show the same state; they still agree.
 	_ = a.Close()
 	_ = b.Close()
-	a2, b2 := testNode(t, dirA), testNode(t, dirB)
+	a2, b2 := testNode(t, dirA), testNode(t, dirB, func(c *Config) { c.SnapshotAfter = 10 })
 	da2, db2 := openDoc(t, a2, "sd"), openDoc(t, b2, "sd")
 	for _, d := range []*Doc{da2, db2} {
 		if got, gv := string(d.JSON()), fmt.Sprint(d.Status().Version); got != view || gv != vv {
@@ -142,6 +142,22 @@ func TestScatteredDeleteReplicates(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitConverged(t, 10*time.Second, da2, db2)
+	// A newcomer is served a snapshot by b, with the heads that prove it
+	// (signed pieces among them), and accepts it.
+	c := testNode(t, "")
+	dc := openDoc(t, c, "sd")
+	snap, ok, err := db2.r.SnapshotFor(ctx, c.ID(), crdt.VersionVector{})
+	if err != nil || !ok {
+		t.Fatalf("no snapshot for a newcomer: %v", err)
+	}
+	if err := dc.r.IngestSnapshot(ctx, b2.ID(), snap); err != nil {
+		t.Fatalf("the newcomer refused the snapshot: %v", err)
+	}
+	connect(t, c, b2)
+	waitConverged(t, 30*time.Second, db2, dc)
+	if v := counterValue(t, c, "concord_messages_rejected_total", nil); v != 0 {
+		t.Fatalf("the newcomer rejected %v messages", v)
+	}
 }
 
 func mapKeys(t *testing.T, d *Doc, key string) map[string]json.RawMessage {
