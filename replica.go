@@ -124,8 +124,10 @@ type replica struct {
 	ackCh     chan struct{}
 	subs      map[*Subscription]struct{}
 	inflightN int        // own deltas taken from pending, not yet durable
+	cutGen    uint64     // flushes taken from pending so far
+	seqGen    uint64     // of those, the last whose pieces have sequence numbers
 	holdN     int        // encodeDurable calls holding new writes back
-	cond      *sync.Cond // on mu: inflightN or holdN changed
+	cond      *sync.Cond // on mu: inflightN, holdN or seqGen changed
 	failed    error
 	closed    bool
 	compactOn bool
@@ -393,10 +395,12 @@ func (r *replica) startFlush() *inflightFlush {
 	dot := r.state.Context().Max(r.d.self) // pending writes are applied to state already
 	failed := r.failed
 	r.inflightN++
+	r.cutGen++
+	gen := r.cutGen
 	r.mu.Unlock()
 	f := &inflightFlush{waiters: waiters, paths: paths, err: failed}
 	if f.err == nil {
-		f.envs, f.done, f.err = r.queueOwn(ts, dot, delta)
+		f.envs, f.done, f.err = r.queueOwn(gen, ts, dot, delta)
 	}
 	return f
 }
@@ -472,7 +476,7 @@ func (r *replica) encodeDurable() ([]byte, crdt.HLC, *crdt.CausalContext, error)
 // all are appended (log and outbox) in one synced batch, so they become
 // durable together and the delta's writers are answered once. Receivers may
 // merge the pieces apart, in any order; together they are the delta.
-func (r *replica) queueOwn(ts crdt.HLC, dot uint64, delta *crdt.State) ([]*cnet.Envelope, <-chan error, error) {
+func (r *replica) queueOwn(gen uint64, ts crdt.HLC, dot uint64, delta *crdt.State) ([]*cnet.Envelope, <-chan error, error) {
 	bound := r.d.pieceBytes
 	if bound <= 0 {
 		bound = maxPayload
@@ -506,6 +510,8 @@ func (r *replica) queueOwn(ts crdt.HLC, dot uint64, delta *crdt.State) ([]*cnet.
 		hlcs[i], r.signedHLC = ts, ts
 		r.noteClaims(p, r.d.self, seq+uint64(i))
 	}
+	r.seqGen = gen // waitAcked now knows how far this flush reaches
+	r.cond.Broadcast()
 	r.mu.Unlock()
 	envs := make([]*cnet.Envelope, len(pieces))
 	entries := make([]store.Entry, len(pieces))
@@ -1286,10 +1292,16 @@ func (r *replica) updateOutboxMetric() {
 // waitAcked blocks until every own delta written so far is acknowledged.
 func (r *replica) waitAcked(ctx context.Context) error {
 	r.mu.Lock()
-	target := r.nextSeq - 1
+	// Writes pending or being cut have no sequence numbers yet (a split
+	// delta takes several): wait until they have, then aim past them.
+	gen := r.cutGen
 	if r.pending != nil {
-		target++ // the flush in progress
+		gen++
 	}
+	for r.seqGen < gen && r.failed == nil && !r.closed {
+		r.cond.Wait()
+	}
+	target := r.nextSeq - 1
 	for r.acked < target {
 		if r.failed != nil || r.closed {
 			err := r.failed
