@@ -114,6 +114,7 @@ func (r *replica) ingestFork(ctx context.Context, from peer.ID, e, logSide *cnet
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.noteClaims(delta, e.Origin, e.Seq) // its proof is served as a head (heads.go)
 	if len(r.subs) > 0 {
 		return r.state.MergeChanges(delta), nil
 	}
@@ -134,6 +135,7 @@ func (r *replica) loadForks(ctx context.Context) error {
 			continue
 		}
 		r.state.Merge(delta)
+		r.noteClaims(delta, env.Origin, env.Seq)
 		r.forks[forkKey{f.Replica, f.Seq, f.ID}] = true
 	}
 	return err

@@ -120,10 +120,14 @@ func (r *replica) envelopeAt(ctx context.Context, rep crdt.ReplicaID, slot uint6
 // comes from the log, from kept (the heads stored with the snapshot) or
 // from extra (heads just received).
 func (r *replica) heads(ctx context.Context, kept, extra [][]byte, cc *crdt.CausalContext) [][]byte {
-	all := decodeHeads(append(slices.Clone(kept), extra...))
+	srcs := append(slices.Clone(kept), extra...)
+	for _, f := range r.forkEntries(ctx) {
+		srcs = append(srcs, f.Data) // both sides of every fork, which the state merged
+	}
+	all := decodeHeads(srcs)
 	best := map[crdt.ReplicaID]*cnet.Envelope{}
 	consider := func(e *cnet.Envelope) {
-		if o := best[e.Origin]; o == nil || e.LastSeq() > o.LastSeq() {
+		if o := best[e.Origin]; o == nil || e.LastSeq() > o.LastSeq() || e.LastSeq() == o.LastSeq() && e.Dot > o.Dot {
 			best[e.Origin] = e
 		}
 	}
@@ -157,11 +161,14 @@ func (r *replica) heads(ctx context.Context, kept, extra [][]byte, cc *crdt.Caus
 			continue // the replica's own head proves it
 		}
 		e := r.envelopeAt(ctx, c.origin, c.slot)
+		if e != nil && !claimsUpTo(e, rep, c.dot) {
+			e = nil // the log's side of a fork: the claim is the other side's
+		}
 		for _, k := range all {
 			if e != nil {
 				break
 			}
-			if k.Origin == c.origin && k.Seq <= c.slot && c.slot <= k.LastSeq() {
+			if k.Origin == c.origin && k.Seq <= c.slot && c.slot <= k.LastSeq() && claimsUpTo(k, rep, c.dot) {
 				e = k
 			}
 		}
@@ -184,6 +191,12 @@ func (r *replica) heads(ctx context.Context, kept, extra [][]byte, cc *crdt.Caus
 		out = append(out, b)
 	}
 	return out
+}
+
+// claimsUpTo reports whether e's delta claims dot of rep.
+func claimsUpTo(e *cnet.Envelope, rep crdt.ReplicaID, dot uint64) bool {
+	d, err := crdt.DecodeDelta(e.Payload, e.Origin, payloadLimits)
+	return err == nil && d.Context().Max(rep) >= dot
 }
 
 // checkHeads verifies a received snapshot's heads and that the snapshot

@@ -154,3 +154,27 @@ func TestDotCountChecked(t *testing.T) {
 		t.Fatalf("bad_dot_count %v, want 1", got)
 	}
 }
+
+// A snapshot that carries one of our own dots with other content (claiming
+// nothing beyond what we hold, so no head is needed) cannot rewrite our
+// acknowledged write: a snapshot's writes are unsigned, so a held write is
+// never replaced by one.
+func TestSnapshotCannotRewriteHeldWrites(t *testing.T) {
+	ctx := context.Background()
+	n := testNode(t, "")
+	d := openDoc(t, n, "rewrite")
+	if err := d.Set(ctx, []string{"k"}, "good"); err != nil {
+		t.Fatal(err)
+	}
+	forged := crdt.New()
+	if _, err := forged.Apply(n.Replica(), 1, crdt.Set([]string{"k"}, json.RawMessage(`"evil"`))); err != nil {
+		t.Fatal(err)
+	}
+	sender := newWriter(t)
+	if err := d.r.IngestSnapshot(ctx, sender.id, cnet.Snapshot{State: crdt.Encode(forged), VV: crdt.VersionVector{n.Replica(): 1}}); err != nil {
+		t.Fatalf("snapshot: %v", err)
+	}
+	if got := string(d.JSON()); got != `{"k":"good"}` {
+		t.Fatalf("a snapshot rewrote our write: %s", got)
+	}
+}

@@ -1104,7 +1104,7 @@ func (r *replica) IngestSnapshot(ctx context.Context, from peer.ID, snap cnet.Sn
 		return err
 	}
 	r.mu.Lock()
-	paths := r.state.MergeChanges(st)
+	paths := r.state.MergeUnverifiedChanges(st) // a snapshot cannot rewrite what we hold
 	for _, e := range decodeHeads(snap.Heads) {
 		if d, err := crdt.DecodeDelta(e.Payload, e.Origin, payloadLimits); err == nil {
 			r.noteClaims(d, e.Origin, e.LastSeq())

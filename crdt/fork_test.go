@@ -74,3 +74,29 @@ func mustDecode(t *rapid.T, b []byte) *State {
 	}
 	return s
 }
+
+// An unsigned state (a snapshot) carrying one of our dots with other
+// content cannot replace what we hold, even when its write would win the
+// same-dot rule that forked signed deltas follow.
+func TestUnverifiedMergeKeepsHeldWrites(t *testing.T) {
+	s := New()
+	if _, err := s.Apply("x", 100, Set([]string{"k"}, js(`"good"`))); err != nil {
+		t.Fatal(err)
+	}
+	forged := New()
+	if _, err := forged.Apply("x", 1, Set([]string{"k"}, js(`"evil"`)), Set([]string{"new"}, js(`1`))); err != nil {
+		t.Fatal(err)
+	}
+	// The forged state's first dot is ours (x:1) with other content.
+	u := s.Clone()
+	u.MergeUnverifiedChanges(forged)
+	if got := string(u.JSON()); got != `{"k":"good","new":1}` {
+		t.Fatalf("unverified merge: %s", got)
+	}
+	// A signed delta with that dot (a fork) follows the same-dot rule.
+	m := s.Clone()
+	m.Merge(forged)
+	if got := string(m.JSON()); got != `{"k":"evil","new":1}` {
+		t.Fatalf("merge: %s", got)
+	}
+}

@@ -269,11 +269,22 @@ func (s *State) prune(e *entry) {
 
 // Merge joins src into s. src is not modified and may be any state: a delta
 // from a mutator, a decoded remote delta or a whole remote document.
-func (s *State) Merge(src *State) { s.merge(src, nil) }
+func (s *State) Merge(src *State) { s.merge(src, nil, false) }
 
 // MergeChanges joins src into s like Merge and returns the paths of the
 // entries whose content changed, sorted and without duplicates.
-func (s *State) MergeChanges(src *State) [][]string {
+func (s *State) MergeChanges(src *State) [][]string { return s.mergeChanges(src, false) }
+
+// MergeUnverifiedChanges is MergeChanges for a state whose writes no
+// author signed (a snapshot): a write at a dot s already holds is kept,
+// never replaced by src's. Merge and MergeChanges let a smaller write
+// replace a held one with the same dot — the rule that makes an
+// equivocating author's forked deltas converge (see yields) — which only
+// signed deltas may invoke: an unsigned state could otherwise rewrite
+// anything s holds.
+func (s *State) MergeUnverifiedChanges(src *State) [][]string { return s.mergeChanges(src, true) }
+
+func (s *State) mergeChanges(src *State, keepHeld bool) [][]string {
 	changed := map[*entry]struct{}{}
 	var removedPaths [][]string
 	s.merge(src, func(e *entry, removed bool) {
@@ -282,7 +293,7 @@ func (s *State) MergeChanges(src *State) [][]string {
 			return
 		}
 		changed[e] = struct{}{}
-	})
+	}, keepHeld)
 	paths := removedPaths
 	for e := range changed {
 		paths = append(paths, e.path())
@@ -302,7 +313,7 @@ func dedupPaths(paths [][]string) [][]string {
 	return out
 }
 
-func (s *State) merge(src *State, touched func(e *entry, removed bool)) {
+func (s *State) merge(src *State, touched func(e *entry, removed bool), keepHeld bool) {
 	if src == s {
 		return
 	}
@@ -333,14 +344,14 @@ func (s *State) merge(src *State, touched func(e *entry, removed bool)) {
 	if len(src.idx) > 2*len(s.idx)+1024 {
 		s.idx = growMap(s.idx, len(s.idx)+len(src.idx))
 	}
-	s.mergeNode(s.root, src.root, touched)
+	s.mergeNode(s.root, src.root, touched, keepHeld)
 	// 3. Join the causal contexts.
 	s.cc.Merge(src.cc)
 }
 
 // mergeNode adds to dst (a map of s) the dots of src (the same map in
 // another state) that s has not seen.
-func (s *State) mergeNode(dst, src *mapNode, touched func(e *entry, removed bool)) {
+func (s *State) mergeNode(dst, src *mapNode, touched func(e *entry, removed bool), keepHeld bool) {
 	if len(src.kids) > 2*len(dst.kids)+1024 {
 		dst.kids = growMap(dst.kids, len(dst.kids)+len(src.kids))
 	}
@@ -373,7 +384,7 @@ func (s *State) mergeNode(dst, src *mapNode, touched func(e *entry, removed bool
 			if s.unseen(r.dot) {
 				s.insertReg(de, r)
 				added = true
-			} else if old, ok := s.yields(r.dot, de, write{kind: KindRegister, hlc: r.hlc, val: r.val}, touched); ok {
+			} else if old, ok := s.yields(r.dot, de, write{kind: KindRegister, hlc: r.hlc, val: r.val}, touched, keepHeld); ok {
 				s.insertReg(de, r)
 				s.removeAt(old, r.dot)
 				added = true
@@ -383,7 +394,7 @@ func (s *State) mergeNode(dst, src *mapNode, touched func(e *entry, removed bool
 			if s.unseen(c.dot) {
 				s.insertCtr(de, c)
 				added = true
-			} else if old, ok := s.yields(c.dot, de, write{kind: KindCounter, n: c.n}, touched); ok {
+			} else if old, ok := s.yields(c.dot, de, write{kind: KindCounter, n: c.n}, touched, keepHeld); ok {
 				s.insertCtr(de, c)
 				s.removeAt(old, c.dot)
 				added = true
@@ -394,7 +405,7 @@ func (s *State) mergeNode(dst, src *mapNode, touched func(e *entry, removed bool
 				if s.unseen(d) {
 					s.insertElem(de, el, d)
 					added = true
-				} else if old, ok := s.yields(d, de, write{kind: KindSet, elem: el}, touched); ok {
+				} else if old, ok := s.yields(d, de, write{kind: KindSet, elem: el}, touched, keepHeld); ok {
 					s.insertElem(de, el, d)
 					s.removeAt(old, d)
 					added = true
@@ -405,7 +416,7 @@ func (s *State) mergeNode(dst, src *mapNode, touched func(e *entry, removed bool
 			if de.sub == nil {
 				de.sub = &mapNode{owner: de, kids: make(map[string]*entry, len(se.sub.kids))}
 			}
-			s.mergeNode(de.sub, se.sub, touched)
+			s.mergeNode(de.sub, se.sub, touched, keepHeld)
 		}
 		if added && touched != nil {
 			touched(de, false)
@@ -468,7 +479,10 @@ func compareWrites(a *entry, wa write, b *entry, wb write) int {
 // deltas with one sequence number); every replica keeps the same one, the
 // smaller by compareWrites, whatever order the deltas arrive in, so merge
 // stays a join.
-func (s *State) yields(d Dot, de *entry, w write, touched func(e *entry, removed bool)) (loc, bool) {
+func (s *State) yields(d Dot, de *entry, w write, touched func(e *entry, removed bool), keepHeld bool) (loc, bool) {
+	if keepHeld {
+		return loc{}, false
+	}
 	l, ok := s.idx[d]
 	if !ok {
 		return loc{}, false // seen and removed

@@ -191,12 +191,13 @@ func (ac *access) guard(w http.ResponseWriter, r *http.Request, next http.Handle
 		return
 	}
 	origins, present := r.Header["Origin"]
-	if !present && r.Header.Get("Sec-Fetch-Site") == "cross-site" {
-		// A browser sends some cross-site requests without Origin (an
-		// <img>, a no-cors GET). It cannot read the answer, but a GET
-		// opens the document it names: another site could fill
-		// Config.MaxDocs. curl and scripts send no Sec-Fetch-Site.
-		writeError(w, http.StatusForbidden, "a cross-site browser request without an Origin is not allowed")
+	if site := r.Header.Get("Sec-Fetch-Site"); !present && site != "" && site != "same-origin" && site != "none" {
+		// A browser sends some requests of other pages without Origin (an
+		// <img>, a no-cors GET), from other sites or from other ports of
+		// this host. It cannot read the answer, but a GET opens the
+		// document it names: such pages could fill Config.MaxDocs. curl
+		// and scripts send no Sec-Fetch-Site; a typed-in URL sends none.
+		writeError(w, http.StatusForbidden, fmt.Sprintf("a browser request from another page (Sec-Fetch-Site: %s) without an Origin is not allowed", site))
 		return
 	}
 	if present {

@@ -139,7 +139,7 @@ func TestAccessOriginAndHost(t *testing.T) {
 	// A browser's cross-site request without Origin (an <img>, a no-cors
 	// GET) is refused too: a GET opens the document it names. A
 	// same-origin or typed-in navigation is not.
-	for site, want := range map[string]int{"cross-site": 403, "same-origin": 200, "same-site": 200, "none": 200} {
+	for site, want := range map[string]int{"cross-site": 403, "same-site": 403, "same-origin": 200, "none": 200} {
 		code, _, body := send(t, srv, req{path: "/v1/docs/nocors", hdr: map[string]string{"Sec-Fetch-Site": site}})
 		if code != want {
 			t.Fatalf("Sec-Fetch-Site %s without Origin: %d %s, want %d", site, code, body, want)
