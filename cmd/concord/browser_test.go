@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -14,51 +13,16 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
-)
 
-// chromiumPath is Debian's chromium; CHROMIUM overrides it.
-func chromiumPath() string {
-	if p := os.Getenv("CHROMIUM"); p != "" {
-		return p
-	}
-	return "/usr/bin/chromium"
-}
+	"github.com/concord-p2p/concord/internal/browsertest"
+)
 
 // newBrowser starts headless Chromium, with evil.example resolving to
 // 127.0.0.1, and returns its context (each chromedp.NewContext of it is a
 // tab). It skips the test when there is no Chromium.
 func newBrowser(t *testing.T) context.Context {
 	t.Helper()
-	bin := chromiumPath()
-	if _, err := os.Stat(bin); err != nil {
-		t.Skipf("headless Chromium not found at %s (apt-get install chromium, or set CHROMIUM): %v", bin, err)
-	}
-	out := &syncBuffer{}
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(bin), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("host-resolver-rules", "MAP evil.example 127.0.0.1"),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.CombinedOutput(out),
-	)
-	ctx, cancel := chromedp.NewContext(allocCtx)
-	t.Cleanup(func() {
-		cancel()
-		cancelAlloc() // waits for the browser to exit
-		if t.Failed() {
-			t.Logf("chromium output:\n%s", out)
-		}
-	})
-	// The first action starts the browser, tied to the context it runs on:
-	// not one with a timeout.
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start chromium: %v\n%s", err, out)
-	}
-	return ctx
+	return browsertest.Start(t, chromedp.Flag("host-resolver-rules", "MAP evil.example 127.0.0.1"))
 }
 
 // tab opens url in a new tab and returns the tab and the document's HTTP
