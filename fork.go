@@ -20,9 +20,9 @@ import (
 // both peers hold "seq n". The rule every peer applies:
 //
 //   - A fork is detected when a single delta arrives, validly signed by its
-//     author, for a slot whose log entry is a single delta with other
-//     content (HLC or payload). Aggregates and compacted slots cannot be
-//     compared and are not checked.
+//     author, for a slot whose log entry (durable, or still being written)
+//     is a single delta with other content (HLC or payload). Aggregates and
+//     compacted slots cannot be compared and are not checked.
 //   - Both sides are kept: the second delta is merged like any other (a
 //     join, so the result does not depend on which side came first), both
 //     envelopes are stored as fork proofs beside the log, and the fork is
@@ -69,14 +69,23 @@ func (r *replica) newFork(e *cnet.Envelope) *cnet.Envelope {
 	if known {
 		return nil
 	}
-	stored, err := r.d.store.Get(context.Background(), r.doc, e.Origin, e.Seq)
-	if err != nil {
-		return nil // compacted, or still being placed
+	var data []byte
+	if stored, err := r.d.store.Get(context.Background(), r.doc, e.Origin, e.Seq); err == nil {
+		data = stored.Data
+	} else {
+		// Not in the log: compacted, or still being written (the first side
+		// may be in flight when the second arrives).
+		r.placingMu.Lock()
+		data = r.placing[crdt.Dot{Replica: e.Origin, Counter: e.Seq}]
+		r.placingMu.Unlock()
+		if data == nil {
+			return nil
+		}
 	}
-	if _, ok := cnet.DecodeMarker(stored.Data); ok {
+	if _, ok := cnet.DecodeMarker(data); ok {
 		return nil
 	}
-	se, err := cnet.DecodeEnvelope(stored.Data, storedLimits)
+	se, err := cnet.DecodeEnvelope(data, storedLimits)
 	if err != nil || se.Last != 0 || se.HLC == e.HLC && bytes.Equal(se.Payload, e.Payload) {
 		return nil
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/concord-p2p/concord/crdt"
 	cnet "github.com/concord-p2p/concord/net"
+	"github.com/concord-p2p/concord/store"
 )
 
 // forkPair returns two envelopes an equivocating author signed for one
@@ -115,5 +116,27 @@ func TestEquivocation(t *testing.T) {
 	b2 := testNode(t, dirB)
 	if got := string(openDoc(t, b2, "fork").JSON()); got != want {
 		t.Fatalf("after restart: %s, want %s", got, want)
+	}
+}
+
+// The second side of a fork that arrives while the first is still being
+// written (queued for the store, not yet durable) is found too: an
+// outside scenario where an equivocator publishes both sides at once.
+func TestForkWhileFirstSideInFlight(t *testing.T) {
+	x, y, _ := forkPair(t, "inflight")
+	n := testNode(t, "")
+	d := openDoc(t, n, "inflight")
+	bx, err := cnet.EncodeEnvelope(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// x's slot as the receive path marks it while its append is queued.
+	d.r.setPlacing([]store.Entry{{Replica: x.Origin, Seq: x.Seq, Data: bx}}, true)
+	got := d.r.newFork(y)
+	if got == nil || got.HLC != x.HLC {
+		t.Fatalf("fork not found while the first side is in flight: %v", got)
+	}
+	if d.r.newFork(x) != nil {
+		t.Fatal("the in-flight side itself taken for a fork")
 	}
 }

@@ -99,7 +99,7 @@ type replica struct {
 	// store but not yet durable (store.Has does not see them yet), so that
 	// a concurrent ingest neither takes them as free nor re-places them.
 	placingMu sync.Mutex
-	placing   map[crdt.Dot]struct{}
+	placing   map[crdt.Dot][]byte // slot → the entry's data (an envelope or a marker)
 	verified  *verifiedCache
 	forkMu    sync.Mutex
 	forks     map[forkKey]bool            // fork proofs held (fork.go)
@@ -148,7 +148,7 @@ func openReplica(ctx context.Context, doc string, d replicaDeps) (*replica, erro
 		kick: make(chan struct{}, 1), quit: make(chan struct{}),
 		verified: newVerifiedCache(1 << 16),
 		ingestQ:  make(chan durableChange, 64),
-		placing:  map[crdt.Dot]struct{}{},
+		placing:  map[crdt.Dot][]byte{},
 		forks:    map[forkKey]bool{},
 		claims:   map[crdt.ReplicaID]claimRef{},
 	}
@@ -795,7 +795,7 @@ func (r *replica) setPlacing(entries []store.Entry, on bool) {
 	for _, e := range entries {
 		d := crdt.Dot{Replica: e.Replica, Counter: e.Seq}
 		if on {
-			r.placing[d] = struct{}{}
+			r.placing[d] = e.Data
 		} else {
 			delete(r.placing, d)
 		}
