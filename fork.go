@@ -36,8 +36,13 @@ import (
 //     peer only the slots its version vector lacks, so two peers that were
 //     each given one side, and never see the other on gossip, do not find
 //     it by themselves.
-//   - At most store.MaxForks proofs are kept per document; past that a
-//     fork is counted but neither merged nor stored.
+//   - At most store.MaxForks proofs are kept per document, and
+//     maxForkProofsPerAuthor per author; past that a fork is counted but
+//     neither merged nor stored.
+
+// maxForkProofsPerAuthor bounds the proofs one author's forks may take of
+// the document's store.MaxForks: 8 forks, both sides each.
+const maxForkProofsPerAuthor = 16
 
 // forkID identifies one side of a fork by its signed content.
 func forkID(e *cnet.Envelope) uint64 {
@@ -100,6 +105,20 @@ func (r *replica) ingestFork(ctx context.Context, from peer.ID, e, logSide *cnet
 	r.d.log.Warn("equivocation: two deltas signed for one sequence number", "origin", e.Origin, "seq", e.Seq, "from", from)
 	if r.d.onEquivocation != nil {
 		r.d.onEquivocation(EquivocationEvent{Doc: r.doc, Origin: e.Origin, Seq: e.Seq, Peer: from})
+	}
+	r.forkMu.Lock()
+	n := 0
+	for k := range r.forks {
+		if k.origin == e.Origin {
+			n++
+		}
+	}
+	r.forkMu.Unlock()
+	if n >= maxForkProofsPerAuthor {
+		// One author may not fill the document's proofs and hide the
+		// forks of others.
+		r.d.metrics.Drop("forks", "author_full")
+		return nil, nil
 	}
 	added := false
 	for _, side := range []*cnet.Envelope{logSide, e} {

@@ -140,3 +140,55 @@ func TestForkWhileFirstSideInFlight(t *testing.T) {
 		t.Fatal("the in-flight side itself taken for a fork")
 	}
 }
+
+// One equivocating author cannot take all of a document's fork proofs: its
+// forks past maxForkProofsPerAuthor are counted and dropped, and another
+// author's fork is still found and kept.
+func TestForkProofsBoundedPerAuthor(t *testing.T) {
+	ctx := context.Background()
+	n := testNode(t, "")
+	d := openDoc(t, n, "forkcap")
+	w := newWriter(t)
+	mk := func(seq uint64, v string) *cnet.Envelope {
+		delta, err := crdt.New().Apply(w.origin, crdt.HLC(seq), crdt.Set([]string{"k"}, json.RawMessage(v)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := &cnet.Envelope{Doc: "forkcap", Origin: w.origin, Seq: seq, HLC: uint64(seq) + uint64(len(v)), Dot: 1, Payload: crdt.EncodeDelta(delta, w.origin)}
+		if err := cnet.SignEnvelope(w.key, e); err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	forks := maxForkProofsPerAuthor/2 + 3
+	for seq := uint64(1); seq <= uint64(forks); seq++ {
+		for _, v := range []string{`"a"`, `"bb"`} {
+			if err := d.r.Ingest(ctx, w.id, []*cnet.Envelope{mk(seq, v)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if got := counterValue(t, n, "concord_equivocations_total", nil); got != float64(forks) {
+		t.Fatalf("equivocations %v, want %d", got, forks)
+	}
+	if got := counterValue(t, n, "concord_dropped_total", map[string]string{"queue": "forks", "reason": "author_full"}); got != 3 {
+		t.Fatalf("forks dropped %v, want 3", got)
+	}
+	x, y, author := forkPair(t, "forkcap")
+	for _, e := range []*cnet.Envelope{x, y} {
+		if err := d.r.Ingest(ctx, author, []*cnet.Envelope{e}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := 0
+	d.r.forkMu.Lock()
+	for k := range d.r.forks {
+		if k.origin == x.Origin {
+			got++
+		}
+	}
+	d.r.forkMu.Unlock()
+	if got != 2 {
+		t.Fatalf("the other author's fork kept %d proofs, want 2", got)
+	}
+}
