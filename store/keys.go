@@ -160,6 +160,19 @@ type parsedDocKey struct {
 	id      uint64 // kindFork
 }
 
+// replicaSeq parses a replica segment and a sequence segment.
+func replicaSeq(rs, ss string) (crdt.ReplicaID, uint64, error) {
+	r, err := unescapeSegment(rs)
+	if err != nil {
+		return "", 0, err
+	}
+	seq, err := parseSeqSegment(ss)
+	if err != nil {
+		return "", 0, err
+	}
+	return crdt.ReplicaID(r), seq, nil
+}
+
 // parseDocKey parses any key under /docs written by this package.
 func parseDocKey(k string) (parsedDocKey, error) {
 	var p parsedDocKey
@@ -175,29 +188,18 @@ func parseDocKey(k string) (parsedDocKey, error) {
 	p.doc = doc
 	switch {
 	case len(parts) == 4 && parts[1] == "log":
-		r, err := unescapeSegment(parts[2])
-		if err != nil {
+		if p.replica, p.seq, err = replicaSeq(parts[2], parts[3]); err != nil {
 			return p, fmt.Errorf("key %q: %w", k, err)
 		}
-		seq, err := parseSeqSegment(parts[3])
-		if err != nil {
-			return p, fmt.Errorf("key %q: %w", k, err)
-		}
-		p.kind, p.replica, p.seq = kindLog, crdt.ReplicaID(r), seq
+		p.kind = kindLog
 	case len(parts) == 5 && parts[1] == "forks":
-		r, err := unescapeSegment(parts[2])
-		if err != nil {
+		if p.replica, p.seq, err = replicaSeq(parts[2], parts[3]); err != nil {
 			return p, fmt.Errorf("key %q: %w", k, err)
 		}
-		seq, err := parseSeqSegment(parts[3])
-		if err != nil {
+		if p.id, err = parseSeqSegment(parts[4]); err != nil {
 			return p, fmt.Errorf("key %q: %w", k, err)
 		}
-		id, err := parseSeqSegment(parts[4])
-		if err != nil {
-			return p, fmt.Errorf("key %q: %w", k, err)
-		}
-		p.kind, p.replica, p.seq, p.id = kindFork, crdt.ReplicaID(r), seq, id
+		p.kind = kindFork
 	case len(parts) == 3 && parts[1] == "outbox":
 		seq, err := parseSeqSegment(parts[2])
 		if err != nil {
