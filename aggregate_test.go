@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/concord-p2p/concord/crdt"
-	cnet "github.com/concord-p2p/concord/net"
 	"github.com/concord-p2p/concord/store"
+	"github.com/concord-p2p/concord/wire"
 )
 
 // TestAggregateRelay: an author sends its run as one aggregate; a third peer
@@ -35,7 +35,7 @@ func TestAggregateRelay(t *testing.T) {
 	// The relay received one aggregate and stored markers for the rest.
 	markers := 0
 	if err := relay.st.Entries(ctx, "agg", func(e store.Entry) error {
-		if _, ok := cnet.DecodeMarker(e.Data); ok {
+		if _, ok := wire.DecodeMarker(e.Data); ok {
 			markers++
 		}
 		return nil
@@ -107,7 +107,7 @@ func TestGossipAggregates(t *testing.T) {
 	}
 	markers := 0
 	if err := relay.st.Entries(ctx, "ga", func(e store.Entry) error {
-		if _, ok := cnet.DecodeMarker(e.Data); ok {
+		if _, ok := wire.DecodeMarker(e.Data); ok {
 			markers++
 		}
 		return nil

@@ -10,8 +10,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/concord-p2p/concord/crdt"
-	cnet "github.com/concord-p2p/concord/net"
 	"github.com/concord-p2p/concord/store"
+	"github.com/concord-p2p/concord/wire"
 )
 
 // Equivocation: an author that signs two different deltas with one
@@ -45,7 +45,7 @@ import (
 const maxForkProofsPerAuthor = 16
 
 // forkID identifies one side of a fork by its signed content.
-func forkID(e *cnet.Envelope) uint64 {
+func forkID(e *wire.Envelope) uint64 {
 	h := sha256.New()
 	var b [8]byte
 	binary.BigEndian.PutUint64(b[:], e.HLC)
@@ -64,7 +64,7 @@ type forkKey struct {
 // slot whose log entry is a single delta with other content, and e is not
 // a fork already known; nil otherwise. It does not check e's signature:
 // the caller does, before acting on it.
-func (r *replica) newFork(e *cnet.Envelope) *cnet.Envelope {
+func (r *replica) newFork(e *wire.Envelope) *wire.Envelope {
 	if e.Last != 0 {
 		return nil
 	}
@@ -87,10 +87,10 @@ func (r *replica) newFork(e *cnet.Envelope) *cnet.Envelope {
 			return nil
 		}
 	}
-	if _, ok := cnet.DecodeMarker(data); ok {
+	if _, ok := wire.DecodeMarker(data); ok {
 		return nil
 	}
-	se, err := cnet.DecodeEnvelope(data, storedLimits)
+	se, err := wire.DecodeEnvelope(data, storedLimits)
 	if err != nil || se.Last != 0 || se.HLC == e.HLC && bytes.Equal(se.Payload, e.Payload) {
 		return nil
 	}
@@ -100,7 +100,7 @@ func (r *replica) newFork(e *cnet.Envelope) *cnet.Envelope {
 // ingestFork stores both sides of a fork as proofs and merges the new
 // side; e's signature has been checked. It returns the paths the merge
 // changed. Caller holds ingestMu.
-func (r *replica) ingestFork(ctx context.Context, from peer.ID, e, logSide *cnet.Envelope, delta *crdt.State) ([][]string, error) {
+func (r *replica) ingestFork(ctx context.Context, from peer.ID, e, logSide *wire.Envelope, delta *crdt.State) ([][]string, error) {
 	r.d.metrics.Equivocation()
 	r.d.log.Warn("equivocation: two deltas signed for one sequence number", "origin", e.Origin, "seq", e.Seq, "from", from)
 	if r.d.onEquivocation != nil {
@@ -121,8 +121,8 @@ func (r *replica) ingestFork(ctx context.Context, from peer.ID, e, logSide *cnet
 		return nil, nil
 	}
 	added := false
-	for _, side := range []*cnet.Envelope{logSide, e} {
-		data, err := cnet.EncodeEnvelope(side)
+	for _, side := range []*wire.Envelope{logSide, e} {
+		data, err := wire.EncodeEnvelope(side)
 		if err != nil {
 			return nil, err
 		}
@@ -154,7 +154,7 @@ func (r *replica) ingestFork(ctx context.Context, from peer.ID, e, logSide *cnet
 func (r *replica) loadForks(ctx context.Context) error {
 	forks, err := r.d.store.Forks(ctx, r.doc)
 	for _, f := range forks {
-		env, derr := cnet.DecodeEnvelope(f.Data, storedLimits)
+		env, derr := wire.DecodeEnvelope(f.Data, storedLimits)
 		if derr != nil {
 			continue
 		}

@@ -12,14 +12,14 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/concord-p2p/concord/crdt"
-	cnet "github.com/concord-p2p/concord/net"
 	"github.com/concord-p2p/concord/store"
+	"github.com/concord-p2p/concord/wire"
 )
 
 // forkPair returns two envelopes an equivocating author signed for one
 // sequence number of doc: both made from an empty state, so they carry the
 // same dots with different writes.
-func forkPair(t *testing.T, doc string) (x, y *cnet.Envelope, author peer.ID) {
+func forkPair(t *testing.T, doc string) (x, y *wire.Envelope, author peer.ID) {
 	t.Helper()
 	key, _, err := crypto.GenerateEd25519Key(rand.Reader)
 	if err != nil {
@@ -29,14 +29,14 @@ func forkPair(t *testing.T, doc string) (x, y *cnet.Envelope, author peer.ID) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	origin := cnet.ReplicaFor(author, 1)
-	mk := func(hlc crdt.HLC, ops ...crdt.Op) *cnet.Envelope {
+	origin := wire.ReplicaFor(author, 1)
+	mk := func(hlc crdt.HLC, ops ...crdt.Op) *wire.Envelope {
 		d, err := crdt.New().Apply(origin, hlc, ops...)
 		if err != nil {
 			t.Fatal(err)
 		}
-		e := &cnet.Envelope{Doc: doc, Origin: origin, Seq: 1, HLC: uint64(hlc), Dot: d.Context().Max(origin), Payload: crdt.EncodeDelta(d, origin)}
-		if err := cnet.SignEnvelope(key, e); err != nil {
+		e := &wire.Envelope{Doc: doc, Origin: origin, Seq: 1, HLC: uint64(hlc), Dot: d.Context().Max(origin), Payload: crdt.EncodeDelta(d, origin)}
+		if err := wire.SignEnvelope(key, e); err != nil {
 			t.Fatal(err)
 		}
 		return e
@@ -66,14 +66,14 @@ func TestEquivocation(t *testing.T) {
 	d := testNode(t, "")
 	db, dc, dd := openDoc(t, b, "fork"), openDoc(t, c, "fork"), openDoc(t, d, "fork")
 
-	if err := db.r.Ingest(ctx, author, []*cnet.Envelope{x}); err != nil {
+	if err := db.r.Ingest(ctx, author, []*wire.Envelope{x}); err != nil {
 		t.Fatal(err)
 	}
 	if got := counterValue(t, b, "concord_equivocations_total", nil); got != 0 {
 		t.Fatalf("equivocations %v before the second side", got)
 	}
 	for range 2 { // the second time it is a known fork: nothing new
-		if err := db.r.Ingest(ctx, author, []*cnet.Envelope{y}); err != nil {
+		if err := db.r.Ingest(ctx, author, []*wire.Envelope{y}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -91,7 +91,7 @@ func TestEquivocation(t *testing.T) {
 	}
 
 	// D was given the other side first.
-	if err := dd.r.Ingest(ctx, author, []*cnet.Envelope{y}); err != nil {
+	if err := dd.r.Ingest(ctx, author, []*wire.Envelope{y}); err != nil {
 		t.Fatal(err)
 	}
 	connect(t, c, b)
@@ -126,7 +126,7 @@ func TestForkWhileFirstSideInFlight(t *testing.T) {
 	x, y, _ := forkPair(t, "inflight")
 	n := testNode(t, "")
 	d := openDoc(t, n, "inflight")
-	bx, err := cnet.EncodeEnvelope(x)
+	bx, err := wire.EncodeEnvelope(x)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,13 +149,13 @@ func TestForkProofsBoundedPerAuthor(t *testing.T) {
 	n := testNode(t, "")
 	d := openDoc(t, n, "forkcap")
 	w := newWriter(t)
-	mk := func(seq uint64, v string) *cnet.Envelope {
+	mk := func(seq uint64, v string) *wire.Envelope {
 		delta, err := crdt.New().Apply(w.origin, crdt.HLC(seq), crdt.Set([]string{"k"}, json.RawMessage(v)))
 		if err != nil {
 			t.Fatal(err)
 		}
-		e := &cnet.Envelope{Doc: "forkcap", Origin: w.origin, Seq: seq, HLC: uint64(seq) + uint64(len(v)), Dot: 1, Payload: crdt.EncodeDelta(delta, w.origin)}
-		if err := cnet.SignEnvelope(w.key, e); err != nil {
+		e := &wire.Envelope{Doc: "forkcap", Origin: w.origin, Seq: seq, HLC: uint64(seq) + uint64(len(v)), Dot: 1, Payload: crdt.EncodeDelta(delta, w.origin)}
+		if err := wire.SignEnvelope(w.key, e); err != nil {
 			t.Fatal(err)
 		}
 		return e
@@ -163,7 +163,7 @@ func TestForkProofsBoundedPerAuthor(t *testing.T) {
 	forks := maxForkProofsPerAuthor/2 + 3
 	for seq := uint64(1); seq <= uint64(forks); seq++ {
 		for _, v := range []string{`"a"`, `"bb"`} {
-			if err := d.r.Ingest(ctx, w.id, []*cnet.Envelope{mk(seq, v)}); err != nil {
+			if err := d.r.Ingest(ctx, w.id, []*wire.Envelope{mk(seq, v)}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -175,8 +175,8 @@ func TestForkProofsBoundedPerAuthor(t *testing.T) {
 		t.Fatalf("forks dropped %v, want 3", got)
 	}
 	x, y, author := forkPair(t, "forkcap")
-	for _, e := range []*cnet.Envelope{x, y} {
-		if err := d.r.Ingest(ctx, author, []*cnet.Envelope{e}); err != nil {
+	for _, e := range []*wire.Envelope{x, y} {
+		if err := d.r.Ingest(ctx, author, []*wire.Envelope{e}); err != nil {
 			t.Fatal(err)
 		}
 	}

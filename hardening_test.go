@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/concord-p2p/concord/crdt"
-	cnet "github.com/concord-p2p/concord/net"
 	"github.com/concord-p2p/concord/store"
+	"github.com/concord-p2p/concord/wire"
 )
 
 // ownRun returns the author's stored envelopes first..last.
@@ -38,12 +38,12 @@ func TestOverlappingAggregates(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	agg := func(first, last uint64) *cnet.Envelope {
+	agg := func(first, last uint64) *wire.Envelope {
 		e, err := da.r.aggregate(ownRun(t, author, "ov", first, last))
 		if err != nil {
 			t.Fatal(err)
 		}
-		env, err := cnet.DecodeEnvelope(e.Data, storedLimits)
+		env, err := wire.DecodeEnvelope(e.Data, storedLimits)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -52,7 +52,7 @@ func TestOverlappingAggregates(t *testing.T) {
 	dir := t.TempDir()
 	rcv := testNode(t, dir)
 	dr := openDoc(t, rcv, "ov")
-	if err := dr.r.Ingest(ctx, author.ID(), []*cnet.Envelope{agg(5, 20), agg(1, 10)}); err != nil {
+	if err := dr.r.Ingest(ctx, author.ID(), []*wire.Envelope{agg(5, 20), agg(1, 10)}); err != nil {
 		t.Fatal(err)
 	}
 	want := string(da.JSON())
@@ -86,7 +86,7 @@ func TestSnapshotClaimingOurSeqsRejected(t *testing.T) {
 		t.Fatal(err)
 	}
 	forged := crdt.Encode(crdt.New())
-	err := d.r.IngestSnapshot(ctx, n.ID(), cnet.Snapshot{State: forged, VV: crdt.VersionVector{n.Replica(): 1000}})
+	err := d.r.IngestSnapshot(ctx, n.ID(), wire.Snapshot{State: forged, VV: crdt.VersionVector{n.Replica(): 1000}})
 	var rej *rejectError
 	if !errors.As(err, &rej) || rej.reason != "bad_snapshot" {
 		t.Fatalf("forged snapshot: %v", err)
@@ -154,7 +154,7 @@ func TestForgedAckNotRelayed(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, 10*time.Second, "topic peers", func() bool { return len(dc.Status().Peers) > 0 })
-	forged := &cnet.Summary{Doc: "ack", Origin: b.Replica(), VV: crdt.VersionVector{a.Replica(): 1}}
+	forged := &wire.Summary{Doc: "ack", Origin: b.Replica(), VV: crdt.VersionVector{a.Replica(): 1}}
 	waitFor(t, 10*time.Second, "b to reject the forged summary", func() bool {
 		forged.Beacon++
 		_ = dc.topic.PublishSummary(ctx, forged)
@@ -196,7 +196,7 @@ func TestSnapshotClaimingOurDotsRejected(t *testing.T) {
 	}
 	forged := crdt.New()
 	forged.Context().AddRange(n.Replica(), 1, 1000)
-	err := d.r.IngestSnapshot(ctx, n.ID(), cnet.Snapshot{State: crdt.Encode(forged)})
+	err := d.r.IngestSnapshot(ctx, n.ID(), wire.Snapshot{State: crdt.Encode(forged)})
 	var rej *rejectError
 	if !errors.As(err, &rej) || rej.reason != "bad_snapshot" {
 		t.Fatalf("forged snapshot: %v", err)
@@ -290,7 +290,7 @@ func TestSnapshotOnlyFromWriters(t *testing.T) {
 	waitConverged(t, 10*time.Second, da, df)
 
 	// A peer that sends a snapshot anyway is refused.
-	err := df.r.IngestSnapshot(ctx, open.ID(), cnet.Snapshot{State: crdt.Encode(crdt.New())})
+	err := df.r.IngestSnapshot(ctx, open.ID(), wire.Snapshot{State: crdt.Encode(crdt.New())})
 	var rej *rejectError
 	if !errors.As(err, &rej) || rej.reason != "snapshot_not_writer" {
 		t.Fatalf("snapshot from a non-writer: %v", err)

@@ -11,7 +11,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/concord-p2p/concord/crdt"
-	cnet "github.com/concord-p2p/concord/net"
+	"github.com/concord-p2p/concord/wire"
 )
 
 // Snapshot trust: a snapshot carries no author signatures, so a peer
@@ -59,10 +59,10 @@ func (r *replica) noteClaims(delta *crdt.State, origin crdt.ReplicaID, slot uint
 }
 
 // decodeHeads decodes encoded envelopes, skipping undecodable ones.
-func decodeHeads(heads [][]byte) []*cnet.Envelope {
-	out := make([]*cnet.Envelope, 0, len(heads))
+func decodeHeads(heads [][]byte) []*wire.Envelope {
+	out := make([]*wire.Envelope, 0, len(heads))
 	for _, b := range heads {
-		if e, err := cnet.DecodeEnvelope(b, storedLimits); err == nil {
+		if e, err := wire.DecodeEnvelope(b, storedLimits); err == nil {
 			out = append(out, e)
 		}
 	}
@@ -72,7 +72,7 @@ func decodeHeads(heads [][]byte) []*cnet.Envelope {
 // boundsOf returns what envelopes (verified by the caller, or our own)
 // show: per author its highest sequence number and signed dot count, and
 // per replica the most dots any of them claims.
-func boundsOf(envs []*cnet.Envelope) map[crdt.ReplicaID]headBound {
+func boundsOf(envs []*wire.Envelope) map[crdt.ReplicaID]headBound {
 	out := map[crdt.ReplicaID]headBound{}
 	for _, e := range envs {
 		hb := out[e.Origin]
@@ -93,7 +93,7 @@ func boundsOf(envs []*cnet.Envelope) map[crdt.ReplicaID]headBound {
 
 // envelopeAt returns the envelope stored at (rep, slot) in the log
 // (following a marker to its aggregate), or nil.
-func (r *replica) envelopeAt(ctx context.Context, rep crdt.ReplicaID, slot uint64) *cnet.Envelope {
+func (r *replica) envelopeAt(ctx context.Context, rep crdt.ReplicaID, slot uint64) *wire.Envelope {
 	if slot == 0 {
 		return nil
 	}
@@ -101,12 +101,12 @@ func (r *replica) envelopeAt(ctx context.Context, rep crdt.ReplicaID, slot uint6
 	if err != nil {
 		return nil // compacted: the snapshot keeps it
 	}
-	if at, ok := cnet.DecodeMarker(ent.Data); ok {
+	if at, ok := wire.DecodeMarker(ent.Data); ok {
 		if ent, err = r.d.store.Get(ctx, r.doc, rep, at); err != nil {
 			return nil
 		}
 	}
-	e, err := cnet.DecodeEnvelope(ent.Data, storedLimits)
+	e, err := wire.DecodeEnvelope(ent.Data, storedLimits)
 	if err != nil {
 		return nil
 	}
@@ -125,8 +125,8 @@ func (r *replica) heads(ctx context.Context, kept, extra [][]byte, cc *crdt.Caus
 		srcs = append(srcs, f.Data) // both sides of every fork, which the state merged
 	}
 	all := decodeHeads(srcs)
-	best := map[crdt.ReplicaID]*cnet.Envelope{}
-	consider := func(e *cnet.Envelope) {
+	best := map[crdt.ReplicaID]*wire.Envelope{}
+	consider := func(e *wire.Envelope) {
 		if o := best[e.Origin]; o == nil || e.LastSeq() > o.LastSeq() || e.LastSeq() == o.LastSeq() && e.Dot > o.Dot {
 			best[e.Origin] = e
 		}
@@ -149,7 +149,7 @@ func (r *replica) heads(ctx context.Context, kept, extra [][]byte, cc *crdt.Caus
 		origin    crdt.ReplicaID
 		seq, last uint64
 	}
-	picked := map[key]*cnet.Envelope{}
+	picked := map[key]*wire.Envelope{}
 	for _, e := range best {
 		picked[key{e.Origin, e.Seq, e.Last}] = e
 	}
@@ -184,7 +184,7 @@ func (r *replica) heads(ctx context.Context, kept, extra [][]byte, cc *crdt.Caus
 		if len(out) == maxHeads {
 			break
 		}
-		b, err := cnet.EncodeEnvelope(picked[k])
+		b, err := wire.EncodeEnvelope(picked[k])
 		if err != nil {
 			continue
 		}
@@ -194,7 +194,7 @@ func (r *replica) heads(ctx context.Context, kept, extra [][]byte, cc *crdt.Caus
 }
 
 // claimsUpTo reports whether e's delta claims dot of rep.
-func claimsUpTo(e *cnet.Envelope, rep crdt.ReplicaID, dot uint64) bool {
+func claimsUpTo(e *wire.Envelope, rep crdt.ReplicaID, dot uint64) bool {
 	d, err := crdt.DecodeDelta(e.Payload, e.Origin, payloadLimits)
 	return err == nil && d.Context().Max(rep) >= dot
 }
@@ -204,9 +204,9 @@ func claimsUpTo(e *cnet.Envelope, rep crdt.ReplicaID, dot uint64) bool {
 // already). Our own replica is checked by the caller against what we
 // wrote.
 func (r *replica) checkHeads(from peer.ID, st *crdt.State, vv crdt.VersionVector, heads [][]byte) error {
-	envs := make([]*cnet.Envelope, 0, len(heads))
+	envs := make([]*wire.Envelope, 0, len(heads))
 	for _, b := range heads {
-		e, err := cnet.DecodeEnvelope(b, storedLimits)
+		e, err := wire.DecodeEnvelope(b, storedLimits)
 		if err != nil {
 			return reject("bad_snapshot", fmt.Errorf("snapshot head: %w", err))
 		}

@@ -12,7 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/concord-p2p/concord/crdt"
-	cnet "github.com/concord-p2p/concord/net"
+	"github.com/concord-p2p/concord/wire"
 )
 
 // writer is an author outside any node, for hand-made envelopes.
@@ -34,30 +34,30 @@ func newWriter(t *testing.T) *writer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &writer{key: key, id: id, origin: cnet.ReplicaFor(id, 1), state: crdt.New()}
+	return &writer{key: key, id: id, origin: wire.ReplicaFor(id, 1), state: crdt.New()}
 }
 
 // write applies ops and returns the signed envelope of their delta.
-func (w *writer) write(t *testing.T, doc string, ops ...crdt.Op) (*cnet.Envelope, *crdt.State) {
+func (w *writer) write(t *testing.T, doc string, ops ...crdt.Op) (*wire.Envelope, *crdt.State) {
 	t.Helper()
 	d, err := w.state.Apply(w.origin, crdt.MakeHLC(time.Now().UnixMilli(), 0), ops...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	w.seq++
-	e := &cnet.Envelope{Doc: doc, Origin: w.origin, Seq: w.seq, HLC: uint64(crdt.MakeHLC(time.Now().UnixMilli(), 0)),
+	e := &wire.Envelope{Doc: doc, Origin: w.origin, Seq: w.seq, HLC: uint64(crdt.MakeHLC(time.Now().UnixMilli(), 0)),
 		Dot: w.state.Context().Max(w.origin), Payload: crdt.EncodeDelta(d, w.origin)}
-	if err := cnet.SignEnvelope(w.key, e); err != nil {
+	if err := wire.SignEnvelope(w.key, e); err != nil {
 		t.Fatal(err)
 	}
 	return e, d
 }
 
-func encodeEnvs(t *testing.T, envs ...*cnet.Envelope) [][]byte {
+func encodeEnvs(t *testing.T, envs ...*wire.Envelope) [][]byte {
 	t.Helper()
 	var out [][]byte
 	for _, e := range envs {
-		b, err := cnet.EncodeEnvelope(e)
+		b, err := wire.EncodeEnvelope(e)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -76,7 +76,7 @@ func TestSnapshotClaimsCheckedAgainstHeads(t *testing.T) {
 	n := testNode(t, "")
 	d := openDoc(t, n, "heads")
 	c := newWriter(t) // the victim
-	var cEnvs []*cnet.Envelope
+	var cEnvs []*wire.Envelope
 	honest := crdt.New()
 	for i := range 3 {
 		e, delta := c.write(t, "heads", crdt.Set([]string{"c"}, json.RawMessage(`"v`+string(rune('0'+i))+`"`)))
@@ -100,7 +100,7 @@ func TestSnapshotClaimsCheckedAgainstHeads(t *testing.T) {
 		{"no head", honest, crdt.VersionVector{c.origin: 3}, nil},
 	}
 	for _, tc := range cases {
-		err := d.r.IngestSnapshot(ctx, sender.id, cnet.Snapshot{State: crdt.Encode(tc.state), VV: tc.vv, Heads: tc.heads})
+		err := d.r.IngestSnapshot(ctx, sender.id, wire.Snapshot{State: crdt.Encode(tc.state), VV: tc.vv, Heads: tc.heads})
 		var rej *rejectError
 		if !errors.As(err, &rej) || rej.reason != "snapshot_unproven" {
 			t.Fatalf("%s: err = %v, want snapshot_unproven", tc.name, err)
@@ -115,16 +115,16 @@ func TestSnapshotClaimsCheckedAgainstHeads(t *testing.T) {
 	// A forged head (not signed by C) proves nothing.
 	badHead := *cEnvs[2]
 	badHead.Dot = 1000
-	if err := d.r.IngestSnapshot(ctx, sender.id, cnet.Snapshot{State: crdt.Encode(forged), VV: crdt.VersionVector{c.origin: 3}, Heads: encodeEnvs(t, &badHead)}); err == nil {
+	if err := d.r.IngestSnapshot(ctx, sender.id, wire.Snapshot{State: crdt.Encode(forged), VV: crdt.VersionVector{c.origin: 3}, Heads: encodeEnvs(t, &badHead)}); err == nil {
 		t.Fatal("a snapshot proven by a tampered head was accepted")
 	}
 
 	// Honest: accepted, and C's next write is not swallowed.
-	if err := d.r.IngestSnapshot(ctx, sender.id, cnet.Snapshot{State: crdt.Encode(honest), VV: crdt.VersionVector{c.origin: 3}, Heads: encodeEnvs(t, cEnvs[2])}); err != nil {
+	if err := d.r.IngestSnapshot(ctx, sender.id, wire.Snapshot{State: crdt.Encode(honest), VV: crdt.VersionVector{c.origin: 3}, Heads: encodeEnvs(t, cEnvs[2])}); err != nil {
 		t.Fatalf("honest snapshot refused: %v", err)
 	}
 	e4, _ := c.write(t, "heads", crdt.Set([]string{"c"}, json.RawMessage(`"v4"`)))
-	if err := d.r.Ingest(ctx, c.id, []*cnet.Envelope{e4}); err != nil {
+	if err := d.r.Ingest(ctx, c.id, []*wire.Envelope{e4}); err != nil {
 		t.Fatal(err)
 	}
 	if got := string(d.JSON()); got != `{"c":"v4"}` {
@@ -141,10 +141,10 @@ func TestDotCountChecked(t *testing.T) {
 	w := newWriter(t)
 	e, _ := w.write(t, "dots", crdt.Set([]string{"a"}, json.RawMessage(`1`)), crdt.Set([]string{"b"}, json.RawMessage(`2`)))
 	e.Dot = 1
-	if err := cnet.SignEnvelope(w.key, e); err != nil {
+	if err := wire.SignEnvelope(w.key, e); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.r.Ingest(context.Background(), w.id, []*cnet.Envelope{e}); err != nil {
+	if err := d.r.Ingest(context.Background(), w.id, []*wire.Envelope{e}); err != nil {
 		t.Fatal(err)
 	}
 	if got := string(d.JSON()); got != "{}" {
@@ -171,7 +171,7 @@ func TestSnapshotCannotRewriteHeldWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 	sender := newWriter(t)
-	if err := d.r.IngestSnapshot(ctx, sender.id, cnet.Snapshot{State: crdt.Encode(forged), VV: crdt.VersionVector{n.Replica(): 1}}); err != nil {
+	if err := d.r.IngestSnapshot(ctx, sender.id, wire.Snapshot{State: crdt.Encode(forged), VV: crdt.VersionVector{n.Replica(): 1}}); err != nil {
 		t.Fatalf("snapshot: %v", err)
 	}
 	if got := string(d.JSON()); got != `{"k":"good"}` {

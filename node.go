@@ -21,6 +21,7 @@ import (
 	"github.com/concord-p2p/concord/crdt"
 	cnet "github.com/concord-p2p/concord/net"
 	"github.com/concord-p2p/concord/store"
+	"github.com/concord-p2p/concord/wire"
 )
 
 // Node is one Concord peer: a libp2p host, its store and the documents it
@@ -46,7 +47,7 @@ type Node struct {
 	mu        sync.Mutex
 	docs      map[string]*Doc
 	closed    bool
-	beacons   atomic.Uint64 // numbers summary beacons (see cnet.Summary.Beacon), from the clock at Open
+	beacons   atomic.Uint64 // numbers summary beacons (see wire.Summary.Beacon), from the clock at Open
 }
 
 // Open starts a node: it opens the store (creating the node key on first
@@ -112,7 +113,7 @@ func Open(ctx context.Context, cfg Config) (n *Node, err error) {
 		return nil, fmt.Errorf("concord: %w", err)
 	}
 	cleanup = append(cleanup, func() { _ = n.h.Close() })
-	n.self = cnet.ReplicaFor(n.h.ID(), n.st.Incarnation())
+	n.self = wire.ReplicaFor(n.h.ID(), n.st.Incarnation())
 	gc := cnet.DefaultGossipConfig()
 	gc.FastHeartbeat = cfg.FastGossip
 	gc.FlushInterval = cfg.GossipFlushInterval
@@ -123,7 +124,7 @@ func Open(ctx context.Context, cfg Config) (n *Node, err error) {
 		return nil, err
 	}
 	cleanup = append(cleanup, func() { _ = n.gossip.Close() })
-	sl := cnet.DefaultSyncLimits()
+	sl := wire.DefaultSyncLimits()
 	sl.Envelope = storedLimits
 	n.syncer = cnet.NewSyncer(n.h, cnet.SyncerConfig{
 		Timeout: cfg.SyncTimeout, Limits: sl, Metrics: n.metrics, Logger: cfg.Logger,
@@ -272,7 +273,7 @@ func WithAckPeers(k int) DocOption { return func(o *docOptions) { o.ackPeers = k
 // Doc opens (joins or creates) the document name. Opening an open document
 // returns the same *Doc; options apply only the first time.
 func (n *Node) Doc(ctx context.Context, name string, opts ...DocOption) (*Doc, error) {
-	if err := cnet.CheckDocName(name); err != nil {
+	if err := wire.CheckDocName(name); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidDocName, err)
 	}
 	o := docOptions{writers: n.cfg.Writers, set: n.cfg.Writers != nil, ackPeers: n.cfg.AckPeers}
@@ -303,8 +304,8 @@ func (n *Node) Doc(ctx context.Context, name string, opts ...DocOption) (*Doc, e
 		ackPeers: max(o.ackPeers, 1), trustAuthor: n.cfg.TrustAuthorChannel, snapshotAfter: n.cfg.SnapshotAfter, compactAfter: n.cfg.CompactAfter, retention: n.cfg.CompactRetention,
 		now: n.cfg.Now, metrics: n.metrics, log: n.cfg.Logger.With("doc", name),
 		onEquivocation: n.cfg.Events.Equivocation,
-		publish: func(e *cnet.Envelope) {
-			if len(e.Payload) > cnet.DefaultLimits().MaxPayloadBytes {
+		publish: func(e *wire.Envelope) {
+			if len(e.Payload) > wire.DefaultLimits().MaxPayloadBytes {
 				n.metrics.Drop("gossip_out", "too_large") // the sync stream carries it
 				return
 			}
@@ -335,7 +336,7 @@ func (n *Node) Doc(ctx context.Context, name string, opts ...DocOption) (*Doc, e
 // docHandler routes a topic's traffic to its document.
 type docHandler struct{ d *Doc }
 
-func (h docHandler) Validate(from peer.ID, e *cnet.Envelope) error { return h.d.r.Validate(from, e) }
+func (h docHandler) Validate(from peer.ID, e *wire.Envelope) error { return h.d.r.Validate(from, e) }
 
 // Version implements cnet.VersionHolder: summaries in this node's name are
 // checked against what it durably holds.
@@ -343,11 +344,11 @@ func (h docHandler) Version() crdt.VersionVector { return h.d.r.Version() }
 
 // Coalesce implements cnet.Coalescer: a run of own deltas queued for gossip
 // goes out as one aggregate.
-func (h docHandler) Coalesce(run []*cnet.Envelope) (*cnet.Envelope, error) {
+func (h docHandler) Coalesce(run []*wire.Envelope) (*wire.Envelope, error) {
 	return h.d.r.coalesce(run)
 }
 
-func (h docHandler) Deliver(from peer.ID, envs []*cnet.Envelope) {
+func (h docHandler) Deliver(from peer.ID, envs []*wire.Envelope) {
 	r := h.d.r
 	r.Deliver(from, envs)
 	// A gap — a delta whose predecessor we do not hold — is repaired by sync
@@ -361,10 +362,10 @@ func (h docHandler) Deliver(from peer.ID, envs []*cnet.Envelope) {
 	}
 }
 
-func (h docHandler) Summary(from peer.ID, s *cnet.Summary) {
+func (h docHandler) Summary(from peer.ID, s *wire.Summary) {
 	n, d := h.d.n, h.d
 	r := d.r
-	p, err := cnet.PeerOf(s.Origin)
+	p, err := wire.PeerOf(s.Origin)
 	if err != nil {
 		return
 	}
@@ -477,7 +478,7 @@ func (n *Node) publishSummaries() {
 	n.mu.Unlock()
 	for _, d := range docs {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		err := d.topic.PublishSummary(ctx, &cnet.Summary{Doc: d.name, Origin: n.self, VV: d.r.Version(), Beacon: n.beacons.Add(1)})
+		err := d.topic.PublishSummary(ctx, &wire.Summary{Doc: d.name, Origin: n.self, VV: d.r.Version(), Beacon: n.beacons.Add(1)})
 		cancel()
 		if err != nil && !errors.Is(err, context.Canceled) {
 			n.cfg.Logger.Debug("summary not published", "doc", d.name, "err", err)

@@ -11,6 +11,7 @@ import (
 	"github.com/concord-p2p/concord/crdt"
 	cnet "github.com/concord-p2p/concord/net"
 	"github.com/concord-p2p/concord/store"
+	"github.com/concord-p2p/concord/wire"
 )
 
 // missedBytes returns the stored envelope bytes and payload bytes that a
@@ -24,7 +25,7 @@ func missedBytes(t testing.TB, r *replica, have crdt.VersionVector) (envBytes, p
 			t.Fatal(err)
 		}
 		for _, e := range batch {
-			env, err := cnet.DecodeEnvelope(e.Data, storedLimits)
+			env, err := wire.DecodeEnvelope(e.Data, storedLimits)
 			if err != nil {
 				t.Fatal(err)
 			}

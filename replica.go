@@ -14,13 +14,14 @@ import (
 	"github.com/concord-p2p/concord/crdt"
 	cnet "github.com/concord-p2p/concord/net"
 	"github.com/concord-p2p/concord/store"
+	"github.com/concord-p2p/concord/wire"
 )
 
 // storedLimits bound envelopes read from the log or the sync stream. They are
 // looser than gossip's: a delta holding one value too big for a gossip
 // envelope (see maxPayload) travels through the sync stream, as do deltas
 // of older versions that did not split.
-var storedLimits = cnet.Limits{
+var storedLimits = wire.Limits{
 	MaxMessageBytes: MaxTxnBytes*4 + 64<<10,
 	MaxEnvelopes:    1 << 16,
 	MaxVVEntries:    4096,
@@ -37,7 +38,7 @@ var payloadLimits = crdt.Limits{MaxBytes: MaxTxnBytes * 4, MaxElements: MaxTxnBy
 // carries, so every delta travels on gossip — except a piece holding one
 // value bigger than that alone (at most MaxTxnBytes), which the sync stream
 // carries (storedLimits).
-var maxPayload = cnet.DefaultLimits().MaxPayloadBytes
+var maxPayload = wire.DefaultLimits().MaxPayloadBytes
 
 // maxClockLead is how far ahead of our wall clock a remote timestamp may
 // pull our HLC: a peer with a wild clock cannot drag everyone's clock into
@@ -72,7 +73,7 @@ type replicaDeps struct {
 	now           func() time.Time
 	metrics       *cnet.Metrics
 	log           *slog.Logger
-	publish       func(*cnet.Envelope) // gossip; may be nil
+	publish       func(*wire.Envelope) // gossip; may be nil
 	// onEquivocation, optional, is told of every fork found (fork.go).
 	onEquivocation func(EquivocationEvent)
 	// pieceBytes bounds an own delta's payload (0: maxPayload); tests lower it.
@@ -167,10 +168,10 @@ func openReplica(ctx context.Context, doc string, d replicaDeps) (*replica, erro
 	}
 	var bad []error
 	err = d.store.Entries(ctx, doc, func(e store.Entry) error {
-		if _, ok := cnet.DecodeMarker(e.Data); ok {
+		if _, ok := wire.DecodeMarker(e.Data); ok {
 			return nil // covered by an aggregate stored at another seq
 		}
-		env, err := cnet.DecodeEnvelope(e.Data, storedLimits)
+		env, err := wire.DecodeEnvelope(e.Data, storedLimits)
 		if err != nil {
 			bad = append(bad, fmt.Errorf("entry %s/%d: %w", e.Replica, e.Seq, err))
 			return nil
@@ -303,7 +304,7 @@ func (r *replica) apply(ctx context.Context, ops []crdt.Op) error {
 // several when the delta was too big for one (consecutive sequence numbers,
 // appended in one synced batch).
 type inflightFlush struct {
-	envs      []*cnet.Envelope
+	envs      []*wire.Envelope
 	done      <-chan error
 	err       error
 	waiters   []chan error
@@ -471,7 +472,7 @@ func (r *replica) encodeDurable() ([]byte, crdt.HLC, *crdt.CausalContext, error)
 // all are appended (log and outbox) in one synced batch, so they become
 // durable together and the delta's writers are answered once. Receivers may
 // merge the pieces apart, in any order; together they are the delta.
-func (r *replica) queueOwn(gen uint64, ts crdt.HLC, dot uint64, delta *crdt.State) ([]*cnet.Envelope, <-chan error, error) {
+func (r *replica) queueOwn(gen uint64, ts crdt.HLC, dot uint64, delta *crdt.State) ([]*wire.Envelope, <-chan error, error) {
 	bound := r.d.pieceBytes
 	if bound <= 0 {
 		bound = maxPayload
@@ -508,14 +509,14 @@ func (r *replica) queueOwn(gen uint64, ts crdt.HLC, dot uint64, delta *crdt.Stat
 	r.seqGen = gen // waitAcked now knows how far this flush reaches
 	r.cond.Broadcast()
 	r.mu.Unlock()
-	envs := make([]*cnet.Envelope, len(pieces))
+	envs := make([]*wire.Envelope, len(pieces))
 	entries := make([]store.Entry, len(pieces))
 	for i, p := range pieces {
-		env := &cnet.Envelope{Doc: r.doc, Origin: r.d.self, Seq: seq + uint64(i), HLC: uint64(hlcs[i]), Dot: dot, Payload: payloads[i], Delta: p}
-		if err := cnet.SignEnvelope(r.d.key, env); err != nil {
+		env := &wire.Envelope{Doc: r.doc, Origin: r.d.self, Seq: seq + uint64(i), HLC: uint64(hlcs[i]), Dot: dot, Payload: payloads[i], Delta: p}
+		if err := wire.SignEnvelope(r.d.key, env); err != nil {
 			return nil, nil, err
 		}
-		b, err := cnet.EncodeEnvelope(env)
+		b, err := wire.EncodeEnvelope(env)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -533,11 +534,11 @@ func (r *replica) queueOwn(gen uint64, ts crdt.HLC, dot uint64, delta *crdt.Stat
 // authenticated connection) authored itself skips the signature check — the
 // Noise/TLS handshake already proved who sent it; third parties it is
 // relayed to still check it.
-func (r *replica) check(from peer.ID, e *cnet.Envelope) error {
+func (r *replica) check(from peer.ID, e *wire.Envelope) error {
 	if e.Doc != r.doc {
 		return reject("wrong_doc", fmt.Errorf("envelope for %q", e.Doc))
 	}
-	p, err := cnet.PeerOf(e.Origin)
+	p, err := wire.PeerOf(e.Origin)
 	if err != nil {
 		return reject("bad_replica", err)
 	}
@@ -561,51 +562,51 @@ func (r *replica) check(from peer.ID, e *cnet.Envelope) error {
 }
 
 // Validate implements cnet.Handler's check for gossip.
-func (r *replica) Validate(from peer.ID, e *cnet.Envelope) error {
+func (r *replica) Validate(from peer.ID, e *wire.Envelope) error {
 	if e.Last == 0 {
 		if r.holdsAll(e, nil) && r.newFork(e) == nil {
-			return cnet.ErrDuplicate
+			return wire.ErrDuplicate
 		}
 		return r.check(from, e) // a new fork is relayed (fork.go)
 	}
 	// An aggregate is authenticated before its range is looked at, so a
 	// forged one costs a signature check, not a thousand lookups (gossip
-	// bounds its range to cnet.MaxGossipRun).
+	// bounds its range to wire.MaxGossipRun).
 	if err := r.check(from, e); err != nil {
 		return err
 	}
 	if r.holdsAll(e, nil) {
-		return cnet.ErrDuplicate
+		return wire.ErrDuplicate
 	}
 	return nil
 }
 
 // Deliver implements cnet.Handler: validated envelopes from gossip.
-func (r *replica) Deliver(from peer.ID, envs []*cnet.Envelope) {
+func (r *replica) Deliver(from peer.ID, envs []*wire.Envelope) {
 	if err := r.ingest(context.Background(), from, envs, true); err != nil {
 		r.d.log.Warn("ingest failed", "doc", r.doc, "err", err)
 	}
 }
 
 // Ingest implements cnet.Replica: envelopes from the sync stream.
-func (r *replica) Ingest(ctx context.Context, from peer.ID, envs []*cnet.Envelope) error {
+func (r *replica) Ingest(ctx context.Context, from peer.ID, envs []*wire.Envelope) error {
 	return r.ingest(ctx, from, envs, false)
 }
 
-func (r *replica) ingest(ctx context.Context, from peer.ID, envs []*cnet.Envelope, verified bool) error {
+func (r *replica) ingest(ctx context.Context, from peer.ID, envs []*wire.Envelope, verified bool) error {
 	r.ingestMu.Lock()
 	defer r.ingestMu.Unlock()
 	type item struct {
-		env   *cnet.Envelope
+		env   *wire.Envelope
 		delta *crdt.State
 		data  []byte
-		fork  *cnet.Envelope // the log's side, when env is the other side of a fork
+		fork  *wire.Envelope // the log's side, when env is the other side of a fork
 	}
 	items := make([]item, 0, len(envs))
 	var forks []item
 	claimed := map[crdt.Dot]bool{} // seqs taken by earlier items of this batch
 	for _, e := range envs {
-		var fork *cnet.Envelope
+		var fork *wire.Envelope
 		if r.holdsAll(e, claimed) {
 			if fork = r.newFork(e); fork == nil {
 				continue
@@ -633,7 +634,7 @@ func (r *replica) ingest(ctx context.Context, from peer.ID, envs []*cnet.Envelop
 			forks = append(forks, item{env: e, delta: delta, fork: fork})
 			continue
 		}
-		data, err := cnet.EncodeEnvelope(e)
+		data, err := wire.EncodeEnvelope(e)
 		if err != nil {
 			r.d.metrics.Reject("malformed")
 			continue
@@ -764,7 +765,7 @@ func (r *replica) announceLoop() {
 
 // holdsAll reports whether every sequence number e covers is held, or
 // claimed by an earlier envelope of the same batch.
-func (r *replica) holdsAll(e *cnet.Envelope, claimed map[crdt.Dot]bool) bool {
+func (r *replica) holdsAll(e *wire.Envelope, claimed map[crdt.Dot]bool) bool {
 	for seq := e.Seq; seq <= e.LastSeq(); seq++ {
 		if d := (crdt.Dot{Replica: e.Origin, Counter: seq}); !claimed[d] && !r.holds(d) {
 			return false
@@ -802,7 +803,7 @@ func (r *replica) setPlacing(entries []store.Entry, on bool) {
 // not yet held and markers pointing there at the other unheld ones.
 // Seqs already held, or placed by earlier envelopes of the batch (placed,
 // updated here), are left alone.
-func (r *replica) entriesFor(e *cnet.Envelope, data []byte, placed map[crdt.Dot]bool) []store.Entry {
+func (r *replica) entriesFor(e *wire.Envelope, data []byte, placed map[crdt.Dot]bool) []store.Entry {
 	free := func(seq uint64) bool {
 		d := crdt.Dot{Replica: e.Origin, Counter: seq}
 		return !placed[d] && !r.holds(d)
@@ -827,7 +828,7 @@ func (r *replica) entriesFor(e *cnet.Envelope, data []byte, placed map[crdt.Dot]
 	}
 	take(slot)
 	out := []store.Entry{{Replica: e.Origin, Seq: slot, Data: data}}
-	marker := cnet.EncodeMarker(slot)
+	marker := wire.EncodeMarker(slot)
 	for seq := e.Seq; seq <= e.Last; seq++ {
 		if free(seq) {
 			take(seq)

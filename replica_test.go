@@ -18,8 +18,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/concord-p2p/concord/crdt"
-	cnet "github.com/concord-p2p/concord/net"
 	"github.com/concord-p2p/concord/store"
+	"github.com/concord-p2p/concord/wire"
 )
 
 // syncFailDS fails every Sync from the failAt-th on (0: never), and a
@@ -53,7 +53,7 @@ func openTestReplica(t *testing.T, ds datastore.Batching, key crypto.PrivKey, mo
 		t.Fatal(err)
 	}
 	deps := replicaDeps{
-		store: st, key: key, self: cnet.ReplicaFor(id, st.Incarnation()), selfPeer: id, ackPeers: 1,
+		store: st, key: key, self: wire.ReplicaFor(id, st.Incarnation()), selfPeer: id, ackPeers: 1,
 		now: time.Now, log: slog.New(slog.DiscardHandler),
 	}
 	for _, m := range mod {
@@ -207,18 +207,18 @@ func TestForgedAggregateCheckedFirst(t *testing.T) {
 	}
 	other, _, _ := crypto.GenerateEd25519Key(rand.Reader)
 	from, _ := peer.IDFromPrivateKey(other)
-	forged := &cnet.Envelope{Doc: "fail", Origin: r.d.self, Seq: 1, Last: 5, Payload: crdt.EncodeDelta(crdt.New(), r.d.self), Sig: make([]byte, 64)}
+	forged := &wire.Envelope{Doc: "fail", Origin: r.d.self, Seq: 1, Last: 5, Payload: crdt.EncodeDelta(crdt.New(), r.d.self), Sig: make([]byte, 64)}
 	err = r.Validate(from, forged)
 	var rej *rejectError
 	if !errors.As(err, &rej) || rej.reason != "bad_signature" {
 		t.Fatalf("forged aggregate over held seqs: %v", err)
 	}
 	// A genuine one over the same seqs is a duplicate.
-	genuine := &cnet.Envelope{Doc: "fail", Origin: r.d.self, Seq: 1, Last: 5, Payload: crdt.EncodeDelta(crdt.New(), r.d.self)}
-	if err := cnet.SignEnvelope(key, genuine); err != nil {
+	genuine := &wire.Envelope{Doc: "fail", Origin: r.d.self, Seq: 1, Last: 5, Payload: crdt.EncodeDelta(crdt.New(), r.d.self)}
+	if err := wire.SignEnvelope(key, genuine); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.Validate(from, genuine); !errors.Is(err, cnet.ErrDuplicate) {
+	if err := r.Validate(from, genuine); !errors.Is(err, wire.ErrDuplicate) {
 		t.Fatalf("genuine aggregate over held seqs: %v", err)
 	}
 }
@@ -248,9 +248,9 @@ func TestQueuedSlotsNotReplaced(t *testing.T) {
 	ctx := context.Background()
 	akey, _, _ := crypto.GenerateEd25519Key(rand.Reader)
 	apeer, _ := peer.IDFromPrivateKey(akey)
-	arep := cnet.ReplicaFor(apeer, 1)
+	arep := wire.ReplicaFor(apeer, 1)
 	author := crdt.New()
-	var singles []*cnet.Envelope
+	var singles []*wire.Envelope
 	joined := crdt.New()
 	for i := 1; i <= 3; i++ {
 		d, err := author.Apply(arep, crdt.HLC(i), crdt.Set([]string{fmt.Sprint(i)}, []byte("1")))
@@ -258,14 +258,14 @@ func TestQueuedSlotsNotReplaced(t *testing.T) {
 			t.Fatal(err)
 		}
 		joined.Merge(d)
-		e := &cnet.Envelope{Doc: "fail", Origin: arep, Seq: uint64(i), HLC: uint64(i), Payload: crdt.EncodeDelta(d, arep)}
-		if err := cnet.SignEnvelope(akey, e); err != nil {
+		e := &wire.Envelope{Doc: "fail", Origin: arep, Seq: uint64(i), HLC: uint64(i), Payload: crdt.EncodeDelta(d, arep)}
+		if err := wire.SignEnvelope(akey, e); err != nil {
 			t.Fatal(err)
 		}
 		singles = append(singles, e)
 	}
-	agg := &cnet.Envelope{Doc: "fail", Origin: arep, Seq: 1, Last: 3, HLC: 3, Payload: crdt.EncodeDelta(joined, arep)}
-	if err := cnet.SignEnvelope(akey, agg); err != nil {
+	agg := &wire.Envelope{Doc: "fail", Origin: arep, Seq: 1, Last: 3, HLC: 3, Payload: crdt.EncodeDelta(joined, arep)}
+	if err := wire.SignEnvelope(akey, agg); err != nil {
 		t.Fatal(err)
 	}
 
@@ -277,11 +277,11 @@ func TestQueuedSlotsNotReplaced(t *testing.T) {
 	bds.mu.Lock()
 	bds.blocked = release
 	bds.mu.Unlock()
-	if err := r.ingest(ctx, apeer, []*cnet.Envelope{agg}, true); err != nil { // gossip: queued
+	if err := r.ingest(ctx, apeer, []*wire.Envelope{agg}, true); err != nil { // gossip: queued
 		t.Fatal(err)
 	}
 	second := make(chan error, 1)
-	go func() { second <- r.ingest(ctx, apeer, []*cnet.Envelope{singles[2]}, false) }()
+	go func() { second <- r.ingest(ctx, apeer, []*wire.Envelope{singles[2]}, false) }()
 	select {
 	case err := <-second:
 		if err != nil {
@@ -297,7 +297,7 @@ func TestQueuedSlotsNotReplaced(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env, err := cnet.DecodeEnvelope(got.Data, storedLimits)
+	env, err := wire.DecodeEnvelope(got.Data, storedLimits)
 	if err != nil || env.Seq != 1 || env.Last != 3 {
 		t.Fatalf("slot 3 holds %+v (%v), want the aggregate 1..3", env, err)
 	}

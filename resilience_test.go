@@ -14,6 +14,7 @@ import (
 	"github.com/concord-p2p/concord/crdt"
 	cnet "github.com/concord-p2p/concord/net"
 	"github.com/concord-p2p/concord/store"
+	"github.com/concord-p2p/concord/wire"
 )
 
 // TestRestartCatchUp: a peer stops, the others keep writing, and it restarts
@@ -214,7 +215,7 @@ func TestRejectForgedAndUnauthorised(t *testing.T) {
 	// gossips it and stores it so sync serves it too.
 	forged := forgeEnvelope(t, mallory, a.Replica(), "guarded", 99)
 	dm.topic.Publish(forged)
-	data, err := cnet.EncodeEnvelope(forged)
+	data, err := wire.EncodeEnvelope(forged)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,14 +258,14 @@ func TestRejectForgedAndUnauthorised(t *testing.T) {
 }
 
 // forgeEnvelope builds a delta claiming origin but signed by n's key.
-func forgeEnvelope(t *testing.T, n *Node, origin crdt.ReplicaID, doc string, seq uint64) *cnet.Envelope {
+func forgeEnvelope(t *testing.T, n *Node, origin crdt.ReplicaID, doc string, seq uint64) *wire.Envelope {
 	t.Helper()
 	st := crdt.New()
 	delta, err := st.Apply(origin, 1, crdt.Set([]string{"forged"}, []byte(`true`)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &cnet.Envelope{Doc: doc, Origin: origin, Seq: seq, HLC: 1, Payload: crdt.EncodeDelta(delta, origin)}
+	e := &wire.Envelope{Doc: doc, Origin: origin, Seq: seq, HLC: 1, Payload: crdt.EncodeDelta(delta, origin)}
 	// SignEnvelope refuses a key that is not the origin's: sign by hand.
 	sig, err := n.key.Sign(append([]byte("forged"), e.Payload...))
 	if err != nil {
@@ -391,12 +392,12 @@ func TestGapRepairedBySync(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env2, err := cnet.DecodeEnvelope(e2.Data, storedLimits)
+	env2, err := wire.DecodeEnvelope(e2.Data, storedLimits)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// As if a had relayed c's second delta but the first was lost.
-	docHandler{db}.Deliver(a.ID(), []*cnet.Envelope{env2})
+	docHandler{db}.Deliver(a.ID(), []*wire.Envelope{env2})
 	waitFor(t, 10*time.Second, "b to repair the gap", func() bool {
 		return db.Status().Version[c.Replica()] == 2
 	})

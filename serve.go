@@ -5,8 +5,8 @@ import (
 	"fmt"
 
 	"github.com/concord-p2p/concord/crdt"
-	cnet "github.com/concord-p2p/concord/net"
 	"github.com/concord-p2p/concord/store"
+	"github.com/concord-p2p/concord/wire"
 )
 
 // Serving the log to a peer catching up: markers resolved, and runs of
@@ -51,7 +51,7 @@ func (r *replica) Missing(ctx context.Context, have crdt.VersionVector, cur stor
 		if sent[crdt.Dot{Replica: e.Replica, Counter: e.Seq}] {
 			continue // the aggregate a marker already sent
 		}
-		if at, ok := cnet.DecodeMarker(e.Data); ok {
+		if at, ok := wire.DecodeMarker(e.Data); ok {
 			flushRun()
 			if sent[crdt.Dot{Replica: e.Replica, Counter: at}] {
 				continue
@@ -60,7 +60,7 @@ func (r *replica) Missing(ctx context.Context, have crdt.VersionVector, cur stor
 			if err != nil {
 				continue // compacted meanwhile: the snapshot covers it
 			}
-			if _, isMarker := cnet.DecodeMarker(target.Data); isMarker {
+			if _, isMarker := wire.DecodeMarker(target.Data); isMarker {
 				r.d.log.Warn("marker points at a marker", "doc", r.doc, "replica", e.Replica, "seq", e.Seq)
 				continue
 			}
@@ -71,7 +71,7 @@ func (r *replica) Missing(ctx context.Context, have crdt.VersionVector, cur stor
 			sent[crdt.Dot{Replica: e.Replica, Counter: at}] = true
 			continue
 		}
-		if e.Replica == r.d.self && len(run) < cnet.MaxAggregateRun && (len(run) == 0 || run[len(run)-1].Seq+1 == e.Seq) {
+		if e.Replica == r.d.self && len(run) < wire.MaxAggregateRun && (len(run) == 0 || run[len(run)-1].Seq+1 == e.Seq) {
 			run = append(run, e)
 			continue
 		}
@@ -90,9 +90,9 @@ func (r *replica) Missing(ctx context.Context, have crdt.VersionVector, cur stor
 // signed envelope (errAggregateTooLarge when the join would exceed
 // maxPayload).
 func (r *replica) aggregate(run []store.Entry) (store.Entry, error) {
-	envs := make([]*cnet.Envelope, len(run))
+	envs := make([]*wire.Envelope, len(run))
 	for i, e := range run {
-		env, err := cnet.DecodeEnvelope(e.Data, storedLimits)
+		env, err := wire.DecodeEnvelope(e.Data, storedLimits)
 		if err != nil {
 			return store.Entry{}, err
 		}
@@ -105,7 +105,7 @@ func (r *replica) aggregate(run []store.Entry) (store.Entry, error) {
 	if env == nil {
 		return store.Entry{}, fmt.Errorf("%w: the join of %d deltas is over %d bytes", errAggregateTooLarge, len(run), maxPayload)
 	}
-	b, err := cnet.EncodeEnvelope(env)
+	b, err := wire.EncodeEnvelope(env)
 	if err != nil {
 		return store.Entry{}, err
 	}
@@ -116,8 +116,8 @@ func (r *replica) aggregate(run []store.Entry) (store.Entry, error) {
 // numbers into one aggregate: their join, signed once. It returns nil, and
 // no error, when the join's payload would exceed maxPayload: the run then
 // travels as it is (each of its deltas fits).
-func (r *replica) coalesce(run []*cnet.Envelope) (*cnet.Envelope, error) {
-	if len(run) < 2 || len(run) > cnet.MaxAggregateRun {
+func (r *replica) coalesce(run []*wire.Envelope) (*wire.Envelope, error) {
+	if len(run) < 2 || len(run) > wire.MaxAggregateRun {
 		return nil, fmt.Errorf("aggregate of %d deltas", len(run))
 	}
 	joined := crdt.New()
@@ -145,8 +145,8 @@ func (r *replica) coalesce(run []*cnet.Envelope) (*cnet.Envelope, error) {
 	if len(payload) > maxPayload {
 		return nil, nil
 	}
-	env := &cnet.Envelope{Doc: r.doc, Origin: r.d.self, Seq: run[0].Seq, Last: run[len(run)-1].Seq, HLC: hlc, Dot: dot, Payload: payload}
-	if err := cnet.SignEnvelope(r.d.key, env); err != nil {
+	env := &wire.Envelope{Doc: r.doc, Origin: r.d.self, Seq: run[0].Seq, Last: run[len(run)-1].Seq, HLC: hlc, Dot: dot, Payload: payload}
+	if err := wire.SignEnvelope(r.d.key, env); err != nil {
 		return nil, err
 	}
 	return env, nil

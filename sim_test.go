@@ -33,6 +33,7 @@ import (
 	"github.com/concord-p2p/concord/crdt"
 	cnet "github.com/concord-p2p/concord/net"
 	"github.com/concord-p2p/concord/store"
+	"github.com/concord-p2p/concord/wire"
 )
 
 const (
@@ -204,7 +205,7 @@ func newSim(seed uint64, trace func(string)) (*sim, error) {
 		}
 		sr := &simReplica{
 			idx: i, key: key, peer: id,
-			id: cnet.ReplicaFor(id, uint64(i+1)),
+			id: wire.ReplicaFor(id, uint64(i+1)),
 			ds: newCrashDS(),
 		}
 		if s.chance(0.3) {
@@ -249,7 +250,7 @@ func (s *sim) open(i int) error {
 		ackPeers: s.ackPeers, snapshotAfter: s.snapshotAfter, compactAfter: s.compactAfter,
 		now:        func() time.Time { return s.now.Add(sr.skew) },
 		log:        discard,
-		publish:    func(e *cnet.Envelope) { s.publish(i, e) },
+		publish:    func(e *wire.Envelope) { s.publish(i, e) },
 		pieceBytes: s.pieceBytes,
 	})
 	if err != nil {
@@ -287,7 +288,7 @@ func (s *sim) shutdown() {
 // publish is replica i's gossip hook: the encoded envelope goes in flight to
 // every replica connected to i now. It runs on i's flusher goroutine while
 // the scheduler waits in apply.
-func (s *sim) publish(i int, e *cnet.Envelope) {
+func (s *sim) publish(i int, e *wire.Envelope) {
 	sr := s.reps[i]
 	if e.HLC <= sr.lastHLC {
 		// The HLC of an own delta went backwards (a restart must restore the
@@ -296,7 +297,7 @@ func (s *sim) publish(i int, e *cnet.Envelope) {
 		s.logf("note: replica %d seq %d HLC %v <= previous %v", i, e.Seq, crdt.HLC(e.HLC), crdt.HLC(sr.lastHLC))
 	}
 	sr.lastHLC = e.HLC
-	b, err := cnet.EncodeEnvelope(e)
+	b, err := wire.EncodeEnvelope(e)
 	if err != nil {
 		s.pubErr = fmt.Errorf("encode envelope: %w", err)
 		return
@@ -455,11 +456,11 @@ func (s *sim) deliver(m *simMsg) {
 	dst := s.reps[m.to]
 	from := s.reps[m.from].peer
 	if m.kind == simSummary {
-		sum, err := cnet.DecodeSummary(m.data, cnet.DefaultLimits())
+		sum, err := wire.DecodeSummary(m.data, wire.DefaultLimits())
 		if err != nil {
 			s.fail("decode summary %v: %v", m, err)
 		}
-		p, err := cnet.PeerOf(sum.Origin)
+		p, err := wire.PeerOf(sum.Origin)
 		if err != nil {
 			s.fail("summary origin: %v", err)
 		}
@@ -489,9 +490,9 @@ func (s *sim) deliver(m *simMsg) {
 			}
 		}
 	}
-	var envs, raw []*cnet.Envelope
+	var envs, raw []*wire.Envelope
 	for _, m := range msgs {
-		e, err := cnet.DecodeEnvelope(m.data, cnet.DefaultLimits())
+		e, err := wire.DecodeEnvelope(m.data, wire.DefaultLimits())
 		if err != nil {
 			s.fail("decode %v: %v", m, err)
 		}
@@ -511,13 +512,13 @@ func (s *sim) deliver(m *simMsg) {
 			}
 			if agg != nil { // nil: the join is too big; the run goes as it is
 				s.stats.aggregates++
-				raw = []*cnet.Envelope{agg}
+				raw = []*wire.Envelope{agg}
 			}
 		}
 	}
 	for _, e := range raw {
 		switch err := dst.r.Validate(from, e); {
-		case errors.Is(err, cnet.ErrDuplicate):
+		case errors.Is(err, wire.ErrDuplicate):
 			s.logf("deliver %v %s/%d: duplicate", m, shortID(e.Origin), e.Seq)
 			continue
 		case err != nil:
@@ -574,7 +575,7 @@ func (s *sim) summary() {
 		return
 	}
 	sr := s.reps[i]
-	b, err := cnet.EncodeSummary(&cnet.Summary{Doc: simDoc, Origin: sr.id, VV: sr.r.Version()})
+	b, err := wire.EncodeSummary(&wire.Summary{Doc: simDoc, Origin: sr.id, VV: sr.r.Version()})
 	if err != nil {
 		s.fail("encode summary: %v", err)
 	}
@@ -593,7 +594,7 @@ func (s *sim) summary() {
 // whether any delta or snapshot was received by either side.
 func (s *sim) exchange(a, b int, interrupt int) (moved bool) {
 	ra, rb := s.reps[a], s.reps[b]
-	lim := cnet.DefaultSyncLimits()
+	lim := wire.DefaultSyncLimits()
 	sides := [2]*cnet.SyncSession{
 		cnet.NewSyncSession(simView{ra.r}, rb.peer, lim),
 		cnet.NewSyncSession(simView{rb.r}, ra.peer, lim),
@@ -604,13 +605,13 @@ func (s *sim) exchange(a, b int, interrupt int) (moved bool) {
 		gotHello [2]bool
 		sentDone [2]bool
 	)
-	send := func(k int, m *cnet.SyncMsg) {
-		f, err := cnet.EncodeSyncMsg(m)
+	send := func(k int, m *wire.SyncMsg) {
+		f, err := wire.EncodeSyncMsg(m)
 		if err != nil {
 			s.fail("encode sync message: %v", err)
 		}
 		queue[k] = append(queue[k], f)
-		if m.Type == cnet.TypeSyncDone {
+		if m.Type == wire.TypeSyncDone {
 			sentDone[k] = true
 		}
 	}
@@ -655,17 +656,17 @@ func (s *sim) exchange(a, b int, interrupt int) (moved bool) {
 		k := c
 		f := queue[1-k][0]
 		queue[1-k] = queue[1-k][1:]
-		m, err := cnet.DecodeSyncMsg(f, lim)
+		m, err := wire.DecodeSyncMsg(f, lim)
 		if err != nil {
 			s.fail("exchange %d↔%d: decode: %v", a, b, err)
 		}
 		switch m.Type {
-		case cnet.TypeSyncHello:
+		case wire.TypeSyncHello:
 			gotHello[k] = true
-		case cnet.TypeSyncDeltas:
+		case wire.TypeSyncDeltas:
 			moved = true
 			s.logf("exchange %d→%d: %d deltas", idx[1-k], idx[k], len(m.Envelopes))
-		case cnet.TypeSyncSnapshot:
+		case wire.TypeSyncSnapshot:
 			moved = true
 			s.stats.snapshots++
 			s.logf("exchange %d→%d: snapshot vv=%s", idx[1-k], idx[k], fmtVV(s, m.VV))

@@ -8,8 +8,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/concord-p2p/concord/crdt"
-	cnet "github.com/concord-p2p/concord/net"
 	"github.com/concord-p2p/concord/store"
+	"github.com/concord-p2p/concord/wire"
 )
 
 // Snapshots and compaction: the snapshots a document serves and accepts,
@@ -18,20 +18,20 @@ import (
 // SnapshotFor implements cnet.Replica: the stored snapshot when the log no
 // longer reaches back to have, or a fresh one for a peer that has nothing
 // of a long log (cheaper than replaying every delta).
-func (r *replica) SnapshotFor(ctx context.Context, p peer.ID, have crdt.VersionVector) (cnet.Snapshot, bool, error) {
+func (r *replica) SnapshotFor(ctx context.Context, p peer.ID, have crdt.VersionVector) (wire.Snapshot, bool, error) {
 	if r.d.store.NeedsSnapshot(r.doc, have) {
 		snap, ok, err := r.d.store.Snapshot(ctx, r.doc)
 		if err != nil || !ok {
-			return cnet.Snapshot{}, false, err
+			return wire.Snapshot{}, false, err
 		}
-		return cnet.Snapshot{State: snap.State, VV: snap.VV, Heads: r.heads(ctx, snap.Heads, nil, nil)}, true, nil
+		return wire.Snapshot{State: snap.State, VV: snap.VV, Heads: r.heads(ctx, snap.Heads, nil, nil)}, true, nil
 	}
 	if len(have) > 0 || (r.d.writers != nil && (!r.d.writers[r.d.selfPeer] || !r.d.writers[p])) {
 		// With an allowlist, snapshots travel only between writers: ours
 		// would be refused by a peer that shares the allowlist if we are
 		// not one, and a peer that is not one is better served the log,
 		// which it can pass on (its own snapshots would be refused).
-		return cnet.Snapshot{}, false, nil
+		return wire.Snapshot{}, false, nil
 	}
 	r.ingestMu.Lock()
 	defer r.ingestMu.Unlock()
@@ -41,29 +41,29 @@ func (r *replica) SnapshotFor(ctx context.Context, p peer.ID, have crdt.VersionV
 		total += n
 	}
 	if total <= uint64(r.d.snapshotAfter) {
-		return cnet.Snapshot{}, false, nil
+		return wire.Snapshot{}, false, nil
 	}
 	if r.snapCache.data != nil && r.snapCache.vv.Equal(vv) {
-		return cnet.Snapshot{State: r.snapCache.data, VV: vv, Heads: r.snapCache.heads}, true, nil // nothing new: no re-encoding
+		return wire.Snapshot{State: r.snapCache.data, VV: vv, Heads: r.snapCache.heads}, true, nil // nothing new: no re-encoding
 	}
 	b, _, cc, err := r.encodeDurable() // covers vv: merges precede appends
 	if err != nil {
-		return cnet.Snapshot{}, false, err
+		return wire.Snapshot{}, false, err
 	}
 	old, _, err := r.d.store.Snapshot(ctx, r.doc)
 	if err != nil {
-		return cnet.Snapshot{}, false, err
+		return wire.Snapshot{}, false, err
 	}
 	heads := r.heads(ctx, old.Heads, nil, cc)
-	if err := checkClaims(cc, vv, boundsOf(decodeHeads(heads)), func(rep crdt.ReplicaID) bool { q, _ := cnet.PeerOf(rep); return q == p }); err != nil {
+	if err := checkClaims(cc, vv, boundsOf(decodeHeads(heads)), func(rep crdt.ReplicaID) bool { q, _ := wire.PeerOf(rep); return q == p }); err != nil {
 		// Our state holds dots of an author we hold no signed head for
 		// (a delete by another writer covered them): the peer would
 		// refuse the snapshot, so it gets the log.
 		r.d.log.Debug("fresh snapshot not offered", "err", err)
-		return cnet.Snapshot{}, false, nil
+		return wire.Snapshot{}, false, nil
 	}
 	r.snapCache.vv, r.snapCache.data, r.snapCache.heads = vv, b, heads
-	return cnet.Snapshot{State: b, VV: vv, Heads: heads}, true, nil
+	return wire.Snapshot{State: b, VV: vv, Heads: heads}, true, nil
 }
 
 // AcceptsSnapshot implements cnet.Replica: with a writer allowlist, only
@@ -73,7 +73,7 @@ func (r *replica) AcceptsSnapshot(p peer.ID) bool { return r.d.writers == nil ||
 // IngestSnapshot implements cnet.Replica: a snapshot checked against the
 // allowlist, our own counters and its heads, merged without replacing what
 // we hold, and stored with its heads.
-func (r *replica) IngestSnapshot(ctx context.Context, from peer.ID, snap cnet.Snapshot) error {
+func (r *replica) IngestSnapshot(ctx context.Context, from peer.ID, snap wire.Snapshot) error {
 	state, vv := snap.State, snap.VV
 	if !r.AcceptsSnapshot(from) {
 		// A snapshot carries no author signatures: its causal context could
@@ -90,7 +90,7 @@ func (r *replica) IngestSnapshot(ctx context.Context, from peer.ID, snap cnet.Sn
 	}
 	if r.d.writers != nil {
 		for _, rep := range st.Context().Replicas() {
-			if p, err := cnet.PeerOf(rep); err != nil || !r.d.writers[p] {
+			if p, err := wire.PeerOf(rep); err != nil || !r.d.writers[p] {
 				r.d.metrics.Reject("not_writer")
 				return reject("not_writer", fmt.Errorf("snapshot holds writes of %s", rep))
 			}
@@ -98,7 +98,7 @@ func (r *replica) IngestSnapshot(ctx context.Context, from peer.ID, snap cnet.Sn
 	}
 	if r.d.writers != nil {
 		for rep := range vv {
-			if p, err := cnet.PeerOf(rep); err != nil || !r.d.writers[p] {
+			if p, err := wire.PeerOf(rep); err != nil || !r.d.writers[p] {
 				r.d.metrics.Reject("not_writer")
 				return reject("not_writer", fmt.Errorf("snapshot vector names %s", rep))
 			}

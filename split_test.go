@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/concord-p2p/concord/crdt"
-	cnet "github.com/concord-p2p/concord/net"
 	"github.com/concord-p2p/concord/store"
+	"github.com/concord-p2p/concord/wire"
 )
 
 // ownPayloads returns the payload sizes of n's own stored envelopes of doc
@@ -26,7 +26,7 @@ func ownPayloads(t *testing.T, n *Node, doc string, first uint64) []int {
 		if err != nil {
 			t.Fatal(err)
 		}
-		env, err := cnet.DecodeEnvelope(e.Data, storedLimits)
+		env, err := wire.DecodeEnvelope(e.Data, storedLimits)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -106,7 +106,7 @@ func TestScatteredDeleteReplicates(t *testing.T) {
 		t.Fatalf("the delete of %d scattered values left as %d delta(s)", n, len(pieces))
 	}
 	for i, p := range pieces {
-		if p > cnet.DefaultLimits().MaxPayloadBytes {
+		if p > wire.DefaultLimits().MaxPayloadBytes {
 			t.Fatalf("piece %d has a %d-byte payload: it cannot travel on gossip", i, p)
 		}
 	}
@@ -203,7 +203,7 @@ func TestLargeValuesReplicate(t *testing.T) {
 	held, gate := make(chan struct{}), make(chan struct{})
 	var once sync.Once
 	publish := da.r.d.publish
-	da.r.d.publish = func(e *cnet.Envelope) { // read by the flusher only after the next write kicks it
+	da.r.d.publish = func(e *wire.Envelope) { // read by the flusher only after the next write kicks it
 		once.Do(func() { close(held); <-gate })
 		publish(e)
 	}
@@ -269,9 +269,9 @@ func TestCoalesceStopsAtTheLimit(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var envs []*cnet.Envelope
+	var envs []*wire.Envelope
 	for _, e := range ownRun(t, a, "co", 1, 4) {
-		env, err := cnet.DecodeEnvelope(e.Data, storedLimits)
+		env, err := wire.DecodeEnvelope(e.Data, storedLimits)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -288,7 +288,7 @@ func TestCoalesceStopsAtTheLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, e := range out {
-		env, err := cnet.DecodeEnvelope(e.Data, storedLimits)
+		env, err := wire.DecodeEnvelope(e.Data, storedLimits)
 		if err != nil {
 			t.Fatal(err)
 		}

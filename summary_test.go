@@ -15,6 +15,7 @@ import (
 
 	"github.com/concord-p2p/concord/crdt"
 	cnet "github.com/concord-p2p/concord/net"
+	"github.com/concord-p2p/concord/wire"
 )
 
 // beaconRelay is a plain GossipSub peer on a document's topic that records
@@ -25,7 +26,7 @@ type beaconRelay struct {
 	h     host.Host
 	topic *pubsub.Topic
 	mu    sync.Mutex
-	seen  map[string]*cnet.Summary // encoded summary → decoded
+	seen  map[string]*wire.Summary // encoded summary → decoded
 }
 
 func newBeaconRelay(t *testing.T, doc string, origin crdt.ReplicaID) *beaconRelay {
@@ -50,13 +51,13 @@ func newBeaconRelay(t *testing.T, doc string, origin crdt.ReplicaID) *beaconRela
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &beaconRelay{h: h, seen: map[string]*cnet.Summary{}}
+	r := &beaconRelay{h: h, seen: map[string]*wire.Summary{}}
 	name := cnet.TopicName(doc)
 	err = ps.RegisterTopicValidator(name, func(_ context.Context, from peer.ID, m *pubsub.Message) pubsub.ValidationResult {
 		if from == h.ID() {
 			return pubsub.ValidationAccept
 		}
-		if s, err := cnet.DecodeSummary(m.Data, cnet.DefaultLimits()); err == nil && s.Origin == origin {
+		if s, err := wire.DecodeSummary(m.Data, wire.DefaultLimits()); err == nil && s.Origin == origin {
 			r.mu.Lock()
 			r.seen[string(m.Data)] = s
 			r.mu.Unlock()
@@ -93,7 +94,7 @@ func (r *beaconRelay) connect(t *testing.T, n *Node) {
 }
 
 // recorded returns the recorded summaries for which keep holds.
-func (r *beaconRelay) recorded(keep func(*cnet.Summary) bool) [][]byte {
+func (r *beaconRelay) recorded(keep func(*wire.Summary) bool) [][]byte {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var out [][]byte
@@ -133,7 +134,7 @@ func TestRestartedPeerStaleBeacons(t *testing.T) {
 	}
 	waitConverged(t, 10*time.Second, da, dc)
 	rep := c.Replica()
-	atFive := func(s *cnet.Summary) bool { return s.VV[rep] == 5 }
+	atFive := func(s *wire.Summary) bool { return s.VV[rep] == 5 }
 	waitFor(t, 10*time.Second, "three beacons of the first run", func() bool { return len(relay.recorded(atFive)) >= 3 })
 	// One more write, so that no beacon of the next run can equal, byte for
 	// byte, one recorded at 5 (beacon numbers restart with the process).
@@ -169,7 +170,7 @@ func TestRestartedPeerStaleBeacons(t *testing.T) {
 	waitConverged(t, 10*time.Second, da, dc2)
 
 	// A claim of a delta c never wrote.
-	b, err := cnet.EncodeSummary(&cnet.Summary{Doc: "b", Origin: rep, VV: crdt.VersionVector{rep: 7}, Beacon: 1 << 40})
+	b, err := wire.EncodeSummary(&wire.Summary{Doc: "b", Origin: rep, VV: crdt.VersionVector{rep: 7}, Beacon: 1 << 40})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,7 @@ import (
 
 	lru "github.com/hashicorp/golang-lru/v2"
 
-	cnet "github.com/concord-p2p/concord/net"
+	"github.com/concord-p2p/concord/wire"
 )
 
 // verifiedCache remembers envelopes whose signature was checked, by a hash
@@ -27,8 +27,8 @@ func newVerifiedCache(max int) *verifiedCache {
 
 // envelopeHash identifies an envelope by the hash of its full encoding
 // (signature included); false if it does not encode.
-func envelopeHash(e *cnet.Envelope) ([32]byte, bool) {
-	b, err := cnet.EncodeEnvelope(e)
+func envelopeHash(e *wire.Envelope) ([32]byte, bool) {
+	b, err := wire.EncodeEnvelope(e)
 	if err != nil {
 		return [32]byte{}, false
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/concord-p2p/concord/crdt"
+	"github.com/concord-p2p/concord/wire"
 )
 
 // recCoalescer records the runs it is given and returns a stand-in
@@ -21,15 +22,15 @@ type recCoalescer struct {
 	failAt uint64
 }
 
-func (c *recCoalescer) Coalesce(run []*Envelope) (*Envelope, error) {
+func (c *recCoalescer) Coalesce(run []*wire.Envelope) (*wire.Envelope, error) {
 	c.runs = append(c.runs, fmt.Sprintf("%s:%d-%d", run[0].Origin, run[0].Seq, run[len(run)-1].Seq))
 	if run[0].Seq == c.failAt {
 		return nil, errors.New("refused")
 	}
-	return &Envelope{Origin: run[0].Origin, Seq: run[0].Seq, Last: run[len(run)-1].Seq}, nil
+	return &wire.Envelope{Origin: run[0].Origin, Seq: run[0].Seq, Last: run[len(run)-1].Seq}, nil
 }
 
-func spans(envs []*Envelope) string {
+func spans(envs []*wire.Envelope) string {
 	s := ""
 	for _, e := range envs {
 		s += fmt.Sprintf("[%s %d-%d]", e.Origin, e.Seq, e.LastSeq())
@@ -41,25 +42,25 @@ func spans(envs []*Envelope) string {
 // consecutive seqs become aggregates; aggregates, gaps, origin changes, the
 // byte budget and a refused run all cut or keep runs as they should.
 func TestCoalesceRuns(t *testing.T) {
-	lim := DefaultLimits()
+	lim := wire.DefaultLimits()
 	log := slog.New(slog.DiscardHandler)
-	env := func(o crdt.ReplicaID, seq, last uint64, size int) *Envelope {
-		return &Envelope{Origin: o, Seq: seq, Last: last, Payload: make([]byte, size)}
+	env := func(o crdt.ReplicaID, seq, last uint64, size int) *wire.Envelope {
+		return &wire.Envelope{Origin: o, Seq: seq, Last: last, Payload: make([]byte, size)}
 	}
 	cases := []struct {
 		name   string
-		envs   []*Envelope
+		envs   []*wire.Envelope
 		failAt uint64
 		want   string
 		runs   int
 	}{
-		{"single", []*Envelope{env("a", 1, 0, 1)}, 0, "[a 1-1]", 0},
-		{"run", []*Envelope{env("a", 1, 0, 1), env("a", 2, 0, 1), env("a", 3, 0, 1)}, 0, "[a 1-3]", 1},
-		{"gap", []*Envelope{env("a", 1, 0, 1), env("a", 2, 0, 1), env("a", 4, 0, 1), env("a", 5, 0, 1)}, 0, "[a 1-2][a 4-5]", 2},
-		{"origins", []*Envelope{env("a", 1, 0, 1), env("b", 2, 0, 1), env("b", 3, 0, 1)}, 0, "[a 1-1][b 2-3]", 1},
-		{"aggregate inside", []*Envelope{env("a", 1, 0, 1), env("a", 2, 4, 1), env("a", 5, 0, 1), env("a", 6, 0, 1)}, 0, "[a 1-1][a 2-4][a 5-6]", 1},
-		{"budget", []*Envelope{env("a", 1, 0, lim.MaxPayloadBytes/4), env("a", 2, 0, lim.MaxPayloadBytes/4), env("a", 3, 0, lim.MaxPayloadBytes/4)}, 0, "[a 1-2][a 3-3]", 1},
-		{"refused", []*Envelope{env("a", 1, 0, 1), env("a", 2, 0, 1), env("a", 4, 0, 1), env("a", 5, 0, 1)}, 1, "[a 1-1][a 2-2][a 4-5]", 2},
+		{"single", []*wire.Envelope{env("a", 1, 0, 1)}, 0, "[a 1-1]", 0},
+		{"run", []*wire.Envelope{env("a", 1, 0, 1), env("a", 2, 0, 1), env("a", 3, 0, 1)}, 0, "[a 1-3]", 1},
+		{"gap", []*wire.Envelope{env("a", 1, 0, 1), env("a", 2, 0, 1), env("a", 4, 0, 1), env("a", 5, 0, 1)}, 0, "[a 1-2][a 4-5]", 2},
+		{"origins", []*wire.Envelope{env("a", 1, 0, 1), env("b", 2, 0, 1), env("b", 3, 0, 1)}, 0, "[a 1-1][b 2-3]", 1},
+		{"aggregate inside", []*wire.Envelope{env("a", 1, 0, 1), env("a", 2, 4, 1), env("a", 5, 0, 1), env("a", 6, 0, 1)}, 0, "[a 1-1][a 2-4][a 5-6]", 1},
+		{"budget", []*wire.Envelope{env("a", 1, 0, lim.MaxPayloadBytes/4), env("a", 2, 0, lim.MaxPayloadBytes/4), env("a", 3, 0, lim.MaxPayloadBytes/4)}, 0, "[a 1-2][a 3-3]", 1},
+		{"refused", []*wire.Envelope{env("a", 1, 0, 1), env("a", 2, 0, 1), env("a", 4, 0, 1), env("a", 5, 0, 1)}, 1, "[a 1-1][a 2-2][a 4-5]", 2},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -71,12 +72,12 @@ func TestCoalesceRuns(t *testing.T) {
 		})
 	}
 	// A run never exceeds MaxAggregateRun deltas.
-	long := make([]*Envelope, MaxAggregateRun+10)
+	long := make([]*wire.Envelope, wire.MaxAggregateRun+10)
 	for i := range long {
 		long[i] = env("a", uint64(i+1), 0, 0)
 	}
 	got := coalesceRuns(&recCoalescer{}, long, lim, log)
-	if want := fmt.Sprintf("[a 1-%d][a %d-%d]", MaxAggregateRun, MaxAggregateRun+1, MaxAggregateRun+10); spans(got) != want {
+	if want := fmt.Sprintf("[a 1-%d][a %d-%d]", wire.MaxAggregateRun, wire.MaxAggregateRun+1, wire.MaxAggregateRun+10); spans(got) != want {
 		t.Fatalf("long run: %s, want %s", spans(got), want)
 	}
 	// Without a Coalescer nothing changes.
@@ -88,32 +89,32 @@ func TestCoalesceRuns(t *testing.T) {
 // acceptAll is a Handler whose Validate accepts everything.
 type acceptAll struct{ validated int }
 
-func (h *acceptAll) Validate(peer.ID, *Envelope) error { h.validated++; return nil }
-func (h *acceptAll) Deliver(peer.ID, []*Envelope)      {}
-func (h *acceptAll) Summary(peer.ID, *Summary)         {}
+func (h *acceptAll) Validate(peer.ID, *wire.Envelope) error { h.validated++; return nil }
+func (h *acceptAll) Deliver(peer.ID, []*wire.Envelope)      {}
+func (h *acceptAll) Summary(peer.ID, *wire.Summary)         {}
 
 // TestGossipAggregateBounds: on gossip one aggregate covers at most
 // MaxGossipRun deltas and one message at most MaxGossipSeqs sequence
 // numbers; past either the message is rejected before the handler sees it.
 func TestGossipAggregateBounds(t *testing.T) {
-	g := &Gossip{cfg: GossipConfig{Limits: DefaultLimits()}}
-	msg := func(envs ...Envelope) *pubsub.Message {
-		b, err := EncodeBatch(&DeltaBatch{Envelopes: envs})
+	g := &Gossip{cfg: GossipConfig{Limits: wire.DefaultLimits()}}
+	msg := func(envs ...wire.Envelope) *pubsub.Message {
+		b, err := wire.EncodeBatch(&wire.DeltaBatch{Envelopes: envs})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return &pubsub.Message{Message: &pb.Message{Data: b}}
 	}
-	agg := func(seq, last uint64) Envelope {
-		return Envelope{Doc: "d", Origin: "a", Seq: seq, Last: last, Payload: []byte{0xa0}, Sig: []byte{1}}
+	agg := func(seq, last uint64) wire.Envelope {
+		return wire.Envelope{Doc: "d", Origin: "a", Seq: seq, Last: last, Payload: []byte{0xa0}, Sig: []byte{1}}
 	}
 	for _, tc := range []struct {
 		name   string
 		m      *pubsub.Message
 		reason string
 	}{
-		{"longest run", msg(agg(1, MaxGossipRun)), ""},
-		{"run too long", msg(agg(1, MaxGossipRun+1)), "aggregate_too_long"},
+		{"longest run", msg(agg(1, wire.MaxGossipRun)), ""},
+		{"run too long", msg(agg(1, wire.MaxGossipRun+1)), "aggregate_too_long"},
 		{"seqs at the bound", msg(agg(1, 1024), agg(1025, 2048), agg(2049, 3072), agg(3073, 4096)), ""},
 		{"too many seqs", msg(agg(1, 1024), agg(1025, 2048), agg(2049, 3072), agg(3073, 4096), agg(4097, 4098)), "too_many_deltas"},
 	} {
@@ -138,8 +139,8 @@ func TestPublishQueueBytesBound(t *testing.T) {
 	cfg := DefaultGossipConfig()
 	cfg.QueueBytes = 10 << 10
 	cfg.Metrics = m
-	tp := &Topic{g: &Gossip{cfg: cfg}, queue: make(chan *Envelope, 100), ctx: context.Background()}
-	e := &Envelope{Payload: make([]byte, 1000)} // costs 1064 bytes
+	tp := &Topic{g: &Gossip{cfg: cfg}, queue: make(chan *wire.Envelope, 100), ctx: context.Background()}
+	e := &wire.Envelope{Payload: make([]byte, 1000)} // costs 1064 bytes
 	for range 20 {
 		tp.Publish(e)
 	}
@@ -155,9 +156,9 @@ func TestPublishQueueBytesBound(t *testing.T) {
 		t.Fatalf("taking one did not make room: %d queued", len(tp.queue))
 	}
 	// The author's decoded delta counts eight times over.
-	tp2 := &Topic{g: &Gossip{cfg: cfg}, queue: make(chan *Envelope, 100), ctx: context.Background()}
-	tp2.Publish(&Envelope{Payload: make([]byte, 1000), Delta: crdt.New()})
-	tp2.Publish(&Envelope{Payload: make([]byte, 1000), Delta: crdt.New()})
+	tp2 := &Topic{g: &Gossip{cfg: cfg}, queue: make(chan *wire.Envelope, 100), ctx: context.Background()}
+	tp2.Publish(&wire.Envelope{Payload: make([]byte, 1000), Delta: crdt.New()})
+	tp2.Publish(&wire.Envelope{Payload: make([]byte, 1000), Delta: crdt.New()})
 	if len(tp2.queue) != 1 {
 		t.Fatalf("%d envelopes with decoded deltas queued, want 1", len(tp2.queue))
 	}

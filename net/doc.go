@@ -1,35 +1,12 @@
-// Package net is Concord's network layer: libp2p host construction, wire
-// envelopes, peer supervision and metrics. GossipSub topics and the sync
-// stream protocol build on these pieces.
+// Package net moves Concord's bytes: GossipSub topics (gossip), the sync
+// stream protocol that carries anti-entropy exchanges, libp2p host
+// construction, peer supervision and metrics. The formats of what it moves
+// (envelopes, batches, summaries, sync messages, limits, replica IDs) belong
+// to package wire. It may import the standard library, libp2p (including
+// its network, host and pubsub packages), crdt, store, wire and internal
+// packages; never the root package.
 //
 // # Usage
-//
-// Identity and replicas. A replica is one incarnation of one peer's store:
-//
-//	r := net.ReplicaFor(h.ID(), incarnation) // "12D3KooW….1f"
-//	id, err := net.PeerOf(r)                 // ErrBadReplica if malformed
-//
-// Wire. Every message is CBOR (Core Deterministic Encoding) with small
-// integer keys, a version field v (ProtocolVersion) and a type tag t
-// (TypeEnvelope, TypeBatch, TypeSummary). Decoders take Limits
-// (DefaultLimits) and return errors wrapping ErrTooLarge, ErrMalformed or
-// ErrVersion; they never panic. An Envelope is one delta signed by its
-// author, so a relayed delta still verifies:
-//
-//	e := &net.Envelope{Doc: "todo", Origin: r, Seq: 1, HLC: hlc, Payload: delta}
-//	err := net.SignEnvelope(priv, e)  // priv must be Origin's key
-//	err = e.Verify()                  // ErrBadSignature / ErrBadReplica
-//
-// A GossipSub message carries a DeltaBatch; fill one with a BatchBuilder so
-// the encoding never exceeds the budget (Limits.MaxMessageBytes):
-//
-//	bb := net.NewBatchBuilder(lim.MaxMessageBytes)
-//	ok, err := bb.Add(*e)   // ok=false: full, Encode and start a new batch
-//	msg, err := bb.Encode()
-//	batch, err := net.DecodeBatch(msg, lim)
-//
-// A Summary (EncodeSummary/DecodeSummary) is the beacon carrying a
-// replica's version vector for a document.
 //
 // Hosts. NewHost builds a libp2p host with TCP and QUIC, Noise and TLS, a
 // resource manager, no relay, no NAT port mapping, no hole punching and
@@ -40,6 +17,12 @@
 //
 //	h, err := net.NewHost(net.LoopbackHostConfig())
 //	defer h.Close()
+//
+// Gossip and sync. NewGossip runs GossipSub on a host; Gossip.Join
+// subscribes to a document's topic (TopicName) and hands its decoded,
+// checked messages to a Handler. NewSyncer serves and opens sync streams;
+// Syncer.Sync runs one anti-entropy exchange (a SyncSession) with a peer
+// for a Replica, framing wire.SyncMsg values on the stream.
 //
 // Supervision. A Supervisor keeps connections to bootstrap and known peers,
 // redialling with exponential backoff and full jitter (seeded, so schedules

@@ -16,14 +16,11 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/concord-p2p/concord/crdt"
+	"github.com/concord-p2p/concord/wire"
 )
 
 // TopicName returns the GossipSub topic of a document.
 func TopicName(doc string) string { return "/concord/doc/" + doc + "/1" }
-
-// ErrDuplicate is returned by a Handler's Validate for an envelope it
-// already holds; a message holding only duplicates is ignored, not rejected.
-var ErrDuplicate = errors.New("net: duplicate delta")
 
 // ErrClosed is returned by operations on a closed Gossip or Topic.
 var ErrClosed = errors.New("net: closed")
@@ -47,7 +44,7 @@ type GossipConfig struct {
 	// and subscription buffer. Default 1024 (the library's 32 drops bursts).
 	PeerQueueSize int
 	// Limits bound decoded messages.
-	Limits Limits
+	Limits wire.Limits
 	// MeshDegree is GossipSub's target mesh degree D (Dlo = D−2, Dhi = 2D).
 	// Each peer relays a message to about D others, so D bounds fan-out
 	// whatever the swarm size. Default 6 (GossipSub's own).
@@ -61,26 +58,26 @@ type GossipConfig struct {
 
 // DefaultGossipConfig returns the documented defaults.
 func DefaultGossipConfig() GossipConfig {
-	return GossipConfig{QueueSize: 8192, QueueBytes: 64 << 20, PeerQueueSize: 1024, Limits: DefaultLimits()}
+	return GossipConfig{QueueSize: 8192, QueueBytes: 64 << 20, PeerQueueSize: 1024, Limits: wire.DefaultLimits()}
 }
 
 // maxPubsubMessage is GossipSub's maximum RPC size, in bytes (its default).
-// Limits.MaxMessageBytes keeps Concord's own messages below it.
+// wire.Limits.MaxMessageBytes keeps Concord's own messages below it.
 const maxPubsubMessage = 1 << 20
 
 // Handler receives what a document's topic carries.
 type Handler interface {
 	// Validate checks one envelope: signature, writer allowlist, document.
-	// It returns nil to accept, ErrDuplicate for one already held, or an
+	// It returns nil to accept, wire.ErrDuplicate for one already held, or an
 	// error naming the reason to reject. It runs concurrently.
-	Validate(from peer.ID, e *Envelope) error
+	Validate(from peer.ID, e *wire.Envelope) error
 	// Deliver hands over the validated, non-duplicate envelopes of one
 	// message, in order.
-	Deliver(from peer.ID, envs []*Envelope)
+	Deliver(from peer.ID, envs []*wire.Envelope)
 	// Summary hands over a summary beacon relayed by from. Its Origin is
 	// authenticated only when it names from itself (a direct neighbour over
 	// a secure channel); a relayed summary is a hint, not an ack.
-	Summary(from peer.ID, s *Summary)
+	Summary(from peer.ID, s *wire.Summary)
 }
 
 // VersionHolder is implemented by a Handler that can tell what its replica
@@ -92,15 +89,6 @@ type VersionHolder interface {
 	Version() crdt.VersionVector
 }
 
-// MaxGossipSeqs bounds the sequence numbers the envelopes of one gossip
-// message may cover together.
-const MaxGossipSeqs = MaxAggregateRun
-
-// MaxGossipRun bounds the deltas one aggregate may cover on gossip: what a
-// publisher coalesces from one take of its queue (the sync stream allows
-// MaxAggregateRun).
-const MaxGossipRun = 1024
-
 // Coalescer is implemented by a Handler that can sign runs of its own
 // deltas. Before publishing, a topic hands it every run of two or more
 // queued envelopes with one origin and consecutive sequence numbers (none
@@ -109,7 +97,7 @@ const MaxGossipRun = 1024
 // as it is. Receivers then check one signature, merge one delta and store
 // one envelope (plus markers) per run instead of one per delta.
 type Coalescer interface {
-	Coalesce(run []*Envelope) (*Envelope, error)
+	Coalesce(run []*wire.Envelope) (*wire.Envelope, error)
 }
 
 // Gossip is the GossipSub engine of a node: one topic per document.
@@ -216,7 +204,7 @@ type Topic struct {
 	hd     Handler
 	topic  *pubsub.Topic
 	sub    *pubsub.Subscription
-	queue  chan *Envelope
+	queue  chan *wire.Envelope
 	queued atomic.Int64 // queueCost of the envelopes in queue
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -225,8 +213,8 @@ type Topic struct {
 }
 
 type decoded struct {
-	envs    []*Envelope
-	summary *Summary
+	envs    []*wire.Envelope
+	summary *wire.Summary
 }
 
 // Join subscribes to doc's topic; hd receives what arrives.
@@ -272,7 +260,7 @@ func (g *Gossip) Join(doc string, hd Handler) (*Topic, error) {
 		return nil, fmt.Errorf("net: subscribe: %w", err)
 	}
 	ctx, cancel := context.WithCancel(g.ctx)
-	t := &Topic{g: g, doc: doc, hd: hd, topic: topic, sub: sub, queue: make(chan *Envelope, g.cfg.QueueSize), ctx: ctx, cancel: cancel}
+	t := &Topic{g: g, doc: doc, hd: hd, topic: topic, sub: sub, queue: make(chan *wire.Envelope, g.cfg.QueueSize), ctx: ctx, cancel: cancel}
 	g.topics[doc] = t
 	t.wg.Add(2)
 	go t.readLoop()
@@ -284,26 +272,23 @@ func (g *Gossip) Join(doc string, hd Handler) (*Topic, error) {
 // a reject reason and the verdict.
 func (g *Gossip) validate(doc string, hd Handler, msg *pubsub.Message) (*decoded, string, pubsub.ValidationResult) {
 	data := msg.GetData()
-	var hdr struct {
-		V uint64 `cbor:"0,keyasint"`
-		T uint64 `cbor:"1,keyasint"`
-	}
-	if err := unmarshal(data, g.cfg.Limits, &hdr); err != nil {
-		if errors.Is(err, ErrTooLarge) || len(data) > g.cfg.Limits.MaxMessageBytes {
+	typ, err := wire.MessageType(data, g.cfg.Limits)
+	if err != nil {
+		if errors.Is(err, wire.ErrTooLarge) || len(data) > g.cfg.Limits.MaxMessageBytes {
 			return nil, "too_large", pubsub.ValidationReject
 		}
 		return nil, "malformed", pubsub.ValidationReject
 	}
-	switch hdr.T {
-	case TypeSummary:
-		s, err := DecodeSummary(data, g.cfg.Limits)
+	switch typ {
+	case wire.TypeSummary:
+		s, err := wire.DecodeSummary(data, g.cfg.Limits)
 		if err != nil {
 			return nil, reasonOf(err), pubsub.ValidationReject
 		}
 		if s.Doc != doc {
 			return nil, "wrong_doc", pubsub.ValidationReject
 		}
-		op, err := PeerOf(s.Origin)
+		op, err := wire.PeerOf(s.Origin)
 		if err != nil {
 			return nil, "summary_origin", pubsub.ValidationReject
 		}
@@ -320,8 +305,8 @@ func (g *Gossip) validate(doc string, hd Handler, msg *pubsub.Message) (*decoded
 			return nil, "summary_forged", pubsub.ValidationReject
 		}
 		return &decoded{summary: s}, "", pubsub.ValidationAccept
-	case TypeBatch:
-		b, err := DecodeBatch(data, g.cfg.Limits)
+	case wire.TypeBatch:
+		b, err := wire.DecodeBatch(data, g.cfg.Limits)
 		if err != nil {
 			return nil, reasonOf(err), pubsub.ValidationReject
 		}
@@ -335,10 +320,10 @@ func (g *Gossip) validate(doc string, hd Handler, msg *pubsub.Message) (*decoded
 				return nil, "wrong_doc", pubsub.ValidationReject
 			}
 			n := e.LastSeq() - e.Seq + 1
-			if n > MaxGossipRun {
+			if n > wire.MaxGossipRun {
 				return nil, "aggregate_too_long", pubsub.ValidationReject
 			}
-			if covered += n; covered > MaxGossipSeqs {
+			if covered += n; covered > wire.MaxGossipSeqs {
 				return nil, "too_many_deltas", pubsub.ValidationReject
 			}
 		}
@@ -348,7 +333,7 @@ func (g *Gossip) validate(doc string, hd Handler, msg *pubsub.Message) (*decoded
 			switch err := hd.Validate(msg.ReceivedFrom, e); {
 			case err == nil:
 				d.envs = append(d.envs, e)
-			case errors.Is(err, ErrDuplicate):
+			case errors.Is(err, wire.ErrDuplicate):
 			default:
 				return nil, reasonOf(err), pubsub.ValidationReject
 			}
@@ -370,13 +355,13 @@ func reasonOf(err error) string {
 	switch {
 	case errors.As(err, &rr):
 		return rr.Reason()
-	case errors.Is(err, ErrBadSignature):
+	case errors.Is(err, wire.ErrBadSignature):
 		return "bad_signature"
-	case errors.Is(err, ErrTooLarge):
+	case errors.Is(err, wire.ErrTooLarge):
 		return "too_large"
-	case errors.Is(err, ErrVersion):
+	case errors.Is(err, wire.ErrVersion):
 		return "version"
-	case errors.Is(err, ErrBadReplica):
+	case errors.Is(err, wire.ErrBadReplica):
 		return "bad_replica"
 	}
 	return "malformed"
@@ -414,7 +399,7 @@ func (t *Topic) readLoop() {
 
 // Publish queues e for gossip. It never blocks: when the queue is full the
 // envelope is dropped and counted; anti-entropy delivers it later.
-func (t *Topic) Publish(e *Envelope) {
+func (t *Topic) Publish(e *wire.Envelope) {
 	select {
 	case <-t.ctx.Done():
 		t.g.cfg.Metrics.Drop("gossip_out", "closed")
@@ -437,7 +422,7 @@ func (t *Topic) Publish(e *Envelope) {
 
 // queueCost estimates the memory an envelope holds while queued: a decoded
 // delta takes several times its encoding.
-func queueCost(e *Envelope) int64 {
+func queueCost(e *wire.Envelope) int64 {
 	n := int64(len(e.Payload) + len(e.Sig) + 64)
 	if e.Delta != nil {
 		n *= 8
@@ -446,14 +431,14 @@ func queueCost(e *Envelope) int64 {
 }
 
 // take receives from the queue and releases the envelope's cost.
-func (t *Topic) take(e *Envelope) *Envelope {
+func (t *Topic) take(e *wire.Envelope) *wire.Envelope {
 	t.queued.Add(-queueCost(e))
 	return e
 }
 
 // PublishSummary publishes a summary beacon now.
-func (t *Topic) PublishSummary(ctx context.Context, s *Summary) error {
-	b, err := EncodeSummary(s)
+func (t *Topic) PublishSummary(ctx context.Context, s *wire.Summary) error {
+	b, err := wire.EncodeSummary(s)
 	if err != nil {
 		return err
 	}
@@ -471,9 +456,9 @@ func (t *Topic) Peers() []peer.ID { return t.topic.ListPeers() }
 
 func (t *Topic) publishLoop() {
 	defer t.wg.Done()
-	bb := NewBatchBuilder(t.g.cfg.Limits.MaxMessageBytes)
+	bb := wire.NewBatchBuilder(t.g.cfg.Limits.MaxMessageBytes)
 	m := t.g.cfg.Metrics
-	taken := make([]*Envelope, 0, 64)
+	taken := make([]*wire.Envelope, 0, 64)
 	defer func() {
 		// Closing: what is still taken, batched or queued is not published
 		// (the outbox and anti-entropy carry it); count it.
@@ -498,7 +483,7 @@ func (t *Topic) publishLoop() {
 			m.Deltas.WithLabelValues("out").Add(float64(n))
 		}
 	}
-	add := func(e *Envelope) {
+	add := func(e *wire.Envelope) {
 		ok, err := bb.Add(*e)
 		if err != nil {
 			// Too big for one message: the sync stream carries it.
@@ -559,19 +544,19 @@ func (t *Topic) publishLoop() {
 
 // maxTake bounds the envelopes the publisher takes from its queue at once
 // (and so the deltas of one aggregate).
-const maxTake = MaxGossipRun
+const maxTake = wire.MaxGossipRun
 
 // coalesceRuns replaces each run of two or more envelopes with one origin
 // and consecutive sequence numbers by co's aggregate. A run is cut where
 // its payloads would exceed half a payload budget, so that the aggregate
 // (at most their sum) always fits in one message.
-func coalesceRuns(co Coalescer, envs []*Envelope, lim Limits, log *slog.Logger) []*Envelope {
+func coalesceRuns(co Coalescer, envs []*wire.Envelope, lim wire.Limits, log *slog.Logger) []*wire.Envelope {
 	if co == nil || len(envs) < 2 {
 		return envs
 	}
 	budget := min(lim.MaxPayloadBytes, lim.MaxMessageBytes) / 2
 	out := envs[:0:0]
-	emit := func(run []*Envelope) {
+	emit := func(run []*wire.Envelope) {
 		if len(run) < 2 {
 			out = append(out, run...)
 			return
@@ -591,7 +576,7 @@ func coalesceRuns(co Coalescer, envs []*Envelope, lim Limits, log *slog.Logger) 
 		if i > start {
 			prev := envs[i-1]
 			if e.Origin != prev.Origin || e.Last != 0 || prev.Last != 0 || e.Seq != prev.Seq+1 ||
-				i-start >= MaxAggregateRun || bytes+len(e.Payload) > budget {
+				i-start >= wire.MaxAggregateRun || bytes+len(e.Payload) > budget {
 				emit(envs[start:i])
 				start, bytes = i, 0
 			}

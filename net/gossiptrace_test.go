@@ -20,6 +20,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/concord-p2p/concord/crdt"
+	"github.com/concord-p2p/concord/wire"
 )
 
 // byReason reads the non-zero counters of a vector with one label into a
@@ -53,13 +54,13 @@ func sum(m map[string]float64) float64 {
 // is a VersionHolder holding vv.
 type recHandler struct {
 	mu        sync.Mutex
-	summaries []*Summary
+	summaries []*wire.Summary
 	vv        crdt.VersionVector
 }
 
-func (h *recHandler) Validate(peer.ID, *Envelope) error { return nil }
-func (h *recHandler) Deliver(peer.ID, []*Envelope)      {}
-func (h *recHandler) Summary(_ peer.ID, s *Summary) {
+func (h *recHandler) Validate(peer.ID, *wire.Envelope) error { return nil }
+func (h *recHandler) Deliver(peer.ID, []*wire.Envelope)      {}
+func (h *recHandler) Summary(_ peer.ID, s *wire.Summary) {
 	h.mu.Lock()
 	h.summaries = append(h.summaries, s)
 	h.mu.Unlock()
@@ -176,9 +177,9 @@ func waitReasons(t *testing.T, what string, v *prometheus.CounterVec, want map[s
 	}
 }
 
-func summaryBytes(t *testing.T, s *Summary) []byte {
+func summaryBytes(t *testing.T, s *wire.Summary) []byte {
 	t.Helper()
-	b, err := EncodeSummary(s)
+	b, err := wire.EncodeSummary(s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,14 +202,14 @@ func TestPubsubRejectionsCounted(t *testing.T) {
 	t.Run("signed under StrictNoSign", func(t *testing.T) {
 		r := newGossipNode(t, doc, &recHandler{}, nil)
 		s := newRawPeer(t, r.h, doc) // GossipSub's default: StrictSign
-		s.publish(t, summaryBytes(t, &Summary{Doc: doc, Origin: ReplicaFor(s.h.ID(), 1), Beacon: 1}))
+		s.publish(t, summaryBytes(t, &wire.Summary{Doc: doc, Origin: wire.ReplicaFor(s.h.ID(), 1), Beacon: 1}))
 		waitReasons(t, "rejections", r.m.MessagesRejected, map[string]float64{"pubsub_signature": 1})
 	})
 	t.Run("author info under StrictNoSign", func(t *testing.T) {
 		// Unsigned but with a sequence number and author: LaxNoSign.
 		r := newGossipNode(t, doc, &recHandler{}, nil)
 		s := newRawPeer(t, r.h, doc, pubsub.WithMessageSignaturePolicy(pubsub.LaxNoSign))
-		s.publish(t, summaryBytes(t, &Summary{Doc: doc, Origin: ReplicaFor(s.h.ID(), 1), Beacon: 1}))
+		s.publish(t, summaryBytes(t, &wire.Summary{Doc: doc, Origin: wire.ReplicaFor(s.h.ID(), 1), Beacon: 1}))
 		waitReasons(t, "rejections", r.m.MessagesRejected, map[string]float64{"pubsub_author": 1})
 	})
 	t.Run("malformed by the validator", func(t *testing.T) {
@@ -261,7 +262,7 @@ func TestPubsubDuplicatesIgnored(t *testing.T) {
 	r := newGossipNode(t, doc, rh, rh)
 	s1 := newRawPeer(t, r.h, doc, noSign()...)
 	s2 := newRawPeer(t, r.h, doc, noSign()...)
-	msg := summaryBytes(t, &Summary{Doc: doc, Origin: ReplicaFor(s1.h.ID(), 1), Beacon: 7})
+	msg := summaryBytes(t, &wire.Summary{Doc: doc, Origin: wire.ReplicaFor(s1.h.ID(), 1), Beacon: 7})
 	s1.publish(t, msg)
 	waitFor(t, 10*time.Second, "first copy delivered", func() bool { return rh.count() == 1 })
 	s2.publish(t, msg)
@@ -281,25 +282,25 @@ func TestPubsubDuplicatesIgnored(t *testing.T) {
 func TestOwnSummaryStaleOrForged(t *testing.T) {
 	const doc = "d"
 	_, op := testKey(t, 9)
-	other := ReplicaFor(op, 1)
+	other := wire.ReplicaFor(op, 1)
 	t.Run("version holder", func(t *testing.T) {
 		rh := &recHandler{}
 		r := newGossipNode(t, doc, versionHandler{rh}, rh)
-		self := ReplicaFor(r.h.ID(), 3)
+		self := wire.ReplicaFor(r.h.ID(), 3)
 		rh.vv = crdt.VersionVector{self: 5, other: 2}
 		s := newRawPeer(t, r.h, doc, noSign()...)
 		for i, vv := range []crdt.VersionVector{{self: 5, other: 2}, {self: 3}, {}} {
-			s.publish(t, summaryBytes(t, &Summary{Doc: doc, Origin: self, VV: vv, Beacon: uint64(i + 1)}))
+			s.publish(t, summaryBytes(t, &wire.Summary{Doc: doc, Origin: self, VV: vv, Beacon: uint64(i + 1)}))
 		}
 		waitReasons(t, "ignored", r.m.MessagesIgnored, map[string]float64{"summary_stale": 3})
 		// Claims we never made: a seq we did not write, a delta we do not
 		// hold, a replica we never heard of.
-		for i, vv := range []crdt.VersionVector{{self: 6}, {self: 5, other: 3}, {ReplicaFor(op, 2): 1}} {
-			s.publish(t, summaryBytes(t, &Summary{Doc: doc, Origin: self, VV: vv, Beacon: uint64(i + 10)}))
+		for i, vv := range []crdt.VersionVector{{self: 6}, {self: 5, other: 3}, {wire.ReplicaFor(op, 2): 1}} {
+			s.publish(t, summaryBytes(t, &wire.Summary{Doc: doc, Origin: self, VV: vv, Beacon: uint64(i + 10)}))
 		}
 		waitReasons(t, "rejections", r.m.MessagesRejected, map[string]float64{"summary_forged": 3})
 		// A summary of someone else is delivered; so was nothing before it.
-		s.publish(t, summaryBytes(t, &Summary{Doc: doc, Origin: other, VV: crdt.VersionVector{other: 9}, Beacon: 1}))
+		s.publish(t, summaryBytes(t, &wire.Summary{Doc: doc, Origin: other, VV: crdt.VersionVector{other: 9}, Beacon: 1}))
 		waitFor(t, 10*time.Second, "other's summary", func() bool { return rh.count() == 1 })
 		if got := rh.summaries[0].Origin; got != other {
 			t.Fatalf("handler got a summary of %s", got)
@@ -309,7 +310,7 @@ func TestOwnSummaryStaleOrForged(t *testing.T) {
 		rh := &recHandler{}
 		r := newGossipNode(t, doc, rh, rh)
 		s := newRawPeer(t, r.h, doc, noSign()...)
-		s.publish(t, summaryBytes(t, &Summary{Doc: doc, Origin: ReplicaFor(r.h.ID(), 3), Beacon: 1}))
+		s.publish(t, summaryBytes(t, &wire.Summary{Doc: doc, Origin: wire.ReplicaFor(r.h.ID(), 3), Beacon: 1}))
 		waitReasons(t, "rejections", r.m.MessagesRejected, map[string]float64{"summary_forged": 1})
 		if got := byReason(t, r.m.MessagesIgnored); sum(got) != 0 {
 			t.Fatalf("ignored %v", got)
@@ -362,7 +363,7 @@ type blockingHandler struct {
 	release chan struct{}
 }
 
-func (h *blockingHandler) Summary(from peer.ID, s *Summary) {
+func (h *blockingHandler) Summary(from peer.ID, s *wire.Summary) {
 	<-h.release
 	h.recHandler.Summary(from, s)
 }
@@ -390,7 +391,7 @@ func TestPubsubQueueDropsCounted(t *testing.T) {
 	s := newRawPeer(t, h, doc, append(noSign(), pubsub.WithPeerOutboundQueueSize(1024))...)
 	_, op := testKey(t, 9)
 	for i := range sent {
-		s.publish(t, summaryBytes(t, &Summary{Doc: doc, Origin: ReplicaFor(op, 1), Beacon: uint64(i + 1)}))
+		s.publish(t, summaryBytes(t, &wire.Summary{Doc: doc, Origin: wire.ReplicaFor(op, 1), Beacon: uint64(i + 1)}))
 	}
 	drops := func() float64 {
 		return counterValue(m.Dropped.WithLabelValues("gossipsub_validate", "full")) +

@@ -9,28 +9,16 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-)
 
-func TestAggregateRunCapped(t *testing.T) {
-	priv, _, _ := crypto.GenerateEd25519Key(nil)
-	id, _ := peer.IDFromPrivateKey(priv)
-	e := &Envelope{Doc: "d", Origin: ReplicaFor(id, 1), Seq: 1, Last: 1 << 40, Payload: []byte{0xa0}}
-	if err := SignEnvelope(priv, e); err != nil {
-		t.Fatal(err)
-	}
-	b, _ := EncodeEnvelope(e)
-	if _, err := DecodeEnvelope(b, DefaultLimits()); !errors.Is(err, ErrTooLarge) {
-		t.Fatalf("aggregate of 2^40 deltas: %v", err)
-	}
-}
+	"github.com/concord-p2p/concord/wire"
+)
 
 // A frame announcing 60 MiB that is not a snapshot is refused before any
 // of it is read, and a snapshot frame's memory follows the bytes received.
 func TestSyncFrameBounds(t *testing.T) {
-	s := &Syncer{cfg: SyncerConfig{Limits: DefaultSyncLimits()}}
+	s := &Syncer{cfg: SyncerConfig{Limits: wire.DefaultSyncLimits()}}
 	frame := func(n uint64, flag byte, body []byte) *frameReader {
 		var hdr [binary.MaxVarintLen64]byte
 		k := binary.PutUvarint(hdr[:], n)
@@ -43,22 +31,22 @@ func TestSyncFrameBounds(t *testing.T) {
 		}
 		return s.cfg.Limits.MaxFrameBytes, nil
 	}
-	next := func(fr *frameReader) (*SyncMsg, int, error) { return fr.next(any) }
-	if _, _, err := next(frame(60<<20, frameRaw, nil)); !errors.Is(err, ErrTooLarge) {
+	next := func(fr *frameReader) (*wire.SyncMsg, int, error) { return fr.next(any) }
+	if _, _, err := next(frame(60<<20, frameRaw, nil)); !errors.Is(err, wire.ErrTooLarge) {
 		t.Fatalf("oversized non-snapshot frame: %v", err)
 	}
-	if _, _, err := next(frame(60<<20, frameSnapshot, []byte{1, 2, 3})); err == nil || errors.Is(err, ErrTooLarge) {
+	if _, _, err := next(frame(60<<20, frameSnapshot, []byte{1, 2, 3})); err == nil || errors.Is(err, wire.ErrTooLarge) {
 		t.Fatalf("truncated snapshot frame: %v (want an EOF, nothing reserved)", err)
 	}
-	hello, _ := EncodeSyncMsg(&SyncMsg{Type: TypeSyncHello, Doc: "d"})
-	if _, _, err := next(frame(uint64(len(hello)+1), frameSnapshot, hello)); !errors.Is(err, ErrMalformed) {
+	hello, _ := wire.EncodeSyncMsg(&wire.SyncMsg{Type: wire.TypeSyncHello, Doc: "d"})
+	if _, _, err := next(frame(uint64(len(hello)+1), frameSnapshot, hello)); !errors.Is(err, wire.ErrMalformed) {
 		t.Fatalf("hello flagged as snapshot: %v", err)
 	}
-	if _, _, err := next(frame(uint64(len(hello)+1), 0x80, hello)); !errors.Is(err, ErrMalformed) {
+	if _, _, err := next(frame(uint64(len(hello)+1), 0x80, hello)); !errors.Is(err, wire.ErrMalformed) {
 		t.Fatalf("unknown flag: %v", err)
 	}
 	m, _, err := next(frame(uint64(len(hello)+1), frameRaw, hello))
-	if err != nil || m.Type != TypeSyncHello {
+	if err != nil || m.Type != wire.TypeSyncHello {
 		t.Fatalf("good frame: %v", err)
 	}
 }

@@ -22,6 +22,8 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	"github.com/multiformats/go-multiaddr"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/concord-p2p/concord/wire"
 )
 
 // Errors returned (wrapped) by NewHost.
@@ -69,7 +71,7 @@ type HostConfig struct {
 	SyncMemory int64
 	// SyncPeerMemory bounds what the sync streams of one peer may reserve:
 	// one peer cannot make the node hold more through sync. Default
-	// 144 MiB: the largest snapshot frame of DefaultSyncLimits held twice
+	// 144 MiB: the largest snapshot frame of wire.DefaultSyncLimits held twice
 	// while it is decoded, plus four ordinary frames.
 	SyncPeerMemory int64
 	// ResourceLimits, if non-nil, replaces the scaled limits above (and the
@@ -99,7 +101,7 @@ func DefaultHostConfig() HostConfig {
 
 // defaultSyncPeerMemory: see HostConfig.SyncPeerMemory.
 var defaultSyncPeerMemory = func() int64 {
-	l := DefaultSyncLimits()
+	l := wire.DefaultSyncLimits()
 	return int64(2*l.MaxSnapshotBytes + 4*l.MaxFrameBytes)
 }()
 

@@ -10,148 +10,8 @@ import (
 
 	"github.com/concord-p2p/concord/crdt"
 	"github.com/concord-p2p/concord/store"
+	"github.com/concord-p2p/concord/wire"
 )
-
-// Sync message types (field 1 of a sync frame).
-const (
-	TypeSyncHello    = 10 // the sender's version vector: "this is what I have"
-	TypeSyncDeltas   = 11 // a bounded batch of stored envelopes the receiver lacks
-	TypeSyncSnapshot = 12 // a compacted state, when the log no longer reaches back
-	TypeSyncDone     = 13 // the sender has sent everything; its vector now
-)
-
-// SyncMsg is one message of the anti-entropy exchange.
-type SyncMsg struct {
-	Type      uint64
-	Doc       string
-	VV        crdt.VersionVector // Hello, Done, Snapshot (the snapshot's vector)
-	Envelopes [][]byte           // Deltas: encoded envelopes, verbatim from the log
-	State     []byte             // Snapshot: encoded crdt state
-	// NoSnapshot (Hello): the sender would refuse a snapshot from this
-	// peer; send the log instead, as far as it reaches.
-	NoSnapshot bool
-	// Heads (Snapshot): encoded envelopes signed by the authors the
-	// snapshot covers (see Snapshot.Heads).
-	Heads [][]byte
-}
-
-// Snapshot is a compacted state as the sync protocol carries it.
-type Snapshot struct {
-	State []byte             // encoded crdt state
-	VV    crdt.VersionVector // the deltas it covers
-	// Heads bound what the snapshot may claim of each author: for each
-	// one, the envelope it signed with the highest sequence number the
-	// sender holds, whose Dot is the author's own count of the dots it
-	// minted. A receiver refuses a snapshot claiming more of an author's
-	// sequence numbers or dots than its heads show.
-	Heads [][]byte
-}
-
-type syncWire struct {
-	V      uint64            `cbor:"0,keyasint"`
-	T      uint64            `cbor:"1,keyasint"`
-	Doc    string            `cbor:"2,keyasint,omitempty"`
-	VV     map[string]uint64 `cbor:"3,keyasint,omitempty"`
-	Envs   [][]byte          `cbor:"4,keyasint,omitempty"`
-	State  []byte            `cbor:"5,keyasint,omitempty"`
-	NoSnap bool              `cbor:"6,keyasint,omitempty"`
-	Heads  [][]byte          `cbor:"7,keyasint,omitempty"`
-}
-
-// SyncLimits bounds what a sync decoder accepts.
-type SyncLimits struct {
-	// MaxFrameBytes bounds one frame other than a snapshot. Default 4 MiB.
-	MaxFrameBytes int
-	// MaxSnapshotBytes bounds a snapshot frame. Default 64 MiB.
-	MaxSnapshotBytes int
-	// Envelope limits each carried envelope; its MaxVVEntries also bounds
-	// the vector of a Hello (see MaxHelloBytes).
-	Envelope Limits
-}
-
-// MaxSyncSeqs bounds the sequence numbers the envelopes of one Deltas
-// message may cover together (an aggregate makes its receiver store a
-// marker for each it covers): the bound of one gossip message.
-const MaxSyncSeqs = MaxGossipSeqs
-
-// MaxHelloBytes is the size of the largest legal Hello under lim: a
-// version vector of Envelope.MaxVVEntries entries with the longest replica
-// IDs and counters, the longest document name, and the fixed fields. The
-// first frame of a stream is read within this bound.
-func (lim SyncLimits) MaxHelloBytes() int {
-	const (
-		fixed   = 1 + 2*(1+9) + 2 + 1 + 5 // map, V and T, NoSnapshot, VV key and map header
-		docName = 1 + 3 + maxDocBytes
-		entry   = 3 + maxReplicaLen + 9 // text header, replica ID, uint64
-	)
-	return fixed + docName + max(lim.Envelope.MaxVVEntries, 0)*entry
-}
-
-// DefaultSyncLimits returns the documented defaults.
-func DefaultSyncLimits() SyncLimits {
-	return SyncLimits{MaxFrameBytes: 4 << 20, MaxSnapshotBytes: 64 << 20, Envelope: DefaultLimits()}
-}
-
-// EncodeSyncMsg returns the deterministic encoding of m.
-func EncodeSyncMsg(m *SyncMsg) ([]byte, error) {
-	w := syncWire{V: ProtocolVersion, T: m.Type, Doc: m.Doc, Envs: m.Envelopes, State: m.State, VV: wireVV(m.VV), NoSnap: m.NoSnapshot, Heads: m.Heads}
-	out, err := encMode.Marshal(w)
-	if err != nil {
-		return nil, fmt.Errorf("net: encode sync message: %w", err)
-	}
-	return out, nil
-}
-
-// DecodeSyncMsg parses one sync frame. Errors wrap ErrTooLarge, ErrMalformed
-// or ErrVersion.
-func DecodeSyncMsg(b []byte, lim SyncLimits) (*SyncMsg, error) {
-	if len(b) > lim.MaxSnapshotBytes {
-		return nil, fmt.Errorf("%w: sync frame is %d bytes", ErrTooLarge, len(b))
-	}
-	el := lim.Envelope
-	el.MaxMessageBytes = len(b)
-	el.MaxEnvelopes = max(el.MaxEnvelopes, 1<<16)
-	var w syncWire
-	if err := unmarshal(b, el, &w); err != nil {
-		return nil, err
-	}
-	if w.V < ProtocolVersionMin || w.V > ProtocolVersionMax {
-		return nil, fmt.Errorf("%w: version %d", ErrVersion, w.V)
-	}
-	if w.T != TypeSyncSnapshot && len(b) > lim.MaxFrameBytes {
-		return nil, fmt.Errorf("%w: sync frame is %d bytes, limit %d", ErrTooLarge, len(b), lim.MaxFrameBytes)
-	}
-	m := &SyncMsg{Type: w.T, Doc: w.Doc, Envelopes: w.Envs, State: w.State, NoSnapshot: w.NoSnap, Heads: w.Heads}
-	if len(w.Heads) > lim.Envelope.MaxVVEntries {
-		return nil, fmt.Errorf("%w: %d snapshot heads", ErrTooLarge, len(w.Heads))
-	}
-	switch w.T {
-	case TypeSyncHello, TypeSyncDone:
-		if len(w.Envs) > 0 || len(w.State) > 0 || len(w.Heads) > 0 {
-			return nil, fmt.Errorf("%w: sync message type %d carries envelopes, a state or heads", ErrMalformed, w.T)
-		}
-	case TypeSyncSnapshot, TypeSyncDeltas:
-	default:
-		return nil, fmt.Errorf("%w: sync message type %d", ErrMalformed, w.T)
-	}
-	if w.T == TypeSyncHello && len(b) > lim.MaxHelloBytes() {
-		return nil, fmt.Errorf("%w: hello is %d bytes, limit %d", ErrTooLarge, len(b), lim.MaxHelloBytes())
-	}
-	if len(w.Doc) > maxDocBytes {
-		return nil, fmt.Errorf("%w: doc name of %d bytes", ErrMalformed, len(w.Doc))
-	}
-	if len(w.VV) > lim.Envelope.MaxVVEntries {
-		return nil, fmt.Errorf("%w: version vector has %d entries", ErrTooLarge, len(w.VV))
-	}
-	m.VV = make(crdt.VersionVector, len(w.VV))
-	for r, n := range w.VV {
-		if r == "" || len(r) > maxReplicaLen || n > crdt.MaxCounter {
-			return nil, fmt.Errorf("%w: version vector entry %q=%d", ErrMalformed, r, n)
-		}
-		m.VV[crdt.ReplicaID(r)] = n
-	}
-	return m, nil
-}
 
 // Replica is a document as the sync and gossip layers see it. The root
 // package implements it; the simulation tests implement it too.
@@ -167,16 +27,16 @@ type Replica interface {
 	// SnapshotFor returns a snapshot for peer p when the log no longer
 	// holds some delta that have lacks (or when it would be cheaper); ok is
 	// false when the log suffices.
-	SnapshotFor(ctx context.Context, p peer.ID, have crdt.VersionVector) (snap Snapshot, ok bool, err error)
+	SnapshotFor(ctx context.Context, p peer.ID, have crdt.VersionVector) (snap wire.Snapshot, ok bool, err error)
 	// Ingest verifies, merges and durably stores envelopes received from
 	// peer from. Invalid envelopes are rejected and counted, not returned as
 	// an error; an error means the replica could not persist.
-	Ingest(ctx context.Context, from peer.ID, envs []*Envelope) error
+	Ingest(ctx context.Context, from peer.ID, envs []*wire.Envelope) error
 	// AcceptsSnapshot reports whether a snapshot from peer p would be
 	// ingested (snapshots carry no author signatures).
 	AcceptsSnapshot(p peer.ID) bool
 	// IngestSnapshot merges a snapshot received from peer from.
-	IngestSnapshot(ctx context.Context, from peer.ID, snap Snapshot) error
+	IngestSnapshot(ctx context.Context, from peer.ID, snap wire.Snapshot) error
 	// Observed records that peer from holds vv (an acknowledgment).
 	Observed(from peer.ID, vv crdt.VersionVector)
 }
@@ -200,7 +60,7 @@ var (
 	ErrSnapshotRefused = fmt.Errorf("%w: unrequested snapshot", ErrSyncProtocol)
 	// ErrTooManySeqs: a Deltas message covers more than MaxSyncSeqs
 	// sequence numbers. It wraps ErrTooLarge.
-	ErrTooManySeqs = fmt.Errorf("%w: deltas cover too many sequence numbers", ErrTooLarge)
+	ErrTooManySeqs = fmt.Errorf("%w: deltas cover too many sequence numbers", wire.ErrTooLarge)
 )
 
 // SyncSession is one side of an anti-entropy exchange, as a state machine
@@ -213,7 +73,7 @@ var (
 type SyncSession struct {
 	r         Replica
 	peer      peer.ID
-	lim       SyncLimits
+	lim       wire.SyncLimits
 	peerVV    crdt.VersionVector
 	gotHello  bool
 	gotDone   bool
@@ -222,7 +82,7 @@ type SyncSession struct {
 	logDone   bool
 	sentDone  bool
 	gotDeltas bool
-	hello     *SyncMsg // ours, once built
+	hello     *wire.SyncMsg // ours, once built
 	cur       store.Cursor
 	queue     []queuedEnv // read from the log, not yet sent
 	stats     SyncStats
@@ -237,15 +97,15 @@ type queuedEnv struct {
 }
 
 // NewSyncSession starts an exchange for r with peer p.
-func NewSyncSession(r Replica, p peer.ID, lim SyncLimits) *SyncSession {
+func NewSyncSession(r Replica, p peer.ID, lim wire.SyncLimits) *SyncSession {
 	return &SyncSession{r: r, peer: p, lim: lim}
 }
 
 // Hello returns the first message to send. It is built once; later calls
 // return the same message.
-func (s *SyncSession) Hello() *SyncMsg {
+func (s *SyncSession) Hello() *wire.SyncMsg {
 	if s.hello == nil {
-		s.hello = &SyncMsg{Type: TypeSyncHello, Doc: s.r.Doc(), VV: s.r.Version(), NoSnapshot: !s.r.AcceptsSnapshot(s.peer)}
+		s.hello = &wire.SyncMsg{Type: wire.TypeSyncHello, Doc: s.r.Doc(), VV: s.r.Version(), NoSnapshot: !s.r.AcceptsSnapshot(s.peer)}
 	}
 	return s.hello
 }
@@ -282,40 +142,40 @@ func (s *SyncSession) Stats() SyncStats { return s.stats }
 func (s *SyncSession) Finished() bool { return s.sentDone && s.gotDone }
 
 // Handle processes one message from the peer.
-func (s *SyncSession) Handle(ctx context.Context, m *SyncMsg) error {
+func (s *SyncSession) Handle(ctx context.Context, m *wire.SyncMsg) error {
 	s.stats.MsgsIn++
 	if m.Doc != "" && m.Doc != s.r.Doc() {
 		return fmt.Errorf("%w: message for document %q in an exchange for %q", ErrSyncProtocol, m.Doc, s.r.Doc())
 	}
-	if m.Type != TypeSyncHello && !s.gotHello {
+	if m.Type != wire.TypeSyncHello && !s.gotHello {
 		return fmt.Errorf("%w: type %d before hello", ErrSyncProtocol, m.Type)
 	}
 	if s.gotDone {
 		return fmt.Errorf("%w: type %d after done", ErrSyncProtocol, m.Type)
 	}
 	switch m.Type {
-	case TypeSyncHello:
+	case wire.TypeSyncHello:
 		if s.gotHello {
 			return fmt.Errorf("%w: second hello", ErrSyncProtocol)
 		}
 		s.gotHello = true
 		s.peerVV = m.VV
 		s.noSnap = m.NoSnapshot
-	case TypeSyncSnapshot:
+	case wire.TypeSyncSnapshot:
 		if err := s.SnapshotAllowed(); err != nil {
 			return err
 		}
 		s.stats.Snapshot = true
-		if err := s.r.IngestSnapshot(ctx, s.peer, Snapshot{State: m.State, VV: m.VV, Heads: m.Heads}); err != nil {
+		if err := s.r.IngestSnapshot(ctx, s.peer, wire.Snapshot{State: m.State, VV: m.VV, Heads: m.Heads}); err != nil {
 			return fmt.Errorf("%w: ingest snapshot: %w", ErrSyncStorage, err)
 		}
-	case TypeSyncDeltas:
+	case wire.TypeSyncDeltas:
 		s.gotDeltas = true
-		envs := make([]*Envelope, 0, len(m.Envelopes))
+		envs := make([]*wire.Envelope, 0, len(m.Envelopes))
 		var bad error
 		var seqs uint64
 		for _, b := range m.Envelopes {
-			e, err := DecodeEnvelope(b, s.lim.Envelope)
+			e, err := wire.DecodeEnvelope(b, s.lim.Envelope)
 			if err != nil {
 				bad = err
 				continue
@@ -323,10 +183,10 @@ func (s *SyncSession) Handle(ctx context.Context, m *SyncMsg) error {
 			envs = append(envs, e)
 			seqs += e.LastSeq() - e.Seq + 1
 		}
-		if seqs > MaxSyncSeqs {
+		if seqs > wire.MaxSyncSeqs {
 			// Refused whole, before anything is stored: each covered
 			// sequence number would cost the receiver a log entry.
-			return fmt.Errorf("%w: %d in one message, limit %d", ErrTooManySeqs, seqs, MaxSyncSeqs)
+			return fmt.Errorf("%w: %d in one message, limit %d", ErrTooManySeqs, seqs, wire.MaxSyncSeqs)
 		}
 		s.stats.DeltasIn += len(envs)
 		if err := s.r.Ingest(ctx, s.peer, envs); err != nil {
@@ -335,7 +195,7 @@ func (s *SyncSession) Handle(ctx context.Context, m *SyncMsg) error {
 		if bad != nil {
 			return fmt.Errorf("%w: undecodable envelope: %w", ErrSyncProtocol, bad)
 		}
-	case TypeSyncDone:
+	case wire.TypeSyncDone:
 		s.gotDone = true
 		s.r.Observed(s.peer, m.VV)
 	default:
@@ -346,7 +206,7 @@ func (s *SyncSession) Handle(ctx context.Context, m *SyncMsg) error {
 
 // Next returns the next message to send, or nil when there is nothing to
 // send now (before the peer's hello, or after our Done).
-func (s *SyncSession) Next(ctx context.Context) (*SyncMsg, error) {
+func (s *SyncSession) Next(ctx context.Context) (*wire.SyncMsg, error) {
 	if !s.gotHello || s.sentDone {
 		return nil, nil
 	}
@@ -362,7 +222,7 @@ func (s *SyncSession) Next(ctx context.Context) (*SyncMsg, error) {
 			have.Merge(snap.VV)
 			s.peerVV = have
 			s.stats.SnapshotOut = true
-			return &SyncMsg{Type: TypeSyncSnapshot, VV: snap.VV, State: snap.State, Heads: snap.Heads}, nil
+			return &wire.SyncMsg{Type: wire.TypeSyncSnapshot, VV: snap.VV, State: snap.State, Heads: snap.Heads}, nil
 		}
 	}
 	for len(s.queue) == 0 && !s.logDone {
@@ -387,12 +247,12 @@ func (s *SyncSession) Next(ctx context.Context) (*SyncMsg, error) {
 	if len(s.queue) > 0 {
 		// As many queued envelopes as cover at most MaxSyncSeqs sequence
 		// numbers (always one: an aggregate covers at most MaxAggregateRun).
-		m := &SyncMsg{Type: TypeSyncDeltas}
+		m := &wire.SyncMsg{Type: wire.TypeSyncDeltas}
 		var seqs uint64
 		n := 0
 		for ; n < len(s.queue); n++ {
 			q := s.queue[n]
-			if n > 0 && seqs+q.seqs > MaxSyncSeqs {
+			if n > 0 && seqs+q.seqs > wire.MaxSyncSeqs {
 				break
 			}
 			seqs += q.seqs
@@ -403,13 +263,13 @@ func (s *SyncSession) Next(ctx context.Context) (*SyncMsg, error) {
 		return m, nil
 	}
 	s.sentDone = true
-	return &SyncMsg{Type: TypeSyncDone, VV: s.r.Version()}, nil
+	return &wire.SyncMsg{Type: wire.TypeSyncDone, VV: s.r.Version()}, nil
 }
 
 // envelopeSeqs returns how many sequence numbers the encoded envelope b
 // covers; 1 when it does not decode (the receiver refuses it anyway).
-func envelopeSeqs(b []byte, lim Limits) uint64 {
-	e, err := DecodeEnvelope(b, lim)
+func envelopeSeqs(b []byte, lim wire.Limits) uint64 {
+	e, err := wire.DecodeEnvelope(b, lim)
 	if err != nil {
 		return 1
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/concord-p2p/concord/crdt"
 	"github.com/concord-p2p/concord/store"
+	"github.com/concord-p2p/concord/wire"
 )
 
 // fakeReplica is an in-memory Replica: its log is a memory store (for real
@@ -43,7 +44,7 @@ func newFakeReplica(t *testing.T, keyByte byte, batchBytes int) *fakeReplica {
 	t.Cleanup(func() { _ = st.Close() })
 	key, id := testKey(t, keyByte)
 	return &fakeReplica{
-		doc: "doc", peer: id, key: key, self: ReplicaFor(id, 1), st: st,
+		doc: "doc", peer: id, key: key, self: wire.ReplicaFor(id, 1), st: st,
 		observed: map[peer.ID]crdt.VersionVector{},
 	}
 }
@@ -51,11 +52,11 @@ func newFakeReplica(t *testing.T, keyByte byte, batchBytes int) *fakeReplica {
 // envelope returns the signed envelope seq of f's replica.
 func (f *fakeReplica) envelope(t *testing.T, seq uint64) []byte {
 	t.Helper()
-	e := &Envelope{Doc: f.doc, Origin: f.self, Seq: seq, HLC: seq, Payload: fmt.Appendf(nil, "payload %d of %s", seq, f.self)}
-	if err := SignEnvelope(f.key, e); err != nil {
+	e := &wire.Envelope{Doc: f.doc, Origin: f.self, Seq: seq, HLC: seq, Payload: fmt.Appendf(nil, "payload %d of %s", seq, f.self)}
+	if err := wire.SignEnvelope(f.key, e); err != nil {
 		t.Fatal(err)
 	}
-	b, err := EncodeEnvelope(e)
+	b, err := wire.EncodeEnvelope(e)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,14 +94,14 @@ func (f *fakeReplica) Missing(ctx context.Context, have crdt.VersionVector, cur 
 
 func (f *fakeReplica) AcceptsSnapshot(peer.ID) bool { return true }
 
-func (f *fakeReplica) SnapshotFor(_ context.Context, _ peer.ID, have crdt.VersionVector) (Snapshot, bool, error) {
+func (f *fakeReplica) SnapshotFor(_ context.Context, _ peer.ID, have crdt.VersionVector) (wire.Snapshot, bool, error) {
 	if f.snap == nil || have.Covers(f.snapVV) {
-		return Snapshot{}, false, nil
+		return wire.Snapshot{}, false, nil
 	}
-	return Snapshot{State: f.snap, VV: f.snapVV}, true, nil
+	return wire.Snapshot{State: f.snap, VV: f.snapVV}, true, nil
 }
 
-func (f *fakeReplica) Ingest(ctx context.Context, _ peer.ID, envs []*Envelope) error {
+func (f *fakeReplica) Ingest(ctx context.Context, _ peer.ID, envs []*wire.Envelope) error {
 	f.ingestions++
 	if f.ingestErr != nil {
 		return f.ingestErr
@@ -111,7 +112,7 @@ func (f *fakeReplica) Ingest(ctx context.Context, _ peer.ID, envs []*Envelope) e
 			f.rejected++
 			continue
 		}
-		b, err := EncodeEnvelope(e)
+		b, err := wire.EncodeEnvelope(e)
 		if err != nil {
 			return err
 		}
@@ -120,7 +121,7 @@ func (f *fakeReplica) Ingest(ctx context.Context, _ peer.ID, envs []*Envelope) e
 	return f.st.Append(ctx, f.doc, f.self, es)
 }
 
-func (f *fakeReplica) IngestSnapshot(ctx context.Context, _ peer.ID, snap Snapshot) error {
+func (f *fakeReplica) IngestSnapshot(ctx context.Context, _ peer.ID, snap wire.Snapshot) error {
 	state, vv := snap.State, snap.VV
 	f.gotSnaps = append(f.gotSnaps, state)
 	old, _, err := f.st.Snapshot(ctx, f.doc)
@@ -149,12 +150,12 @@ type pumpResult struct {
 func pump(t *testing.T, a, b *fakeReplica) (pumpResult, error) {
 	t.Helper()
 	ctx := context.Background()
-	lim := DefaultSyncLimits()
+	lim := wire.DefaultSyncLimits()
 	sa, sb := NewSyncSession(a, b.peer, lim), NewSyncSession(b, a.peer, lim)
 	sess := [2]*SyncSession{sa, sb}
 	var q [2][][]byte // q[k]: frames sent by side k
-	put := func(k int, m *SyncMsg) {
-		f, err := EncodeSyncMsg(m)
+	put := func(k int, m *wire.SyncMsg) {
+		f, err := wire.EncodeSyncMsg(m)
 		if err != nil {
 			t.Fatalf("encode: %v", err)
 		}
@@ -170,7 +171,7 @@ func pump(t *testing.T, a, b *fakeReplica) (pumpResult, error) {
 		progress := false
 		for k := range 2 {
 			for len(q[1-k]) > 0 {
-				m, err := DecodeSyncMsg(q[1-k][0], lim)
+				m, err := wire.DecodeSyncMsg(q[1-k][0], lim)
 				if err != nil {
 					t.Fatalf("decode: %v", err)
 				}
@@ -232,7 +233,7 @@ func TestSyncSession(t *testing.T) {
 			// b holds 1, 2 and 5 of a: it lacks 3 and 4, and 5 is re-sent as
 			// part of the log past its contiguous 2.
 			envs := decodeAll(t, a, 1, 5)
-			b.Ingest(context.Background(), a.peer, []*Envelope{envs[0], envs[1], envs[4]})
+			b.Ingest(context.Background(), a.peer, []*wire.Envelope{envs[0], envs[1], envs[4]})
 		}},
 		{name: "small batches", batchBytes: 1, inA: 7, inB: 9, setup: func(t *testing.T, a, b *fakeReplica) {
 			a.write(t, 1, 9)
@@ -295,11 +296,11 @@ func TestSyncSession(t *testing.T) {
 }
 
 // decodeAll returns f's own envelopes lo..hi.
-func decodeAll(t *testing.T, f *fakeReplica, lo, hi uint64) []*Envelope {
+func decodeAll(t *testing.T, f *fakeReplica, lo, hi uint64) []*wire.Envelope {
 	t.Helper()
-	var out []*Envelope
+	var out []*wire.Envelope
 	for seq := lo; seq <= hi; seq++ {
-		e, err := DecodeEnvelope(f.envelope(t, seq), DefaultLimits())
+		e, err := wire.DecodeEnvelope(f.envelope(t, seq), wire.DefaultLimits())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -310,42 +311,44 @@ func decodeAll(t *testing.T, f *fakeReplica, lo, hi uint64) []*Envelope {
 
 func TestSyncSessionProtocolViolations(t *testing.T) {
 	ctx := context.Background()
-	hello := func(r *fakeReplica) *SyncMsg { return &SyncMsg{Type: TypeSyncHello, Doc: r.doc, VV: r.Version()} }
+	hello := func(r *fakeReplica) *wire.SyncMsg {
+		return &wire.SyncMsg{Type: wire.TypeSyncHello, Doc: r.doc, VV: r.Version()}
+	}
 	tests := []struct {
 		name string
-		msgs func(a, b *fakeReplica) []*SyncMsg // sent to a's session, in order
+		msgs func(a, b *fakeReplica) []*wire.SyncMsg // sent to a's session, in order
 		// wantErr is checked on the last message; earlier ones must succeed.
 		wantErr error
 	}{
-		{"deltas before hello", func(a, b *fakeReplica) []*SyncMsg {
-			return []*SyncMsg{{Type: TypeSyncDeltas}}
+		{"deltas before hello", func(a, b *fakeReplica) []*wire.SyncMsg {
+			return []*wire.SyncMsg{{Type: wire.TypeSyncDeltas}}
 		}, ErrSyncProtocol},
-		{"done before hello", func(a, b *fakeReplica) []*SyncMsg {
-			return []*SyncMsg{{Type: TypeSyncDone}}
+		{"done before hello", func(a, b *fakeReplica) []*wire.SyncMsg {
+			return []*wire.SyncMsg{{Type: wire.TypeSyncDone}}
 		}, ErrSyncProtocol},
-		{"second hello", func(a, b *fakeReplica) []*SyncMsg {
-			return []*SyncMsg{hello(b), hello(b)}
+		{"second hello", func(a, b *fakeReplica) []*wire.SyncMsg {
+			return []*wire.SyncMsg{hello(b), hello(b)}
 		}, ErrSyncProtocol},
-		{"message after done", func(a, b *fakeReplica) []*SyncMsg {
-			return []*SyncMsg{hello(b), {Type: TypeSyncDone}, {Type: TypeSyncDeltas}}
+		{"message after done", func(a, b *fakeReplica) []*wire.SyncMsg {
+			return []*wire.SyncMsg{hello(b), {Type: wire.TypeSyncDone}, {Type: wire.TypeSyncDeltas}}
 		}, ErrSyncProtocol},
-		{"wrong document", func(a, b *fakeReplica) []*SyncMsg {
-			return []*SyncMsg{{Type: TypeSyncHello, Doc: "other"}}
+		{"wrong document", func(a, b *fakeReplica) []*wire.SyncMsg {
+			return []*wire.SyncMsg{{Type: wire.TypeSyncHello, Doc: "other"}}
 		}, ErrSyncProtocol},
-		{"wrong document later", func(a, b *fakeReplica) []*SyncMsg {
-			return []*SyncMsg{hello(b), {Type: TypeSyncDone, Doc: "other"}}
+		{"wrong document later", func(a, b *fakeReplica) []*wire.SyncMsg {
+			return []*wire.SyncMsg{hello(b), {Type: wire.TypeSyncDone, Doc: "other"}}
 		}, ErrSyncProtocol},
-		{"unknown type", func(a, b *fakeReplica) []*SyncMsg {
-			return []*SyncMsg{hello(b), {Type: 99}}
+		{"unknown type", func(a, b *fakeReplica) []*wire.SyncMsg {
+			return []*wire.SyncMsg{hello(b), {Type: 99}}
 		}, ErrSyncProtocol},
-		{"undecodable envelope", func(a, b *fakeReplica) []*SyncMsg {
-			return []*SyncMsg{hello(b), {Type: TypeSyncDeltas, Envelopes: [][]byte{{0xff, 0x00}}}}
+		{"undecodable envelope", func(a, b *fakeReplica) []*wire.SyncMsg {
+			return []*wire.SyncMsg{hello(b), {Type: wire.TypeSyncDeltas, Envelopes: [][]byte{{0xff, 0x00}}}}
 		}, ErrSyncProtocol},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			a, b := newFakeReplica(t, 1, 0), newFakeReplica(t, 2, 0)
-			s := NewSyncSession(a, b.peer, DefaultSyncLimits())
+			s := NewSyncSession(a, b.peer, wire.DefaultSyncLimits())
 			msgs := tc.msgs(a, b)
 			for i, m := range msgs {
 				err := s.Handle(ctx, m)
@@ -364,11 +367,11 @@ func TestSyncSessionProtocolViolations(t *testing.T) {
 
 	t.Run("good envelopes next to a bad one are kept", func(t *testing.T) {
 		a, b := newFakeReplica(t, 1, 0), newFakeReplica(t, 2, 0)
-		s := NewSyncSession(a, b.peer, DefaultSyncLimits())
+		s := NewSyncSession(a, b.peer, wire.DefaultSyncLimits())
 		if err := s.Handle(ctx, hello(b)); err != nil {
 			t.Fatal(err)
 		}
-		err := s.Handle(ctx, &SyncMsg{Type: TypeSyncDeltas, Envelopes: [][]byte{b.envelope(t, 1), {0x01}, b.envelope(t, 2)}})
+		err := s.Handle(ctx, &wire.SyncMsg{Type: wire.TypeSyncDeltas, Envelopes: [][]byte{b.envelope(t, 1), {0x01}, b.envelope(t, 2)}})
 		if !errors.Is(err, ErrSyncProtocol) {
 			t.Fatalf("got %v, want ErrSyncProtocol", err)
 		}
@@ -381,11 +384,11 @@ func TestSyncSessionProtocolViolations(t *testing.T) {
 		a, b := newFakeReplica(t, 1, 0), newFakeReplica(t, 2, 0)
 		boom := errors.New("disk on fire")
 		a.ingestErr = boom
-		s := NewSyncSession(a, b.peer, DefaultSyncLimits())
+		s := NewSyncSession(a, b.peer, wire.DefaultSyncLimits())
 		if err := s.Handle(ctx, hello(b)); err != nil {
 			t.Fatal(err)
 		}
-		err := s.Handle(ctx, &SyncMsg{Type: TypeSyncDeltas, Envelopes: [][]byte{b.envelope(t, 1)}})
+		err := s.Handle(ctx, &wire.SyncMsg{Type: wire.TypeSyncDeltas, Envelopes: [][]byte{b.envelope(t, 1)}})
 		if !errors.Is(err, boom) || errors.Is(err, ErrSyncProtocol) {
 			t.Fatalf("got %v, want the replica's error", err)
 		}
@@ -394,7 +397,7 @@ func TestSyncSessionProtocolViolations(t *testing.T) {
 	t.Run("nothing to send before hello or after done", func(t *testing.T) {
 		a, b := newFakeReplica(t, 1, 0), newFakeReplica(t, 2, 0)
 		a.write(t, 1, 2)
-		s := NewSyncSession(a, b.peer, DefaultSyncLimits())
+		s := NewSyncSession(a, b.peer, wire.DefaultSyncLimits())
 		if m, err := s.Next(ctx); m != nil || err != nil {
 			t.Fatalf("Next before hello: %v, %v", m, err)
 		}
@@ -412,13 +415,13 @@ func TestSyncSessionProtocolViolations(t *testing.T) {
 			}
 			types = append(types, m.Type)
 		}
-		if fmt.Sprint(types) != fmt.Sprint([]uint64{TypeSyncDeltas, TypeSyncDone}) {
+		if fmt.Sprint(types) != fmt.Sprint([]uint64{wire.TypeSyncDeltas, wire.TypeSyncDone}) {
 			t.Fatalf("sent %v", types)
 		}
 		if s.Finished() {
 			t.Fatal("finished before the peer's Done")
 		}
-		if err := s.Handle(ctx, &SyncMsg{Type: TypeSyncDone}); err != nil {
+		if err := s.Handle(ctx, &wire.SyncMsg{Type: wire.TypeSyncDone}); err != nil {
 			t.Fatal(err)
 		}
 		if !s.Finished() {

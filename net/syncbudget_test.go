@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/concord-p2p/concord/crdt"
+	"github.com/concord-p2p/concord/wire"
 )
 
 // syncReasons are the reason labels the budget tests look at.
@@ -30,9 +31,9 @@ var syncReasons = []string{"busy", "refused_snapshot", "too_many_seqs", "too_lar
 	"malformed", "protocol", "rejected", "storage", "timeout", "canceled", "reset", "open", "unknown"}
 
 // frameBytes encodes m as a sync frame: raw, or zstd-compressed when z.
-func frameBytes(t testing.TB, m *SyncMsg, z bool) []byte {
+func frameBytes(t testing.TB, m *wire.SyncMsg, z bool) []byte {
 	t.Helper()
-	body, err := EncodeSyncMsg(m)
+	body, err := wire.EncodeSyncMsg(m)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +44,7 @@ func frameBytes(t testing.TB, m *SyncMsg, z bool) []byte {
 		_ = enc.Close()
 		flag = frameZstd
 	}
-	if m.Type == TypeSyncSnapshot {
+	if m.Type == wire.TypeSyncSnapshot {
 		flag |= frameSnapshot
 	}
 	return append(frameHeader(len(body), flag), body...)
@@ -88,8 +89,8 @@ func attackStream(ctx context.Context, h host.Host, victim peer.ID, write func(w
 
 // hostileHello claims deltas the victim lacks, so a snapshot after it is
 // one the exchange may call for.
-func hostileHello(doc string, from peer.ID) *SyncMsg {
-	return &SyncMsg{Type: TypeSyncHello, Doc: doc, VV: crdt.VersionVector{ReplicaFor(from, 1): 1 << 20}}
+func hostileHello(doc string, from peer.ID) *wire.SyncMsg {
+	return &wire.SyncMsg{Type: wire.TypeSyncHello, Doc: doc, VV: crdt.VersionVector{wire.ReplicaFor(from, 1): 1 << 20}}
 }
 
 // attacks are the hostile streams of the budget tests, by name.
@@ -373,7 +374,7 @@ func TestSyncMemoryUnderAttack(t *testing.T) {
 	close(stop)
 	wg.Wait()
 	t.Logf("attack started %v before three honest exchanges completed, ended %v after", honestDone.Sub(attackStart), time.Since(honestDone))
-	if got := honest.Version()[ReplicaFor(mustPeer(t, 1), 1)]; got != 50 {
+	if got := honest.Version()[wire.ReplicaFor(mustPeer(t, 1), 1)]; got != 50 {
 		t.Fatalf("the honest peer holds %d of the victim's deltas, want 50", got)
 	}
 	end := stats()

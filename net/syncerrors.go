@@ -9,6 +9,8 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/concord-p2p/concord/wire"
 )
 
 func (s *Syncer) record(p peer.ID, doc string, initiator bool, st SyncStats, start time.Time, err error) {
@@ -49,11 +51,11 @@ func SyncErrorReason(err error) string {
 		return "refused_snapshot"
 	case errors.Is(err, ErrTooManySeqs):
 		return "too_many_seqs"
-	case errors.Is(err, ErrTooLarge):
+	case errors.Is(err, wire.ErrTooLarge):
 		return "too_large"
-	case errors.Is(err, ErrVersion):
+	case errors.Is(err, wire.ErrVersion):
 		return "version"
-	case errors.Is(err, ErrMalformed):
+	case errors.Is(err, wire.ErrMalformed):
 		return "malformed"
 	case errors.Is(err, ErrSyncProtocol):
 		return "protocol"

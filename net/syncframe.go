@@ -10,10 +10,12 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/libp2p/go-libp2p/core/network"
+
+	"github.com/concord-p2p/concord/wire"
 )
 
-func (s *Syncer) write(bw *bufio.Writer, sess *SyncSession, mu *sync.Mutex, m *SyncMsg) error {
-	raw, err := EncodeSyncMsg(m)
+func (s *Syncer) write(bw *bufio.Writer, sess *SyncSession, mu *sync.Mutex, m *wire.SyncMsg) error {
+	raw, err := wire.EncodeSyncMsg(m)
 	if err != nil {
 		return err
 	}
@@ -23,7 +25,7 @@ func (s *Syncer) write(bw *bufio.Writer, sess *SyncSession, mu *sync.Mutex, m *S
 			flag, b = frameZstd, z
 		}
 	}
-	if m.Type == TypeSyncSnapshot {
+	if m.Type == wire.TypeSyncSnapshot {
 		flag |= frameSnapshot
 	}
 	var hdr [binary.MaxVarintLen64 + 1]byte
@@ -61,7 +63,7 @@ const (
 
 // frameBound returns the largest body a frame of the given kind may have
 // at this point of sess, or why it is refused: the first frame must be a
-// Hello (MaxHelloBytes), a snapshot comes only where
+// Hello (wire.SyncLimits.MaxHelloBytes), a snapshot comes only where
 // SyncSession.SnapshotAllowed says so (MaxSnapshotBytes), any other frame
 // is bounded by MaxFrameBytes.
 func (s *Syncer) frameBound(sess *SyncSession, snapshot bool) (int, error) {
@@ -130,7 +132,7 @@ const bodyStep = 1 << 20
 // received; its decompressed form (the size its zstd header declares,
 // which must be present and within bound; the received body is then
 // released); the decoded message. The peak is about twice the larger form.
-func (fr *frameReader) next(bound func(snapshot bool) (int, error)) (*SyncMsg, int, error) {
+func (fr *frameReader) next(bound func(snapshot bool) (int, error)) (*wire.SyncMsg, int, error) {
 	fr.release()
 	br := fr.br
 	n, err := binary.ReadUvarint(br)
@@ -142,7 +144,7 @@ func (fr *frameReader) next(bound func(snapshot bool) (int, error)) (*SyncMsg, i
 		return nil, 0, err
 	}
 	if flag&^(frameZstd|frameSnapshot) != 0 {
-		return nil, 0, fmt.Errorf("%w: sync frame flag %d", ErrMalformed, flag)
+		return nil, 0, fmt.Errorf("%w: sync frame flag %d", wire.ErrMalformed, flag)
 	}
 	snapshot := flag&frameSnapshot != 0
 	maxBody, err := bound(snapshot)
@@ -150,7 +152,7 @@ func (fr *frameReader) next(bound func(snapshot bool) (int, error)) (*SyncMsg, i
 		return nil, 0, err
 	}
 	if n == 0 || n-1 > uint64(maxBody) {
-		return nil, 0, fmt.Errorf("%w: sync frame of %d bytes, limit %d", ErrTooLarge, n-1, maxBody)
+		return nil, 0, fmt.Errorf("%w: sync frame of %d bytes, limit %d", wire.ErrTooLarge, n-1, maxBody)
 	}
 	size := int(n - 1)
 	if err := fr.reserve(size); err != nil {
@@ -163,13 +165,13 @@ func (fr *frameReader) next(bound func(snapshot bool) (int, error)) (*SyncMsg, i
 	if flag&frameZstd != 0 {
 		var zh zstd.Header
 		if err := zh.Decode(body); err != nil {
-			return nil, 0, fmt.Errorf("%w: sync frame zstd header: %v", ErrMalformed, err)
+			return nil, 0, fmt.Errorf("%w: sync frame zstd header: %v", wire.ErrMalformed, err)
 		}
 		if !zh.HasFCS {
-			return nil, 0, fmt.Errorf("%w: compressed sync frame without a content size", ErrMalformed)
+			return nil, 0, fmt.Errorf("%w: compressed sync frame without a content size", wire.ErrMalformed)
 		}
 		if zh.FrameContentSize > uint64(maxBody) {
-			return nil, 0, fmt.Errorf("%w: sync frame inflates to %d bytes, limit %d", ErrTooLarge, zh.FrameContentSize, maxBody)
+			return nil, 0, fmt.Errorf("%w: sync frame inflates to %d bytes, limit %d", wire.ErrTooLarge, zh.FrameContentSize, maxBody)
 		}
 		plain := int(zh.FrameContentSize)
 		if err := fr.reserve(plain); err != nil {
@@ -177,7 +179,7 @@ func (fr *frameReader) next(bound func(snapshot bool) (int, error)) (*SyncMsg, i
 		}
 		out, err := fr.s.zdec.DecodeAll(body, make([]byte, 0, plain))
 		if err != nil {
-			return nil, 0, fmt.Errorf("%w: sync frame does not decompress within %d bytes: %v", ErrMalformed, plain, err)
+			return nil, 0, fmt.Errorf("%w: sync frame does not decompress within %d bytes: %v", wire.ErrMalformed, plain, err)
 		}
 		fr.unreserve(size) // the compressed body is dropped
 		body = out
@@ -186,13 +188,13 @@ func (fr *frameReader) next(bound func(snapshot bool) (int, error)) (*SyncMsg, i
 	if err := fr.reserve(len(body)); err != nil {
 		return nil, 0, err
 	}
-	m, err := DecodeSyncMsg(body, fr.s.cfg.Limits)
+	m, err := wire.DecodeSyncMsg(body, fr.s.cfg.Limits)
 	if err != nil {
 		return nil, 0, err
 	}
 	fr.unreserve(len(body)) // body is dropped; the message stays reserved
-	if snapshot != (m.Type == TypeSyncSnapshot) {
-		return nil, 0, fmt.Errorf("%w: frame flag %d does not match message type %d", ErrMalformed, flag, m.Type)
+	if snapshot != (m.Type == wire.TypeSyncSnapshot) {
+		return nil, 0, fmt.Errorf("%w: frame flag %d does not match message type %d", wire.ErrMalformed, flag, m.Type)
 	}
 	var hdr [binary.MaxVarintLen64]byte
 	return m, int(n) + binary.PutUvarint(hdr[:], n), nil

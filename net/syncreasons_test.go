@@ -14,16 +14,17 @@ import (
 
 	"github.com/concord-p2p/concord/crdt"
 	"github.com/concord-p2p/concord/store"
+	"github.com/concord-p2p/concord/wire"
 )
 
 // aggregate returns f's signed aggregate covering lo..hi.
 func (f *fakeReplica) aggregate(t testing.TB, lo, hi uint64) []byte {
 	t.Helper()
-	e := &Envelope{Doc: f.doc, Origin: f.self, Seq: lo, Last: hi, HLC: hi, Payload: fmt.Appendf(nil, "join %d..%d", lo, hi)}
-	if err := SignEnvelope(f.key, e); err != nil {
+	e := &wire.Envelope{Doc: f.doc, Origin: f.self, Seq: lo, Last: hi, HLC: hi, Payload: fmt.Appendf(nil, "join %d..%d", lo, hi)}
+	if err := wire.SignEnvelope(f.key, e); err != nil {
 		t.Fatal(err)
 	}
-	b, err := EncodeEnvelope(e)
+	b, err := wire.EncodeEnvelope(e)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +62,7 @@ func TestSyncErrorReasons(t *testing.T) {
 	defer cancel()
 
 	ak, aid := testKey(t, 9)
-	evil := &fakeReplica{doc: r.doc, peer: aid, key: ak, self: ReplicaFor(aid, 1)}
+	evil := &fakeReplica{doc: r.doc, peer: aid, key: ak, self: wire.ReplicaFor(aid, 1)}
 	hello := frameBytes(t, hostileHello(r.doc, attacker.ID()), false)
 	write := func(parts ...[]byte) func(w io.Writer) error {
 		return func(w io.Writer) error {
@@ -82,19 +83,19 @@ func TestSyncErrorReasons(t *testing.T) {
 		{"first frame: 40 MiB", "too_large", hostile["first frame: 40 MiB"]},
 		{"first frame: zstd bomb of 40 MiB", "too_large", hostile["first frame: zstd bomb of 40 MiB"]},
 		{"first frame: zstd bomb of 1 MiB", "malformed", hostile["first frame: zstd bomb of 1 MiB"]},
-		{"first frame: done", "protocol", write(frameBytes(t, &SyncMsg{Type: TypeSyncDone, Doc: r.doc}, false))},
+		{"first frame: done", "protocol", write(frameBytes(t, &wire.SyncMsg{Type: wire.TypeSyncDone, Doc: r.doc}, false))},
 		{"hello, then a zstd bomb of 4 MiB", "malformed", hostile["hello, then a zstd bomb of 4 MiB"]},
 		{"hello, then a 60 MiB snapshot (over the peer's budget)", "busy", hostile["hello, then a 60 MiB snapshot"]},
 		{"hello, then an 8 MiB snapshot", "malformed", hostile["hello, then an 8 MiB snapshot"]},
 		{"hello, then a snapshot zstd bomb of 8 MiB", "malformed", hostile["hello, then a snapshot zstd bomb of 8 MiB"]},
 		{"hello holding nothing we lack, then a snapshot", "refused_snapshot", write(
-			frameBytes(t, &SyncMsg{Type: TypeSyncHello, Doc: r.doc}, false),
-			frameBytes(t, &SyncMsg{Type: TypeSyncSnapshot, State: []byte("x"), VV: crdt.VersionVector{evil.self: 1}}, false))},
+			frameBytes(t, &wire.SyncMsg{Type: wire.TypeSyncHello, Doc: r.doc}, false),
+			frameBytes(t, &wire.SyncMsg{Type: wire.TypeSyncSnapshot, State: []byte("x"), VV: crdt.VersionVector{evil.self: 1}}, false))},
 		{"hello, then two snapshots", "refused_snapshot", write(hello,
-			frameBytes(t, &SyncMsg{Type: TypeSyncSnapshot, State: []byte("x"), VV: crdt.VersionVector{evil.self: 1}}, false),
-			frameBytes(t, &SyncMsg{Type: TypeSyncSnapshot, State: []byte("y"), VV: crdt.VersionVector{evil.self: 1}}, false))},
+			frameBytes(t, &wire.SyncMsg{Type: wire.TypeSyncSnapshot, State: []byte("x"), VV: crdt.VersionVector{evil.self: 1}}, false),
+			frameBytes(t, &wire.SyncMsg{Type: wire.TypeSyncSnapshot, State: []byte("y"), VV: crdt.VersionVector{evil.self: 1}}, false))},
 		{"hello, then deltas covering 8192 seqs", "too_many_seqs", write(hello,
-			frameBytes(t, &SyncMsg{Type: TypeSyncDeltas, Envelopes: [][]byte{evil.aggregate(t, 1, 4096), evil.aggregate(t, 4097, 8192)}}, true))},
+			frameBytes(t, &wire.SyncMsg{Type: wire.TypeSyncDeltas, Envelopes: [][]byte{evil.aggregate(t, 1, 4096), evil.aggregate(t, 4097, 8192)}}, true))},
 		{"hello, then a frame of an unknown flag", "malformed", write(hello, []byte{3, 0x40, 0, 0})},
 		{"hello, then the end", "reset", write(hello)},
 	}
@@ -137,7 +138,7 @@ func TestSyncErrorReasons(t *testing.T) {
 	// A Hello for a document we do not host is counted as such, not as an
 	// error.
 	unknown0 := counterValue(m.SyncExchanges.WithLabelValues("unknown_doc"))
-	attackStream(ctx, attacker, vh.ID(), write(frameBytes(t, &SyncMsg{Type: TypeSyncHello, Doc: "other"}, false)))
+	attackStream(ctx, attacker, vh.ID(), write(frameBytes(t, &wire.SyncMsg{Type: wire.TypeSyncHello, Doc: "other"}, false)))
 	waitFor(t, 20*time.Second, "unknown doc", func() bool {
 		return counterValue(m.SyncExchanges.WithLabelValues("unknown_doc")) > unknown0
 	})
@@ -184,14 +185,14 @@ func TestSyncDeltasSeqBound(t *testing.T) {
 	ctx := context.Background()
 	a, b := newFakeReplica(t, 1, 0), newFakeReplica(t, 2, 0)
 	var batch []store.Entry
-	for lo := uint64(1); lo < 3*MaxSyncSeqs; lo += MaxSyncSeqs {
-		batch = append(batch, store.Entry{Replica: a.self, Seq: lo + MaxSyncSeqs - 1, Data: a.aggregate(t, lo, lo+MaxSyncSeqs-1)})
+	for lo := uint64(1); lo < 3*wire.MaxSyncSeqs; lo += wire.MaxSyncSeqs {
+		batch = append(batch, store.Entry{Replica: a.self, Seq: lo + wire.MaxSyncSeqs - 1, Data: a.aggregate(t, lo, lo+wire.MaxSyncSeqs-1)})
 	}
-	for seq := uint64(3*MaxSyncSeqs + 1); seq <= 3*MaxSyncSeqs+10; seq++ {
+	for seq := uint64(3*wire.MaxSyncSeqs + 1); seq <= 3*wire.MaxSyncSeqs+10; seq++ {
 		batch = append(batch, store.Entry{Replica: a.self, Seq: seq, Data: a.envelope(t, seq)})
 	}
-	sender := NewSyncSession(&batchReplica{a, batch}, b.peer, DefaultSyncLimits())
-	receiver := NewSyncSession(b, a.peer, DefaultSyncLimits())
+	sender := NewSyncSession(&batchReplica{a, batch}, b.peer, wire.DefaultSyncLimits())
+	receiver := NewSyncSession(b, a.peer, wire.DefaultSyncLimits())
 	sender.Hello()
 	if err := sender.Handle(ctx, receiver.Hello()); err != nil {
 		t.Fatal(err)
@@ -205,23 +206,23 @@ func TestSyncDeltasSeqBound(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if m.Type == TypeSyncDone {
+		if m.Type == wire.TypeSyncDone {
 			break
 		}
 		var seqs uint64
 		for _, data := range m.Envelopes {
-			seqs += envelopeSeqs(data, DefaultLimits())
+			seqs += envelopeSeqs(data, wire.DefaultLimits())
 		}
-		if seqs > MaxSyncSeqs {
+		if seqs > wire.MaxSyncSeqs {
 			t.Fatalf("a Deltas message covers %d sequence numbers", seqs)
 		}
 		frames++
 		envs += len(m.Envelopes)
-		enc, err := EncodeSyncMsg(m)
+		enc, err := wire.EncodeSyncMsg(m)
 		if err != nil {
 			t.Fatal(err)
 		}
-		dm, err := DecodeSyncMsg(enc, DefaultSyncLimits())
+		dm, err := wire.DecodeSyncMsg(enc, wire.DefaultSyncLimits())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -237,13 +238,13 @@ func TestSyncDeltasSeqBound(t *testing.T) {
 	}
 
 	c := newFakeReplica(t, 3, 0)
-	s := NewSyncSession(c, a.peer, DefaultSyncLimits())
+	s := NewSyncSession(c, a.peer, wire.DefaultSyncLimits())
 	s.Hello()
-	if err := s.Handle(ctx, &SyncMsg{Type: TypeSyncHello, Doc: c.doc}); err != nil {
+	if err := s.Handle(ctx, &wire.SyncMsg{Type: wire.TypeSyncHello, Doc: c.doc}); err != nil {
 		t.Fatal(err)
 	}
-	err := s.Handle(ctx, &SyncMsg{Type: TypeSyncDeltas, Envelopes: [][]byte{a.aggregate(t, 1, 4096), a.envelope(t, 4097)}})
-	if !errors.Is(err, ErrTooManySeqs) || !errors.Is(err, ErrTooLarge) {
+	err := s.Handle(ctx, &wire.SyncMsg{Type: wire.TypeSyncDeltas, Envelopes: [][]byte{a.aggregate(t, 1, 4096), a.envelope(t, 4097)}})
+	if !errors.Is(err, ErrTooManySeqs) || !errors.Is(err, wire.ErrTooLarge) {
 		t.Fatalf("deltas covering 4097 sequence numbers: %v", err)
 	}
 	if c.ingestions != 0 {
@@ -258,8 +259,8 @@ func TestSnapshotAllowed(t *testing.T) {
 	ctx := context.Background()
 	a, b := newFakeReplica(t, 1, 0), newFakeReplica(t, 2, 0)
 	a.write(t, 1, 3)
-	snap := &SyncMsg{Type: TypeSyncSnapshot, State: []byte("s"), VV: crdt.VersionVector{b.self: 2}}
-	peerHello := &SyncMsg{Type: TypeSyncHello, Doc: a.doc, VV: crdt.VersionVector{b.self: 2}}
+	snap := &wire.SyncMsg{Type: wire.TypeSyncSnapshot, State: []byte("s"), VV: crdt.VersionVector{b.self: 2}}
+	peerHello := &wire.SyncMsg{Type: wire.TypeSyncHello, Doc: a.doc, VV: crdt.VersionVector{b.self: 2}}
 	tests := []struct {
 		name  string
 		setup func(s *SyncSession)
@@ -271,7 +272,7 @@ func TestSnapshotAllowed(t *testing.T) {
 		{"after deltas", func(s *SyncSession) {
 			s.Hello()
 			_ = s.Handle(ctx, peerHello)
-			_ = s.Handle(ctx, &SyncMsg{Type: TypeSyncDeltas})
+			_ = s.Handle(ctx, &wire.SyncMsg{Type: wire.TypeSyncDeltas})
 		}, false},
 		{"second", func(s *SyncSession) {
 			s.Hello()
@@ -280,7 +281,7 @@ func TestSnapshotAllowed(t *testing.T) {
 		}, false},
 		{"the peer holds nothing we lack", func(s *SyncSession) {
 			s.Hello()
-			_ = s.Handle(ctx, &SyncMsg{Type: TypeSyncHello, Doc: a.doc, VV: crdt.VersionVector{a.self: 2}})
+			_ = s.Handle(ctx, &wire.SyncMsg{Type: wire.TypeSyncHello, Doc: a.doc, VV: crdt.VersionVector{a.self: 2}})
 		}, false},
 		{"we refused snapshots", func(s *SyncSession) {
 			s.Hello().NoSnapshot = true
@@ -289,7 +290,7 @@ func TestSnapshotAllowed(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			s := NewSyncSession(a, b.peer, DefaultSyncLimits())
+			s := NewSyncSession(a, b.peer, wire.DefaultSyncLimits())
 			tc.setup(s)
 			err := s.SnapshotAllowed()
 			if (err == nil) != tc.ok || (err != nil && !errors.Is(err, ErrSnapshotRefused)) {
@@ -300,28 +301,6 @@ func TestSnapshotAllowed(t *testing.T) {
 			}
 		})
 	}
-}
-
-// The largest legal Hello fits MaxHelloBytes.
-func TestMaxHelloBytes(t *testing.T) {
-	lim := DefaultSyncLimits()
-	vv := crdt.VersionVector{}
-	for i := 0; i < lim.Envelope.MaxVVEntries; i++ {
-		id := fmt.Sprintf("%0*d", maxReplicaLen, i)
-		vv[crdt.ReplicaID(id)] = crdt.MaxCounter
-	}
-	m := &SyncMsg{Type: TypeSyncHello, Doc: strings.Repeat("d", maxDocBytes), VV: vv, NoSnapshot: true}
-	b, err := EncodeSyncMsg(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(b) > lim.MaxHelloBytes() {
-		t.Fatalf("largest hello is %d bytes, bound %d", len(b), lim.MaxHelloBytes())
-	}
-	if _, err := DecodeSyncMsg(b, lim); err != nil {
-		t.Fatalf("largest hello refused: %v", err)
-	}
-	t.Logf("largest hello %d bytes, bound %d", len(b), lim.MaxHelloBytes())
 }
 
 // A node syncing many documents with one peer at once is not refused by

@@ -14,6 +14,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/concord-p2p/concord/wire"
 )
 
 // SyncProtocol is the libp2p protocol ID of the anti-entropy stream.
@@ -45,8 +47,8 @@ var (
 type SyncerConfig struct {
 	// Timeout bounds one exchange. Default 30 s.
 	Timeout time.Duration
-	// Limits bound decoded frames. Default DefaultSyncLimits().
-	Limits SyncLimits
+	// Limits bound decoded frames. Default wire.DefaultSyncLimits().
+	Limits wire.SyncLimits
 	// Resolve returns the replica of a hosted document, or nil.
 	Resolve func(doc string) Replica
 	// Metrics, optional.
@@ -120,7 +122,7 @@ func NewSyncer(h host.Host, cfg SyncerConfig) *Syncer {
 		cfg.Timeout = 30 * time.Second
 	}
 	if cfg.Limits.MaxFrameBytes == 0 {
-		cfg.Limits = DefaultSyncLimits()
+		cfg.Limits = wire.DefaultSyncLimits()
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -275,7 +277,7 @@ func (s *Syncer) sync(ctx context.Context, p peer.ID, r Replica) (SyncStats, err
 // handle answers an exchange started by a peer. Before anything is read,
 // the stream joins SyncService (whose limits bound its memory) and takes an
 // inbound slot (node and peer caps); its first frame must be a Hello,
-// read within MaxHelloBytes.
+// read within wire.SyncLimits.MaxHelloBytes.
 func (s *Syncer) handle(st network.Stream) {
 	s.mu.Lock()
 	if s.closed {
@@ -315,7 +317,7 @@ func (s *Syncer) handle(st network.Stream) {
 		s.record(remote, "", false, SyncStats{}, start, err)
 		return
 	}
-	if first.Type != TypeSyncHello {
+	if first.Type != wire.TypeSyncHello {
 		_ = st.Reset()
 		s.record(remote, first.Doc, false, SyncStats{}, start, fmt.Errorf("%w: first message of type %d", ErrSyncProtocol, first.Type))
 		return
@@ -429,7 +431,7 @@ func (s *Syncer) run(ctx context.Context, st network.Stream, sess *SyncSession, 
 			if err := s.write(bw, sess, &mu, m); err != nil {
 				return fail(err)
 			}
-			if m.Type == TypeSyncDone && initiator {
+			if m.Type == wire.TypeSyncDone && initiator {
 				// The responder ends its side once it is done (handle).
 				_ = st.CloseWrite()
 			}

@@ -1,4 +1,4 @@
-package net
+package wire
 
 import (
 	"errors"
@@ -14,7 +14,7 @@ import (
 
 // ErrBadReplica is returned (wrapped) by PeerOf and ParseReplica when a
 // replica ID is not of the form "<peer ID>.<incarnation hex>".
-var ErrBadReplica = errors.New("net: bad replica ID")
+var ErrBadReplica = errors.New("wire: bad replica ID")
 
 // maxReplicaLen bounds the length of a replica ID accepted by ParseReplica.
 // An Ed25519 peer ID is 52 base58 characters and an incarnation at most 16

@@ -1,4 +1,4 @@
-package net
+package wire
 
 import (
 	"errors"
@@ -61,5 +61,18 @@ func TestMarker(t *testing.T) {
 	b, _ := EncodeEnvelope(e)
 	if _, ok := DecodeMarker(b); ok {
 		t.Fatal("an envelope taken for a marker")
+	}
+}
+
+func TestAggregateRunCapped(t *testing.T) {
+	priv, _, _ := crypto.GenerateEd25519Key(nil)
+	id, _ := peer.IDFromPrivateKey(priv)
+	e := &Envelope{Doc: "d", Origin: ReplicaFor(id, 1), Seq: 1, Last: 1 << 40, Payload: []byte{0xa0}}
+	if err := SignEnvelope(priv, e); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := EncodeEnvelope(e)
+	if _, err := DecodeEnvelope(b, DefaultLimits()); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("aggregate of 2^40 deltas: %v", err)
 	}
 }

@@ -1,4 +1,4 @@
-package net
+package wire
 
 import (
 	"errors"
@@ -34,14 +34,14 @@ const (
 var (
 	// ErrMalformed: the bytes are not a well-formed message of the expected
 	// type (bad CBOR, wrong type tag, missing or invalid field, trailing bytes).
-	ErrMalformed = errors.New("net: malformed message")
+	ErrMalformed = errors.New("wire: malformed message")
 	// ErrTooLarge: the input or one of its parts exceeds a Limits bound.
-	ErrTooLarge = errors.New("net: message too large")
+	ErrTooLarge = errors.New("wire: message too large")
 	// ErrVersion: the message's protocol version is not supported.
-	ErrVersion = errors.New("net: unsupported protocol version")
+	ErrVersion = errors.New("wire: unsupported protocol version")
 	// ErrBadSignature: the envelope's origin does not embed a usable public
 	// key, or the signature does not verify.
-	ErrBadSignature = errors.New("net: bad signature")
+	ErrBadSignature = errors.New("wire: bad signature")
 )
 
 // sigDomain prefixes the bytes an author signs, so a delta signature can never
@@ -210,11 +210,11 @@ func SignEnvelope(priv crypto.PrivKey, e *Envelope) error {
 	}
 	msg, err := e.signingBytes()
 	if err != nil {
-		return fmt.Errorf("net: encode envelope for signing: %w", err)
+		return fmt.Errorf("wire: encode envelope for signing: %w", err)
 	}
 	sig, err := priv.Sign(msg)
 	if err != nil {
-		return fmt.Errorf("net: sign envelope: %w", err)
+		return fmt.Errorf("wire: sign envelope: %w", err)
 	}
 	e.Sig = sig
 	return nil
@@ -249,7 +249,7 @@ func (e *Envelope) Verify() error {
 func EncodeEnvelope(e *Envelope) ([]byte, error) {
 	b, err := encMode.Marshal(e.wire())
 	if err != nil {
-		return nil, fmt.Errorf("net: encode envelope: %w", err)
+		return nil, fmt.Errorf("wire: encode envelope: %w", err)
 	}
 	return b, nil
 }
@@ -316,7 +316,7 @@ func EncodeBatch(b *DeltaBatch) ([]byte, error) {
 	}
 	out, err := encMode.Marshal(w)
 	if err != nil {
-		return nil, fmt.Errorf("net: encode batch: %w", err)
+		return nil, fmt.Errorf("wire: encode batch: %w", err)
 	}
 	return out, nil
 }
@@ -457,7 +457,7 @@ func EncodeSummary(s *Summary) ([]byte, error) {
 	w := summaryWire{V: ProtocolVersion, T: TypeSummary, Doc: s.Doc, Origin: string(s.Origin), Beacon: s.Beacon, VV: wireVV(s.VV)}
 	out, err := encMode.Marshal(w)
 	if err != nil {
-		return nil, fmt.Errorf("net: encode summary: %w", err)
+		return nil, fmt.Errorf("wire: encode summary: %w", err)
 	}
 	return out, nil
 }
@@ -497,7 +497,7 @@ func DecodeSummary(b []byte, lim Limits) (*Summary, error) {
 func unmarshal(b []byte, lim Limits, v any) error {
 	dm, err := netDecModes.Get(lim)
 	if err != nil {
-		return fmt.Errorf("net: invalid limits: %w", err)
+		return fmt.Errorf("wire: invalid limits: %w", err)
 	}
 	if err := dm.Unmarshal(b, v); err != nil {
 		var (
@@ -511,6 +511,20 @@ func unmarshal(b []byte, lim Limits, v any) error {
 		return fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	return nil
+}
+
+// MessageType returns the type tag (field 1) of the message b, decoding
+// nothing else, so a receiver can pick the decoder for it. The version is
+// left to that decoder. Errors wrap ErrTooLarge or ErrMalformed.
+func MessageType(b []byte, lim Limits) (uint64, error) {
+	var hdr struct {
+		V uint64 `cbor:"0,keyasint"`
+		T uint64 `cbor:"1,keyasint"`
+	}
+	if err := unmarshal(b, lim, &hdr); err != nil {
+		return 0, err
+	}
+	return hdr.T, nil
 }
 
 func checkHeader(v, t, want uint64) error {
