@@ -1,0 +1,179 @@
+package engine
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/concord-p2p/concord/crdt"
+	wire "github.com/concord-p2p/concord/net"
+	"github.com/concord-p2p/concord/store"
+)
+
+// Equivocation: an author that signs two different deltas with one
+// sequence number (a fork) could show each peer a different history, and
+// the version vectors that drive anti-entropy would never notice, since
+// both peers hold "seq n". The rule every peer applies:
+//
+//   - A fork is detected when a single delta arrives, validly signed by its
+//     author, for a slot whose log entry (durable, or still being written)
+//     is a single delta with other content (HLC or payload). Aggregates and
+//     compacted slots cannot be compared and are not checked.
+//   - Both sides are kept: the second delta is merged like any other (a
+//     join, so the result does not depend on which side came first), both
+//     envelopes are stored as fork proofs beside the log, and the fork is
+//     counted (concord_equivocations_total) and reported
+//     (Events.Equivocation).
+//   - Proofs travel: a new fork is accepted and relayed on gossip, and
+//     every sync exchange serves the document's proofs after its log, so
+//     every peer that syncs with one that found the fork ends up holding
+//     both sides and the same state.
+//   - A fork is found only where both sides meet. Anti-entropy sends a
+//     peer only the slots its version vector lacks, so two peers that were
+//     each given one side, and never see the other on gossip, do not find
+//     it by themselves.
+//   - At most store.MaxForks proofs are kept per document, and
+//     maxForkProofsPerAuthor per author; past that a fork is counted but
+//     neither merged nor stored.
+
+// maxForkProofsPerAuthor bounds the proofs one author's forks may take of
+// the document's store.MaxForks: 8 forks, both sides each.
+const maxForkProofsPerAuthor = 16
+
+// forkID identifies one side of a fork by its signed content.
+func forkID(e *wire.Envelope) uint64 {
+	h := sha256.New()
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], e.HLC)
+	h.Write(b[:])
+	h.Write(e.Payload)
+	return binary.BigEndian.Uint64(h.Sum(nil))
+}
+
+type forkKey struct {
+	origin crdt.ReplicaID
+	seq    uint64
+	id     uint64
+}
+
+// newFork returns the log's side of a fork when e is a single delta for a
+// slot whose log entry (durable, or in an unreported append) is a single
+// delta with other content, and e is not a fork already known; nil
+// otherwise. It does not check e's signature: the caller does, before
+// acting on it.
+func (d *Doc) newFork(e *wire.Envelope) *wire.Envelope {
+	if e.Last != 0 || d.forks[forkKey{e.Origin, e.Seq, forkID(e)}] {
+		return nil
+	}
+	data := d.unstable[crdt.Dot{Replica: e.Origin, Counter: e.Seq}]
+	if data == nil {
+		stored, err := d.st.Get(e.Origin, e.Seq)
+		if err != nil {
+			return nil // not in the log: compacted
+		}
+		data = stored.Data
+	}
+	return ForkOf(data, e)
+}
+
+// ForkOf returns the envelope stored as data when it and e are two sides
+// of a fork: single deltas for one slot with different content. Nil
+// otherwise (a marker, an aggregate, the same delta).
+func ForkOf(data []byte, e *wire.Envelope) *wire.Envelope {
+	if _, ok := wire.DecodeMarker(data); ok || e.Last != 0 {
+		return nil
+	}
+	se, err := wire.DecodeEnvelope(data, StoredLimits)
+	if err != nil || se.Last != 0 || se.HLC == e.HLC && bytes.Equal(se.Payload, e.Payload) {
+		return nil
+	}
+	return se
+}
+
+// ingestFork stores both sides of a fork as proofs and merges the new
+// side; e's signature has been checked. It returns the paths the merge
+// changed.
+func (d *Doc) ingestFork(from peer.ID, e, logSide *wire.Envelope, delta *crdt.State) [][]string {
+	d.rd.Equivocations = append(d.rd.Equivocations, Equivocation{Origin: e.Origin, Seq: e.Seq, Peer: from})
+	n := 0
+	for k := range d.forks {
+		if k.origin == e.Origin {
+			n++
+		}
+	}
+	if n >= maxForkProofsPerAuthor {
+		// One author may not fill the document's proofs and hide the
+		// forks of others.
+		d.drop("forks", "author_full")
+		return nil
+	}
+	for _, side := range []*wire.Envelope{logSide, e} {
+		k := forkKey{side.Origin, side.Seq, forkID(side)}
+		if d.forks[k] {
+			continue
+		}
+		if len(d.forks) >= store.MaxForks {
+			d.drop("forks", "full")
+			return nil
+		}
+		data, err := wire.EncodeEnvelope(side)
+		if err != nil {
+			return nil
+		}
+		d.forks[k] = true
+		d.rd.Forks = append(d.rd.Forks, store.Fork{Replica: k.origin, Seq: k.seq, ID: k.id, Data: data})
+	}
+	d.noteClaims(delta, e.Origin, e.Seq) // its proof is served as a head (heads.go)
+	if d.track {
+		return d.state.MergeChanges(delta)
+	}
+	d.state.Merge(delta)
+	return nil
+}
+
+// loadForks merges the stored fork proofs into the state (at open).
+func (d *Doc) loadForks() error {
+	forks, err := d.st.Forks()
+	for _, f := range forks {
+		env, derr := wire.DecodeEnvelope(f.Data, StoredLimits)
+		if derr != nil {
+			continue
+		}
+		delta, derr := crdt.DecodeDelta(env.Payload, env.Origin, payloadLimits)
+		if derr != nil {
+			continue
+		}
+		d.state.Merge(delta)
+		d.noteClaims(delta, env.Origin, env.Seq)
+		d.forks[forkKey{f.Replica, f.Seq, f.ID}] = true
+	}
+	return err
+}
+
+// maxForkBytes bounds the fork proofs served in one sync exchange (one
+// batch, well within a sync frame).
+const maxForkBytes = 2 << 20
+
+// forkEntries returns the stored fork proofs as entries to serve after the
+// log in a sync exchange, at most maxForkBytes of them.
+func (d *Doc) forkEntries() []store.Entry {
+	if len(d.forks) == 0 {
+		return nil
+	}
+	forks, err := d.st.Forks()
+	if err != nil {
+		d.rd.Warnings = append(d.rd.Warnings, fmt.Errorf("read fork proofs: %w", err))
+	}
+	out := make([]store.Entry, 0, len(forks))
+	size := 0
+	for _, f := range forks {
+		if size += len(f.Data); size > maxForkBytes {
+			break
+		}
+		out = append(out, store.Entry{Replica: f.Replica, Seq: f.Seq, Data: f.Data})
+	}
+	return out
+}

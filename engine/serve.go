@@ -1,0 +1,162 @@
+package engine
+
+import (
+	"errors"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+
+	"fmt"
+
+	"github.com/concord-p2p/concord/crdt"
+	wire "github.com/concord-p2p/concord/net"
+	"github.com/concord-p2p/concord/store"
+)
+
+// Serving the log to a peer catching up: markers resolved, and runs of
+// this node's own deltas joined into aggregates.
+
+// Missing implements wire.Replica. It reads the log and rewrites what it
+// sends: a marker becomes the aggregate it points to, and a run of this
+// node's own deltas becomes one aggregate — their join, signed once — so a
+// peer catching up receives the net effect of the run, not its history.
+func (d *Doc) Missing(have crdt.VersionVector, cur store.Cursor) ([]store.Entry, store.Cursor, bool, error) {
+	batch, next, done, err := d.st.Missing(have, cur)
+	if err != nil {
+		return batch, next, done, err
+	}
+	if done && len(batch) == 0 {
+		// The fork proofs follow the log, in a batch of their own.
+		return d.forkEntries(), next, true, nil
+	}
+	if done && len(d.forks) > 0 {
+		done = false // the next call, past the end, serves the proofs
+	}
+	out := make([]store.Entry, 0, len(batch))
+	var run []store.Entry
+	flushRun := func() {
+		if len(run) == 0 {
+			return
+		}
+		if len(run) == 1 {
+			out = append(out, run[0])
+		} else if agg, err := d.aggregate(run); err == nil {
+			out = append(out, agg)
+		} else {
+			d.rd.Warnings = append(d.rd.Warnings, fmt.Errorf("aggregate failed; sending the run: %w", err))
+			out = append(out, run...)
+		}
+		run = run[:0]
+	}
+	// Markers point at the slot of their aggregate, which follows them:
+	// send each aggregate once per batch.
+	var sent map[crdt.Dot]bool
+	for _, e := range batch {
+		if sent[crdt.Dot{Replica: e.Replica, Counter: e.Seq}] {
+			continue // the aggregate a marker already sent
+		}
+		if at, ok := wire.DecodeMarker(e.Data); ok {
+			flushRun()
+			if sent[crdt.Dot{Replica: e.Replica, Counter: at}] {
+				continue
+			}
+			target, err := d.st.Get(e.Replica, at)
+			if err != nil {
+				continue // compacted meanwhile: the snapshot covers it
+			}
+			if _, isMarker := wire.DecodeMarker(target.Data); isMarker {
+				d.rd.Warnings = append(d.rd.Warnings, fmt.Errorf("marker points at a marker: %s/%d", e.Replica, e.Seq))
+				continue
+			}
+			out = append(out, target)
+			if sent == nil {
+				sent = map[crdt.Dot]bool{}
+			}
+			sent[crdt.Dot{Replica: e.Replica, Counter: at}] = true
+			continue
+		}
+		if e.Replica == d.cfg.Self && len(run) < wire.MaxAggregateRun && (len(run) == 0 || run[len(run)-1].Seq+1 == e.Seq) {
+			run = append(run, e)
+			continue
+		}
+		flushRun()
+		if e.Replica == d.cfg.Self {
+			run = append(run, e)
+			continue
+		}
+		out = append(out, e)
+	}
+	flushRun()
+	return out, next, done, nil
+}
+
+// aggregate joins a run of consecutive own deltas from the log into one
+// signed envelope (errAggregateTooLarge when the join would exceed
+// MaxPayload).
+func (d *Doc) aggregate(run []store.Entry) (store.Entry, error) {
+	envs := make([]*wire.Envelope, len(run))
+	for i, e := range run {
+		env, err := wire.DecodeEnvelope(e.Data, StoredLimits)
+		if err != nil {
+			return store.Entry{}, err
+		}
+		envs[i] = env
+	}
+	env, err := Coalesce(d.cfg.Doc, d.cfg.Self, d.cfg.Key, envs)
+	if err != nil {
+		return store.Entry{}, err
+	}
+	if env == nil {
+		return store.Entry{}, fmt.Errorf("%w: the join of %d deltas is over %d bytes", errAggregateTooLarge, len(run), MaxPayload)
+	}
+	b, err := wire.EncodeEnvelope(env)
+	if err != nil {
+		return store.Entry{}, err
+	}
+	return store.Entry{Replica: d.cfg.Self, Seq: env.Last, Data: b}, nil
+}
+
+// Coalesce joins a run of self's deltas with consecutive sequence
+// numbers into one aggregate: their join, signed once. It returns nil, and
+// no error, when the join's payload would exceed MaxPayload: the run then
+// travels as it is (each of its deltas fits).
+// It is a pure function, safe for concurrent use (gossip coalesces the runs
+// it queues on its own goroutine).
+func Coalesce(doc string, self crdt.ReplicaID, key crypto.PrivKey, run []*wire.Envelope) (*wire.Envelope, error) {
+	if len(run) < 2 || len(run) > wire.MaxAggregateRun {
+		return nil, fmt.Errorf("aggregate of %d deltas", len(run))
+	}
+	joined := crdt.New()
+	var hlc, dot uint64
+	for i, env := range run {
+		switch {
+		case env.Origin != self:
+			return nil, fmt.Errorf("aggregate of a delta by %s", env.Origin)
+		case env.Last != 0:
+			return nil, fmt.Errorf("own aggregate in the run at %d", env.Seq)
+		case i > 0 && env.Seq != run[i-1].Seq+1:
+			return nil, fmt.Errorf("run not consecutive at %d", env.Seq)
+		}
+		d := env.Delta
+		if d == nil {
+			var err error
+			if d, err = crdt.DecodeDelta(env.Payload, env.Origin, payloadLimits); err != nil {
+				return nil, err
+			}
+		}
+		joined.Merge(d)
+		hlc, dot = max(hlc, env.HLC), max(dot, env.Dot)
+	}
+	payload := crdt.EncodeDelta(joined, self)
+	if len(payload) > MaxPayload {
+		return nil, nil
+	}
+	env := &wire.Envelope{Doc: doc, Origin: self, Seq: run[0].Seq, Last: run[len(run)-1].Seq, HLC: hlc, Dot: dot, Payload: payload}
+	if err := wire.SignEnvelope(key, env); err != nil {
+		return nil, err
+	}
+	return env, nil
+}
+
+// errAggregateTooLarge: a run's join is too big for one envelope; the run
+// is sent as it is.
+var errAggregateTooLarge = errors.New("concord: aggregate too large")

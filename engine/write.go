@@ -1,0 +1,218 @@
+package engine
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/concord-p2p/concord/crdt"
+	wire "github.com/concord-p2p/concord/net"
+	"github.com/concord-p2p/concord/store"
+)
+
+// Local writes: a proposal is applied to the state at once (reads see it)
+// and joins the pending delta; the pending delta is cut — signed, split
+// when too big, and handed out as one Append — whenever no own delta is
+// being persisted. While one is, the writes arriving meanwhile gather into
+// the next (group commit). A proposal is answered (Ready.Committed) once
+// the delta carrying it is durable, in the same Ready that publishes it.
+
+// TxnBytes is the size a transaction counts against MaxTxnBytes.
+func TxnBytes(ops []crdt.Op) int {
+	n := 0
+	for _, op := range ops {
+		n += len(op.Value) + 16
+		for _, k := range op.Path {
+			n += len(k)
+		}
+	}
+	return n
+}
+
+// Propose applies ops as one local transaction at time now. It returns the
+// proposal's ID, answered in a later Ready's Committed, or an error when
+// the transaction is refused (nothing is applied).
+func (d *Doc) Propose(now time.Time, ops []crdt.Op) (uint64, error) {
+	if n := TxnBytes(ops); n > MaxTxnBytes {
+		return 0, fmt.Errorf("%w: %d bytes", ErrTooLarge, n)
+	}
+	switch {
+	case d.closed:
+		return 0, ErrClosed
+	case d.failed != nil:
+		return 0, d.failed
+	case d.cfg.Writers != nil && !d.cfg.Writers[d.cfg.SelfPeer]:
+		return 0, ErrNotWriter
+	}
+	d.nextProp++
+	id := d.nextProp
+	if d.holdWrites {
+		// A snapshot of durable state is being taken: the write waits.
+		d.held = append(d.held, heldProposal{id, slices.Clone(ops), now})
+		return id, nil
+	}
+	if err := d.apply(now, ops); err != nil {
+		d.nextProp-- // nothing of it remains
+		return 0, err
+	}
+	d.pendProps = append(d.pendProps, id)
+	d.cut()
+	return id, nil
+}
+
+// propose applies a held proposal; a refusal is its answer.
+func (d *Doc) propose(id uint64, now time.Time, ops []crdt.Op) {
+	if err := d.apply(now, ops); err != nil {
+		d.rd.Committed = append(d.rd.Committed, Commit{id, err})
+		return
+	}
+	d.pendProps = append(d.pendProps, id)
+}
+
+func (d *Doc) apply(now time.Time, ops []crdt.Op) error {
+	ts := d.clock.Now(now.UnixMilli())
+	if d.pending == nil {
+		d.pending = crdt.New()
+	}
+	if err := d.state.ApplyTo(d.pending, d.cfg.Self, ts, ops...); err != nil {
+		if d.pending.IsEmpty() {
+			d.pending = nil
+		}
+		return err
+	}
+	d.clock = ts
+	if d.track {
+		for _, op := range ops {
+			d.pendPaths = append(d.pendPaths, op.Path)
+		}
+	}
+	d.lastNow = now
+	return nil
+}
+
+// cut turns the pending writes into one signed delta (or several pieces)
+// when no own delta is being persisted.
+func (d *Doc) cut() {
+	if d.pending == nil || d.ownFlight > 0 {
+		return
+	}
+	delta, props, paths := d.pending, d.pendProps, d.pendPaths
+	d.pending, d.pendProps, d.pendPaths = nil, nil, nil
+	if d.failed != nil {
+		for _, p := range props {
+			d.rd.Committed = append(d.rd.Committed, Commit{p, d.failed})
+		}
+		return
+	}
+	dot := d.state.Context().Max(d.cfg.Self) // pending writes are applied to state already
+	envs, entries, err := d.sign(delta, dot)
+	if err != nil {
+		d.fail(err)
+		for _, p := range props {
+			d.rd.Committed = append(d.rd.Committed, Commit{p, d.failed})
+		}
+		return
+	}
+	b := d.append(entries, true)
+	b.envs, b.props, b.paths = envs, props, paths
+	d.ownFlight++
+	d.checkWaiters()
+}
+
+// sign signs an own delta as one envelope or, when its payload would
+// exceed the bound (a delete of a big map whose values' dots are
+// scattered, a group commit of many writes), as pieces that each fit
+// (crdt.SplitDelta) at consecutive sequence numbers, each signed with dot,
+// the author's dot count once the whole delta is applied. All go into one
+// Append, so they become durable together. Receivers may merge the pieces
+// apart, in any order; together they are the delta.
+func (d *Doc) sign(delta *crdt.State, dot uint64) ([]*wire.Envelope, []store.Entry, error) {
+	bound := d.cfg.PieceBytes
+	if bound <= 0 {
+		bound = MaxPayload
+	}
+	self := d.cfg.Self
+	pieces := []*crdt.State{delta}
+	var payloads [][]byte
+	// Each context interval and each value costs at least two bytes: a
+	// delta over the bound by that count alone is not encoded whole.
+	if 2*(delta.Context().CloudSize()+delta.Dots()) <= bound {
+		payloads = append(payloads, crdt.EncodeDelta(delta, self))
+	}
+	if len(payloads) == 0 || len(payloads[0]) > bound {
+		pieces = crdt.SplitDelta(delta, self, crdt.Limits{MaxBytes: bound, MaxElements: payloadLimits.MaxElements})
+		payloads = payloads[:0]
+		for _, p := range pieces {
+			payloads = append(payloads, crdt.EncodeDelta(p, self))
+		}
+	}
+	// Each piece has a timestamp of its own: an author's envelopes never
+	// share one, and never go back.
+	seq := d.nextSeq
+	d.nextSeq += uint64(len(pieces))
+	ts := d.clock
+	envs := make([]*wire.Envelope, len(pieces))
+	entries := make([]store.Entry, len(pieces))
+	for i, p := range pieces {
+		if i > 0 || ts <= d.signedHLC {
+			d.clock = d.clock.Now(d.lastNow.UnixMilli())
+			ts = d.clock
+		}
+		d.signedHLC = ts
+		d.noteClaims(p, self, seq+uint64(i))
+		env := &wire.Envelope{Doc: d.cfg.Doc, Origin: self, Seq: seq + uint64(i), HLC: uint64(ts), Dot: dot, Payload: payloads[i], Delta: p}
+		if err := wire.SignEnvelope(d.cfg.Key, env); err != nil {
+			return nil, nil, err
+		}
+		b, err := wire.EncodeEnvelope(env)
+		if err != nil {
+			return nil, nil, err
+		}
+		envs[i] = env
+		entries[i] = store.Entry{Replica: self, Seq: env.Seq, Data: b}
+	}
+	return envs, entries, nil
+}
+
+// WaitAcked registers a wait until peers (as many as AckPeers) hold every
+// own delta of the proposals made so far; it is answered in a later
+// Ready's AckWaits, with the given ticket id.
+func (d *Doc) WaitAcked(id uint64) {
+	switch {
+	case d.closed:
+		d.rd.AckWaits = append(d.rd.AckWaits, Commit{id, ErrClosed})
+		return
+	case d.failed != nil:
+		d.rd.AckWaits = append(d.rd.AckWaits, Commit{id, d.failed})
+		return
+	}
+	d.waiters = append(d.waiters, ackWaiter{id: id, prop: d.nextProp})
+	d.checkWaiters()
+}
+
+// checkWaiters answers the ack waits that are satisfied.
+func (d *Doc) checkWaiters() {
+	if len(d.waiters) == 0 {
+		return
+	}
+	// Every proposal up to cut has its sequence numbers (or was refused).
+	cut := d.nextProp
+	if len(d.held) > 0 {
+		cut = d.held[0].id - 1
+	}
+	if len(d.pendProps) > 0 {
+		cut = min(cut, d.pendProps[0]-1)
+	}
+	kept := d.waiters[:0]
+	for _, w := range d.waiters {
+		if !w.resolved && w.prop <= cut {
+			w.target, w.resolved = d.nextSeq-1, true
+		}
+		if w.resolved && d.acked >= w.target {
+			d.rd.AckWaits = append(d.rd.AckWaits, Commit{w.id, nil})
+			continue
+		}
+		kept = append(kept, w)
+	}
+	d.waiters = kept
+}
