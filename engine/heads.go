@@ -10,7 +10,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/concord-p2p/concord/crdt"
-	wire "github.com/concord-p2p/concord/net"
+	"github.com/concord-p2p/concord/wire"
 )
 
 // Snapshot trust: a snapshot carries no author signatures, so a peer

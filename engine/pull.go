@@ -8,7 +8,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/concord-p2p/concord/crdt"
-	wire "github.com/concord-p2p/concord/net"
+	"github.com/concord-p2p/concord/wire"
 )
 
 // The pull rules: when to start an anti-entropy exchange, and with whom.

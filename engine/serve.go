@@ -8,8 +8,8 @@ import (
 	"fmt"
 
 	"github.com/concord-p2p/concord/crdt"
-	wire "github.com/concord-p2p/concord/net"
 	"github.com/concord-p2p/concord/store"
+	"github.com/concord-p2p/concord/wire"
 )
 
 // Serving the log to a peer catching up: markers resolved, and runs of

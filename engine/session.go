@@ -9,8 +9,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/concord-p2p/concord/crdt"
-	wire "github.com/concord-p2p/concord/net"
 	"github.com/concord-p2p/concord/store"
+	"github.com/concord-p2p/concord/wire"
 )
 
 // Errors of an exchange, besides wire's ErrTooLarge, ErrMalformed and

@@ -6,8 +6,8 @@ import (
 	"time"
 
 	"github.com/concord-p2p/concord/crdt"
-	wire "github.com/concord-p2p/concord/net"
 	"github.com/concord-p2p/concord/store"
+	"github.com/concord-p2p/concord/wire"
 )
 
 // Local writes: a proposal is applied to the state at once (reads see it)

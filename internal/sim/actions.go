@@ -8,7 +8,7 @@ import (
 
 	"github.com/concord-p2p/concord/crdt"
 	"github.com/concord-p2p/concord/engine"
-	wire "github.com/concord-p2p/concord/net"
+	"github.com/concord-p2p/concord/wire"
 )
 
 // ---- actions ----

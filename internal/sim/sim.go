@@ -38,8 +38,8 @@ import (
 
 	"github.com/concord-p2p/concord/crdt"
 	"github.com/concord-p2p/concord/engine"
-	wire "github.com/concord-p2p/concord/net"
 	"github.com/concord-p2p/concord/store"
+	"github.com/concord-p2p/concord/wire"
 )
 
 const (
