@@ -46,7 +46,7 @@ func TestAggregateRelay(t *testing.T) {
 		t.Fatalf("relay stored %d markers, want 99 (one aggregate for 100 deltas)", markers)
 	}
 	// Serving it reads the aggregate once, not once per marker.
-	out, _, _, err := dr.r.Missing(ctx, crdt.VersionVector{}, store.Cursor{})
+	out, _, _, err := dr.r.missing(crdt.VersionVector{}, store.Cursor{})
 	if err != nil || len(out) != 1 {
 		t.Fatalf("relay serves %d envelopes for one aggregate (%v)", len(out), err)
 	}

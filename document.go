@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"sync"
-	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -21,147 +19,36 @@ import (
 type Doc struct {
 	n     *Node
 	name  string
-	r     *replica
+	r     *driver
 	topic *cnet.Topic
-
-	gapMu    sync.Mutex
-	gapTimer *time.Timer          // pending gap check, at most one
-	gaps     map[crdt.Dot]peer.ID // deltas whose predecessor was missing → who sent them
-	gapDone  bool
-
-	sumMu     sync.Mutex
-	summaries map[crdt.ReplicaID]seenSummary // last summary per origin
-}
-
-type seenSummary struct {
-	vv crdt.VersionVector
-	at time.Time
-}
-
-// maxSummaryOrigins bounds the remembered summaries per document. Past it,
-// origins not heard from for summaryStale are forgotten first, so a flood of
-// made-up origins does not push out the peers that keep beaconing.
-const (
-	maxSummaryOrigins = 4096
-	summaryStale      = 30 * time.Second
-)
-
-// swapSummary stores vv as origin's latest summary and returns the one
-// before it (nil for the first).
-func (d *Doc) swapSummary(origin crdt.ReplicaID, vv crdt.VersionVector) crdt.VersionVector {
-	d.sumMu.Lock()
-	defer d.sumMu.Unlock()
-	now := time.Now()
-	if d.summaries == nil {
-		d.summaries = map[crdt.ReplicaID]seenSummary{}
-	}
-	if _, ok := d.summaries[origin]; !ok && len(d.summaries) >= maxSummaryOrigins {
-		for o, s := range d.summaries {
-			if now.Sub(s.at) > summaryStale {
-				delete(d.summaries, o)
-			}
-		}
-		if len(d.summaries) >= maxSummaryOrigins {
-			d.n.metrics.Drop("summaries", "full")
-			return nil // remembered origins are all live: ignore a new one
-		}
-	}
-	prev := d.summaries[origin]
-	d.summaries[origin] = seenSummary{vv: vv, at: now}
-	return prev.vv
-}
-
-// gapGrace is how long a gap in a replica's deltas may last before an
-// anti-entropy exchange is started to fill it.
-const gapGrace = 150 * time.Millisecond
-
-// maxGaps bounds the gaps remembered until the next check; more are
-// dropped (and counted): the summary beacons repair them too.
-const maxGaps = 256
-
-// checkGapLater notes that seq of origin arrived before seq-1; after
-// gapGrace, an exchange with its sender repairs every noted gap still open.
-func (d *Doc) checkGapLater(from peer.ID, origin crdt.ReplicaID, seq uint64) {
-	d.gapMu.Lock()
-	defer d.gapMu.Unlock()
-	if d.gapDone {
-		return
-	}
-	if d.gaps == nil {
-		d.gaps = map[crdt.Dot]peer.ID{}
-	}
-	if len(d.gaps) >= maxGaps {
-		d.n.metrics.Drop("gap_checks", "full")
-		return
-	}
-	d.gaps[crdt.Dot{Replica: origin, Counter: seq}] = from
-	if d.gapTimer == nil {
-		d.gapTimer = time.AfterFunc(gapGrace, d.repairGaps)
-	}
-}
-
-// repairGaps runs an exchange with the sender of each gap still open.
-func (d *Doc) repairGaps() {
-	d.gapMu.Lock()
-	gaps := d.gaps
-	d.gaps, d.gapTimer = nil, nil
-	done := d.gapDone
-	d.gapMu.Unlock()
-	if done {
-		return
-	}
-	senders := map[peer.ID]bool{}
-	for g, from := range gaps {
-		if !d.n.st.Has(d.name, g.Replica, g.Counter-1) {
-			senders[from] = true
-		}
-	}
-	for p := range senders {
-		d.n.syncer.Trigger(p, d.r)
-	}
-}
-
-// stopGapChecks cancels a pending gap check; called on close.
-func (d *Doc) stopGapChecks() {
-	d.gapMu.Lock()
-	defer d.gapMu.Unlock()
-	d.gapDone = true
-	if d.gapTimer != nil {
-		d.gapTimer.Stop()
-		d.gapTimer = nil
-	}
 }
 
 // Name returns the document name.
 func (d *Doc) Name() string { return d.name }
 
 // JSON returns the JSON view of the whole document.
-func (d *Doc) JSON() json.RawMessage {
-	d.r.mu.Lock()
-	defer d.r.mu.Unlock()
-	return d.r.state.JSON()
+func (d *Doc) JSON() (out json.RawMessage) {
+	d.r.view(func(st *crdt.State) { out = st.JSON() })
+	return out
 }
 
 // Get returns the JSON view of what path holds; false when nothing is there.
-func (d *Doc) Get(path ...string) (json.RawMessage, bool) {
-	d.r.mu.Lock()
-	defer d.r.mu.Unlock()
-	return d.r.state.Get(path)
+func (d *Doc) Get(path ...string) (v json.RawMessage, ok bool) {
+	d.r.view(func(st *crdt.State) { v, ok = st.Get(path) })
+	return v, ok
 }
 
 // Kind returns the kind of CRDT at path.
-func (d *Doc) Kind(path ...string) crdt.Kind {
-	d.r.mu.Lock()
-	defer d.r.mu.Unlock()
-	return d.r.state.KindAt(path)
+func (d *Doc) Kind(path ...string) (k crdt.Kind) {
+	d.r.view(func(st *crdt.State) { k = st.KindAt(path) })
+	return k
 }
 
 // Conflicts returns every concurrent value of the register at path, the
 // shown (winning) one first.
-func (d *Doc) Conflicts(path ...string) []crdt.RegisterValue {
-	d.r.mu.Lock()
-	defer d.r.mu.Unlock()
-	return d.r.state.Conflicts(path)
+func (d *Doc) Conflicts(path ...string) (vs []crdt.RegisterValue) {
+	d.r.view(func(st *crdt.State) { vs = st.Conflicts(path) })
+	return vs
 }
 
 func toJSON(v any) (json.RawMessage, error) {

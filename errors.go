@@ -1,18 +1,22 @@
 package concord
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/concord-p2p/concord/engine"
+)
 
 var (
 	// ErrClosed is returned by operations on a closed Node or Doc.
-	ErrClosed = errors.New("concord: closed")
+	ErrClosed = engine.ErrClosed
 	// ErrConfig is returned by Open for an invalid configuration.
 	ErrConfig = errors.New("concord: invalid config")
 	// ErrStorage is returned by writes after the store failed; the document
 	// refuses further writes until the node is reopened.
-	ErrStorage = errors.New("concord: storage failed")
+	ErrStorage = engine.ErrStorage
 	// ErrTooLarge is returned for a transaction whose values exceed
 	// MaxTxnBytes.
-	ErrTooLarge = errors.New("concord: transaction too large")
+	ErrTooLarge = engine.ErrTooLarge
 	// ErrTooManyDocs is returned by Node.Doc when Config.MaxDocs documents
 	// are open already.
 	ErrTooManyDocs = errors.New("concord: too many open documents")
@@ -21,11 +25,11 @@ var (
 	ErrInvalidDocName = errors.New("concord: invalid document name")
 	// ErrNotWriter is returned for a local write on a document whose writer
 	// allowlist does not include this node.
-	ErrNotWriter = errors.New("concord: this peer is not an allowed writer")
+	ErrNotWriter = engine.ErrNotWriter
 )
 
 // MaxTxnBytes bounds the paths and values of one transaction. A delta too
 // big for one gossip envelope is split into several (see crdt.SplitDelta);
 // this bound keeps the one part that cannot be split, a single value, within
 // what the sync stream carries.
-const MaxTxnBytes = 1 << 20
+const MaxTxnBytes = engine.MaxTxnBytes

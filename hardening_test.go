@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/concord-p2p/concord/crdt"
+	"github.com/concord-p2p/concord/engine"
 	"github.com/concord-p2p/concord/store"
 	"github.com/concord-p2p/concord/wire"
 )
@@ -87,8 +88,8 @@ func TestSnapshotClaimingOurSeqsRejected(t *testing.T) {
 	}
 	forged := crdt.Encode(crdt.New())
 	err := d.r.IngestSnapshot(ctx, n.ID(), wire.Snapshot{State: forged, VV: crdt.VersionVector{n.Replica(): 1000}})
-	var rej *rejectError
-	if !errors.As(err, &rej) || rej.reason != "bad_snapshot" {
+	var rej *engine.RejectError
+	if !errors.As(err, &rej) || rej.Reason() != "bad_snapshot" {
 		t.Fatalf("forged snapshot: %v", err)
 	}
 	if err := d.Set(ctx, []string{"b"}, 2); err != nil {
@@ -197,8 +198,8 @@ func TestSnapshotClaimingOurDotsRejected(t *testing.T) {
 	forged := crdt.New()
 	forged.Context().AddRange(n.Replica(), 1, 1000)
 	err := d.r.IngestSnapshot(ctx, n.ID(), wire.Snapshot{State: crdt.Encode(forged)})
-	var rej *rejectError
-	if !errors.As(err, &rej) || rej.reason != "bad_snapshot" {
+	var rej *engine.RejectError
+	if !errors.As(err, &rej) || rej.Reason() != "bad_snapshot" {
 		t.Fatalf("forged snapshot: %v", err)
 	}
 	if err := d.Set(ctx, []string{"b"}, 2); err != nil {
@@ -291,8 +292,8 @@ func TestSnapshotOnlyFromWriters(t *testing.T) {
 
 	// A peer that sends a snapshot anyway is refused.
 	err := df.r.IngestSnapshot(ctx, open.ID(), wire.Snapshot{State: crdt.Encode(crdt.New())})
-	var rej *rejectError
-	if !errors.As(err, &rej) || rej.reason != "snapshot_not_writer" {
+	var rej *engine.RejectError
+	if !errors.As(err, &rej) || rej.Reason() != "snapshot_not_writer" {
 		t.Fatalf("snapshot from a non-writer: %v", err)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/concord-p2p/concord/crdt"
+	"github.com/concord-p2p/concord/engine"
 	"github.com/concord-p2p/concord/wire"
 )
 
@@ -101,8 +102,8 @@ func TestSnapshotClaimsCheckedAgainstHeads(t *testing.T) {
 	}
 	for _, tc := range cases {
 		err := d.r.IngestSnapshot(ctx, sender.id, wire.Snapshot{State: crdt.Encode(tc.state), VV: tc.vv, Heads: tc.heads})
-		var rej *rejectError
-		if !errors.As(err, &rej) || rej.reason != "snapshot_unproven" {
+		var rej *engine.RejectError
+		if !errors.As(err, &rej) || rej.Reason() != "snapshot_unproven" {
 			t.Fatalf("%s: err = %v, want snapshot_unproven", tc.name, err)
 		}
 		if got := string(d.JSON()); got != "{}" {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	mrand "math/rand/v2"
+	"runtime"
 	"slices"
 	"sort"
 	"sync"
@@ -19,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/concord-p2p/concord/crdt"
+	"github.com/concord-p2p/concord/engine"
 	cnet "github.com/concord-p2p/concord/net"
 	"github.com/concord-p2p/concord/store"
 	"github.com/concord-p2p/concord/wire"
@@ -46,7 +48,9 @@ type Node struct {
 	closeErr  error
 	mu        sync.Mutex
 	docs      map[string]*Doc
+	opening   map[string]chan struct{} // documents being loaded, closed when done
 	closed    bool
+	pool      *workPool     // runs every document's work
 	beacons   atomic.Uint64 // numbers summary beacons (see wire.Summary.Beacon), from the clock at Open
 }
 
@@ -66,7 +70,7 @@ func Open(ctx context.Context, cfg Config) (n *Node, err error) {
 		}
 		bootstrap = append(bootstrap, *info)
 	}
-	n = &Node{cfg: cfg, docs: map[string]*Doc{}, quit: make(chan struct{})}
+	n = &Node{cfg: cfg, docs: map[string]*Doc{}, opening: map[string]chan struct{}{}, quit: make(chan struct{})}
 	// Beacon numbers start from the clock, not 1: a restarted node's first
 	// beacons would otherwise repeat its previous run's byte for byte and be
 	// dropped as duplicates by pubsub's seen cache for minutes.
@@ -120,6 +124,8 @@ func Open(ctx context.Context, cfg Config) (n *Node, err error) {
 	gc.MeshDegree = cfg.MeshDegree
 	gc.Metrics = n.metrics
 	gc.Logger = cfg.Logger
+	n.pool = newWorkPool(max(8, 4*runtime.GOMAXPROCS(0)))
+	cleanup = append(cleanup, n.pool.close)
 	if n.gossip, err = cnet.NewGossip(n.h, gc); err != nil {
 		return nil, err
 	}
@@ -129,7 +135,7 @@ func Open(ctx context.Context, cfg Config) (n *Node, err error) {
 	n.syncer = cnet.NewSyncer(n.h, cnet.SyncerConfig{
 		Timeout: cfg.SyncTimeout, Limits: sl, Metrics: n.metrics, Logger: cfg.Logger,
 		OnExchange: cfg.Events.SyncFinished,
-		Resolve: func(doc string) cnet.Replica {
+		Resolve: func(doc string) cnet.SyncDoc {
 			n.mu.Lock()
 			defer n.mu.Unlock()
 			if d := n.docs[doc]; d != nil {
@@ -280,17 +286,65 @@ func (n *Node) Doc(ctx context.Context, name string, opts ...DocOption) (*Doc, e
 	for _, f := range opts {
 		f(&o)
 	}
+	// The document is loaded (its whole log replayed) outside n.mu: other
+	// documents stay usable meanwhile; a second caller for the same name
+	// waits for the first.
 	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.closed {
-		return nil, ErrClosed
+	for {
+		if n.closed {
+			n.mu.Unlock()
+			return nil, ErrClosed
+		}
+		if d := n.docs[name]; d != nil {
+			n.mu.Unlock()
+			return d, nil
+		}
+		ch := n.opening[name]
+		if ch == nil {
+			break
+		}
+		n.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		n.mu.Lock()
 	}
-	if d := n.docs[name]; d != nil {
-		return d, nil
-	}
-	if len(n.docs) >= n.cfg.MaxDocs {
+	if len(n.docs)+len(n.opening) >= n.cfg.MaxDocs {
+		n.mu.Unlock()
 		return nil, fmt.Errorf("%w: %d", ErrTooManyDocs, n.cfg.MaxDocs)
 	}
+	done := make(chan struct{})
+	n.opening[name] = done
+	n.mu.Unlock()
+	d, err := n.openDoc(name, o)
+	n.mu.Lock()
+	delete(n.opening, name)
+	close(done)
+	if err == nil && n.closed {
+		n.mu.Unlock()
+		d.close()
+		return nil, ErrClosed
+	}
+	if err == nil {
+		n.docs[name] = d
+	}
+	n.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	// Catch up with everyone already connected.
+	d.r.step(func(e *engine.Doc) {
+		for p := range cnet.ConnectedPeers(n.h) {
+			e.Pull(p)
+		}
+	})
+	return d, nil
+}
+
+// openDoc loads document name and joins its topic.
+func (n *Node) openDoc(name string, o docOptions) (*Doc, error) {
 	var writers map[peer.ID]bool
 	if o.set {
 		writers = map[peer.ID]bool{}
@@ -299,7 +353,7 @@ func (n *Node) Doc(ctx context.Context, name string, opts ...DocOption) (*Doc, e
 		}
 	}
 	d := &Doc{n: n, name: name}
-	deps := replicaDeps{
+	deps := driverDeps{
 		store: n.st, key: n.key, self: n.self, selfPeer: n.h.ID(), writers: writers,
 		ackPeers: max(o.ackPeers, 1), trustAuthor: n.cfg.TrustAuthorChannel, snapshotAfter: n.cfg.SnapshotAfter, compactAfter: n.cfg.CompactAfter, retention: n.cfg.CompactRetention,
 		now: n.cfg.Now, metrics: n.metrics, log: n.cfg.Logger.With("doc", name),
@@ -313,8 +367,11 @@ func (n *Node) Doc(ctx context.Context, name string, opts ...DocOption) (*Doc, e
 				t.Publish(e)
 			}
 		},
+		pool:      n.pool,
+		connected: func(p peer.ID) bool { return cnet.Connected(n.h, p) },
+		pull:      func(p peer.ID, r *driver) { n.syncer.Trigger(p, r) },
 	}
-	r, err := openReplica(ctx, name, deps)
+	r, err := openDriver(name, deps)
 	if err != nil {
 		return nil, err
 	}
@@ -325,13 +382,11 @@ func (n *Node) Doc(ctx context.Context, name string, opts ...DocOption) (*Doc, e
 		return nil, err
 	}
 	d.topic = t
-	n.docs[name] = d
-	// Catch up with everyone already connected.
-	for p := range cnet.ConnectedPeers(n.h) {
-		n.syncer.Trigger(p, r)
-	}
 	return d, nil
 }
+
+// close stops the document's driver.
+func (d *Doc) close() { d.r.close() }
 
 // docHandler routes a topic's traffic to its document.
 type docHandler struct{ d *Doc }
@@ -348,61 +403,14 @@ func (h docHandler) Coalesce(run []*wire.Envelope) (*wire.Envelope, error) {
 	return h.d.r.coalesce(run)
 }
 
-func (h docHandler) Deliver(from peer.ID, envs []*wire.Envelope) {
-	r := h.d.r
-	r.Deliver(from, envs)
-	// A gap — a delta whose predecessor we do not hold — is repaired by sync
-	// if it is still there after a grace period: concurrent validation
-	// reorders gossip slightly, and the predecessor is usually a moment
-	// behind (or still being persisted).
-	for _, e := range envs {
-		if e.Seq > 1 && !r.d.store.Has(r.doc, e.Origin, e.Seq-1) {
-			h.d.checkGapLater(from, e.Origin, e.Seq)
-		}
-	}
-}
+// Deliver hands validated envelopes to the engine, which repairs a gap —
+// a delta whose predecessor we do not hold — by sync if it is still there
+// after a grace period (engine.GapGrace).
+func (h docHandler) Deliver(from peer.ID, envs []*wire.Envelope) { h.d.r.Deliver(from, envs) }
 
-func (h docHandler) Summary(from peer.ID, s *wire.Summary) {
-	n, d := h.d.n, h.d
-	r := d.r
-	p, err := wire.PeerOf(s.Origin)
-	if err != nil {
-		return
-	}
-	if p == from {
-		// Straight from its origin over an authenticated connection: an ack.
-		r.Observed(p, s.VV)
-	}
-	// Pull only what the previous summary of this origin announced and we
-	// still lack: deltas announced a moment ago are usually still in
-	// flight on gossip, and pulling them would send them twice.
-	prev := d.swapSummary(s.Origin, s.VV)
-	if prev == nil {
-		return
-	}
-	mine := r.Version()
-	weLack, theyLack := false, false
-	for rep, v := range prev {
-		if v > mine[rep] {
-			weLack = true
-		}
-	}
-	for rep, v := range mine {
-		if v > s.VV[rep] {
-			theyLack = true
-		}
-	}
-	// When both sides lack something, both see it in each other's
-	// summaries: only the lower ID starts the exchange.
-	if !weLack || (theyLack && n.h.ID() > p) {
-		return
-	}
-	target := p
-	if !cnet.Connected(n.h, p) {
-		target = from
-	}
-	n.syncer.Trigger(target, r)
-}
+// Summary hands a summary to the engine: an acknowledgment when it comes
+// from its origin, and a reason to pull when it shows what we lack.
+func (h docHandler) Summary(from peer.ID, s *wire.Summary) { h.d.r.Summary(from, s) }
 
 // onConnect reacts to a new connection: run anti-entropy for every
 // document (only the lower peer ID starts it: one exchange repairs both
@@ -414,10 +422,8 @@ func (n *Node) onConnect(p peer.ID) {
 		docs = append(docs, d)
 	}
 	n.mu.Unlock()
-	if n.h.ID() < p {
-		for _, d := range docs {
-			n.syncer.Trigger(p, d.r)
-		}
+	for _, d := range docs {
+		d.r.step(func(e *engine.Doc) { e.Connected(p) })
 	}
 	n.publishSummaries()
 }
@@ -503,9 +509,9 @@ func (n *Node) closeAll() error {
 	n.mu.Unlock()
 	_ = n.watcher.Close() // no more connection events reach the documents
 	for _, d := range docs {
-		d.stopGapChecks()
-		d.r.close()
+		d.close()
 	}
+	n.pool.close()
 	close(n.quit)
 	n.wg.Wait()
 	n.stopWatch()

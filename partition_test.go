@@ -16,7 +16,7 @@ import (
 
 // missedBytes returns the stored envelope bytes and payload bytes that a
 // holder of have lacks from r.
-func missedBytes(t testing.TB, r *replica, have crdt.VersionVector) (envBytes, payloadBytes, n int) {
+func missedBytes(t testing.TB, r *driver, have crdt.VersionVector) (envBytes, payloadBytes, n int) {
 	t.Helper()
 	var cur store.Cursor
 	for {

@@ -12,6 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/concord-p2p/concord/crdt"
+	"github.com/concord-p2p/concord/engine"
 	cnet "github.com/concord-p2p/concord/net"
 	"github.com/concord-p2p/concord/store"
 	"github.com/concord-p2p/concord/wire"
@@ -129,9 +130,9 @@ func TestLateJoinerSnapshot(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, 10*time.Second, "b's summary", func() bool {
-		da.r.mu.Lock()
-		defer da.r.mu.Unlock()
-		return da.r.peerVV[b.ID()][a.Replica()] == 100
+		var held uint64
+		da.r.withEngine(func(e *engine.Doc) { held = e.PeerHolds(b.ID())[a.Replica()] })
+		return held == 100
 	})
 	if err := da.Compact(ctx); err != nil {
 		t.Fatal(err)

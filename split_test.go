@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/concord-p2p/concord/crdt"
+	"github.com/concord-p2p/concord/engine"
 	"github.com/concord-p2p/concord/store"
 	"github.com/concord-p2p/concord/wire"
 )
@@ -146,7 +147,7 @@ func TestScatteredDeleteReplicates(t *testing.T) {
 	// (signed pieces among them), and accepts it.
 	c := testNode(t, "")
 	dc := openDoc(t, c, "sd")
-	snap, ok, err := db2.r.SnapshotFor(ctx, c.ID(), crdt.VersionVector{})
+	snap, ok, err := db2.r.snapshotFor(ctx, c.ID(), crdt.VersionVector{})
 	if err != nil || !ok {
 		t.Fatalf("no snapshot for a newcomer: %v", err)
 	}
@@ -225,9 +226,9 @@ func TestLargeValuesReplicate(t *testing.T) {
 		write("v"+strconv.Itoa(i), big(byte('a' + i))[:MaxTxnBytes-64])
 	}
 	waitFor(t, 10*time.Second, "six writes pending", func() bool {
-		da.r.mu.Lock()
-		defer da.r.mu.Unlock()
-		return len(da.r.waiters) == 6
+		n := 0
+		da.r.withEngine(func(e *engine.Doc) { n = e.Pending() })
+		return n == 6
 	})
 	close(gate)
 	wg.Wait()
@@ -283,7 +284,7 @@ func TestCoalesceStopsAtTheLimit(t *testing.T) {
 	if agg, err := da.r.coalesce(envs); err != nil || agg != nil {
 		t.Fatalf("four deltas of a third of the limit each: aggregate %v, %v", agg != nil, err)
 	}
-	out, _, _, err := da.r.Missing(ctx, crdt.VersionVector{}, store.Cursor{})
+	out, _, _, err := da.r.missing(crdt.VersionVector{}, store.Cursor{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,7 +30,7 @@ type Change struct {
 type Subscription struct {
 	C      <-chan Change
 	c      chan Change
-	r      *replica
+	r      *driver
 	missed atomic.Uint64
 }
 
@@ -40,33 +40,48 @@ func (s *Subscription) Missed() uint64 { return s.missed.Load() }
 // Close ends the subscription.
 func (s *Subscription) Close() {
 	r := s.r
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	r.subMu.Lock()
 	if _, ok := r.subs[s]; ok {
 		delete(r.subs, s)
 		close(s.c)
 	}
+	n := len(r.subs)
+	r.subMu.Unlock()
+	r.track(n)
 }
 
-func (r *replica) subscribe(buffer int) *Subscription {
+func (r *driver) subscribe(buffer int) *Subscription {
 	if buffer <= 0 {
 		buffer = 64
 	}
 	c := make(chan Change, buffer)
 	s := &Subscription{C: c, c: c, r: r}
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.closed {
+	closed := r.closed
+	r.mu.Unlock()
+	r.subMu.Lock()
+	if closed {
+		r.subMu.Unlock()
 		close(c)
 		return s
 	}
 	r.subs[s] = struct{}{}
+	n := len(r.subs)
+	r.subMu.Unlock()
+	r.track(n)
 	return s
 }
 
-func (r *replica) notify(ch Change) {
+// track tells the engine whether changes need their paths (n subscribers).
+func (r *driver) track(n int) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
+	r.eng.Track(n > 0)
+	r.mu.Unlock()
+}
+
+func (r *driver) notify(ch Change) {
+	r.subMu.Lock()
+	defer r.subMu.Unlock()
 	for s := range r.subs {
 		select {
 		case s.c <- ch:
@@ -83,12 +98,4 @@ func dedupPaths(paths [][]string) [][]string {
 	}
 	slices.SortFunc(paths, slices.Compare[[]string])
 	return slices.CompactFunc(paths, func(a, b []string) bool { return slices.Equal(a, b) })
-}
-
-// hasSubscribers reports whether anyone listens for changes (computing the
-// changed paths is skipped otherwise).
-func (r *replica) hasSubscribers() bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.subs) > 0
 }

@@ -409,3 +409,31 @@ func dedupPaths(paths [][]string) [][]string {
 	slices.SortFunc(paths, slices.Compare[[]string])
 	return slices.CompactFunc(paths, func(a, b []string) bool { return slices.Equal(a, b) })
 }
+
+// Settled reports whether Append id (and every one before it) has been
+// reported, so what it holds is durable or failed.
+func (d *Doc) Settled(id uint64) bool { return d.settled(id) }
+
+// ForkProofs returns how many fork proofs the document holds of origin.
+func (d *Doc) ForkProofs(origin crdt.ReplicaID) int {
+	n := 0
+	for k := range d.forks {
+		if k.origin == origin {
+			n++
+		}
+	}
+	return n
+}
+
+// PeerHolds returns what peer p is known to hold (nil: nothing heard).
+func (d *Doc) PeerHolds(p peer.ID) crdt.VersionVector { return d.peerVV[p].Clone() }
+
+// Pending returns how many local transactions wait for their delta to be
+// durable.
+func (d *Doc) Pending() int {
+	n := len(d.pendProps) + len(d.held)
+	for _, b := range d.flight {
+		n += len(b.props)
+	}
+	return n
+}

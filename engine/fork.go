@@ -36,12 +36,12 @@ import (
 //     each given one side, and never see the other on gossip, do not find
 //     it by themselves.
 //   - At most store.MaxForks proofs are kept per document, and
-//     maxForkProofsPerAuthor per author; past that a fork is counted but
+//     MaxForkProofsPerAuthor per author; past that a fork is counted but
 //     neither merged nor stored.
 
-// maxForkProofsPerAuthor bounds the proofs one author's forks may take of
+// MaxForkProofsPerAuthor bounds the proofs one author's forks may take of
 // the document's store.MaxForks: 8 forks, both sides each.
-const maxForkProofsPerAuthor = 16
+const MaxForkProofsPerAuthor = 16
 
 // forkID identifies one side of a fork by its signed content.
 func forkID(e *wire.Envelope) uint64 {
@@ -104,7 +104,7 @@ func (d *Doc) ingestFork(from peer.ID, e, logSide *wire.Envelope, delta *crdt.St
 			n++
 		}
 	}
-	if n >= maxForkProofsPerAuthor {
+	if n >= MaxForkProofsPerAuthor {
 		// One author may not fill the document's proofs and hide the
 		// forks of others.
 		d.drop("forks", "author_full")

@@ -169,7 +169,7 @@ func (s *Session) Handle(now time.Time, m *wire.SyncMsg) error {
 			return fmt.Errorf("%w: ingest snapshot: %w", ErrSyncStorage, d.failed)
 		}
 		s.storing = true
-		if err := d.receiveSnapshot(s.peer, wire.Snapshot{State: m.State, VV: m.VV, Heads: m.Heads}, s); err != nil {
+		if err := d.receiveSnapshot(s.peer, wire.Snapshot{State: m.State, VV: m.VV, Heads: m.Heads}, s, 0); err != nil {
 			s.storing = false
 			return fmt.Errorf("%w: ingest snapshot: %w", ErrSyncStorage, err)
 		}

@@ -232,6 +232,14 @@ func (d *Doc) freshFor(p peer.ID, enc []byte, cc *crdt.CausalContext) (wire.Snap
 	return wire.Snapshot{State: enc, VV: vv, Heads: heads}, true
 }
 
+// ReceiveSnapshot checks and merges a snapshot received from peer from
+// outside an exchange (an exchange's session does it for its own); ticket
+// is answered in a later Ready's Compacted once the snapshot is stored. A
+// refused snapshot is returned as a *RejectError.
+func (d *Doc) ReceiveSnapshot(from peer.ID, snap wire.Snapshot, ticket uint64) error {
+	return d.receiveSnapshot(from, snap, nil, ticket)
+}
+
 // AcceptsSnapshot reports whether a snapshot from p would be considered:
 // with a writer allowlist, only writers are trusted with snapshots.
 func (d *Doc) AcceptsSnapshot(p peer.ID) bool { return d.cfg.Writers == nil || d.cfg.Writers[p] }
@@ -239,7 +247,7 @@ func (d *Doc) AcceptsSnapshot(p peer.ID) bool { return d.cfg.Writers == nil || d
 // receiveSnapshot checks a snapshot against the allowlist, our own
 // counters and its heads, merges it without replacing what we hold, and
 // asks for it to be stored with its heads; s is told once it is.
-func (d *Doc) receiveSnapshot(from peer.ID, snap wire.Snapshot, s *Session) error {
+func (d *Doc) receiveSnapshot(from peer.ID, snap wire.Snapshot, s *Session, ticket uint64) error {
 	state, vv := snap.State, snap.VV
 	w := d.cfg.Writers
 	if !d.AcceptsSnapshot(from) {
@@ -293,7 +301,7 @@ func (d *Doc) receiveSnapshot(from peer.ID, snap wire.Snapshot, s *Session) erro
 			d.noteClaims(delta, e.Origin, e.LastSeq())
 		}
 	}
-	d.wantSnap = append(d.wantSnap, &snapReq{upTo: vv, extraHeads: snap.Heads, receiver: s, change: &Change{Peer: from, Paths: paths}})
+	d.wantSnap = append(d.wantSnap, &snapReq{upTo: vv, extraHeads: snap.Heads, receiver: s, ticket: ticket, change: &Change{Peer: from, Paths: paths}})
 	d.step()
 	return nil
 }

@@ -199,7 +199,7 @@ func TestSyncVictimProcess(t *testing.T) {
 	r.write(t, 1, 50)
 	reg := prometheus.NewRegistry()
 	m := NewMetrics(reg)
-	s := NewSyncer(h, SyncerConfig{Metrics: m, Resolve: func(doc string) Replica {
+	s := NewSyncer(h, SyncerConfig{Metrics: m, Resolve: func(doc string) SyncDoc {
 		if doc == r.doc {
 			return r
 		}

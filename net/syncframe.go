@@ -14,7 +14,7 @@ import (
 	"github.com/concord-p2p/concord/wire"
 )
 
-func (s *Syncer) write(bw *bufio.Writer, sess *SyncSession, mu *sync.Mutex, m *wire.SyncMsg) error {
+func (s *Syncer) write(bw *bufio.Writer, io *streamCounts, mu *sync.Mutex, m *wire.SyncMsg) error {
 	raw, err := wire.EncodeSyncMsg(m)
 	if err != nil {
 		return err
@@ -42,8 +42,8 @@ func (s *Syncer) write(bw *bufio.Writer, sess *SyncSession, mu *sync.Mutex, m *w
 		return err
 	}
 	mu.Lock()
-	sess.stats.MsgsOut++
-	sess.stats.BytesOut += k + len(b)
+	io.msgsOut++
+	io.bytesOut += k + len(b)
 	mu.Unlock()
 	return nil
 }
@@ -64,9 +64,9 @@ const (
 // frameBound returns the largest body a frame of the given kind may have
 // at this point of sess, or why it is refused: the first frame must be a
 // Hello (wire.SyncLimits.MaxHelloBytes), a snapshot comes only where
-// SyncSession.SnapshotAllowed says so (MaxSnapshotBytes), any other frame
+// Exchange.SnapshotAllowed says so (MaxSnapshotBytes), any other frame
 // is bounded by MaxFrameBytes.
-func (s *Syncer) frameBound(sess *SyncSession, snapshot bool) (int, error) {
+func (s *Syncer) frameBound(sess Exchange, snapshot bool) (int, error) {
 	lim := s.cfg.Limits
 	switch {
 	case snapshot:
@@ -74,7 +74,7 @@ func (s *Syncer) frameBound(sess *SyncSession, snapshot bool) (int, error) {
 			return 0, err
 		}
 		return lim.MaxSnapshotBytes, nil
-	case !sess.gotHello:
+	case !sess.GotHello():
 		return min(lim.MaxHelloBytes(), lim.MaxFrameBytes), nil
 	}
 	return lim.MaxFrameBytes, nil

@@ -51,7 +51,7 @@ func TestSyncErrorReasons(t *testing.T) {
 	r := newFakeReplica(t, 1, 0)
 	r.write(t, 1, 5)
 	m := NewMetrics(nil)
-	vs := NewSyncer(vh, SyncerConfig{Metrics: m, Timeout: 10 * time.Second, Resolve: func(doc string) Replica {
+	vs := NewSyncer(vh, SyncerConfig{Metrics: m, Timeout: 10 * time.Second, Resolve: func(doc string) SyncDoc {
 		if doc == r.doc {
 			return r
 		}
@@ -153,7 +153,7 @@ func TestSyncErrorReasonTimeout(t *testing.T) {
 	}
 	r := newFakeReplica(t, 1, 0)
 	m := NewMetrics(nil)
-	vs := NewSyncer(vh, SyncerConfig{Metrics: m, Timeout: 200 * time.Millisecond, Resolve: func(string) Replica { return r }})
+	vs := NewSyncer(vh, SyncerConfig{Metrics: m, Timeout: 200 * time.Millisecond, Resolve: func(string) SyncDoc { return r }})
 	defer vs.Close()
 	st, err := attacker.NewStream(context.Background(), vh.ID(), SyncProtocol)
 	if err != nil {
@@ -321,9 +321,9 @@ func TestSyncManyDocumentsOnePeer(t *testing.T) {
 	}
 	results := make(chan ExchangeEvent, docs)
 	mb := NewMetrics(nil)
-	sa := NewSyncer(ha, SyncerConfig{Resolve: func(d string) Replica { return ra[d] }, OnExchange: func(e ExchangeEvent) { results <- e }})
+	sa := NewSyncer(ha, SyncerConfig{Resolve: func(d string) SyncDoc { return ra[d] }, OnExchange: func(e ExchangeEvent) { results <- e }})
 	defer sa.Close()
-	sb := NewSyncer(hb, SyncerConfig{Metrics: mb, Resolve: func(d string) Replica { return rb[d] }})
+	sb := NewSyncer(hb, SyncerConfig{Metrics: mb, Resolve: func(d string) SyncDoc { return rb[d] }})
 	defer sb.Close()
 	for _, a := range ra {
 		sa.Trigger(hb.ID(), a)
@@ -359,9 +359,9 @@ func TestSyncCrossingExchanges(t *testing.T) {
 	a, b := newFakeReplica(t, 1, 0), newFakeReplica(t, 2, 0)
 	a.write(t, 1, 5)
 	b.write(t, 1, 5)
-	sa := NewSyncer(ha, SyncerConfig{Resolve: func(string) Replica { return a }})
+	sa := NewSyncer(ha, SyncerConfig{Resolve: func(string) SyncDoc { return a }})
 	defer sa.Close()
-	sb := NewSyncer(hb, SyncerConfig{Resolve: func(string) Replica { return b }})
+	sb := NewSyncer(hb, SyncerConfig{Resolve: func(string) SyncDoc { return b }})
 	defer sb.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -403,10 +403,10 @@ func TestSyncLargeSnapshotWithinDefaultBudget(t *testing.T) {
 	a.compact(t, 3)
 	a.snap = make([]byte, 16<<20)
 	rand.NewChaCha8([32]byte{1}).Read(a.snap) // incompressible: sent raw
-	sa := NewSyncer(ha, SyncerConfig{Resolve: func(string) Replica { return a }})
+	sa := NewSyncer(ha, SyncerConfig{Resolve: func(string) SyncDoc { return a }})
 	defer sa.Close()
 	mb := NewMetrics(nil)
-	sb := NewSyncer(hb, SyncerConfig{Metrics: mb, Resolve: func(string) Replica { return b }})
+	sb := NewSyncer(hb, SyncerConfig{Metrics: mb, Resolve: func(string) SyncDoc { return b }})
 	defer sb.Close()
 	st, err := sb.Sync(context.Background(), ha.ID(), b)
 	if err != nil {

@@ -101,7 +101,7 @@ func (s *Syncer) acquireInbound(ctx context.Context, k syncKey) (held, ok bool) 
 
 // releaseInbound ends an answered exchange; a trigger that arrived
 // meanwhile starts one exchange of our own.
-func (s *Syncer) releaseInbound(k syncKey, held bool, r Replica) {
+func (s *Syncer) releaseInbound(k syncKey, held bool, r SyncDoc) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !held {

@@ -36,9 +36,9 @@ var (
 	// ErrSyncBusy: the sync budget (exchanges or memory reserved in the
 	// resource manager) is exhausted.
 	ErrSyncBusy = errors.New("net: sync budget exhausted")
-	// ErrSyncStorage wraps an error of the replica (reading the log,
-	// storing what was received).
-	ErrSyncStorage = errors.New("net: sync: replica failed")
+	// ErrSyncStorage wraps an error of the document (reading the log,
+	// storing what was received); it is wire.ErrSyncStorage.
+	ErrSyncStorage = wire.ErrSyncStorage
 	// ErrSyncOpen: the sync stream could not be opened.
 	ErrSyncOpen = errors.New("net: open sync stream")
 )
@@ -50,7 +50,7 @@ type SyncerConfig struct {
 	// Limits bound decoded frames. Default wire.DefaultSyncLimits().
 	Limits wire.SyncLimits
 	// Resolve returns the replica of a hosted document, or nil.
-	Resolve func(doc string) Replica
+	Resolve func(doc string) SyncDoc
 	// Metrics, optional.
 	Metrics *Metrics
 	// Logger, optional.
@@ -164,7 +164,7 @@ func (s *Syncer) Close() error {
 // connection (it never dials; Sync does). When one between them for
 // r.Doc() is running, in either direction, the request is coalesced: one
 // more exchange runs after it (it may find nothing to do).
-func (s *Syncer) Trigger(p peer.ID, r Replica) {
+func (s *Syncer) Trigger(p peer.ID, r SyncDoc) {
 	k := syncKey{p, r.Doc()}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -179,7 +179,7 @@ func (s *Syncer) Trigger(p peer.ID, r Replica) {
 }
 
 // startLocked runs exchanges for k until no trigger arrived meanwhile.
-func (s *Syncer) startLocked(k syncKey, p peer.ID, r Replica) {
+func (s *Syncer) startLocked(k syncKey, p peer.ID, r SyncDoc) {
 	slot := &syncSlot{outbound: true}
 	s.inflight[k] = slot
 	s.wg.Add(1)
@@ -217,7 +217,7 @@ func (s *Syncer) Busy(p peer.ID, doc string) bool {
 // between them for r.Doc() is running, in either direction, it waits for
 // it to end first (a second would be refused by the peer). Close cancels
 // it and waits for it.
-func (s *Syncer) Sync(ctx context.Context, p peer.ID, r Replica) (SyncStats, error) {
+func (s *Syncer) Sync(ctx context.Context, p peer.ID, r SyncDoc) (SyncStats, error) {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -247,7 +247,7 @@ func (s *Syncer) Sync(ctx context.Context, p peer.ID, r Replica) (SyncStats, err
 	return s.sync(ctx, p, r)
 }
 
-func (s *Syncer) sync(ctx context.Context, p peer.ID, r Replica) (SyncStats, error) {
+func (s *Syncer) sync(ctx context.Context, p peer.ID, r SyncDoc) (SyncStats, error) {
 	start := time.Now()
 	if err := s.acquireOutbound(ctx, p); err != nil {
 		s.record(p, r.Doc(), true, SyncStats{}, start, err)
@@ -268,8 +268,9 @@ func (s *Syncer) sync(ctx context.Context, p peer.ID, r Replica) (SyncStats, err
 		s.record(p, r.Doc(), true, SyncStats{}, start, err)
 		return SyncStats{}, err
 	}
-	sess := NewSyncSession(r, p, s.cfg.Limits)
-	stats, err := s.run(ctx, st, sess, nil, true)
+	sess := r.Exchange(p, s.cfg.Limits)
+	defer sess.Close()
+	stats, err := s.run(ctx, st, sess, nil, true, 0)
 	s.record(p, r.Doc(), true, stats, start, err)
 	return stats, err
 }
@@ -322,7 +323,7 @@ func (s *Syncer) handle(st network.Stream) {
 		s.record(remote, first.Doc, false, SyncStats{}, start, fmt.Errorf("%w: first message of type %d", ErrSyncProtocol, first.Type))
 		return
 	}
-	var r Replica
+	var r SyncDoc
 	if s.cfg.Resolve != nil {
 		r = s.cfg.Resolve(first.Doc)
 	}
@@ -343,16 +344,16 @@ func (s *Syncer) handle(st network.Stream) {
 	// that to us) after the slot is free; the initiator waits for the end.
 	defer func() { _ = st.Close() }()
 	defer s.releaseInbound(k, held, r)
-	sess := NewSyncSession(r, remote, s.cfg.Limits)
+	sess := r.Exchange(remote, s.cfg.Limits)
+	defer sess.Close()
 	sess.Hello()
 	if err := sess.Handle(ctx, first); err != nil {
 		_ = st.Reset()
-		s.record(remote, first.Doc, false, sess.stats, start, err)
+		s.record(remote, first.Doc, false, sess.Stats(), start, err)
 		return
 	}
 	fr.release()
-	sess.stats.BytesIn += n
-	stats, err := s.run(ctx, st, sess, fr, false)
+	stats, err := s.run(ctx, st, sess, fr, false, n)
 	s.record(remote, first.Doc, false, stats, start, err)
 	if err != nil {
 		s.cfg.Logger.Debug("sync (responder) failed", "peer", remote, "doc", first.Doc, "err", err)
@@ -362,7 +363,7 @@ func (s *Syncer) handle(st network.Stream) {
 // run drives sess over st: a reader goroutine feeds the session, this
 // goroutine writes what it produces. Both directions flow at once, so large
 // exchanges cannot deadlock on full stream buffers.
-func (s *Syncer) run(ctx context.Context, st network.Stream, sess *SyncSession, fr *frameReader, initiator bool) (SyncStats, error) {
+func (s *Syncer) run(ctx context.Context, st network.Stream, sess Exchange, fr *frameReader, initiator bool, bytesIn int) (SyncStats, error) {
 	if dl, ok := ctx.Deadline(); ok {
 		_ = st.SetDeadline(dl)
 	}
@@ -370,12 +371,19 @@ func (s *Syncer) run(ctx context.Context, st network.Stream, sess *SyncSession, 
 		fr = s.newFrameReader(st, nil)
 	}
 	hello := sess.Hello() // built before the reader runs: it decides on snapshots
-	var mu sync.Mutex
-	bound := func(snapshot bool) (int, error) {
+	var (
+		mu sync.Mutex // guards io
+		io streamCounts
+	)
+	io.bytesIn = bytesIn
+	stats := func() SyncStats {
 		mu.Lock()
 		defer mu.Unlock()
-		return s.frameBound(sess, snapshot)
+		st := sess.Stats()
+		st.MsgsOut, st.BytesOut, st.BytesIn = io.msgsOut, io.bytesOut, io.bytesIn
+		return st
 	}
+	bound := func(snapshot bool) (int, error) { return s.frameBound(sess, snapshot) }
 	wake := make(chan struct{}, 1)
 	readErr := make(chan error, 1)
 	readerDone := make(chan struct{})
@@ -389,10 +397,10 @@ func (s *Syncer) run(ctx context.Context, st network.Stream, sess *SyncSession, 
 				return
 			}
 			mu.Lock()
-			sess.stats.BytesIn += n
-			err = sess.Handle(ctx, m)
-			done := sess.gotDone
+			io.bytesIn += n
 			mu.Unlock()
+			err = sess.Handle(ctx, m)
+			done := sess.GotDone()
 			fr.release() // processed: its buffers are no longer held
 			select {
 			case wake <- struct{}{}:
@@ -412,23 +420,19 @@ func (s *Syncer) run(ctx context.Context, st network.Stream, sess *SyncSession, 
 	fail := func(err error) (SyncStats, error) {
 		_ = st.Reset()
 		<-readerDone // the reset unblocks its read; it must not outlive us
-		mu.Lock()
-		defer mu.Unlock()
-		return sess.stats, err
+		return stats(), err
 	}
-	if err := s.write(bw, sess, &mu, hello); err != nil {
+	if err := s.write(bw, &io, &mu, hello); err != nil {
 		return fail(err)
 	}
 	readDone := false
 	for {
-		mu.Lock()
 		m, err := sess.Next(ctx)
-		mu.Unlock()
 		if err != nil {
 			return fail(err)
 		}
 		if m != nil {
-			if err := s.write(bw, sess, &mu, m); err != nil {
+			if err := s.write(bw, &io, &mu, m); err != nil {
 				return fail(err)
 			}
 			if m.Type == wire.TypeSyncDone && initiator {
@@ -437,10 +441,7 @@ func (s *Syncer) run(ctx context.Context, st network.Stream, sess *SyncSession, 
 			}
 			continue
 		}
-		mu.Lock()
-		finished := sess.Finished()
-		mu.Unlock()
-		if finished && readDone {
+		if sess.Finished() && readDone {
 			break
 		}
 		select {
@@ -463,7 +464,8 @@ func (s *Syncer) run(ctx context.Context, st network.Stream, sess *SyncSession, 
 		_, _ = fr.br.ReadByte()
 		_ = st.Close()
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	return sess.stats, nil
+	return stats(), nil
 }
+
+// streamCounts are what the stream wrote and read.
+type streamCounts struct{ msgsOut, bytesOut, bytesIn int }

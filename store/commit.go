@@ -18,9 +18,10 @@ type op struct {
 // the group holding the batch is durable, so the in-memory index changes in
 // commit order and only ever reflects synced data.
 type writeReq struct {
-	ops   []op
-	apply func()
-	done  chan error // buffered, capacity 1
+	ops    []op
+	apply  func()
+	done   chan error  // buffered, capacity 1
+	notify func(error) // optional, called after done is sent
 }
 
 // Group commit: callers enqueue writeReqs on s.reqs (a bounded queue of
@@ -85,6 +86,9 @@ func (s *Store) commitGroup(group []*writeReq) {
 	}
 	for _, r := range group {
 		r.done <- err
+		if r.notify != nil {
+			r.notify(err)
+		}
 	}
 }
 
@@ -160,6 +164,11 @@ func wait(ctx context.Context, done <-chan error) error {
 // the outcome once the group holding them is durable (or failed). Requests
 // are committed in the order they were enqueued.
 func (s *Store) enqueue(ctx context.Context, ops []op, apply func()) (<-chan error, error) {
+	return s.enqueueNotify(ctx, ops, apply, nil)
+}
+
+// enqueueNotify is enqueue that also calls notify with the outcome.
+func (s *Store) enqueueNotify(ctx context.Context, ops []op, apply func(), notify func(error)) (<-chan error, error) {
 	done := make(chan error, 1)
 	if len(ops) == 0 {
 		if apply != nil {
@@ -168,12 +177,15 @@ func (s *Store) enqueue(ctx context.Context, ops []op, apply func()) (<-chan err
 			s.mu.Unlock()
 		}
 		done <- nil
+		if notify != nil {
+			notify(nil)
+		}
 		return done, nil
 	}
 	if err := s.failure(); err != nil {
 		return nil, err
 	}
-	r := &writeReq{ops: ops, apply: apply, done: done}
+	r := &writeReq{ops: ops, apply: apply, done: done, notify: notify}
 	s.closeMu.RLock()
 	defer s.closeMu.RUnlock()
 	if s.closed {

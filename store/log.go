@@ -53,6 +53,20 @@ func (s *Store) Append(ctx context.Context, doc string, own crdt.ReplicaID, entr
 // order, so a writer can keep several in flight without a later one ever
 // becoming durable before an earlier one.
 func (s *Store) AppendAsync(ctx context.Context, doc string, own crdt.ReplicaID, entries []Entry) (<-chan error, error) {
+	return s.appendEntries(ctx, doc, own, entries, nil)
+}
+
+// AppendNotify is AppendAsync with a callback instead of a channel: once
+// the entries are durable (or the write failed), notify is called with the
+// outcome, on the store's commit goroutine (it must not block: hand the
+// outcome on), or at once on the caller's when nothing needed writing. An
+// error returned means notify will not be called.
+func (s *Store) AppendNotify(ctx context.Context, doc string, own crdt.ReplicaID, entries []Entry, notify func(error)) error {
+	_, err := s.appendEntries(ctx, doc, own, entries, notify)
+	return err
+}
+
+func (s *Store) appendEntries(ctx context.Context, doc string, own crdt.ReplicaID, entries []Entry, notify func(error)) (<-chan error, error) {
 	if s.isClosed() {
 		return nil, ErrClosed
 	}
@@ -87,7 +101,7 @@ func (s *Store) AppendAsync(ctx context.Context, doc string, own crdt.ReplicaID,
 		}
 	}
 	s.mu.RUnlock()
-	return s.enqueue(ctx, ops, func() {
+	return s.enqueueNotify(ctx, ops, func() {
 		d := s.doc(doc)
 		for _, a := range added {
 			d.replica(a.r).add(a.seq)
@@ -95,7 +109,7 @@ func (s *Store) AppendAsync(ctx context.Context, doc string, own crdt.ReplicaID,
 		for _, seq := range outbox {
 			d.addOutbox(seq)
 		}
-	})
+	}, notify)
 }
 
 // Has reports whether doc holds (r, seq), in its log or covered by its

@@ -1,0 +1,470 @@
+package concord
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/concord-p2p/concord/crdt"
+	"github.com/concord-p2p/concord/engine"
+	cnet "github.com/concord-p2p/concord/net"
+	"github.com/concord-p2p/concord/store"
+	"github.com/concord-p2p/concord/wire"
+)
+
+// The driver runs one document's engine (package engine holds the rules):
+// callers step the engine under a short lock — never held across I/O —
+// and the Ready each step produces goes, in order, into the document's
+// bounded work queue. The node's worker pool drains it: appends go to the
+// store asynchronously (their outcome comes back as work), then the
+// synchronous writes (fork proofs, acknowledgments, snapshots), then
+// publishing, announcing and answering. No goroutine is per document.
+
+// storedLimits bound envelopes read from the log or the sync stream.
+var storedLimits = engine.StoredLimits
+
+// maxPayload bounds the payload of every envelope this node signs.
+var maxPayload = engine.MaxPayload
+
+// driverDeps is what a document's driver needs from its node. Tests build
+// drivers from it without libp2p.
+type driverDeps struct {
+	store         *store.Store
+	key           crypto.PrivKey
+	self          crdt.ReplicaID
+	selfPeer      peer.ID
+	writers       map[peer.ID]bool // nil: anyone
+	ackPeers      int
+	trustAuthor   bool // skip signature checks of envelopes from their own author
+	snapshotAfter int
+	compactAfter  int
+	retention     time.Duration // peers silent this long do not hold compaction back (0: forever)
+	now           func() time.Time
+	metrics       *cnet.Metrics
+	log           *slog.Logger
+	publish       func(*wire.Envelope) // gossip; may be nil
+	// onEquivocation, optional, is told of every fork found.
+	onEquivocation func(EquivocationEvent)
+	// pieceBytes bounds an own delta's payload (0: maxPayload); tests lower it.
+	pieceBytes int
+	// pool runs the work; nil: a pool of the driver's own (tests).
+	pool *workPool
+	// connected reports whether a peer is connected to us (summaries).
+	connected func(peer.ID) bool
+	// pull starts an exchange with a peer (the engine's pull rules).
+	pull func(peer.ID, *driver)
+}
+
+// maxWork bounds a document's queued work. Steps that produce work wait
+// for room (backpressure on gossip and sync), except the outcomes of
+// writes, which are bounded by the writes in flight.
+const maxWork = 64
+
+// driver is one document on one node: its engine, the work the engine
+// asked for, and whoever waits for answers.
+type driver struct {
+	doc  string
+	d    driverDeps
+	logv engine.Storage
+	chk  *engine.Checker // gossip validation, outside the engine (concurrent)
+	pool *workPool
+	own  bool // the pool is the driver's own
+
+	mu       sync.Mutex // guards eng and the fields below; never held across I/O
+	eng      *engine.Doc
+	commits  map[uint64]chan error
+	tickets  uint64
+	advanced chan struct{} // closed and replaced whenever the engine advanced
+	timer    *time.Timer   // the engine's next deadline
+	timerAt  time.Time
+	closed   bool
+
+	qmu       sync.Mutex // guards the work queue
+	work      []work
+	outcomes  []work     // appends' outcomes (never wait for room)
+	room      *sync.Cond // on qmu: work has room, or the queue drained
+	scheduled bool       // the driver is in the pool's queue or running
+	inflight  int        // appends handed to the store, outcome not yet applied
+
+	subMu sync.Mutex
+	subs  map[*Subscription]struct{}
+}
+
+// work is one item of the queue: a Ready to carry out, or an append's
+// outcome to report to the engine.
+type work struct {
+	rd       *engine.Ready
+	appendID uint64
+	err      error
+}
+
+// openDriver loads doc from the store (snapshot, then log) outside any
+// node lock.
+func openDriver(doc string, d driverDeps) (*driver, error) {
+	cache, err := lru.New[[32]byte, struct{}](1 << 16)
+	if err != nil {
+		return nil, err
+	}
+	r := &driver{
+		doc: doc, d: d, logv: engine.StoreLog{St: d.store, Doc: doc},
+		chk:      &engine.Checker{Doc: doc, Writers: d.writers, TrustAuthor: d.trustAuthor, Cache: cache},
+		commits:  map[uint64]chan error{},
+		advanced: make(chan struct{}),
+		subs:     map[*Subscription]struct{}{},
+		pool:     d.pool,
+	}
+	r.room = sync.NewCond(&r.qmu)
+	if r.pool == nil {
+		r.pool, r.own = newWorkPool(1), true
+	}
+	eng, warn, err := engine.New(engine.Config{
+		Doc: doc, Self: d.self, SelfPeer: d.selfPeer, Key: d.key, Writers: d.writers,
+		AckPeers: d.ackPeers, TrustAuthor: d.trustAuthor, SnapshotAfter: d.snapshotAfter,
+		CompactAfter: d.compactAfter, Retention: d.retention, PieceBytes: d.pieceBytes,
+		Storage: r.logv,
+	})
+	if err != nil {
+		if r.own {
+			r.pool.close()
+		}
+		return nil, err
+	}
+	if warn != nil {
+		// Corrupt records are skipped; anti-entropy fetches them again.
+		d.log.Warn("skipped unreadable log entries", "doc", doc, "err", warn)
+	}
+	r.eng = eng
+	r.updateOutboxMetric()
+	return r, nil
+}
+
+// step runs fn on the engine under the lock and queues the Ready it
+// produced. fn's result comes back after the Ready is queued.
+func (r *driver) step(fn func(e *engine.Doc)) {
+	r.mu.Lock()
+	fn(r.eng)
+	rd := r.takeLocked()
+	r.mu.Unlock()
+	r.queue(rd, true)
+}
+
+// stepFromWork is step for the worker itself: the Ready joins the queue
+// without waiting for room (only the worker makes room).
+func (r *driver) stepFromWork(fn func(e *engine.Doc)) {
+	r.mu.Lock()
+	fn(r.eng)
+	rd := r.takeLocked()
+	r.mu.Unlock()
+	r.queue(rd, false)
+}
+
+// takeLocked takes the engine's Ready (nil when empty) and re-arms its
+// timer. Caller holds r.mu.
+func (r *driver) takeLocked() *engine.Ready {
+	close(r.advanced)
+	r.advanced = make(chan struct{})
+	if at, ok := r.eng.Deadline(); ok && !r.closed && (r.timer == nil || !at.Equal(r.timerAt)) {
+		if r.timer != nil {
+			r.timer.Stop()
+		}
+		r.timerAt = at
+		r.timer = time.AfterFunc(max(at.Sub(r.d.now()), 0), func() {
+			r.step(func(e *engine.Doc) { e.Tick(r.d.now()) })
+		})
+	}
+	if !r.eng.HasReady() {
+		return nil
+	}
+	rd := r.eng.Ready()
+	return &rd
+}
+
+// queue appends rd to the work (waiting for room when wait is set) and
+// schedules the driver.
+func (r *driver) queue(rd *engine.Ready, wait bool) {
+	if rd == nil {
+		return
+	}
+	r.qmu.Lock()
+	for wait && len(r.work) >= maxWork {
+		r.room.Wait()
+	}
+	r.work = append(r.work, work{rd: rd})
+	r.scheduleLocked()
+	r.qmu.Unlock()
+}
+
+// outcome queues an append's outcome (the store's commit goroutine calls
+// it: it never waits).
+func (r *driver) outcome(id uint64, err error) {
+	r.qmu.Lock()
+	r.outcomes = append(r.outcomes, work{appendID: id, err: err})
+	r.scheduleLocked()
+	r.qmu.Unlock()
+}
+
+func (r *driver) scheduleLocked() {
+	if !r.scheduled {
+		r.scheduled = true
+		r.pool.schedule(r)
+	}
+}
+
+// run drains the work queue; the pool calls it on one worker at a time.
+func (r *driver) run() {
+	for {
+		r.qmu.Lock()
+		var w work
+		switch {
+		case len(r.outcomes) > 0:
+			w = r.outcomes[0]
+			r.outcomes = r.outcomes[1:]
+		case len(r.work) > 0:
+			w = r.work[0]
+			r.work = r.work[1:]
+			r.room.Broadcast()
+		default:
+			r.scheduled = false
+			r.room.Broadcast()
+			r.qmu.Unlock()
+			return
+		}
+		r.qmu.Unlock()
+		if w.rd == nil {
+			r.stepFromWork(func(e *engine.Doc) { e.Persisted(w.appendID, w.err) })
+			r.qmu.Lock()
+			r.inflight--
+			r.room.Broadcast()
+			r.qmu.Unlock()
+			continue
+		}
+		r.carryOut(w.rd)
+	}
+}
+
+// carryOut does what a Ready asks, in its order.
+func (r *driver) carryOut(rd *engine.Ready) {
+	ctx := context.Background()
+	st := r.d.store
+	for _, a := range rd.Appends {
+		own := crdt.ReplicaID("")
+		if a.Own {
+			own = r.d.self
+		}
+		id := a.ID
+		r.qmu.Lock()
+		r.inflight++
+		r.qmu.Unlock()
+		if err := st.AppendNotify(ctx, r.doc, own, a.Entries, func(err error) { r.outcome(id, err) }); err != nil {
+			r.outcome(id, err)
+		}
+	}
+	for _, f := range rd.Forks {
+		if ok, err := st.AddFork(ctx, r.doc, f); err != nil {
+			r.d.log.Warn("store fork proof", "doc", r.doc, "err", err)
+		} else if !ok {
+			r.d.metrics.Drop("forks", "full")
+		}
+	}
+	if rd.AckUpTo != 0 {
+		err := st.Ack(ctx, r.doc, rd.AckUpTo)
+		r.updateOutboxMetric()
+		r.stepFromWork(func(e *engine.Doc) { e.Acknowledged(rd.AckUpTo, err) })
+	}
+	if rd.Compact != nil {
+		err := st.Compact(ctx, r.doc, rd.Compact.Snapshot)
+		r.stepFromWork(func(e *engine.Doc) { e.Compacted(err) })
+	}
+	for _, e := range rd.Publish {
+		if r.d.publish != nil {
+			r.d.publish(e)
+		}
+	}
+	if len(rd.Publish) > 0 {
+		r.updateOutboxMetric()
+	}
+	for _, c := range rd.Changes {
+		r.notify(Change{Doc: r.doc, Local: c.Local, Origin: c.Origin, Peer: c.Peer, Paths: c.Paths})
+	}
+	if n := len(rd.Committed) + len(rd.AckWaits) + len(rd.Compacted); n > 0 {
+		r.mu.Lock()
+		for _, list := range [][]engine.Commit{rd.Committed, rd.AckWaits, rd.Compacted} {
+			for _, c := range list {
+				if ch := r.commits[c.ID]; ch != nil {
+					ch <- c.Err
+					delete(r.commits, c.ID)
+				}
+			}
+		}
+		r.mu.Unlock()
+	}
+	for _, p := range rd.Pulls {
+		if r.d.pull != nil {
+			r.d.pull(p, r)
+		}
+	}
+	m := r.d.metrics
+	for _, q := range rd.Equivocations {
+		m.Equivocation()
+		r.d.log.Warn("equivocation: two deltas signed for one sequence number", "origin", q.Origin, "seq", q.Seq, "from", q.Peer)
+		if r.d.onEquivocation != nil {
+			r.d.onEquivocation(EquivocationEvent{Doc: r.doc, Origin: q.Origin, Seq: q.Seq, Peer: q.Peer})
+		}
+	}
+	for _, reason := range rd.Rejects {
+		m.Reject(reason)
+	}
+	for _, dq := range rd.Drops {
+		m.Drop(dq[0], dq[1])
+	}
+	if m != nil {
+		for _, lat := range rd.Propagation {
+			m.DeltaPropagation.Observe(max(lat.Seconds(), 0))
+		}
+	}
+	for _, w := range rd.Warnings {
+		r.d.log.Warn("document", "doc", r.doc, "err", w)
+	}
+}
+
+func (r *driver) updateOutboxMetric() {
+	if m := r.d.metrics; m != nil {
+		m.OutboxDepth.WithLabelValues(r.doc).Set(float64(r.d.store.OutboxDepth(r.doc)))
+	}
+}
+
+// ask steps the engine with fn, which returns a ticket (0: none) whose
+// answer is awaited, or an error at once.
+func (r *driver) ask(ctx context.Context, fn func(e *engine.Doc, ticket uint64) (uint64, error)) error {
+	ch := make(chan error, 1)
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return ErrClosed
+	}
+	r.tickets++
+	id, err := fn(r.eng, r.tickets)
+	if err == nil && id != 0 {
+		r.commits[id] = ch
+	}
+	rd := r.takeLocked()
+	r.mu.Unlock()
+	r.queue(rd, true)
+	if err != nil || id == 0 {
+		return err
+	}
+	select {
+	case err := <-ch:
+		return err
+	case <-ctx.Done():
+		return ctx.Err() // the write may still become durable
+	}
+}
+
+// apply applies ops locally as one transaction and returns once the delta
+// that carries them is durable.
+func (r *driver) apply(ctx context.Context, ops []crdt.Op) error {
+	return r.ask(ctx, func(e *engine.Doc, _ uint64) (uint64, error) {
+		return e.Propose(r.d.now(), ops)
+	})
+}
+
+// waitAcked blocks until every own delta written so far is acknowledged.
+func (r *driver) waitAcked(ctx context.Context) error {
+	return r.ask(ctx, func(e *engine.Doc, t uint64) (uint64, error) {
+		t |= 1 << 63 // tickets apart from proposals
+		e.WaitAcked(t)
+		return t, nil
+	})
+}
+
+// compactNow compacts up to the compaction floor, without a threshold.
+func (r *driver) compactNow(ctx context.Context) error {
+	return r.ask(ctx, func(e *engine.Doc, t uint64) (uint64, error) {
+		t |= 1 << 62
+		e.RequestCompaction(r.d.now(), t)
+		return t, nil
+	})
+}
+
+// close answers every waiter, lets the writes asked for finish and stops
+// the timer.
+func (r *driver) close() {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return
+	}
+	r.closed = true
+	if r.timer != nil {
+		r.timer.Stop()
+	}
+	r.eng.Close()
+	rd := r.takeLocked()
+	r.mu.Unlock()
+	r.queue(rd, false)
+	r.qmu.Lock()
+	for r.scheduled || r.inflight > 0 || len(r.work) > 0 || len(r.outcomes) > 0 {
+		r.room.Wait()
+	}
+	r.qmu.Unlock()
+	r.mu.Lock()
+	for id, ch := range r.commits {
+		ch <- ErrClosed
+		delete(r.commits, id)
+	}
+	r.mu.Unlock()
+	r.subMu.Lock()
+	for s := range r.subs {
+		close(s.c)
+	}
+	r.subs = map[*Subscription]struct{}{}
+	r.subMu.Unlock()
+	if r.own {
+		r.pool.close()
+	}
+}
+
+// ---- receive path ----
+
+// Validate is gossip's check (many goroutines, outside the engine).
+func (r *driver) Validate(from peer.ID, e *wire.Envelope) error {
+	return engine.Validate(r.logv, r.chk, from, e)
+}
+
+// Deliver takes validated envelopes from gossip.
+func (r *driver) Deliver(from peer.ID, envs []*wire.Envelope) {
+	r.step(func(e *engine.Doc) { e.Receive(r.d.now(), from, envs, true) })
+}
+
+// Summary takes a summary from gossip.
+func (r *driver) Summary(from peer.ID, s *wire.Summary) {
+	connected := true
+	if p, err := wire.PeerOf(s.Origin); err == nil && r.d.connected != nil {
+		connected = r.d.connected(p)
+	}
+	r.step(func(e *engine.Doc) { e.Summary(r.d.now(), from, s, connected) })
+}
+
+// Doc implements cnet.SyncDoc.
+func (r *driver) Doc() string { return r.doc }
+
+// Version returns the contiguous vector of held deltas.
+func (r *driver) Version() crdt.VersionVector { return r.d.store.Contiguous(r.doc) }
+
+// coalesce joins a run of own deltas queued for gossip into one aggregate.
+func (r *driver) coalesce(run []*wire.Envelope) (*wire.Envelope, error) {
+	return engine.Coalesce(r.doc, r.d.self, r.d.key, run)
+}
+
+// view runs fn on the document's state under the lock.
+func (r *driver) view(fn func(st *crdt.State)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	fn(r.eng.State())
+}
