@@ -60,6 +60,8 @@ type driverDeps struct {
 	pull func(peer.ID, *driver)
 }
 
+var _ engine.Storage = store.DocLog{}
+
 // maxWork bounds a document's queued work. Steps that produce work wait
 // for room (backpressure on gossip and sync), except the outcomes of
 // writes, which are bounded by the writes in flight.
@@ -111,7 +113,7 @@ func openDriver(doc string, d driverDeps) (*driver, error) {
 		return nil, err
 	}
 	r := &driver{
-		doc: doc, d: d, logv: engine.StoreLog{St: d.store, Doc: doc},
+		doc: doc, d: d, logv: store.DocLog{St: d.store, Doc: doc},
 		chk:      &engine.Checker{Doc: doc, Writers: d.writers, TrustAuthor: d.trustAuthor, Cache: cache},
 		commits:  map[uint64]chan error{},
 		advanced: make(chan struct{}),

@@ -1,53 +1,10 @@
 package engine
 
 import (
-	"context"
-	"errors"
-
 	"github.com/libp2p/go-libp2p/core/peer"
 
-	"github.com/concord-p2p/concord/crdt"
-	"github.com/concord-p2p/concord/store"
 	"github.com/concord-p2p/concord/wire"
 )
-
-// StoreLog is the Storage of document Doc in a store.
-type StoreLog struct {
-	St  *store.Store
-	Doc string
-}
-
-var _ Storage = StoreLog{}
-
-func (s StoreLog) Snapshot() (store.Snapshot, bool, error) {
-	return s.St.Snapshot(context.Background(), s.Doc)
-}
-
-func (s StoreLog) Entries(fn func(store.Entry) error) error {
-	return s.St.Entries(context.Background(), s.Doc, fn)
-}
-
-func (s StoreLog) Forks() ([]store.Fork, error) { return s.St.Forks(context.Background(), s.Doc) }
-
-func (s StoreLog) Get(rep crdt.ReplicaID, seq uint64) (store.Entry, error) {
-	return s.St.Get(context.Background(), s.Doc, rep, seq)
-}
-
-func (s StoreLog) Has(rep crdt.ReplicaID, seq uint64) bool { return s.St.Has(s.Doc, rep, seq) }
-
-func (s StoreLog) MaxSeq(rep crdt.ReplicaID) uint64 { return s.St.MaxSeq(s.Doc, rep) }
-
-func (s StoreLog) Contiguous() crdt.VersionVector { return s.St.Contiguous(s.Doc) }
-
-func (s StoreLog) NeedsSnapshot(have crdt.VersionVector) bool {
-	return s.St.NeedsSnapshot(s.Doc, have)
-}
-
-func (s StoreLog) Missing(have crdt.VersionVector, cur store.Cursor) ([]store.Entry, store.Cursor, bool, error) {
-	return s.St.Missing(context.Background(), s.Doc, have, cur)
-}
-
-func (s StoreLog) Outbox() []uint64 { return s.St.Outbox(s.Doc) }
 
 // Validate is gossip's check of an envelope received from peer from,
 // before it is relayed: duplicates (every sequence number it covers held
@@ -88,6 +45,3 @@ func isFork(st Storage, e *wire.Envelope) bool {
 	}
 	return ForkOf(stored.Data, e) != nil
 }
-
-// errNotHeld is MemoryLog's error for an entry it does not hold.
-var errNotHeld = errors.New("engine: entry not held")

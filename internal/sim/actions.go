@@ -8,6 +8,7 @@ import (
 
 	"github.com/concord-p2p/concord/crdt"
 	"github.com/concord-p2p/concord/engine"
+	"github.com/concord-p2p/concord/store"
 	"github.com/concord-p2p/concord/wire"
 )
 
@@ -210,7 +211,7 @@ func (s *sim) deliver(m *simMsg) {
 	}
 	chk := &engine.Checker{Doc: simDoc, Writers: s.writers, Cache: newCache()}
 	for _, e := range raw {
-		switch err := engine.Validate(engine.StoreLog{St: dst.st, Doc: simDoc}, chk, from, e); {
+		switch err := engine.Validate(store.DocLog{St: dst.st, Doc: simDoc}, chk, from, e); {
 		case errors.Is(err, wire.ErrDuplicate):
 			s.logf("deliver %v %s/%d: duplicate", m, shortID(e.Origin), e.Seq)
 			continue

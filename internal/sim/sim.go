@@ -279,7 +279,7 @@ func (s *sim) open(i int) error {
 	d, warn, err := engine.New(engine.Config{
 		Doc: simDoc, Self: sr.id, SelfPeer: sr.peer, Key: sr.key, Writers: s.writers,
 		AckPeers: s.ackPeers, SnapshotAfter: s.snapshotAfter, CompactAfter: s.compactAfter,
-		PieceBytes: s.pieceBytes, Storage: engine.StoreLog{St: st, Doc: simDoc},
+		PieceBytes: s.pieceBytes, Storage: store.DocLog{St: st, Doc: simDoc},
 	})
 	if err == nil && warn != nil {
 		err = fmt.Errorf("replay: %w", warn)
