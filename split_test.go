@@ -298,3 +298,43 @@ func TestCoalesceStopsAtTheLimit(t *testing.T) {
 		}
 	}
 }
+
+// TestBigDeleteReplicates: deleting a map of 70k keys makes a delta with
+// more covered dots than one gossip message holds; it still decodes on
+// receivers and on the author's restart.
+func TestBigDeleteReplicates(t *testing.T) {
+	if testing.Short() {
+		t.Skip("70k keys")
+	}
+	ctx := context.Background()
+	dir := t.TempDir()
+	a := testNode(t, dir)
+	da := openDoc(t, a, "big")
+	for i := 0; i < 70; i++ {
+		if err := da.Update(ctx, func(tx *Txn) {
+			for j := 0; j < 1000; j++ {
+				tx.Set([]string{"m", fmt.Sprint(i*1000 + j)}, j)
+			}
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := da.Delete(ctx, "m"); err != nil {
+		t.Fatal(err)
+	}
+	if err := da.Set(ctx, []string{"after"}, true); err != nil {
+		t.Fatal(err)
+	}
+	b := testNode(t, "")
+	db := openDoc(t, b, "big")
+	connect(t, b, a)
+	waitConverged(t, 30*time.Second, da, db)
+	if got := string(db.JSON()); got != `{"after":true}` {
+		t.Fatalf("receiver view %.80s", got)
+	}
+	_ = a.Close()
+	a2 := testNode(t, dir)
+	if got := string(openDoc(t, a2, "big").JSON()); got != `{"after":true}` {
+		t.Fatalf("author after restart %.80s", got)
+	}
+}

@@ -9,72 +9,8 @@ import (
 
 	"github.com/concord-p2p/concord/crdt"
 	"github.com/concord-p2p/concord/engine"
-	"github.com/concord-p2p/concord/store"
 	"github.com/concord-p2p/concord/wire"
 )
-
-// ownRun returns the author's stored envelopes first..last.
-func ownRun(t *testing.T, n *Node, doc string, first, last uint64) []store.Entry {
-	t.Helper()
-	var out []store.Entry
-	for seq := first; seq <= last; seq++ {
-		e, err := n.st.Get(context.Background(), doc, n.Replica(), seq)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, e)
-	}
-	return out
-}
-
-// TestOverlappingAggregates: two valid aggregates of one author that
-// overlap, in one batch, are stored without corrupting the log, and the
-// receiver replays them after a restart.
-func TestOverlappingAggregates(t *testing.T) {
-	ctx := context.Background()
-	author := testNode(t, "")
-	da := openDoc(t, author, "ov")
-	for i := 1; i <= 20; i++ {
-		if err := da.Set(ctx, []string{fmt.Sprintf("k%d", i)}, i); err != nil {
-			t.Fatal(err)
-		}
-	}
-	agg := func(first, last uint64) *wire.Envelope {
-		e, err := da.r.aggregate(ownRun(t, author, "ov", first, last))
-		if err != nil {
-			t.Fatal(err)
-		}
-		env, err := wire.DecodeEnvelope(e.Data, storedLimits)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return env
-	}
-	dir := t.TempDir()
-	rcv := testNode(t, dir)
-	dr := openDoc(t, rcv, "ov")
-	if err := dr.r.Ingest(ctx, author.ID(), []*wire.Envelope{agg(5, 20), agg(1, 10)}); err != nil {
-		t.Fatal(err)
-	}
-	want := string(da.JSON())
-	if got := string(dr.JSON()); got != want {
-		t.Fatalf("after ingest %s, want %s", got, want)
-	}
-	_ = rcv.Close()
-	rcv2 := testNode(t, dir)
-	dr2 := openDoc(t, rcv2, "ov")
-	if got := string(dr2.JSON()); got != want {
-		t.Fatalf("after restart %s, want %s", got, want)
-	}
-	if v := dr2.Status().Version[author.Replica()]; v != 20 {
-		t.Fatalf("version after restart %d", v)
-	}
-	// And it serves them on: a third peer catches up from it alone.
-	late := testNode(t, "")
-	dl := openDoc(t, late, "ov")
-	connect(t, late, rcv2)
-	waitConverged(t, 10*time.Second, dr2, dl)
-}
 
 // TestSnapshotClaimingOurSeqsRejected: a snapshot whose vector says it
 // holds more of our deltas than we wrote is refused (it would make us skip
@@ -97,91 +33,6 @@ func TestSnapshotClaimingOurSeqsRejected(t *testing.T) {
 	}
 	if v := d.Status().Version[n.Replica()]; v != 2 {
 		t.Fatalf("own version %d after a refused snapshot", v)
-	}
-}
-
-// TestBigDeleteReplicates: deleting a map of 70k keys makes a delta with
-// more covered dots than one gossip message holds; it still decodes on
-// receivers and on the author's restart.
-func TestBigDeleteReplicates(t *testing.T) {
-	if testing.Short() {
-		t.Skip("70k keys")
-	}
-	ctx := context.Background()
-	dir := t.TempDir()
-	a := testNode(t, dir)
-	da := openDoc(t, a, "big")
-	for i := 0; i < 70; i++ {
-		if err := da.Update(ctx, func(tx *Txn) {
-			for j := 0; j < 1000; j++ {
-				tx.Set([]string{"m", fmt.Sprint(i*1000 + j)}, j)
-			}
-		}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := da.Delete(ctx, "m"); err != nil {
-		t.Fatal(err)
-	}
-	if err := da.Set(ctx, []string{"after"}, true); err != nil {
-		t.Fatal(err)
-	}
-	b := testNode(t, "")
-	db := openDoc(t, b, "big")
-	connect(t, b, a)
-	waitConverged(t, 30*time.Second, da, db)
-	if got := string(db.JSON()); got != `{"after":true}` {
-		t.Fatalf("receiver view %.80s", got)
-	}
-	_ = a.Close()
-	a2 := testNode(t, dir)
-	if got := string(openDoc(t, a2, "big").JSON()); got != `{"after":true}` {
-		t.Fatalf("author after restart %.80s", got)
-	}
-}
-
-// TestForgedAckNotRelayed: a summary claiming to come from B, published by
-// C, is rejected by B (it never published it), so A never takes it for B's
-// acknowledgment.
-func TestForgedAckNotRelayed(t *testing.T) {
-	ctx := context.Background()
-	a, b, c := testNode(t, ""), testNode(t, ""), testNode(t, "")
-	da := openDoc(t, a, "ack")
-	_ = openDoc(t, b, "ack", WithWriters(b.ID())) // b refuses a's deltas
-	dc := openDoc(t, c, "ack")
-	connect(t, b, a)
-	connect(t, c, b)
-	if err := da.Set(ctx, []string{"x"}, 1); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, 10*time.Second, "topic peers", func() bool { return len(dc.Status().Peers) > 0 })
-	forged := &wire.Summary{Doc: "ack", Origin: b.Replica(), VV: crdt.VersionVector{a.Replica(): 1}}
-	waitFor(t, 10*time.Second, "b to reject the forged summary", func() bool {
-		forged.Beacon++
-		_ = dc.topic.PublishSummary(ctx, forged)
-		return counterValue(t, b, "concord_messages_rejected_total", map[string]string{"reason": "summary_forged"}) > 0
-	})
-	if n := da.Status().Outbox; n != 1 {
-		t.Fatalf("a's outbox is %d: a forged summary acknowledged its delta", n)
-	}
-}
-
-func TestOpenBadBootstrap(t *testing.T) {
-	_, err := Open(context.Background(), Config{Bootstrap: []string{"/ip4/127.0.0.1/tcp/1"}})
-	if !errors.Is(err, ErrConfig) {
-		t.Fatalf("bootstrap address without /p2p/: %v", err)
-	}
-}
-
-func TestMaxDocs(t *testing.T) {
-	n := testNode(t, "", func(c *Config) { c.MaxDocs = 2 })
-	_ = openDoc(t, n, "a")
-	_ = openDoc(t, n, "b")
-	if _, err := n.Doc(context.Background(), "c"); !errors.Is(err, ErrTooManyDocs) {
-		t.Fatalf("third document: %v", err)
-	}
-	if _, err := n.Doc(context.Background(), "a"); err != nil {
-		t.Fatalf("reopening an open document: %v", err)
 	}
 }
 
@@ -295,5 +146,60 @@ func TestSnapshotOnlyFromWriters(t *testing.T) {
 	var rej *engine.RejectError
 	if !errors.As(err, &rej) || rej.Reason() != "snapshot_not_writer" {
 		t.Fatalf("snapshot from a non-writer: %v", err)
+	}
+}
+
+// TestLateJoinerSnapshot: a peer joining a 10k-key document after the log
+// was compacted is brought up by a snapshot.
+func TestLateJoinerSnapshot(t *testing.T) {
+	ctx := context.Background()
+	var log exchangeLog
+	a := testNode(t, "", func(c *Config) { c.Events.SyncFinished = log.add })
+	b := testNode(t, "")
+	connect(t, b, a)
+	da, db := openDoc(t, a, "big"), openDoc(t, b, "big")
+	for i := 0; i < 100; i++ {
+		if err := da.Update(ctx, func(tx *Txn) {
+			for j := 0; j < 100; j++ {
+				tx.Set([]string{fmt.Sprintf("k%05d", i*100+j)}, i*100+j)
+			}
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitConverged(t, 20*time.Second, da, db)
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := da.WaitAcked(wctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "b's summary", func() bool {
+		var held uint64
+		da.r.withEngine(func(e *engine.Doc) { held = e.PeerHolds(b.ID())[a.Replica()] })
+		return held == 100
+	})
+	if err := da.Compact(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !a.st.NeedsSnapshot("big", crdt.VersionVector{}) {
+		t.Fatal("log not compacted")
+	}
+	log.reset()
+	c := testNode(t, "")
+	dc := openDoc(t, c, "big")
+	connect(t, c, a)
+	waitConverged(t, 20*time.Second, da, db, dc)
+	// a's side of the exchange sent the snapshot and no delta: the log was
+	// folded into it. (Its event is recorded once a's side has finished.)
+	waitFor(t, 10*time.Second, "a's exchange with the late joiner", func() bool {
+		for _, e := range log.snapshot() {
+			if e.Peer == c.ID() && e.Err == nil && e.Stats.SnapshotOut && e.Stats.DeltasOut == 0 {
+				return true
+			}
+		}
+		return false
+	})
+	if n := len(dc.JSON()); n < 10000*8 {
+		t.Fatalf("late joiner view only %d bytes", n)
 	}
 }
