@@ -28,7 +28,13 @@
 // crdt.ErrInvalidOp) or this package's (ErrTooLarge, ErrNotWriter,
 // ErrStorage, ErrClosed).
 //
-// The packages underneath: crdt (the pure CRDT core and codec), store
-// (the only package that touches disk) and net (libp2p host, gossip, sync
-// protocol, peer supervisor, metrics).
+// The packages underneath: crdt (the pure CRDT core and codec), engine
+// (one document's replication as a deterministic state machine), wire (the
+// byte formats), store (the only package that touches disk) and net
+// (libp2p host, gossip, the sync stream, peer supervisor, metrics).
+//
+// This package owns the Node and Doc API, configuration, every goroutine
+// (a node-wide worker pool carries out what the documents' engines ask
+// for) and shutdown. It may import every package above; none of them
+// imports it.
 package concord

@@ -21,8 +21,9 @@
 // Gossip and sync. NewGossip runs GossipSub on a host; Gossip.Join
 // subscribes to a document's topic (TopicName) and hands its decoded,
 // checked messages to a Handler. NewSyncer serves and opens sync streams;
-// Syncer.Sync runs one anti-entropy exchange (a SyncSession) with a peer
-// for a Replica, framing wire.SyncMsg values on the stream.
+// Syncer.Sync runs one anti-entropy exchange with a peer for a SyncDoc,
+// framing the wire.SyncMsg values of its Exchange (the engine's session,
+// behind the root package's driver) on the stream.
 //
 // Supervision. A Supervisor keeps connections to bootstrap and known peers,
 // redialling with exponential backoff and full jitter (seeded, so schedules
