@@ -3,6 +3,8 @@ package concord
 import (
 	"context"
 	"errors"
+	"fmt"
+	"runtime"
 	"testing"
 )
 
@@ -22,5 +24,27 @@ func TestMaxDocs(t *testing.T) {
 	}
 	if _, err := n.Doc(context.Background(), "a"); err != nil {
 		t.Fatalf("reopening an open document: %v", err)
+	}
+}
+
+// Documents cost no goroutines of their own beyond their gossip topic's
+// read loop and publisher: the node's worker pool carries out every
+// document's work.
+func TestGoroutinesPerDoc(t *testing.T) {
+	n := testNode(t, "")
+	ctx := context.Background()
+	openDoc(t, n, "warm-up")
+	before := runtime.NumGoroutine()
+	const docs = 200
+	for i := range docs {
+		d := openDoc(t, n, fmt.Sprint("doc-", i))
+		if err := d.Set(ctx, []string{"k"}, i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	per := float64(runtime.NumGoroutine()-before) / docs
+	t.Logf("%.2f goroutines per document", per)
+	if per > 2.5 {
+		t.Fatalf("%.2f goroutines per document, want at most 2 (the topic's read loop and publisher)", per)
 	}
 }
