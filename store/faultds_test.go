@@ -105,3 +105,53 @@ func (b *faultBatch) Commit(ctx context.Context) error {
 		return inner.Commit(ctx)
 	})
 }
+
+// gateSyncDS counts Syncs and, while held, makes every Sync wait until
+// release.
+type gateSyncDS struct {
+	datastore.Batching
+	syncs atomic.Int64
+
+	mu      sync.Mutex
+	open    chan struct{} // nil: not held; closed by release
+	arrived chan struct{} // closed when a Sync waits at the held gate
+	waiting bool
+}
+
+// hold makes later Syncs wait for release and returns a channel closed as
+// soon as one does.
+func (g *gateSyncDS) hold() <-chan struct{} {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.open, g.arrived, g.waiting = make(chan struct{}), make(chan struct{}), false
+	return g.arrived
+}
+
+// release lets every held Sync through; later ones pass until the next hold.
+func (g *gateSyncDS) release() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.open != nil {
+		close(g.open)
+		g.open = nil
+	}
+}
+
+func (g *gateSyncDS) Sync(ctx context.Context, k datastore.Key) error {
+	g.syncs.Add(1)
+	g.mu.Lock()
+	open := g.open
+	if open != nil && !g.waiting {
+		g.waiting = true
+		close(g.arrived)
+	}
+	g.mu.Unlock()
+	if open != nil {
+		select {
+		case <-open:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return g.Batching.Sync(ctx, k)
+}

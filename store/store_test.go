@@ -14,6 +14,7 @@ import (
 	"github.com/concord-p2p/concord/crdt"
 	"github.com/ipfs/go-datastore"
 	dssync "github.com/ipfs/go-datastore/sync"
+	pebbleds "github.com/ipfs/go-ds-pebble"
 )
 
 // backend opens and reopens a store on one persistent medium.
@@ -540,42 +541,102 @@ func FuzzDecodeRecords(f *testing.F) {
 	})
 }
 
+// TestConcurrentAppendsGroupCommit holds the first group's Sync, queues
+// appends from concurrent writers behind it, then releases the Sync: every
+// queued append must go out in one more group (one batch, one Sync), and all
+// of them must be durable after a reopen.
 func TestConcurrentAppendsGroupCommit(t *testing.T) {
-	forBackends(t, func(t *testing.T, b backend) {
-		ctx := context.Background()
-		s := b.reopen(t)
-		const writers, per = 16, 40
-		var wg sync.WaitGroup
-		errs := make(chan error, writers)
-		for w := range writers {
-			wg.Go(func() {
-				r := crdt.ReplicaID(fmt.Sprint("w", w))
-				for i := uint64(1); i <= per; i++ {
-					if err := s.Append(ctx, "d", r, ents(r, i)); err != nil {
-						errs <- err
-						return
-					}
-				}
-			})
-		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			t.Fatal(err)
-		}
-		if g := s.groups.Load(); g >= writers*per {
-			t.Logf("no grouping observed: %d groups for %d appends", g, writers*per)
-		}
-		mustClose(t, s)
-		s = b.reopen(t)
-		defer mustClose(t, s)
-		for w := range writers {
-			r := crdt.ReplicaID(fmt.Sprint("w", w))
-			if c := s.Contiguous("d")[r]; c != per {
-				t.Fatalf("%s: contiguous %d", r, c)
+	for _, in := range []struct {
+		name string
+		open func(t *testing.T) datastore.Batching
+	}{
+		{"memory", func(t *testing.T) datastore.Batching { return dssync.MutexWrap(datastore.NewMapDatastore()) }},
+		{"pebble", func(t *testing.T) datastore.Batching {
+			p, err := pebbleds.NewDatastore(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
 			}
-		}
-	})
+			t.Cleanup(func() { _ = p.Close() })
+			return p
+		}},
+	} {
+		t.Run(in.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			inner := in.open(t)
+			gate := &gateSyncDS{Batching: inner}
+			s, err := Open(ctx, gate, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			gated := s
+			t.Cleanup(func() { gate.release(); _ = gated.Close() }) // on early failure
+			syncs0 := gate.syncs.Load()
+			held := gate.hold()
+			first, err := s.AppendAsync(ctx, "d", "", ents("first", 1))
+			if err != nil {
+				gate.release()
+				t.Fatal(err)
+			}
+			select {
+			case <-held: // the first group is written and waits in Sync
+			case <-ctx.Done():
+				gate.release()
+				t.Fatal("the first group never reached Sync")
+			}
+
+			const writers, per = 16, 40 // 640 requests: within the default queue length
+			var wg sync.WaitGroup
+			dones := make(chan (<-chan error), writers*per)
+			errs := make(chan error, writers)
+			for w := range writers {
+				wg.Go(func() {
+					r := crdt.ReplicaID(fmt.Sprint("w", w))
+					for i := uint64(1); i <= per; i++ {
+						done, err := s.AppendAsync(ctx, "d", r, ents(r, i))
+						if err != nil {
+							errs <- err
+							return
+						}
+						dones <- done
+					}
+				})
+			}
+			wg.Wait() // every append is queued behind the held group
+			close(errs)
+			close(dones)
+			gate.release()
+			for err := range errs {
+				t.Fatal(err)
+			}
+			if err := wait(ctx, first); err != nil {
+				t.Fatal(err)
+			}
+			for done := range dones {
+				if err := wait(ctx, done); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if g := s.groups.Load(); g != 2 {
+				t.Fatalf("%d groups for 1 + %d appends, want 2 (the held one, then everything queued behind it)", g, writers*per)
+			}
+			if n := gate.syncs.Load() - syncs0; n != 2 {
+				t.Fatalf("%d syncs for two groups", n)
+			}
+			mustClose(t, s)
+			s, err = Open(ctx, inner, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer mustClose(t, s)
+			for w := range writers {
+				r := crdt.ReplicaID(fmt.Sprint("w", w))
+				if c := s.Contiguous("d")[r]; c != per {
+					t.Fatalf("%s: contiguous %d", r, c)
+				}
+			}
+		})
+	}
 }
 
 func TestMissingCorruptPebble(t *testing.T) {
