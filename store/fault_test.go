@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/concord-p2p/concord/crdt"
+	"github.com/concord-p2p/concord/internal/faultds"
 	"github.com/ipfs/go-datastore"
 	"github.com/ipfs/go-datastore/query"
 	dssync "github.com/ipfs/go-datastore/sync"
@@ -212,7 +213,14 @@ func TestFaultSweep(t *testing.T) {
 				// and the node records are written by the first run only.
 				inner := in.open(t)
 				for n := int64(1); ; n++ {
-					f := &faultDS{Batching: inner, failAt: n, after: after}
+					// The n-th write (Put, Delete, batch Commit or Sync) fails,
+					// applied first or not, and every later write fails too (a
+					// dead disk).
+					inj := faultds.OnIndex(n)
+					if after {
+						inj = faultds.AfterApply(inj)
+					}
+					f := faultds.NewFail(inner, faultds.Sticky(inj))
 					label := fmt.Sprintf("failAt=%d", n)
 					m := faultModel{doc: fmt.Sprintf("d/%d", n)}
 					s, err := Open(ctx, f, Options{CompactChunk: 2})
@@ -222,12 +230,12 @@ func TestFaultSweep(t *testing.T) {
 							t.Fatal(cerr)
 						}
 					}
-					if err != nil && !errors.Is(err, errInjected) {
+					if err != nil && !errors.Is(err, faultds.ErrInjected) {
 						t.Fatalf("%s: unexpected error %v", label, err)
 					}
 					checkAfterFault(t, inner, &m, label)
 					total++
-					if !f.failed.Load() {
+					if f.Injected() == 0 {
 						t.Logf("swept %d fault points", n)
 						return
 					}

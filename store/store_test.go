@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/concord-p2p/concord/crdt"
+	"github.com/concord-p2p/concord/internal/faultds"
 	"github.com/ipfs/go-datastore"
 	dssync "github.com/ipfs/go-datastore/sync"
 	pebbleds "github.com/ipfs/go-ds-pebble"
@@ -425,11 +426,11 @@ func TestSchemaTooNew(t *testing.T) {
 	if err := mem.Put(ctx, keyNodeSchema, newCodec().marshal(uintRecord{V: schemaVersion + 1})); err != nil {
 		t.Fatal(err)
 	}
-	counter := &faultDS{Batching: mem}
+	counter := faultds.NewCount(mem)
 	if _, err := Open(ctx, counter, Options{}); !errors.Is(err, ErrSchemaTooNew) {
 		t.Fatalf("Open: %v", err)
 	}
-	if n := counter.writes.Load(); n != 0 {
+	if n := counter.Writes(); n != 0 {
 		t.Fatalf("%d writes to a too-new store", n)
 	}
 }
@@ -564,24 +565,23 @@ func TestConcurrentAppendsGroupCommit(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			inner := in.open(t)
-			gate := &gateSyncDS{Batching: inner}
-			s, err := Open(ctx, gate, Options{})
+			gate := faultds.NewGate(inner, faultds.Kinds(faultds.OpSync))
+			count := faultds.NewCount(gate)
+			s, err := Open(ctx, count, Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
 			gated := s
-			t.Cleanup(func() { gate.release(); _ = gated.Close() }) // on early failure
-			syncs0 := gate.syncs.Load()
-			held := gate.hold()
+			t.Cleanup(func() { gate.Release(); _ = gated.Close() }) // on early failure
+			syncs0 := count.Syncs()
+			held := gate.Hold()
 			first, err := s.AppendAsync(ctx, "d", "", ents("first", 1))
 			if err != nil {
-				gate.release()
 				t.Fatal(err)
 			}
 			select {
 			case <-held: // the first group is written and waits in Sync
 			case <-ctx.Done():
-				gate.release()
 				t.Fatal("the first group never reached Sync")
 			}
 
@@ -605,7 +605,7 @@ func TestConcurrentAppendsGroupCommit(t *testing.T) {
 			wg.Wait() // every append is queued behind the held group
 			close(errs)
 			close(dones)
-			gate.release()
+			gate.Release()
 			for err := range errs {
 				t.Fatal(err)
 			}
@@ -620,7 +620,7 @@ func TestConcurrentAppendsGroupCommit(t *testing.T) {
 			if g := s.groups.Load(); g != 2 {
 				t.Fatalf("%d groups for 1 + %d appends, want 2 (the held one, then everything queued behind it)", g, writers*per)
 			}
-			if n := gate.syncs.Load() - syncs0; n != 2 {
+			if n := count.Syncs() - syncs0; n != 2 {
 				t.Fatalf("%d syncs for two groups", n)
 			}
 			mustClose(t, s)
