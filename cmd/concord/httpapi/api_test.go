@@ -17,14 +17,19 @@ import (
 	"github.com/concord-p2p/concord/crdt"
 )
 
-// newAPI serves an in-memory node on an httptest server.
-func newAPI(t *testing.T, opts Options) (*concord.Node, *httptest.Server) {
+// newAPI serves an in-memory node on an httptest server; mods change the
+// API before it serves.
+func newAPI(t *testing.T, opts Options, mods ...func(*API)) (*concord.Node, *httptest.Server) {
 	t.Helper()
 	n, err := concord.Open(context.Background(), concord.Config{ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(New(n, opts))
+	api := New(n, opts)
+	for _, m := range mods {
+		m(api)
+	}
+	srv := httptest.NewServer(api)
 	t.Cleanup(func() {
 		srv.CloseClientConnections()
 		srv.Close()

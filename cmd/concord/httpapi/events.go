@@ -3,7 +3,9 @@ package httpapi
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/concord-p2p/concord"
@@ -29,6 +31,46 @@ type ChangeEvent struct {
 	Missed uint64 `json:"missed,omitempty"`
 }
 
+// changeHead is the part of a ChangeEvent before Value: the same fields,
+// tags and order. A document's view is encoded once per change and shared
+// by its streams, so each stream writes head, value and missed count
+// without encoding the event whole.
+type changeHead struct {
+	Doc    string     `json:"doc"`
+	Local  bool       `json:"local"`
+	Origin string     `json:"origin"`
+	Peer   string     `json:"peer,omitempty"`
+	Paths  [][]string `json:"paths"`
+}
+
+// encodeHead returns the JSON of ch's event up to its value: the encoding
+// of changeHead without its closing brace.
+func encodeHead(ch concord.Change) []byte {
+	h := changeHead{Doc: ch.Doc, Local: ch.Local, Origin: string(ch.Origin), Paths: ch.Paths}
+	if h.Paths == nil {
+		h.Paths = [][]string{}
+	}
+	if ch.Peer != "" {
+		h.Peer = ch.Peer.String()
+	}
+	b, _ := json.Marshal(h) // strings, a bool and string lists: cannot fail
+	return b[:len(b)-1]
+}
+
+// appendChange appends the "change" event of head, value and missed to buf:
+// the bytes json.Marshal of the ChangeEvent would give, framed as an event.
+func appendChange(buf, head, value []byte, missed uint64) []byte {
+	buf = append(buf, "event: change\ndata: "...)
+	buf = append(buf, head...)
+	buf = append(buf, `,"value":`...)
+	buf = append(buf, value...)
+	if missed > 0 {
+		buf = append(buf, `,"missed":`...)
+		buf = strconv.AppendUint(buf, missed, 10)
+	}
+	return append(buf, "}\n\n"...)
+}
+
 // events streams the document's changes as server-sent events:
 //
 //	event: change
@@ -52,13 +94,13 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer a.streams.Add(-1)
-	sub := d.Subscribe(a.opts.EventBuffer)
-	defer sub.Close()
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("Connection", "keep-alive")
-	h.Set("X-Accel-Buffering", "no")
+	h, s := a.hubs.join(d)
+	defer a.hubs.leave(h, s)
+	hd := w.Header()
+	hd.Set("Content-Type", "text/event-stream")
+	hd.Set("Cache-Control", "no-cache")
+	hd.Set("Connection", "keep-alive")
+	hd.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
 	// An opening comment makes the response (and EventSource.onopen) reach
 	// the client before the first change.
@@ -68,6 +110,7 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) {
 	flusher.Flush()
 	tick := time.NewTicker(a.opts.Heartbeat)
 	defer tick.Stop()
+	var buf []byte
 	for {
 		var err error
 		select {
@@ -75,11 +118,11 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) {
 			return
 		case <-tick.C:
 			_, err = fmt.Fprint(w, ": heartbeat\n\n")
-		case ch, ok := <-sub.C:
+		case ch, ok := <-s.c:
 			if !ok {
 				return
 			}
-			err = writeChange(w, ch, d, sub.Missed())
+			buf, err = writeChange(w, buf[:0], ch, h.latest.Load(), s.missed.Load())
 		}
 		if err != nil {
 			a.opts.Logger.Debug("event stream ended", "doc", d.Name(), "err", err)
@@ -89,25 +132,12 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func writeChange(w http.ResponseWriter, ch concord.Change, d *concord.Doc, missed uint64) error {
-	ev := ChangeEvent{
-		Doc:    ch.Doc,
-		Local:  ch.Local,
-		Origin: string(ch.Origin),
-		Paths:  ch.Paths,
-		Value:  d.JSON(),
-		Missed: missed,
+// writeChange writes ch's event with the latest view v, reusing buf.
+func writeChange(w io.Writer, buf []byte, ch *change, v *encodedView, missed uint64) ([]byte, error) {
+	if v.err != nil {
+		return buf, v.err
 	}
-	if ev.Paths == nil {
-		ev.Paths = [][]string{}
-	}
-	if ch.Peer != "" {
-		ev.Peer = ch.Peer.String()
-	}
-	b, err := json.Marshal(ev)
-	if err != nil {
-		return fmt.Errorf("encode change: %w", err)
-	}
-	_, err = fmt.Fprintf(w, "event: change\ndata: %s\n\n", b)
-	return err
+	buf = appendChange(buf, ch.head, v.b, missed)
+	_, err := w.Write(buf)
+	return buf, err
 }

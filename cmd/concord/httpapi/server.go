@@ -29,7 +29,8 @@ type Options struct {
 	// Gatherer serves /metrics. Default: the node's own registry
 	// (Node.Registry); /metrics answers 404 when there is none.
 	Gatherer prometheus.Gatherer
-	// EventBuffer is the subscription buffer of each event stream. A stream
+	// EventBuffer bounds the changes queued for each event stream, and for
+	// the one subscription that feeds all streams of a document. A stream
 	// whose client reads too slowly misses changes (each event carries the
 	// whole document value, so the next one repairs the view). Default 64.
 	EventBuffer int
@@ -76,6 +77,7 @@ type API struct {
 	mux     *http.ServeMux
 	access  access
 	streams atomic.Int64 // event streams open
+	hubs    *hubs        // per document with event streams: the fan-out of its changes
 }
 
 var _ http.Handler = (*API)(nil)
@@ -100,6 +102,7 @@ func New(node *concord.Node, opts Options) *API {
 		}
 	}
 	a := &API{node: node, opts: opts, mux: http.NewServeMux(), access: newAccess(opts)}
+	a.hubs = newHubs(node, opts.EventBuffer, (*concord.Doc).JSON)
 	a.mux.HandleFunc("GET /v1/status", a.status)
 	a.mux.HandleFunc("GET /v1/docs/{doc}", a.getDoc)
 	a.mux.HandleFunc("POST /v1/docs/{doc}/ops", a.postOps)
