@@ -1,7 +1,6 @@
 package concord
 
 import (
-	"slices"
 	"sync/atomic"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -90,12 +89,4 @@ func (r *driver) notify(ch Change) {
 			r.d.metrics.Drop("subscription", "full")
 		}
 	}
-}
-
-func dedupPaths(paths [][]string) [][]string {
-	if len(paths) < 2 {
-		return paths
-	}
-	slices.SortFunc(paths, slices.Compare[[]string])
-	return slices.CompactFunc(paths, func(a, b []string) bool { return slices.Equal(a, b) })
 }

@@ -36,12 +36,6 @@ func assertJSON(t testing.TB, s *State, want string) {
 	}
 }
 
-// exchange delivers each delta to the other replica.
-func exchange(a, b *State, da, db *State) {
-	a.Merge(db)
-	b.Merge(da)
-}
-
 func TestConcurrentSemantics(t *testing.T) {
 	tests := []struct {
 		name   string
