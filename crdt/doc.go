@@ -33,6 +33,17 @@
 // R's increment and, if R had incremented before without seeing the remove,
 // R's earlier contribution too.
 //
+// # Ownership and imports
+//
+// The package owns the CRDT types and their merge rules, the causal
+// context, the HLC, the validation of paths and values, the splitting of
+// deltas (SplitDelta) and the CBOR encoding of states and deltas with its
+// decoding limits. It owns no I/O, no networking, no persistence and no
+// replica numbering policy. It may import only the standard library,
+// fxamacker/cbor and internal/decmode (a cache of CBOR decoders): no other
+// Concord package, no go-datastore, no libp2p. Every other package may
+// import it.
+//
 // # Usage
 //
 //	doc := crdt.New()

@@ -20,6 +20,19 @@
 // batch, deletes the covered log entries in chunks and removes the intent;
 // Open finishes a compaction a crash interrupted.
 //
+// # Ownership and imports
+//
+// The package owns the on-disk layout (keys under /docs and /node), the
+// record encodings, the in-memory indexes rebuilt at Open, group commit,
+// compaction and crash recovery, and fork proofs at rest. It stores deltas
+// as opaque bytes: it decides nothing about validity, signatures, peers or
+// when to acknowledge or compact (its callers do); DocLog hands one
+// document's log to the engine without store importing it. It may import
+// crdt (for replica IDs and version vectors), go-datastore, go-ds-pebble and
+// Pebble (Missing range-scans a Pebble datastore directly) and
+// fxamacker/cbor; never engine, net, wire, the root package or any
+// networking package. Its tests also use internal/faultds.
+//
 // # Usage
 //
 //	s, err := store.OpenPebble(dir, store.Options{Logger: logger})

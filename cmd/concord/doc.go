@@ -20,4 +20,16 @@
 // Logs go to stderr; CONCORD_LOG_LEVEL=debug|info|warn|error sets their level
 // (default warn). CONCORD_TEST_FAST_GOSSIP=1 shortens gossip heartbeats and
 // summary intervals, for tests.
+//
+// # Ownership and imports
+//
+// The command owns the CLI: flags and their parsing (PSK and writer files
+// included), process start-up and shutdown, the printed start-up lines and
+// exit codes, the REPL, the HTTP server around package httpapi, `concord
+// bench` (the scenarios are internal/bench's) and the test-control hooks
+// of its process tests. Replication and storage rules stay in the library.
+// It may import the root package concord, cmd/concord/httpapi and
+// internal/bench; beyond those, net only for parsing a PSK file and the
+// connection gater of the test-control hooks, and store only for `concord
+// id`, which reads the node key without starting a node.
 package main

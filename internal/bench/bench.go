@@ -1,6 +1,3 @@
-// Package bench holds Concord's end-to-end benchmark scenarios: real nodes
-// on 127.0.0.1, measured from the public API. `concord bench` and the root
-// package's Go benchmarks both run them.
 package bench
 
 import (

@@ -1,5 +1,3 @@
-// Package browsertest starts headless Chromium for end-to-end tests of web
-// pages served on 127.0.0.1, driven with chromedp.
 package browsertest
 
 import (

@@ -1,5 +1,3 @@
-// Package decmode caches CBOR decoders by the limits they enforce: building
-// a cbor.DecMode allocates tens of kilobytes, too much to do per message.
 package decmode
 
 import (

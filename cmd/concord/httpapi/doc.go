@@ -20,6 +20,25 @@
 // preflight answers. With Options.Token every route but /metrics needs
 // "Authorization: Bearer <token>" (401 otherwise).
 //
+// # Events
+//
+// All event streams of one document share one subscription to it: a
+// fan-out computes the document's JSON view at most once per change and
+// hands the change to every stream's bounded queue. A stream whose queue is
+// full drops the change and counts it in its "missed" field (and in the
+// node's concord_dropped_total{queue="subscription"}); each event carries
+// the latest view, so the next one is current.
+//
+// # Ownership and imports
+//
+// The package owns the HTTP contract of the demo peer: routes, the JSON of
+// requests, responses and events, the access checks, event streams and
+// their limits. It holds no document logic: every read and write goes
+// through the public API of the root package. It may import the root
+// package concord, crdt (ops, version vectors, error values) and the
+// Prometheus client; never net or store. cmd/concord and the examples
+// import it.
+//
 // # Usage
 //
 //	node, _ := concord.Open(ctx, cfg)
