@@ -2,7 +2,6 @@ package concord
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"sync"
 	"testing"
@@ -72,14 +71,6 @@ func waitConverged(t testing.TB, d time.Duration, docs ...*Doc) {
 		return true
 	})
 	_ = last
-}
-
-func mustJSON(v any) json.RawMessage {
-	b, err := json.Marshal(v)
-	if err != nil {
-		panic(err)
-	}
-	return b
 }
 
 // counterValue sums a counter family's samples whose labels match.

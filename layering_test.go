@@ -19,7 +19,7 @@ func TestLayering(t *testing.T) {
 		"store":            {"crdt"},
 		"engine":           {"crdt", "wire", "store"}, // store: its record types only (see the engine's Storage)
 		"net":              {"crdt", "wire"},
-		"internal/sim":     {"crdt", "wire", "store", "engine"},
+		"internal/sim":     {"crdt", "wire", "store", "engine", "internal/faultds"},
 		"internal/decmode": {},
 	}
 	for dir, ok := range allowed {

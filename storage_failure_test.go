@@ -17,29 +17,10 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/concord-p2p/concord/crdt"
+	"github.com/concord-p2p/concord/internal/faultds"
 	"github.com/concord-p2p/concord/store"
 	"github.com/concord-p2p/concord/wire"
 )
-
-// syncFailDS fails every Sync from the failAt-th on (0: never), and a
-// failed Sync loses everything written since the last good one, as a disk
-// that never made it durable would.
-type syncFailDS struct {
-	*crashDS
-	syncs, failAt atomic.Int64
-}
-
-var errDiskGone = errors.New("disk gone")
-
-func (f *syncFailDS) Sync(ctx context.Context, k datastore.Key) error {
-	if n := f.syncs.Add(1); f.failAt.Load() > 0 && n >= f.failAt.Load() {
-		if _, err := f.crash(ctx); err != nil {
-			return err
-		}
-		return errDiskGone
-	}
-	return f.crashDS.Sync(ctx, k)
-}
 
 func openTestDriver(t *testing.T, ds datastore.Batching, key crypto.PrivKey, mod ...func(*driverDeps)) (*driver, *store.Store) {
 	t.Helper()
@@ -79,10 +60,15 @@ func TestWritersSurviveStorageFailure(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			mem := newCrashDS()
-			fds := &syncFailDS{crashDS: mem}
+			// From the failAt-th Sync on, every Sync fails and loses what was
+			// written since the last good one, as a disk that never made it
+			// durable would.
+			mem := faultds.NewCrash()
+			var sw faultds.Switch
+			cnt := faultds.NewCount(mem)
+			fds := faultds.NewFail(cnt, mem.CrashOn(faultds.If(faultds.Kinds(faultds.OpSync), &sw)))
 			r, st := openTestDriver(t, fds, key)
-			fds.failAt.Store(fds.syncs.Load() + failAt)
+			sw.Set(faultds.FromIndex(failAt))
 
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
@@ -116,7 +102,7 @@ func TestWritersSurviveStorageFailure(t *testing.T) {
 				t.Fatal("writers hung after the storage failure")
 			}
 			if failed.Load() == 0 {
-				t.Fatalf("no writer saw the failure (%d syncs)", fds.syncs.Load())
+				t.Fatalf("no writer saw the failure (%d syncs)", cnt.Syncs())
 			}
 			if err := r.waitAcked(ctx); !errors.Is(err, ErrStorage) {
 				t.Fatalf("WaitAcked after failure: %v", err)

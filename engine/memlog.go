@@ -48,9 +48,7 @@ func (m *MemoryLog) Apply(d *Doc, rd Ready) {
 		}
 		d.Persisted(a.ID, nil)
 	}
-	for _, f := range rd.Forks {
-		m.forks = append(m.forks, f)
-	}
+	m.forks = append(m.forks, rd.Forks...)
 	if rd.AckUpTo != 0 {
 		m.acked = max(m.acked, rd.AckUpTo)
 		for seq := range m.outbox {

@@ -143,7 +143,7 @@ func (s *sim) crash(i int) {
 		s.fail("close store %d: %v", i, err)
 	}
 	sr.d, sr.st, sr.pulls = nil, nil, nil
-	lost, err := sr.ds.crash(s.ctx)
+	lost, err := sr.ds.Crash(s.ctx)
 	if err != nil {
 		s.fail("crash %d: %v", i, err)
 	}

@@ -38,6 +38,7 @@ import (
 
 	"github.com/concord-p2p/concord/crdt"
 	"github.com/concord-p2p/concord/engine"
+	"github.com/concord-p2p/concord/internal/faultds"
 	"github.com/concord-p2p/concord/store"
 	"github.com/concord-p2p/concord/wire"
 )
@@ -124,7 +125,7 @@ type replica struct {
 	peer peer.ID
 	id   crdt.ReplicaID
 	skew time.Duration
-	ds   *crashDS
+	ds   *faultds.Crash
 	st   *store.Store
 	d    *engine.Doc
 
@@ -235,7 +236,7 @@ func newSim(seed uint64, trace func(string)) (*sim, error) {
 		if err != nil {
 			return nil, err
 		}
-		sr := &replica{idx: i, key: k, peer: id, id: wire.ReplicaFor(id, uint64(i+1)), ds: newCrashDS()}
+		sr := &replica{idx: i, key: k, peer: id, id: wire.ReplicaFor(id, uint64(i+1)), ds: faultds.NewCrash()}
 		if s.chance(0.3) {
 			sr.skew = time.Duration(s.rng.IntN(20_000)-10_000) * time.Millisecond
 		}
