@@ -23,7 +23,9 @@
 // checked messages to a Handler. NewSyncer serves and opens sync streams;
 // Syncer.Sync runs one anti-entropy exchange with a peer for a SyncDoc,
 // framing the wire.SyncMsg values of its Exchange (the engine's session,
-// behind the root package's driver) on the stream.
+// behind the root package's driver) on the stream; Syncer.Trigger queues
+// one to run in the background (coalesced per peer and document, the queue
+// bounded, run by at most 64 goroutines, 4 with one peer).
 //
 // Supervision. A Supervisor keeps connections to bootstrap and known peers,
 // redialling with exponential backoff and full jitter (seeded, so schedules

@@ -2,6 +2,7 @@ package net
 
 import (
 	"bufio"
+	"container/list"
 	"context"
 	"errors"
 	"fmt"
@@ -72,6 +73,9 @@ type ExchangeEvent struct {
 // Syncer runs anti-entropy exchanges over libp2p streams: it answers
 // incoming exchanges and starts outgoing ones, at most one in flight per
 // peer and document (a request while one runs is coalesced into one re-run).
+// Triggered exchanges wait in a bounded queue for one of a few runner
+// goroutines (syncqueue.go); exchanges are capped per node and per peer in
+// either direction (syncslots.go).
 type Syncer struct {
 	h   host.Host
 	cfg SyncerConfig
@@ -84,11 +88,15 @@ type Syncer struct {
 	inbound  int             // inbound streams being answered
 	inPeer   map[peer.ID]int // of which from each peer
 	outPeer  map[peer.ID]int // exchanges we run with each peer
-	freed    chan struct{}   // closed (and replaced) when one of those ends or a slot is freed
+	outWait  map[peer.ID]int // calls of Sync waiting for one of those
+	queue    outQueue        // triggered exchanges waiting for a runner
+	runners  int             // goroutines running triggered exchanges
+	freed    chan struct{}   // closed (and replaced) when one of those ends or a slot is freed or queued
 	closed   bool
 	wg       sync.WaitGroup
 	ctx      context.Context
 	cancel   context.CancelFunc
+	notify   *network.NotifyBundle // drops a disconnected peer's queued exchanges
 }
 
 type syncKey struct {
@@ -96,16 +104,22 @@ type syncKey struct {
 	doc string
 }
 
+// syncSlot is the exchange for one peer and document: queued (triggered,
+// waiting for a runner), or running, started by us (Trigger, Sync) or by
+// the peer.
 type syncSlot struct {
-	dirty    bool // triggered again while running: re-run once when done
-	outbound bool // we started it (Trigger), rather than answering a peer
+	dirty    bool          // triggered again while running: re-run once when done
+	outbound bool          // we started it (Trigger, Sync), rather than answering a peer
+	doc      SyncDoc       // what a triggered exchange runs
+	queued   *list.Element // its place in Syncer.queue while it waits for a runner
 }
 
 // Exchange caps. Inbound streams beyond maxInbound (node) or
 // maxInboundPerPeer (one peer) are refused (reset) and counted before
 // anything is read from them. We run at most maxOutboundPerPeer exchanges
 // with one peer at once (more wait their turn), below its inbound cap, so
-// a node syncing many documents with a peer is not refused.
+// a node syncing many documents with a peer is not refused; and at most
+// maxOutbound triggered ones in all (see syncqueue.go).
 const (
 	maxInbound         = 64
 	maxInboundPerPeer  = 8
@@ -130,7 +144,7 @@ func NewSyncer(h host.Host, cfg SyncerConfig) *Syncer {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Syncer{
 		h: h, cfg: cfg, inflight: map[syncKey]*syncSlot{}, ctx: ctx, cancel: cancel,
-		inPeer: map[peer.ID]int{}, outPeer: map[peer.ID]int{}, freed: make(chan struct{}),
+		inPeer: map[peer.ID]int{}, outPeer: map[peer.ID]int{}, outWait: map[peer.ID]int{}, freed: make(chan struct{}),
 	}
 	s.zenc, _ = zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithWindowSize(zstdWindow))
 	// One decoder for every frame kind: DecodeAll's output is bounded by
@@ -140,10 +154,13 @@ func NewSyncer(h host.Host, cfg SyncerConfig) *Syncer {
 		zstd.WithDecoderMaxMemory(uint64(max(cfg.Limits.MaxSnapshotBytes, cfg.Limits.MaxFrameBytes))),
 		zstd.WithDecoderMaxWindow(zstdWindow))
 	h.SetStreamHandler(SyncProtocol, s.handle)
+	s.notify = &network.NotifyBundle{DisconnectedF: func(_ network.Network, c network.Conn) { s.disconnected(c.RemotePeer()) }}
+	h.Network().Notify(s.notify)
 	return s
 }
 
-// Close removes the handler, cancels running exchanges and waits for them.
+// Close removes the handler, drops queued exchanges, cancels running ones
+// and waits for them and for their runners.
 func (s *Syncer) Close() error {
 	s.mu.Lock()
 	if s.closed {
@@ -151,7 +168,11 @@ func (s *Syncer) Close() error {
 		return nil
 	}
 	s.closed = true
+	for _, k := range s.queue.clear() {
+		delete(s.inflight, k)
+	}
 	s.mu.Unlock()
+	s.h.Network().StopNotify(s.notify)
 	s.h.RemoveStreamHandler(SyncProtocol)
 	s.cancel()
 	s.wg.Wait()
@@ -160,53 +181,7 @@ func (s *Syncer) Close() error {
 	return nil
 }
 
-// Trigger starts an exchange with p for r in the background, over an open
-// connection (it never dials; Sync does). When one between them for
-// r.Doc() is running, in either direction, the request is coalesced: one
-// more exchange runs after it (it may find nothing to do).
-func (s *Syncer) Trigger(p peer.ID, r SyncDoc) {
-	k := syncKey{p, r.Doc()}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return
-	}
-	if slot := s.inflight[k]; slot != nil {
-		slot.dirty = true
-		return
-	}
-	s.startLocked(k, p, r)
-}
-
-// startLocked runs exchanges for k until no trigger arrived meanwhile.
-func (s *Syncer) startLocked(k syncKey, p peer.ID, r SyncDoc) {
-	slot := &syncSlot{outbound: true}
-	s.inflight[k] = slot
-	s.wg.Add(1)
-	// Triggered exchanges use open connections only: dialing (with backoff)
-	// is the supervisor's job, and an exchange re-run after its connection
-	// dropped must not redial a peer that is going away.
-	ctx := network.WithNoDial(s.ctx, "sync trigger: the supervisor dials")
-	go func() {
-		defer s.wg.Done()
-		for {
-			if _, err := s.sync(ctx, p, r); err != nil {
-				s.cfg.Logger.Debug("sync failed", "peer", p, "doc", k.doc, "err", err)
-			}
-			s.mu.Lock()
-			if !slot.dirty || s.closed {
-				delete(s.inflight, k)
-				s.signalFreedLocked()
-				s.mu.Unlock()
-				return
-			}
-			slot.dirty = false
-			s.mu.Unlock()
-		}
-	}()
-}
-
-// Busy reports whether an exchange with p for doc is running.
+// Busy reports whether an exchange with p for doc is queued or running.
 func (s *Syncer) Busy(p peer.ID, doc string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -215,8 +190,10 @@ func (s *Syncer) Busy(p peer.ID, doc string) bool {
 
 // Sync runs one exchange with p for r and returns its counts. When one
 // between them for r.Doc() is running, in either direction, it waits for
-// it to end first (a second would be refused by the peer). Close cancels
-// it and waits for it.
+// it to end first (a second would be refused by the peer); one triggered
+// and still queued is served by this one instead. Then it waits for one of
+// the maxOutboundPerPeer outbound slots for p (waiting calls of Sync go
+// before queued triggered exchanges). Close cancels it and waits for it.
 func (s *Syncer) Sync(ctx context.Context, p peer.ID, r SyncDoc) (SyncStats, error) {
 	s.mu.Lock()
 	if s.closed {
@@ -231,7 +208,7 @@ func (s *Syncer) Sync(ctx context.Context, p peer.ID, r SyncDoc) (SyncStats, err
 	stop := context.AfterFunc(s.ctx, cancel)
 	defer stop()
 	k := syncKey{p, r.Doc()}
-	slot, err := s.takeSlot(ctx, k)
+	slot, err := s.takeSlot(ctx, k, r)
 	if err != nil {
 		return SyncStats{}, err
 	}
@@ -241,19 +218,21 @@ func (s *Syncer) Sync(ctx context.Context, p peer.ID, r SyncDoc) (SyncStats, err
 		delete(s.inflight, k)
 		s.signalFreedLocked()
 		if slot.dirty && !s.closed {
-			s.startLocked(k, p, r) // triggered meanwhile
+			s.queueLocked(k, &syncSlot{outbound: true, doc: r}) // triggered meanwhile
 		}
 	}()
-	return s.sync(ctx, p, r)
-}
-
-func (s *Syncer) sync(ctx context.Context, p peer.ID, r SyncDoc) (SyncStats, error) {
 	start := time.Now()
 	if err := s.acquireOutbound(ctx, p); err != nil {
 		s.record(p, r.Doc(), true, SyncStats{}, start, err)
 		return SyncStats{}, err
 	}
 	defer s.releaseOutbound(p)
+	return s.exchange(ctx, p, r, start)
+}
+
+// exchange runs one exchange with p for r, started at start, in an
+// outbound slot for p already counted.
+func (s *Syncer) exchange(ctx context.Context, p peer.ID, r SyncDoc, start time.Time) (SyncStats, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
 	st, err := s.h.NewStream(network.WithAllowLimitedConn(ctx, "sync"), p, SyncProtocol)
