@@ -6,17 +6,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
-	"math/rand/v2"
 	"slices"
 	"sync"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/host"
-	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 )
 
 // ErrSupervisorConfig is returned (wrapped) by NewSupervisor for an invalid
@@ -83,12 +78,6 @@ type PeerEvent struct {
 	Err error
 }
 
-// Dialer is how the supervisor reaches the network. Dial returns nil once a
-// connection to p is open (already being connected counts).
-type Dialer interface {
-	Dial(ctx context.Context, p peer.AddrInfo) error
-}
-
 // SupervisorConfig configures a Supervisor. Start from
 // DefaultSupervisorConfig.
 type SupervisorConfig struct {
@@ -138,48 +127,6 @@ func DefaultSupervisorConfig(d Dialer) SupervisorConfig {
 		DialTimeout:        15 * time.Second,
 		MaxConcurrentDials: 8,
 	}
-}
-
-// Backoff computes exponential backoff with full jitter: the n-th delay
-// (n from 0) is uniform in [0, min(Max, Base·2ⁿ)]. It is not safe for
-// concurrent use.
-type Backoff struct {
-	base, max time.Duration
-	rng       *rand.Rand
-	attempt   int
-}
-
-// NewBackoff returns a backoff drawing from PCG(seed1, seed2).
-func NewBackoff(base, max time.Duration, seed1, seed2 uint64) *Backoff {
-	return &Backoff{base: base, max: max, rng: rand.New(rand.NewPCG(seed1, seed2))}
-}
-
-// Ceiling returns the upper bound of the next delay.
-func (b *Backoff) Ceiling() time.Duration {
-	c := b.base
-	for i := 0; i < b.attempt && c < b.max; i++ {
-		c *= 2
-	}
-	return min(c, b.max)
-}
-
-// Next returns the next delay and counts an attempt.
-func (b *Backoff) Next() time.Duration {
-	c := b.Ceiling()
-	b.attempt++
-	return time.Duration(b.rng.Int64N(int64(c) + 1))
-}
-
-// Attempt returns the number of delays handed out since the last Reset.
-func (b *Backoff) Attempt() int { return b.attempt }
-
-// Reset starts over from Base (the random stream continues).
-func (b *Backoff) Reset() { b.attempt = 0 }
-
-func peerBackoff(cfg *SupervisorConfig, p peer.ID) *Backoff {
-	h := fnv.New64a()
-	h.Write([]byte(p))
-	return NewBackoff(cfg.BackoffBase, cfg.BackoffMax, cfg.Seed, h.Sum64())
 }
 
 // Supervisor keeps connections to a set of peers: it dials each, redials
@@ -266,11 +213,11 @@ func NewSupervisor(cfg SupervisorConfig) (*Supervisor, error) {
 	return s, nil
 }
 
-// Add supervises p (or updates its addresses if already supervised). A new
-// peer is dialled right away.
 // maxPeerAddrs bounds the addresses kept per supervised peer.
 const maxPeerAddrs = 32
 
+// Add supervises p (or updates its addresses if already supervised). A new
+// peer is dialled right away.
 func (s *Supervisor) Add(p peer.AddrInfo) {
 	s.mu.Lock()
 	if s.closed {
@@ -511,95 +458,4 @@ func (s *Supervisor) run() {
 			t.Stop()
 		}
 	}
-}
-
-func (s *Supervisor) startDialLocked(e *peerEntry) {
-	e.dialing, e.lost = true, false
-	s.inflight++
-	reconnect := e.redial
-	e.redial = true
-	if reconnect {
-		s.cfg.Metrics.reconnectAttempt()
-	}
-	info := peer.AddrInfo{ID: e.info.ID, Addrs: slices.Clone(e.info.Addrs)}
-	gen := e.gen
-	s.wg.Add(1)
-	go s.dial(info, gen, reconnect)
-}
-
-func (s *Supervisor) dial(info peer.AddrInfo, gen uint64, reconnect bool) {
-	defer s.wg.Done()
-	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.DialTimeout)
-	err := s.cfg.Dialer.Dial(ctx, info)
-	cancel()
-
-	s.mu.Lock()
-	s.inflight--
-	e, ok := s.peers[info.ID]
-	if ok && !s.closed && e.gen == gen {
-		e.dialing = false
-		if err == nil && e.state == StateConnecting && e.lost {
-			// The connection the dial found (one that was open already)
-			// closed before we could mark the peer connected: without this
-			// the peer would sit in Connected with no connection, never
-			// redialled.
-			err = errLostDuringDial
-		}
-		if err == nil && reconnect {
-			s.cfg.Metrics.reconnectSuccess()
-		}
-		if e.state == StateConnecting { // else a notification got there first
-			now := s.cfg.Clock.Now()
-			if err == nil {
-				s.setStateLocked(e, StateConnected, now, 0, nil)
-			} else {
-				s.log.Debug("dial failed", "peer", info.ID, "err", err)
-				s.backoffLocked(e, now, err)
-			}
-		}
-	}
-	s.mu.Unlock()
-	s.kick()
-	s.flush()
-}
-
-// HostDialer adapts a libp2p host to Dialer. Each dial first clears the
-// swarm's own dial backoff for the peer (the supervisor does the backing
-// off), then calls h.Connect.
-func HostDialer(h host.Host) Dialer { return hostDialer{h} }
-
-type hostDialer struct{ h host.Host }
-
-func (d hostDialer) Dial(ctx context.Context, p peer.AddrInfo) error {
-	if sw, ok := d.h.Network().(*swarm.Swarm); ok {
-		sw.Backoff().Clear(p.ID)
-	}
-	if err := d.h.Connect(ctx, p); err != nil {
-		return err
-	}
-	if d.h.Network().Connectedness(p.ID) != network.Connected {
-		return fmt.Errorf("net: connection to %s closed right after dial", p.ID)
-	}
-	return nil
-}
-
-// WatchHost feeds h's connection notifications to s: Connected when a
-// connection opens, Disconnected when the last connection to a peer closes.
-// Peers already connected are reported at once. Call stop (idempotent) to
-// detach, before closing h or s.
-func WatchHost(h host.Host, s *Supervisor) (stop func()) {
-	nb := &network.NotifyBundle{
-		ConnectedF: func(_ network.Network, c network.Conn) { s.Connected(c.RemotePeer()) },
-		DisconnectedF: func(n network.Network, c network.Conn) {
-			if n.Connectedness(c.RemotePeer()) != network.Connected {
-				s.Disconnected(c.RemotePeer())
-			}
-		},
-	}
-	h.Network().Notify(nb)
-	for _, p := range h.Network().Peers() {
-		s.Connected(p)
-	}
-	var once sync.Once
-	return func() { once.Do(func() { h.Network().StopNotify(nb) }) }
 }
