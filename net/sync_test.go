@@ -14,7 +14,7 @@ import (
 	"github.com/concord-p2p/concord/wire"
 )
 
-// fakeReplica is an in-memory Replica: its log is a memory store (for real
+// fakeReplica is an in-memory testDoc: its log is a memory store (for real
 // Missing cursors and batching), payloads are opaque bytes, and a snapshot
 // is the list of (origin, seq) it covers.
 type fakeReplica struct {
@@ -33,7 +33,7 @@ type fakeReplica struct {
 	ingestions int
 }
 
-var _ Replica = (*fakeReplica)(nil)
+var _ testDoc = (*fakeReplica)(nil)
 
 func newFakeReplica(t *testing.T, keyByte byte, batchBytes int) *fakeReplica {
 	t.Helper()

@@ -14,12 +14,12 @@ import (
 )
 
 // The tests of the stream drive exchanges over test replicas: a blocking
-// Replica interface and a session over it (the shape of the engine's
+// testDoc interface and a session over it (the shape of the engine's
 // session, with the replica's calls inline), made an Exchange by
 // testExchange.
 
-// Replica is a document as the sync and gossip layers see it. Tests implement it.
-type Replica interface {
+// testDoc is a document as the sync and gossip layers see it. Tests implement it.
+type testDoc interface {
 	// Doc returns the document name; Exchange starts a testExchange.
 	SyncDoc
 	// Version returns the contiguous version vector of the deltas held.
@@ -53,7 +53,7 @@ type Replica interface {
 //
 // A SyncSession is not safe for concurrent use.
 type SyncSession struct {
-	r         Replica
+	r         testDoc
 	peer      peer.ID
 	lim       wire.SyncLimits
 	peerVV    crdt.VersionVector
@@ -79,7 +79,7 @@ type queuedEnv struct {
 }
 
 // NewSyncSession starts an exchange for r with peer p.
-func NewSyncSession(r Replica, p peer.ID, lim wire.SyncLimits) *SyncSession {
+func NewSyncSession(r testDoc, p peer.ID, lim wire.SyncLimits) *SyncSession {
 	return &SyncSession{r: r, peer: p, lim: lim}
 }
 
