@@ -40,8 +40,9 @@
 //	…
 //	stop(); s.Close(); h.Close()
 //
-// Time is injected through Clock; FakeClock (NewFakeClock, Advance) drives
-// timers by hand in tests of any package.
+// The supervisor's clock and timers are the time package's: its tests run
+// it in a testing/synctest bubble with a fake Dialer, where time.Sleep
+// moves the bubble's clock and synctest.Wait lets the supervisor act.
 //
 // Metrics. NewMetrics(reg) creates the concord_* collectors (connections,
 // reconnects, propagation latency, outbox depth, sync, rejections, gossip

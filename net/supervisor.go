@@ -58,7 +58,7 @@ func (s State) String() string {
 type PeerState struct {
 	ID    peer.ID
 	State State
-	// Since is when the peer entered State (supervisor clock).
+	// Since is when the peer entered State.
 	Since time.Time
 	// Attempt is the backoff attempt counter: consecutive failures (failed
 	// dials and connections that dropped before HealthyAfter).
@@ -83,8 +83,6 @@ type PeerEvent struct {
 type SupervisorConfig struct {
 	// Dialer opens connections. Required.
 	Dialer Dialer
-	// Clock drives backoff timers. Default RealClock().
-	Clock Clock
 	// Seed seeds the jitter: peer p draws its delays from
 	// PCG(Seed, FNV-64a(p)), so a schedule is reproducible per seed and does
 	// not depend on other peers. DefaultSupervisorConfig picks a random seed.
@@ -119,7 +117,6 @@ func DefaultSupervisorConfig(d Dialer) SupervisorConfig {
 	_, _ = crand.Read(b[:])
 	return SupervisorConfig{
 		Dialer:             d,
-		Clock:              RealClock(),
 		Seed:               binary.LittleEndian.Uint64(b[:]),
 		BackoffBase:        200 * time.Millisecond,
 		BackoffMax:         30 * time.Second,
@@ -177,9 +174,6 @@ func NewSupervisor(cfg SupervisorConfig) (*Supervisor, error) {
 		return nil, fmt.Errorf("%w: nil Dialer", ErrSupervisorConfig)
 	}
 	def := DefaultSupervisorConfig(cfg.Dialer)
-	if cfg.Clock == nil {
-		cfg.Clock = def.Clock
-	}
 	if cfg.BackoffBase <= 0 {
 		cfg.BackoffBase = def.BackoffBase
 	}
@@ -244,7 +238,7 @@ func (s *Supervisor) Add(p peer.AddrInfo) {
 		backoff: peerBackoff(&s.cfg, p.ID),
 	}
 	s.peers[p.ID] = e
-	s.setStateLocked(e, StateConnecting, s.cfg.Clock.Now(), 0, nil)
+	s.setStateLocked(e, StateConnecting, time.Now(), 0, nil)
 	s.mu.Unlock()
 	s.kick()
 	s.flush()
@@ -260,7 +254,7 @@ func (s *Supervisor) Remove(id peer.ID) {
 		return
 	}
 	delete(s.peers, id)
-	s.setStateLocked(e, StateGone, s.cfg.Clock.Now(), 0, nil)
+	s.setStateLocked(e, StateGone, time.Now(), 0, nil)
 	s.mu.Unlock()
 	s.kick()
 	s.flush()
@@ -273,7 +267,7 @@ func (s *Supervisor) Connected(id peer.ID) {
 	if e, ok := s.peers[id]; ok && !s.closed {
 		e.redial = true
 		if e.state != StateConnected {
-			s.setStateLocked(e, StateConnected, s.cfg.Clock.Now(), 0, nil)
+			s.setStateLocked(e, StateConnected, time.Now(), 0, nil)
 		}
 	}
 	s.mu.Unlock()
@@ -291,7 +285,7 @@ func (s *Supervisor) Disconnected(id peer.ID) {
 		e.lost = true
 	}
 	if ok && !s.closed && e.state == StateConnected {
-		now := s.cfg.Clock.Now()
+		now := time.Now()
 		up := now.Sub(e.since)
 		s.cfg.Metrics.connectionClosed(up)
 		if up >= s.cfg.HealthyAfter {
@@ -405,7 +399,7 @@ func (s *Supervisor) run() {
 	defer s.wg.Done()
 	for {
 		s.mu.Lock()
-		now := s.cfg.Clock.Now()
+		now := time.Now()
 		var next time.Time
 		var ready []*peerEntry
 		for _, e := range s.peers {
@@ -440,10 +434,10 @@ func (s *Supervisor) run() {
 		s.flush()
 
 		var timerC <-chan time.Time
-		var t Timer
+		var t *time.Timer
 		if !next.IsZero() {
-			t = s.cfg.Clock.NewTimer(next.Sub(now))
-			timerC = t.C()
+			t = time.NewTimer(next.Sub(now))
+			timerC = t.C
 		}
 		select {
 		case <-timerC:

@@ -14,8 +14,6 @@ import (
 	dto "github.com/prometheus/client_model/go"
 )
 
-var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-
 // TestBackoffSchedule pins the exact delays for a seed: the schedule must not
 // change silently (math/rand/v2's PCG is stable across Go versions).
 func TestBackoffSchedule(t *testing.T) {
@@ -65,7 +63,6 @@ const goldenSchedule = "[143.65222ms 205.556957ms 472.708768ms 1.553596224s 2.01
 // records the dial.
 type scriptDialer struct {
 	mu    sync.Mutex
-	clock Clock
 	dials []dialRec
 	fn    func(ctx context.Context, p peer.ID) error
 }
@@ -77,7 +74,7 @@ type dialRec struct {
 
 func (d *scriptDialer) Dial(ctx context.Context, p peer.AddrInfo) error {
 	d.mu.Lock()
-	d.dials = append(d.dials, dialRec{p.ID, d.clock.Now()})
+	d.dials = append(d.dials, dialRec{p.ID, time.Now()})
 	fn := d.fn
 	d.mu.Unlock()
 	return fn(ctx, p.ID)
@@ -103,10 +100,9 @@ func (l *eventLog) take() []PeerEvent {
 	return out
 }
 
-func testSupervisor(t *testing.T, fc *FakeClock, d Dialer, log *eventLog, m *Metrics) *Supervisor {
+func testSupervisor(t *testing.T, d Dialer, log *eventLog, m *Metrics) *Supervisor {
 	t.Helper()
 	cfg := DefaultSupervisorConfig(d)
-	cfg.Clock = fc
 	cfg.Seed = 1
 	cfg.OnEvent = log.add
 	cfg.Metrics = m
@@ -119,15 +115,14 @@ func testSupervisor(t *testing.T, fc *FakeClock, d Dialer, log *eventLog, m *Met
 
 var errRefused = errors.New("refused")
 
-// TestSupervisorBackoffUnderFakeClock: a peer that never answers is redialled
+// TestSupervisorBackoffSchedule: a peer that never answers is redialled
 // exactly at the delays its seeded backoff produces, the ceiling reaches
 // BackoffMax, and a connection that stays healthy resets the backoff.
-func TestSupervisorBackoffUnderFakeClock(t *testing.T) {
+func TestSupervisorBackoffSchedule(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		fc := NewFakeClock(epoch)
 		var up bool
 		var mu sync.Mutex
-		d := &scriptDialer{clock: fc, fn: func(context.Context, peer.ID) error {
+		d := &scriptDialer{fn: func(context.Context, peer.ID) error {
 			mu.Lock()
 			defer mu.Unlock()
 			if up {
@@ -137,7 +132,7 @@ func TestSupervisorBackoffUnderFakeClock(t *testing.T) {
 		}}
 		log := &eventLog{}
 		m := NewMetrics(nil)
-		s := testSupervisor(t, fc, d, log, m)
+		s := testSupervisor(t, d, log, m)
 		defer s.Close()
 		_, p := testKey(t, 9)
 
@@ -161,19 +156,17 @@ func TestSupervisorBackoffUnderFakeClock(t *testing.T) {
 			if ceil == 30*time.Second {
 				ceilingHit = true
 			}
-			if st := s.States(); len(st) != 1 || st[0].State != StateBackoff || !st[0].NextDial.Equal(fc.Now().Add(delay)) {
+			if st := s.States(); len(st) != 1 || st[0].State != StateBackoff || !st[0].NextDial.Equal(time.Now().Add(delay)) {
 				t.Fatalf("states: %+v", st)
 			}
 			before := d.count()
 			if delay > 0 {
-				fc.Advance(delay - 1)
+				time.Sleep(delay - 1)
 				synctest.Wait()
 				if d.count() != before {
 					t.Fatalf("failure %d: redialled before the delay elapsed", i)
 				}
-				fc.Advance(1)
-			} else {
-				fc.Advance(0)
+				time.Sleep(1)
 			}
 			synctest.Wait()
 			if d.count() != before+1 {
@@ -197,7 +190,7 @@ func TestSupervisorBackoffUnderFakeClock(t *testing.T) {
 		mu.Lock()
 		up = true
 		mu.Unlock()
-		fc.Advance(delay)
+		time.Sleep(delay)
 		synctest.Wait()
 		evs = log.take()
 		if len(evs) != 2 || evs[1].To != StateConnected {
@@ -207,7 +200,7 @@ func TestSupervisorBackoffUnderFakeClock(t *testing.T) {
 			t.Fatalf("reconnect successes %v", got)
 		}
 		// Healthy for 10 s, then drops: backoff restarts from the base.
-		fc.Advance(10 * time.Second)
+		time.Sleep(10 * time.Second)
 		s.Disconnected(p)
 		synctest.Wait()
 		evs = log.take()
@@ -229,10 +222,9 @@ func TestSupervisorBackoffUnderFakeClock(t *testing.T) {
 // failure, so the redial delays grow like a failing peer's.
 func TestSupervisorFlappingPeer(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		fc := NewFakeClock(epoch)
-		d := &scriptDialer{clock: fc, fn: func(context.Context, peer.ID) error { return nil }}
+		d := &scriptDialer{fn: func(context.Context, peer.ID) error { return nil }}
 		log := &eventLog{}
-		s := testSupervisor(t, fc, d, log, nil)
+		s := testSupervisor(t, d, log, nil)
 		defer s.Close()
 		_, p := testKey(t, 10)
 		cfg := DefaultSupervisorConfig(d)
@@ -247,7 +239,7 @@ func TestSupervisorFlappingPeer(t *testing.T) {
 				t.Fatalf("cycle %d: state %v", i, st[0].State)
 			}
 			log.take()
-			fc.Advance(time.Second)
+			time.Sleep(time.Second)
 			s.Disconnected(p) // the peer drops us
 			synctest.Wait()
 			evs := log.take()
@@ -255,7 +247,7 @@ func TestSupervisorFlappingPeer(t *testing.T) {
 			if len(evs) < 1 || evs[0].To != StateBackoff || evs[0].Delay != mirror.Next() {
 				t.Fatalf("cycle %d: events %+v", i, evs)
 			}
-			fc.Advance(evs[0].Delay)
+			time.Sleep(evs[0].Delay)
 			synctest.Wait()
 		}
 		if ceilings[9] != 30*time.Second {
@@ -271,11 +263,10 @@ func TestSupervisorFlappingPeer(t *testing.T) {
 // once; the rest wait in Connecting and all end up connected.
 func TestSupervisorDialConcurrency(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		fc := NewFakeClock(epoch)
 		release := make(chan struct{})
 		var mu sync.Mutex
 		cur, peak := 0, 0
-		d := &scriptDialer{clock: fc, fn: func(ctx context.Context, _ peer.ID) error {
+		d := &scriptDialer{fn: func(ctx context.Context, _ peer.ID) error {
 			mu.Lock()
 			cur++
 			peak = max(peak, cur)
@@ -289,7 +280,6 @@ func TestSupervisorDialConcurrency(t *testing.T) {
 			}
 		}}
 		cfg := DefaultSupervisorConfig(d)
-		cfg.Clock = fc
 		cfg.MaxConcurrentDials = 3
 		s, err := NewSupervisor(cfg)
 		if err != nil {
@@ -319,9 +309,8 @@ func TestSupervisorDialConcurrency(t *testing.T) {
 
 func TestSupervisorRemoveAndClose(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		fc := NewFakeClock(epoch)
 		block := make(chan struct{})
-		d := &scriptDialer{clock: fc, fn: func(ctx context.Context, _ peer.ID) error {
+		d := &scriptDialer{fn: func(ctx context.Context, _ peer.ID) error {
 			select {
 			case <-block:
 				return nil
@@ -330,7 +319,7 @@ func TestSupervisorRemoveAndClose(t *testing.T) {
 			}
 		}}
 		log := &eventLog{}
-		s := testSupervisor(t, fc, d, log, nil)
+		s := testSupervisor(t, d, log, nil)
 		_, p := testKey(t, 11)
 		_, q := testKey(t, 12)
 		s.Add(peer.AddrInfo{ID: p})
@@ -373,10 +362,9 @@ func TestSupervisorRemoveAndClose(t *testing.T) {
 // connection: it backs off and is redialled.
 func TestSupervisorConnectionLostDuringDial(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		fc := NewFakeClock(epoch)
 		release := make(chan struct{})
 		var calls int
-		d := &scriptDialer{clock: fc, fn: func(ctx context.Context, _ peer.ID) error {
+		d := &scriptDialer{fn: func(ctx context.Context, _ peer.ID) error {
 			calls++
 			if calls == 1 {
 				<-release // the first dial returns success only when told
@@ -384,7 +372,7 @@ func TestSupervisorConnectionLostDuringDial(t *testing.T) {
 			return nil
 		}}
 		log := &eventLog{}
-		s := testSupervisor(t, fc, d, log, nil)
+		s := testSupervisor(t, d, log, nil)
 		defer s.Close()
 		_, p := testKey(t, 13)
 		s.Add(peer.AddrInfo{ID: p})
@@ -396,7 +384,7 @@ func TestSupervisorConnectionLostDuringDial(t *testing.T) {
 		if len(evs) != 2 || evs[1].To != StateBackoff || !errors.Is(evs[1].Err, errLostDuringDial) {
 			t.Fatalf("events %+v", evs)
 		}
-		fc.Advance(evs[1].Delay)
+		time.Sleep(evs[1].Delay)
 		synctest.Wait()
 		if d.count() != 2 {
 			t.Fatalf("%d dials, want a redial", d.count())
@@ -405,47 +393,6 @@ func TestSupervisorConnectionLostDuringDial(t *testing.T) {
 			t.Fatalf("state after redial %v", st[0].State)
 		}
 	})
-}
-
-func TestFakeClock(t *testing.T) {
-	fc := NewFakeClock(epoch)
-	t1 := fc.NewTimer(2 * time.Second)
-	t2 := fc.NewTimer(time.Second)
-	t3 := fc.NewTimer(3 * time.Second)
-	if fc.Pending() != 3 {
-		t.Fatal(fc.Pending())
-	}
-	if d, ok := fc.NextDeadline(); !ok || !d.Equal(epoch.Add(time.Second)) {
-		t.Fatal(d, ok)
-	}
-	if !t3.Stop() || t3.Stop() {
-		t.Fatal("Stop")
-	}
-	fc.Advance(1500 * time.Millisecond)
-	select {
-	case at := <-t2.C():
-		if !at.Equal(epoch.Add(1500 * time.Millisecond)) {
-			t.Fatal(at)
-		}
-	default:
-		t.Fatal("t2 did not fire")
-	}
-	select {
-	case <-t1.C():
-		t.Fatal("t1 fired early")
-	default:
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	if err := fc.WaitPending(ctx, 1); err != nil {
-		t.Fatal(err)
-	}
-	fc.Advance(time.Second)
-	<-t1.C()
-	if t1.Stop() {
-		t.Fatal("Stop after fire")
-	}
-	<-fc.NewTimer(0).C()
 }
 
 func counterValue(c prometheus.Counter) float64 {
@@ -469,9 +416,8 @@ func histCount(h prometheus.Histogram) uint64 {
 // redialled, and that dial counts as a reconnect.
 func TestSupervisorRedialAfterNotifiedConnection(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		fc := NewFakeClock(epoch)
 		block := make(chan struct{})
-		d := &scriptDialer{clock: fc, fn: func(ctx context.Context, _ peer.ID) error {
+		d := &scriptDialer{fn: func(ctx context.Context, _ peer.ID) error {
 			select {
 			case <-block:
 				return nil
@@ -482,7 +428,7 @@ func TestSupervisorRedialAfterNotifiedConnection(t *testing.T) {
 		log := &eventLog{}
 		m := NewMetrics(nil)
 		cfg := DefaultSupervisorConfig(d)
-		cfg.Clock, cfg.Seed, cfg.OnEvent, cfg.Metrics = fc, 1, log.add, m
+		cfg.Seed, cfg.OnEvent, cfg.Metrics = 1, log.add, m
 		cfg.MaxConcurrentDials = 1
 		s, err := NewSupervisor(cfg)
 		if err != nil {
@@ -513,7 +459,7 @@ func TestSupervisorRedialAfterNotifiedConnection(t *testing.T) {
 		if last.Peer != p || last.To != StateBackoff {
 			t.Fatalf("events %+v", evs)
 		}
-		fc.Advance(last.Delay)
+		time.Sleep(last.Delay)
 		synctest.Wait()
 		if got := counterValue(m.ReconnectSuccesses); got != 1 {
 			t.Fatalf("reconnect successes %v after redialling a peer that was connected", got)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -56,7 +57,7 @@ func (s *Supervisor) dial(info peer.AddrInfo, gen uint64, reconnect bool) {
 			s.cfg.Metrics.reconnectSuccess()
 		}
 		if e.state == StateConnecting { // else a notification got there first
-			now := s.cfg.Clock.Now()
+			now := time.Now()
 			if err == nil {
 				s.setStateLocked(e, StateConnected, now, 0, nil)
 			} else {
