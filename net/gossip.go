@@ -82,7 +82,7 @@ type Handler interface {
 
 // VersionHolder is implemented by a Handler that can tell what its replica
 // holds: the contiguous version vector of its durable deltas, which only
-// grows (Replica.Version). Summaries in the node's own name are checked
+// grows (VersionHolder.Version). Summaries in the node's own name are checked
 // against it (see Gossip.validate); without it every summary in our name
 // that we did not publish counts as forged.
 type VersionHolder interface {
