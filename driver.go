@@ -101,7 +101,8 @@ type driver struct {
 // outcome to report to the engine.
 type work struct {
 	rd       *engine.Ready
-	appendID uint64
+	appendID uint64 // an append's outcome
+	ackUpTo  uint64 // an acknowledgment's outcome
 	err      error
 }
 
@@ -201,11 +202,11 @@ func (r *driver) queue(rd *engine.Ready, wait bool) {
 	r.qmu.Unlock()
 }
 
-// outcome queues an append's outcome (the store's commit goroutine calls
-// it: it never waits).
-func (r *driver) outcome(id uint64, err error) {
+// outcome queues a write's outcome (the store's commit goroutine calls it:
+// it never waits).
+func (r *driver) outcome(w work) {
 	r.qmu.Lock()
-	r.outcomes = append(r.outcomes, work{appendID: id, err: err})
+	r.outcomes = append(r.outcomes, w)
 	r.scheduleLocked()
 	r.qmu.Unlock()
 }
@@ -238,7 +239,12 @@ func (r *driver) run() {
 		}
 		r.qmu.Unlock()
 		if w.rd == nil {
-			r.stepFromWork(func(e *engine.Doc) { e.Persisted(w.appendID, w.err) })
+			if w.ackUpTo != 0 {
+				r.updateOutboxMetric()
+				r.stepFromWork(func(e *engine.Doc) { e.Acknowledged(w.ackUpTo, w.err) })
+			} else {
+				r.stepFromWork(func(e *engine.Doc) { e.Persisted(w.appendID, w.err) })
+			}
 			r.qmu.Lock()
 			r.inflight--
 			r.room.Broadcast()
@@ -253,7 +259,15 @@ func (r *driver) run() {
 func (r *driver) carryOut(rd *engine.Ready) {
 	ctx := context.Background()
 	st := r.d.store
-	for _, a := range rd.Appends {
+	for i := range rd.Appends {
+		a := &rd.Appends[i]
+		if err := a.Seal(); err != nil {
+			r.qmu.Lock()
+			r.inflight++
+			r.qmu.Unlock()
+			r.outcome(work{appendID: a.ID, err: err})
+			continue
+		}
 		own := crdt.ReplicaID("")
 		if a.Own {
 			own = r.d.self
@@ -262,8 +276,8 @@ func (r *driver) carryOut(rd *engine.Ready) {
 		r.qmu.Lock()
 		r.inflight++
 		r.qmu.Unlock()
-		if err := st.AppendNotify(ctx, r.doc, own, a.Entries, func(err error) { r.outcome(id, err) }); err != nil {
-			r.outcome(id, err)
+		if err := st.AppendNotify(ctx, r.doc, own, a.Entries, func(err error) { r.outcome(work{appendID: id, err: err}) }); err != nil {
+			r.outcome(work{appendID: id, err: err})
 		}
 	}
 	for _, f := range rd.Forks {
@@ -273,10 +287,15 @@ func (r *driver) carryOut(rd *engine.Ready) {
 			r.d.metrics.Drop("forks", "full")
 		}
 	}
-	if rd.AckUpTo != 0 {
-		err := st.Ack(ctx, r.doc, rd.AckUpTo)
-		r.updateOutboxMetric()
-		r.stepFromWork(func(e *engine.Doc) { e.Acknowledged(rd.AckUpTo, err) })
+	if upTo := rd.AckUpTo; upTo != 0 {
+		// Asynchronous too: a synced write on the worker would hold the
+		// document's next delta back by one sync.
+		r.qmu.Lock()
+		r.inflight++
+		r.qmu.Unlock()
+		if err := st.AckNotify(ctx, r.doc, upTo, func(err error) { r.outcome(work{ackUpTo: upTo, err: err}) }); err != nil {
+			r.outcome(work{ackUpTo: upTo, err: err})
+		}
 	}
 	if rd.Compact != nil {
 		err := st.Compact(ctx, r.doc, rd.Compact.Snapshot)

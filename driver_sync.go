@@ -12,8 +12,9 @@ import (
 
 // exchange is the engine's session of one anti-entropy exchange, as the
 // sync stream drives it (cnet.Exchange): every call steps the engine under
-// the driver's lock, and Next waits, without the lock, for the engine to
-// advance when the session waits for the writes it asked for.
+// the driver's lock; Next reads the log without it, and waits, without
+// it, for the engine to advance when the session waits for the writes it
+// asked for.
 type exchange struct {
 	r *driver
 	s *engine.Session
@@ -25,7 +26,9 @@ var _ cnet.SyncDoc = (*driver)(nil)
 func (r *driver) Exchange(p peer.ID, lim wire.SyncLimits) cnet.Exchange {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return &exchange{r: r, s: r.eng.NewSession(p, lim)}
+	s := r.eng.NewSession(p, lim)
+	s.DeferReads() // the log is read outside the lock
+	return &exchange{r: r, s: s}
 }
 
 func (x *exchange) locked(fn func()) {
@@ -54,10 +57,12 @@ func (x *exchange) Next(ctx context.Context) (*wire.SyncMsg, error) {
 			err      error
 			advanced <-chan struct{}
 		)
+		var read *engine.LogRead
 		x.r.mu.Lock()
 		closed := x.r.closed
 		if !closed {
 			m, wait, err = x.s.Next()
+			read = x.s.PendingRead()
 		}
 		rd := x.r.takeLocked()
 		advanced = x.r.advanced
@@ -66,6 +71,9 @@ func (x *exchange) Next(ctx context.Context) (*wire.SyncMsg, error) {
 		switch {
 		case closed:
 			return nil, ErrClosed
+		case read != nil:
+			read.Do() // I/O, without the lock
+			continue
 		case !wait:
 			return m, err
 		}

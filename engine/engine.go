@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
+	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/concord-p2p/concord/crdt"
@@ -221,7 +222,33 @@ type Append struct {
 	ID      uint64
 	Entries []store.Entry
 	// Own is set for the engine's own deltas (they go to the outbox too).
+	// Their envelopes are signed by Seal, which the caller runs before
+	// persisting, outside any lock it holds around the engine.
 	Own bool
+
+	envs []*wire.Envelope // own: to sign into Entries
+	key  crypto.PrivKey
+}
+
+// Seal signs an own Append's envelopes and fills its entries (a no-op for
+// others). It is pure computation, safe to run outside the engine's lock
+// before the entries are persisted; the envelopes the engine publishes
+// once they are durable are the ones it signs.
+func (a *Append) Seal() error {
+	for i, e := range a.envs {
+		if e.Sig != nil {
+			continue
+		}
+		if err := wire.SignEnvelope(a.key, e); err != nil {
+			return err
+		}
+		b, err := wire.EncodeEnvelope(e)
+		if err != nil {
+			return err
+		}
+		a.Entries[i].Data = b
+	}
+	return nil
 }
 
 // Compaction is a snapshot to store, covering VV.

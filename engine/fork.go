@@ -160,12 +160,19 @@ const maxForkBytes = 2 << 20
 // forkEntries returns the stored fork proofs as entries to serve after the
 // log in a sync exchange, at most maxForkBytes of them.
 func (d *Doc) forkEntries() []store.Entry {
-	if len(d.forks) == 0 {
+	lr := d.logReader()
+	out := lr.forkEntries()
+	d.rd.Warnings = append(d.rd.Warnings, lr.warns...)
+	return out
+}
+
+func (d *logReader) forkEntries() []store.Entry {
+	if !d.hasForks {
 		return nil
 	}
 	forks, err := d.st.Forks()
 	if err != nil {
-		d.rd.Warnings = append(d.rd.Warnings, fmt.Errorf("read fork proofs: %w", err))
+		d.warns = append(d.warns, fmt.Errorf("read fork proofs: %w", err))
 	}
 	out := make([]store.Entry, 0, len(forks))
 	size := 0

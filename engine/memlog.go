@@ -34,6 +34,10 @@ func NewMemoryLog() *MemoryLog {
 // reports produce is d's next.
 func (m *MemoryLog) Apply(d *Doc, rd Ready) {
 	for _, a := range rd.Appends {
+		if err := a.Seal(); err != nil {
+			d.Persisted(a.ID, err)
+			continue
+		}
 		for _, e := range a.Entries {
 			if m.Has(e.Replica, e.Seq) {
 				continue

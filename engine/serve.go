@@ -15,11 +15,34 @@ import (
 // Serving the log to a peer catching up: markers resolved, and runs of
 // this node's own deltas joined into aggregates.
 
-// Missing implements wire.Replica. It reads the log and rewrites what it
+// Missing reads the log and rewrites what it
 // sends: a marker becomes the aggregate it points to, and a run of this
 // node's own deltas becomes one aggregate — their join, signed once — so a
 // peer catching up receives the net effect of the run, not its history.
 func (d *Doc) Missing(have crdt.VersionVector, cur store.Cursor) ([]store.Entry, store.Cursor, bool, error) {
+	lr := d.logReader()
+	out, next, done, err := lr.missing(have, cur)
+	d.rd.Warnings = append(d.rd.Warnings, lr.warns...)
+	return out, next, done, err
+}
+
+// logReader reads the log for a peer catching up. It holds no engine
+// state, only the document's storage, identity and whether it has fork
+// proofs, so a driver may run it outside its lock (Session.DeferReads).
+type logReader struct {
+	st       Storage
+	doc      string
+	self     crdt.ReplicaID
+	key      crypto.PrivKey
+	hasForks bool
+	warns    []error
+}
+
+func (d *Doc) logReader() *logReader {
+	return &logReader{st: d.st, doc: d.cfg.Doc, self: d.cfg.Self, key: d.cfg.Key, hasForks: len(d.forks) > 0}
+}
+
+func (d *logReader) missing(have crdt.VersionVector, cur store.Cursor) ([]store.Entry, store.Cursor, bool, error) {
 	batch, next, done, err := d.st.Missing(have, cur)
 	if err != nil {
 		return batch, next, done, err
@@ -28,7 +51,7 @@ func (d *Doc) Missing(have crdt.VersionVector, cur store.Cursor) ([]store.Entry,
 		// The fork proofs follow the log, in a batch of their own.
 		return d.forkEntries(), next, true, nil
 	}
-	if done && len(d.forks) > 0 {
+	if done && d.hasForks {
 		done = false // the next call, past the end, serves the proofs
 	}
 	out := make([]store.Entry, 0, len(batch))
@@ -42,7 +65,7 @@ func (d *Doc) Missing(have crdt.VersionVector, cur store.Cursor) ([]store.Entry,
 		} else if agg, err := d.aggregate(run); err == nil {
 			out = append(out, agg)
 		} else {
-			d.rd.Warnings = append(d.rd.Warnings, fmt.Errorf("aggregate failed; sending the run: %w", err))
+			d.warns = append(d.warns, fmt.Errorf("aggregate failed; sending the run: %w", err))
 			out = append(out, run...)
 		}
 		run = run[:0]
@@ -64,7 +87,7 @@ func (d *Doc) Missing(have crdt.VersionVector, cur store.Cursor) ([]store.Entry,
 				continue // compacted meanwhile: the snapshot covers it
 			}
 			if _, isMarker := wire.DecodeMarker(target.Data); isMarker {
-				d.rd.Warnings = append(d.rd.Warnings, fmt.Errorf("marker points at a marker: %s/%d", e.Replica, e.Seq))
+				d.warns = append(d.warns, fmt.Errorf("marker points at a marker: %s/%d", e.Replica, e.Seq))
 				continue
 			}
 			out = append(out, target)
@@ -74,12 +97,12 @@ func (d *Doc) Missing(have crdt.VersionVector, cur store.Cursor) ([]store.Entry,
 			sent[crdt.Dot{Replica: e.Replica, Counter: at}] = true
 			continue
 		}
-		if e.Replica == d.cfg.Self && len(run) < wire.MaxAggregateRun && (len(run) == 0 || run[len(run)-1].Seq+1 == e.Seq) {
+		if e.Replica == d.self && len(run) < wire.MaxAggregateRun && (len(run) == 0 || run[len(run)-1].Seq+1 == e.Seq) {
 			run = append(run, e)
 			continue
 		}
 		flushRun()
-		if e.Replica == d.cfg.Self {
+		if e.Replica == d.self {
 			run = append(run, e)
 			continue
 		}
@@ -92,7 +115,7 @@ func (d *Doc) Missing(have crdt.VersionVector, cur store.Cursor) ([]store.Entry,
 // aggregate joins a run of consecutive own deltas from the log into one
 // signed envelope (errAggregateTooLarge when the join would exceed
 // MaxPayload).
-func (d *Doc) aggregate(run []store.Entry) (store.Entry, error) {
+func (d *logReader) aggregate(run []store.Entry) (store.Entry, error) {
 	envs := make([]*wire.Envelope, len(run))
 	for i, e := range run {
 		env, err := wire.DecodeEnvelope(e.Data, StoredLimits)
@@ -101,7 +124,7 @@ func (d *Doc) aggregate(run []store.Entry) (store.Entry, error) {
 		}
 		envs[i] = env
 	}
-	env, err := Coalesce(d.cfg.Doc, d.cfg.Self, d.cfg.Key, envs)
+	env, err := Coalesce(d.doc, d.self, d.key, envs)
 	if err != nil {
 		return store.Entry{}, err
 	}
@@ -112,7 +135,7 @@ func (d *Doc) aggregate(run []store.Entry) (store.Entry, error) {
 	if err != nil {
 		return store.Entry{}, err
 	}
-	return store.Entry{Replica: d.cfg.Self, Seq: env.Last, Data: b}, nil
+	return store.Entry{Replica: d.self, Seq: env.Last, Data: b}, nil
 }
 
 // Coalesce joins a run of self's deltas with consecutive sequence

@@ -72,6 +72,44 @@ type Session struct {
 	storeErr  error
 	snapWait  bool // a fresh snapshot is being encoded for the peer
 	fresh     *wire.SyncMsg
+
+	deferReads bool     // log reads are left to the caller (PendingRead)
+	read       *LogRead // the read asked for
+}
+
+// DeferReads makes Next leave reading the log to the caller: when it needs
+// the next batch, Next says wait and PendingRead returns the read to run —
+// outside whatever lock guards the engine (a log read is I/O); Next then
+// takes its result. Without it, Next reads inline (a single-threaded
+// driver, the simulation).
+func (s *Session) DeferReads() { s.deferReads = true }
+
+// PendingRead returns the log read Next waits for, if any.
+func (s *Session) PendingRead() *LogRead {
+	if s.read == nil || s.read.finished {
+		return nil
+	}
+	return s.read
+}
+
+// LogRead is one batch of the log a session sends, to be read by Do. It
+// reads only the document's storage (and signs aggregates of own runs),
+// touching no engine state, so it may run concurrently with the engine.
+type LogRead struct {
+	lr       *logReader
+	have     crdt.VersionVector
+	cur      store.Cursor
+	batch    []store.Entry
+	next     store.Cursor
+	done     bool
+	err      error
+	finished bool
+}
+
+// Do reads the batch.
+func (r *LogRead) Do() {
+	r.batch, r.next, r.done, r.err = r.lr.missing(r.have, r.cur)
+	r.finished = true
 }
 
 type queuedEnv struct {
@@ -245,7 +283,26 @@ func (s *Session) Next() (m *wire.SyncMsg, wait bool, err error) {
 		}
 	}
 	for len(s.queue) == 0 && !s.logDone {
-		batch, next, done, err := d.Missing(s.peerVV, s.cur)
+		var (
+			batch []store.Entry
+			next  store.Cursor
+			done  bool
+			err   error
+		)
+		if s.deferReads {
+			if s.read == nil {
+				s.read = &LogRead{lr: d.logReader(), have: s.peerVV.Clone(), cur: s.cur}
+			}
+			if !s.read.finished {
+				return nil, true, nil // the caller runs PendingRead
+			}
+			r := s.read
+			s.read = nil
+			d.rd.Warnings = append(d.rd.Warnings, r.lr.warns...)
+			batch, next, done, err = r.batch, r.next, r.done, r.err
+		} else {
+			batch, next, done, err = d.Missing(s.peerVV, s.cur)
+		}
 		if err != nil {
 			return nil, false, fmt.Errorf("%w: read the log: %w", ErrSyncStorage, err)
 		}

@@ -90,3 +90,36 @@ func TestSessionSnapshotAllowed(t *testing.T) {
 		t.Fatal("snapshot allowed after deltas")
 	}
 }
+
+// With DeferReads, Next leaves the log read to the caller: it waits with a
+// PendingRead, and sends the batch once the read is done.
+func TestSessionDeferredReads(t *testing.T) {
+	a, la, _ := newDoc(t, "s")
+	b, _, _ := newDoc(t, "s")
+	if _, err := a.Propose(epoch, set("k", "1")); err != nil {
+		t.Fatal(err)
+	}
+	settle(a, la)
+	sa := a.NewSession(b.cfg.SelfPeer, wire.DefaultSyncLimits())
+	sa.DeferReads()
+	sa.Hello()
+	if err := sa.Handle(epoch, b.NewSession(a.cfg.SelfPeer, wire.DefaultSyncLimits()).Hello()); err != nil {
+		t.Fatal(err)
+	}
+	m, wait, err := sa.Next()
+	read := sa.PendingRead()
+	if m != nil || !wait || err != nil || read == nil {
+		t.Fatalf("first Next with deferred reads: %+v %v %v, read %v", m, wait, err, read)
+	}
+	if m, wait, _ := sa.Next(); m != nil || !wait {
+		t.Fatal("Next went on before the read was done")
+	}
+	read.Do()
+	if sa.PendingRead() != nil {
+		t.Fatal("the read is still pending after Do")
+	}
+	m, wait, err = sa.Next()
+	if err != nil || wait || m == nil || m.Type != wire.TypeSyncDeltas || len(m.Envelopes) != 1 {
+		t.Fatalf("after the read: %+v %v %v", m, wait, err)
+	}
+}

@@ -115,16 +115,19 @@ func (d *Doc) cut() {
 	}
 	b := d.append(entries, true)
 	b.envs, b.props, b.paths = envs, props, paths
+	a := &d.rd.Appends[len(d.rd.Appends)-1]
+	a.envs, a.key = envs, d.cfg.Key
 	d.ownFlight++
 	d.checkWaiters()
 }
 
-// sign signs an own delta as one envelope or, when its payload would
+// sign makes an own delta one envelope or, when its payload would
 // exceed the bound (a delete of a big map whose values' dots are
 // scattered, a group commit of many writes), as pieces that each fit
 // (crdt.SplitDelta) at consecutive sequence numbers, each signed with dot,
-// the author's dot count once the whole delta is applied. All go into one
-// Append, so they become durable together. Receivers may merge the pieces
+// the author's dot count once the whole delta is applied (signed when the
+// Append is sealed). All go into one Append, so they become durable
+// together. Receivers may merge the pieces
 // apart, in any order; together they are the delta.
 func (d *Doc) sign(delta *crdt.State, dot uint64) ([]*wire.Envelope, []store.Entry, error) {
 	bound := d.cfg.PieceBytes
@@ -160,16 +163,10 @@ func (d *Doc) sign(delta *crdt.State, dot uint64) ([]*wire.Envelope, []store.Ent
 		}
 		d.signedHLC = ts
 		d.noteClaims(p, self, seq+uint64(i))
-		env := &wire.Envelope{Doc: d.cfg.Doc, Origin: self, Seq: seq + uint64(i), HLC: uint64(ts), Dot: dot, Payload: payloads[i], Delta: p}
-		if err := wire.SignEnvelope(d.cfg.Key, env); err != nil {
-			return nil, nil, err
-		}
-		b, err := wire.EncodeEnvelope(env)
-		if err != nil {
-			return nil, nil, err
-		}
-		envs[i] = env
-		entries[i] = store.Entry{Replica: self, Seq: env.Seq, Data: b}
+		// Signed by the driver, outside its lock (Append.Seal): signing is
+		// the costliest step of a local write, and writers wait for the lock.
+		envs[i] = &wire.Envelope{Doc: d.cfg.Doc, Origin: self, Seq: seq + uint64(i), HLC: uint64(ts), Dot: dot, Payload: payloads[i], Delta: p}
+		entries[i] = store.Entry{Replica: self, Seq: envs[i].Seq}
 	}
 	return envs, entries, nil
 }

@@ -30,15 +30,29 @@ func (s *Store) OutboxDepth(doc string) int {
 // upTo as the acknowledged floor so an own entry at or below it is never
 // re-added to the outbox. Acknowledging less than a previous Ack is a no-op.
 func (s *Store) Ack(ctx context.Context, doc string, upTo uint64) error {
-	if s.isClosed() {
-		return ErrClosed
+	done, err := s.ack(ctx, doc, upTo, nil)
+	if err != nil {
+		return err
 	}
-	if upTo == 0 {
-		return nil
+	return wait(ctx, done)
+}
+
+// AckNotify is Ack without the wait: notify is called with the outcome once
+// the acknowledgment is durable (on the store's commit goroutine: it must
+// not block), or at once when there is nothing to write. An error returned
+// means notify will not be called.
+func (s *Store) AckNotify(ctx context.Context, doc string, upTo uint64, notify func(error)) error {
+	_, err := s.ack(ctx, doc, upTo, notify)
+	return err
+}
+
+func (s *Store) ack(ctx context.Context, doc string, upTo uint64, notify func(error)) (<-chan error, error) {
+	if s.isClosed() {
+		return nil, ErrClosed
 	}
 	s.mu.RLock()
 	var ops []op
-	if d := s.docs[doc]; d == nil || upTo > d.ackFloor {
+	if d := s.docs[doc]; upTo > 0 && (d == nil || upTo > d.ackFloor) {
 		if d != nil {
 			for _, seq := range d.outbox {
 				if seq > upTo {
@@ -50,10 +64,7 @@ func (s *Store) Ack(ctx context.Context, doc string, upTo uint64) error {
 		ops = append(ops, op{key: ackedKey(doc), value: s.codec.marshal(ackRecord{UpTo: upTo})})
 	}
 	s.mu.RUnlock()
-	if len(ops) == 0 {
-		return nil
-	}
-	return s.submit(ctx, ops, func() {
+	return s.enqueueNotify(ctx, ops, func() {
 		d := s.doc(doc)
 		if upTo <= d.ackFloor {
 			return
@@ -64,5 +75,5 @@ func (s *Store) Ack(ctx context.Context, doc string, upTo uint64) error {
 			i++
 		}
 		d.outbox = slices.Delete(d.outbox, 0, i)
-	})
+	}, notify)
 }

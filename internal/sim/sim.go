@@ -306,6 +306,9 @@ func (s *sim) drain(i int) {
 			if a.Own {
 				own = sr.id
 			}
+			if err := a.Seal(); err != nil {
+				s.fail("replica %d: seal: %v", i, err)
+			}
 			sr.d.Persisted(a.ID, sr.st.Append(s.ctx, simDoc, own, a.Entries))
 		}
 		for _, f := range rd.Forks {
