@@ -1,0 +1,133 @@
+package wirespec
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/fxamacker/cbor/v2"
+
+	"github.com/concord-p2p/concord/crdt"
+	"github.com/concord-p2p/concord/internal/specdoc"
+	"github.com/concord-p2p/concord/wire"
+)
+
+// envelopeBytes encodes an envelope map with the given fields, bypassing
+// the encoder's checks, for probing decoder bounds.
+func envelopeBytes(t *testing.T, origin string, sig []byte) []byte {
+	t.Helper()
+	m := map[int]any{0: 1, 1: 1, 2: Doc, 3: origin, 4: 1, 5: 0}
+	if sig != nil {
+		m[7] = sig
+	}
+	b, err := cbor.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// probe reports the largest n in [lo, hi] for which ok(n) holds, checking
+// that ok holds at lo and fails at hi.
+func probe(t *testing.T, what string, lo, hi int, ok func(n int) bool) string {
+	t.Helper()
+	if !ok(lo) || ok(hi) {
+		t.Errorf("%s: bound not between %d and %d", what, lo, hi)
+		return "?"
+	}
+	for hi-lo > 1 {
+		mid := lo + (hi-lo)/2
+		if ok(mid) {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	return strconv.Itoa(lo)
+}
+
+// TestSpecConstants checks the constants of WIRE.md named wire.* and
+// crdt.*: exported ones by value, unexported decoder bounds by probing the
+// decoders at the boundary.
+func TestSpecConstants(t *testing.T) {
+	spec, err := specdoc.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lim := wire.DefaultLimits()
+	sl := wire.DefaultSyncLimits()
+	itoa := func(n uint64) string { return strconv.FormatUint(n, 10) }
+	actual := map[string]string{
+		"wire.ProtocolVersion":                      itoa(wire.ProtocolVersion),
+		"wire.ProtocolVersionMin":                   itoa(wire.ProtocolVersionMin),
+		"wire.ProtocolVersionMax":                   itoa(wire.ProtocolVersionMax),
+		"wire.TypeEnvelope":                         itoa(wire.TypeEnvelope),
+		"wire.TypeBatch":                            itoa(wire.TypeBatch),
+		"wire.TypeSummary":                          itoa(wire.TypeSummary),
+		"wire.TypeMarker":                           itoa(wire.TypeMarker),
+		"wire.TypeSyncHello":                        itoa(wire.TypeSyncHello),
+		"wire.TypeSyncDeltas":                       itoa(wire.TypeSyncDeltas),
+		"wire.TypeSyncSnapshot":                     itoa(wire.TypeSyncSnapshot),
+		"wire.TypeSyncDone":                         itoa(wire.TypeSyncDone),
+		"wire.sigDomain":                            strconv.Quote(SigDomain),
+		"wire.DefaultLimits().MaxMessageBytes":      fmt.Sprint(lim.MaxMessageBytes),
+		"wire.DefaultLimits().MaxEnvelopes":         fmt.Sprint(lim.MaxEnvelopes),
+		"wire.DefaultLimits().MaxVVEntries":         fmt.Sprint(lim.MaxVVEntries),
+		"wire.DefaultLimits().MaxPayloadBytes":      fmt.Sprint(lim.MaxPayloadBytes),
+		"wire.DefaultSyncLimits().MaxFrameBytes":    fmt.Sprint(sl.MaxFrameBytes),
+		"wire.DefaultSyncLimits().MaxSnapshotBytes": fmt.Sprint(sl.MaxSnapshotBytes),
+		"wire.DefaultSyncLimits().MaxHelloBytes()":  fmt.Sprint(sl.MaxHelloBytes()),
+		"wire.MaxAggregateRun":                      fmt.Sprint(wire.MaxAggregateRun),
+		"wire.MaxGossipRun":                         fmt.Sprint(wire.MaxGossipRun),
+		"wire.MaxGossipSeqs":                        fmt.Sprint(wire.MaxGossipSeqs),
+		"wire.MaxSyncSeqs":                          fmt.Sprint(wire.MaxSyncSeqs),
+		"wire.maxDocBytes": probe(t, "document name", 1, 1<<12, func(n int) bool {
+			return wire.CheckDocName(strings.Repeat("d", n)) == nil
+		}),
+		"wire.maxReplicaLen": probe(t, "origin", 1, 1<<12, func(n int) bool {
+			_, err := wire.DecodeEnvelope(envelopeBytes(t, strings.Repeat("r", n), nil), lim)
+			return err == nil
+		}),
+		"wire.maxSigBytes": probe(t, "signature", 1, 1<<12, func(n int) bool {
+			_, err := wire.DecodeEnvelope(envelopeBytes(t, "r", make([]byte, n)), lim)
+			return err == nil
+		}),
+		"crdt.FormatVersion":               itoa(crdt.FormatVersion),
+		"crdt.MaxCounter":                  itoa(crdt.MaxCounter),
+		"crdt.MaxPathDepth":                fmt.Sprint(crdt.MaxPathDepth),
+		"crdt.DefaultLimits().MaxBytes":    fmt.Sprint(crdt.DefaultLimits().MaxBytes),
+		"crdt.DefaultLimits().MaxElements": fmt.Sprint(crdt.DefaultLimits().MaxElements),
+		"crdt.DeltaLimits().MaxBytes":      fmt.Sprint(crdt.DeltaLimits().MaxBytes),
+		"crdt.DeltaLimits().MaxElements":   fmt.Sprint(crdt.DeltaLimits().MaxElements),
+		"crdt.hlcLogicalBits":              fmt.Sprint(bitsBelow(uint64(crdt.MakeHLC(1, 0)))),
+	}
+	for _, err := range spec.CompareConstants("wire.", actual) {
+		t.Error(err)
+	}
+	for _, err := range spec.CompareConstants("crdt.", actual) {
+		t.Error(err)
+	}
+	listed, err := spec.Constants()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name := range listed {
+		owner, _, _ := strings.Cut(name, ".")
+		switch owner {
+		case "wire", "crdt", "engine", "net", "store":
+		default:
+			t.Errorf("WIRE.md constant %s belongs to no package whose tests check it", name)
+		}
+	}
+}
+
+// bitsBelow returns the number of zero bits below the lowest set bit.
+func bitsBelow(v uint64) int {
+	n := 0
+	for v != 0 && v&1 == 0 {
+		v >>= 1
+		n++
+	}
+	return n
+}

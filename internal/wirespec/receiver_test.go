@@ -1,0 +1,123 @@
+package wirespec
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/concord-p2p/concord/crdt"
+	"github.com/concord-p2p/concord/engine"
+	"github.com/concord-p2p/concord/wire"
+)
+
+// newReceiver returns the engine of a third replica, Carol (seed 0x03),
+// over an in-memory log.
+func newReceiver(t *testing.T) (*engine.Doc, *engine.MemoryLog) {
+	t.Helper()
+	carol, err := NewAuthor(0x03, 0x7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := engine.NewMemoryLog()
+	d, _, err := engine.New(engine.Config{Doc: Doc, Self: carol.Replica, SelfPeer: carol.Peer, Key: carol.Priv, Storage: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d, log
+}
+
+// settle applies the receiver's Readys until it has nothing more to do
+// and returns the reasons of what it refused.
+func settle(d *engine.Doc, log *engine.MemoryLog) []string {
+	var rejects []string
+	for i := 0; i < 16; i++ {
+		rd := d.Ready()
+		rejects = append(rejects, rd.Rejects...)
+		if len(rd.Appends) == 0 && rd.Compact == nil && rd.AckUpTo == 0 && len(rd.Forks) == 0 {
+			break
+		}
+		log.Apply(d, rd)
+	}
+	return rejects
+}
+
+// TestSpecReceiverAcceptsVectors feeds the envelopes of the vectors to a real
+// engine (with every check of the sync path) and their snapshot to
+// another: both end with the scenario's document, nothing refused. A
+// snapshot claiming one more of Alice's deltas than its heads show is
+// refused.
+func TestSpecReceiverAcceptsVectors(t *testing.T) {
+	in, err := NewInputs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.UnixMilli(T0 + 10_000)
+	d, log := newReceiver(t)
+	d.Receive(now, in.Bob.Peer, []*wire.Envelope{in.EnvA1, in.EnvB1, in.EnvA23}, false)
+	if rj := settle(d, log); len(rj) > 0 {
+		t.Fatalf("envelopes refused: %v", rj)
+	}
+	if got, want := d.State().JSON(), in.Full.JSON(); !bytes.Equal(got, want) {
+		t.Fatalf("after the envelopes: %s, want %s", got, want)
+	}
+	if !d.Version().Equal(in.VV()) {
+		t.Fatalf("version %v, want %v", d.Version(), in.VV())
+	}
+
+	msgs, err := in.SyncMsgs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var snap *wire.SyncMsg
+	for _, m := range msgs {
+		if m.Msg.Type == wire.TypeSyncSnapshot {
+			snap = m.Msg
+		}
+	}
+	d, log = newReceiver(t)
+	if err := d.ReceiveSnapshot(in.Bob.Peer, wire.Snapshot{State: snap.State, VV: snap.VV, Heads: snap.Heads}, 0); err != nil {
+		t.Fatalf("snapshot refused: %v", err)
+	}
+	if rj := settle(d, log); len(rj) > 0 {
+		t.Fatalf("snapshot refused: %v", rj)
+	}
+	if got, want := d.State().JSON(), in.Full.JSON(); !bytes.Equal(got, want) {
+		t.Fatalf("after the snapshot: %s, want %s", got, want)
+	}
+
+	forged := in.VV()
+	forged[in.Alice.Replica] = 4
+	d, _ = newReceiver(t)
+	err = d.ReceiveSnapshot(in.Bob.Peer, wire.Snapshot{State: snap.State, VV: forged, Heads: snap.Heads}, 0)
+	var rj interface{ Reason() string }
+	if !errors.As(err, &rj) || rj.Reason() != "snapshot_unproven" {
+		t.Fatalf("a snapshot claiming Alice's seq 4: %v, want snapshot_unproven", err)
+	}
+}
+
+// TestSpecAggregateIsTheEngines checks that the aggregate vector is what the
+// engine signs for Alice's run of seqs 2 and 3.
+func TestSpecAggregateIsTheEngines(t *testing.T) {
+	in, err := NewInputs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := in.Alice.Replica
+	e2 := &wire.Envelope{Doc: Doc, Origin: a, Seq: 2, HLC: uint64(HLC(1000, 0)), Dot: 3, Payload: crdt.EncodeDelta(in.DeltaA2, a)}
+	e3 := &wire.Envelope{Doc: Doc, Origin: a, Seq: 3, HLC: uint64(HLC(2000, 0)), Dot: 4, Payload: crdt.EncodeDelta(in.DeltaA3, a)}
+	for _, e := range []*wire.Envelope{e2, e3} {
+		if err := wire.SignEnvelope(in.Alice.Priv, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	agg, err := engine.Coalesce(Doc, a, in.Alice.Priv, []*wire.Envelope{e2, e3})
+	if err != nil || agg == nil {
+		t.Fatalf("Coalesce: %v, %v", agg, err)
+	}
+	got, _ := wire.EncodeEnvelope(agg)
+	want, _ := wire.EncodeEnvelope(in.EnvA23)
+	if !bytes.Equal(got, want) {
+		t.Fatalf("the engine's aggregate differs:\n engine %x\n vector %x", got, want)
+	}
+}
