@@ -292,6 +292,7 @@ func TestWireSpecNetConstants(t *testing.T) {
 		"net.maxPubsubMessage":     fmt.Sprint(maxPubsubMessage),
 		"net.maxInbound":           fmt.Sprint(maxInbound),
 		"net.maxInboundPerPeer":    fmt.Sprint(maxInboundPerPeer),
+		"net.maxOutbound":          fmt.Sprint(maxOutbound),
 		"net.maxOutboundPerPeer":   fmt.Sprint(maxOutboundPerPeer),
 		"net.SyncerConfig.Timeout": s.cfg.Timeout.String(),
 	}
