@@ -2,7 +2,6 @@ package engine
 
 import (
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"time"
 
@@ -14,19 +13,20 @@ import (
 )
 
 // Errors of an exchange, besides wire's ErrTooLarge, ErrMalformed and
-// ErrVersion.
+// ErrVersion: wire's own values, so the stream classifies them (the reason
+// label of sync_errors_total).
 var (
 	// ErrSyncProtocol: the peer broke the exchange protocol.
-	ErrSyncProtocol = errors.New("net: sync protocol violation")
+	ErrSyncProtocol = wire.ErrSyncProtocol
 	// ErrSnapshotRefused: the peer sent a snapshot the exchange did not
 	// call for (see Session.SnapshotAllowed). It wraps ErrSyncProtocol.
-	ErrSnapshotRefused = fmt.Errorf("%w: unrequested snapshot", ErrSyncProtocol)
+	ErrSnapshotRefused = wire.ErrSnapshotRefused
 	// ErrTooManySeqs: a Deltas message covers more than wire.MaxSyncSeqs
 	// sequence numbers. It wraps wire.ErrTooLarge.
-	ErrTooManySeqs = fmt.Errorf("%w: deltas cover too many sequence numbers", wire.ErrTooLarge)
+	ErrTooManySeqs = wire.ErrTooManySeqs
 	// ErrSyncStorage wraps a failure to read the log or store what was
 	// received.
-	ErrSyncStorage = errors.New("net: sync: replica failed")
+	ErrSyncStorage = wire.ErrSyncStorage
 )
 
 // SyncStats counts one exchange.
