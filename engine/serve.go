@@ -26,6 +26,14 @@ func (d *Doc) Missing(have crdt.VersionVector, cur store.Cursor) ([]store.Entry,
 	return out, next, done, err
 }
 
+// takeReader folds what a finished logReader noticed into the Ready.
+func (d *Doc) takeReader(lr *logReader) {
+	d.rd.Warnings = append(d.rd.Warnings, lr.warns...)
+	for range lr.skipped {
+		d.drop("sync_out", "needs_aggregates")
+	}
+}
+
 // logReader reads the log for a peer catching up. It holds no engine
 // state, only the document's storage, identity and whether it has fork
 // proofs, so a driver may run it outside its lock (Session.DeferReads).
@@ -35,7 +43,9 @@ type logReader struct {
 	self     crdt.ReplicaID
 	key      crypto.PrivKey
 	hasForks bool
+	legacy   bool // the peer takes no aggregates (it did not announce them)
 	warns    []error
+	skipped  int // aggregates and markers left out for a legacy peer
 }
 
 func (d *Doc) logReader() *logReader {
@@ -53,6 +63,9 @@ func (d *logReader) missing(have crdt.VersionVector, cur store.Cursor) ([]store.
 	}
 	if done && d.hasForks {
 		done = false // the next call, past the end, serves the proofs
+	}
+	if d.legacy {
+		return d.singles(batch), next, done, nil
 	}
 	out := make([]store.Entry, 0, len(batch))
 	var run []store.Entry
@@ -110,6 +123,27 @@ func (d *logReader) missing(have crdt.VersionVector, cur store.Cursor) ([]store.
 	}
 	flushRun()
 	return out, next, done, nil
+}
+
+// singles returns the entries of batch a peer that did not announce
+// wire.FeatureAggregates can take: single deltas. Aggregates (and the
+// markers pointing at them) are left out, and counted: such a peer gets
+// those sequence numbers from a peer holding them one by one, or not at
+// all.
+func (d *logReader) singles(batch []store.Entry) []store.Entry {
+	out := make([]store.Entry, 0, len(batch))
+	for _, e := range batch {
+		if _, ok := wire.DecodeMarker(e.Data); ok {
+			d.skipped++
+			continue
+		}
+		if env, err := wire.DecodeEnvelope(e.Data, StoredLimits); err != nil || env.Last != 0 {
+			d.skipped++
+			continue
+		}
+		out = append(out, e)
+	}
+	return out
 }
 
 // aggregate joins a run of consecutive own deltas from the log into one

@@ -73,8 +73,17 @@ type Session struct {
 	snapWait  bool // a fresh snapshot is being encoded for the peer
 	fresh     *wire.SyncMsg
 
+	peerFeatures wire.Features // announced in the peer's Hello
+
 	deferReads bool     // log reads are left to the caller (PendingRead)
 	read       *LogRead // the read asked for
+}
+
+// logReader reads the log as the peer can take it.
+func (s *Session) logReader() *logReader {
+	lr := s.d.logReader()
+	lr.legacy = !s.peerFeatures.Has(wire.FeatureAggregates)
+	return lr
 }
 
 // DeferReads makes Next leave reading the log to the caller: when it needs
@@ -134,7 +143,7 @@ func (s *Session) Close() {
 // return the same message.
 func (s *Session) Hello() *wire.SyncMsg {
 	if s.hello == nil {
-		s.hello = &wire.SyncMsg{Type: wire.TypeSyncHello, Doc: s.d.cfg.Doc, VV: s.d.Version(), NoSnapshot: !s.d.AcceptsSnapshot(s.peer)}
+		s.hello = &wire.SyncMsg{Type: wire.TypeSyncHello, Doc: s.d.cfg.Doc, VV: s.d.Version(), NoSnapshot: !s.d.AcceptsSnapshot(s.peer), Features: wire.SupportedFeatures}
 	}
 	return s.hello
 }
@@ -198,6 +207,7 @@ func (s *Session) Handle(now time.Time, m *wire.SyncMsg) error {
 		s.gotHello = true
 		s.peerVV = m.VV
 		s.noSnap = m.NoSnapshot
+		s.peerFeatures = m.Features
 	case wire.TypeSyncSnapshot:
 		if err := s.SnapshotAllowed(); err != nil {
 			return err
@@ -291,17 +301,19 @@ func (s *Session) Next() (m *wire.SyncMsg, wait bool, err error) {
 		)
 		if s.deferReads {
 			if s.read == nil {
-				s.read = &LogRead{lr: d.logReader(), have: s.peerVV.Clone(), cur: s.cur}
+				s.read = &LogRead{lr: s.logReader(), have: s.peerVV.Clone(), cur: s.cur}
 			}
 			if !s.read.finished {
 				return nil, true, nil // the caller runs PendingRead
 			}
 			r := s.read
 			s.read = nil
-			d.rd.Warnings = append(d.rd.Warnings, r.lr.warns...)
+			d.takeReader(r.lr)
 			batch, next, done, err = r.batch, r.next, r.done, r.err
 		} else {
-			batch, next, done, err = d.Missing(s.peerVV, s.cur)
+			lr := s.logReader()
+			batch, next, done, err = lr.missing(s.peerVV, s.cur)
+			d.takeReader(lr)
 		}
 		if err != nil {
 			return nil, false, fmt.Errorf("%w: read the log: %w", ErrSyncStorage, err)

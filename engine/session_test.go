@@ -125,3 +125,67 @@ func TestSessionDeferredReads(t *testing.T) {
 		t.Fatalf("after the read: %+v %v %v", m, wait, err)
 	}
 }
+
+// A peer whose Hello announces no features (one from before features were
+// announced) is sent single deltas only: our own runs are not joined, and a
+// stored aggregate it could not take is left out and counted.
+func TestSessionLegacyPeerGetsNoAggregates(t *testing.T) {
+	a, la, _ := newDoc(t, "s")
+	for i := range 5 {
+		if _, err := a.Propose(epoch, set(fmt.Sprint(i), "1")); err != nil {
+			t.Fatal(err)
+		}
+		settle(a, la)
+	}
+	// A foreign aggregate of 3 deltas, stored at its last slot with markers.
+	o := newAuthor(t)
+	st, joined := crdt.New(), crdt.New()
+	for i := uint64(1); i <= 3; i++ {
+		delta, _ := st.Apply(o.rep, crdt.HLC(i), crdt.Set([]string{fmt.Sprint("o", i)}, []byte("1")))
+		joined.Merge(delta)
+	}
+	a.Receive(epoch, o.peer, []*wire.Envelope{o.env(t, "s", 1, 3, joined, 3)}, true)
+	settle(a, la)
+	serve := func(features wire.Features) (envs []*wire.Envelope, drops int) {
+		s := a.NewSession(newAuthor(t).peer, wire.DefaultSyncLimits())
+		s.Hello()
+		if err := s.Handle(epoch, &wire.SyncMsg{Type: wire.TypeSyncHello, Doc: "s", VV: crdt.VersionVector{}, NoSnapshot: true, Features: features}); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			m, wait, err := s.Next()
+			if err != nil || wait {
+				t.Fatalf("Next: %v %v", err, wait)
+			}
+			if m.Type == wire.TypeSyncDone {
+				break
+			}
+			for _, b := range m.Envelopes {
+				e, err := wire.DecodeEnvelope(b, StoredLimits)
+				if err != nil {
+					t.Fatal(err)
+				}
+				envs = append(envs, e)
+			}
+		}
+		for _, dq := range a.Ready().Drops {
+			if dq == [2]string{"sync_out", "needs_aggregates"} {
+				drops++
+			}
+		}
+		return envs, drops
+	}
+	legacy, drops := serve(0)
+	for _, e := range legacy {
+		if e.Last != 0 {
+			t.Fatalf("a legacy peer was sent the aggregate %s/%d-%d", e.Origin, e.Seq, e.Last)
+		}
+	}
+	if len(legacy) != 5 || drops != 3 {
+		t.Fatalf("legacy peer: %d envelopes (want our 5 singles), %d left out (want the aggregate's 3 slots)", len(legacy), drops)
+	}
+	modern, drops := serve(wire.SupportedFeatures)
+	if len(modern) != 2 || modern[0].Last == 0 || modern[1].Last == 0 || drops != 0 {
+		t.Fatalf("a peer speaking aggregates got %d envelopes, %d dropped; want our run joined and the foreign aggregate", len(modern), drops)
+	}
+}

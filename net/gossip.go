@@ -13,7 +13,9 @@ import (
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	pb "github.com/libp2p/go-libp2p-pubsub/pb"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/concord-p2p/concord/crdt"
 	"github.com/concord-p2p/concord/wire"
@@ -174,7 +176,37 @@ func NewGossip(h host.Host, cfg GossipConfig) (*Gossip, error) {
 		cancel()
 		return nil, fmt.Errorf("net: start gossipsub: %w", err)
 	}
+	// Announce the optional features this node speaks: identify advertises
+	// the protocols, and peers check them before sending such messages.
+	for f, proto := range wire.FeatureProtocols {
+		if wire.SupportedFeatures.Has(f) {
+			h.SetStreamHandler(protocol.ID(proto), func(s network.Stream) { _ = s.Reset() })
+		}
+	}
 	return &Gossip{h: h, cfg: cfg, ps: ps, ctx: ctx, cancel: cancel, topics: map[string]*Topic{}}, nil
+}
+
+// PeerFeatures returns the optional features peer p announced through
+// identify (none before identify has run, or for a peer from before
+// features were announced).
+func PeerFeatures(h host.Host, p peer.ID) wire.Features {
+	var f wire.Features
+	for feat, proto := range wire.FeatureProtocols {
+		if ok, err := h.Peerstore().SupportsProtocols(p, protocol.ID(proto)); err == nil && len(ok) > 0 {
+			f |= feat
+		}
+	}
+	return f
+}
+
+// topicSpeaks reports whether every peer of the topic announced f.
+func (t *Topic) topicSpeaks(f wire.Features) bool {
+	for _, p := range t.topic.ListPeers() {
+		if !PeerFeatures(t.g.h, p).Has(f) {
+			return false
+		}
+	}
+	return true
 }
 
 // Close leaves every topic and stops GossipSub.

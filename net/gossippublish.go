@@ -144,7 +144,13 @@ func (t *Topic) publishLoop() {
 					return
 				}
 			}
-			for _, e := range coalesceRuns(co, taken, t.g.cfg.Limits, t.g.cfg.Logger) {
+			c := co
+			if c != nil && !t.topicSpeaks(wire.FeatureAggregates) {
+				// A topic peer that did not announce aggregates would refuse
+				// them: the run goes as it is.
+				c = nil
+			}
+			for _, e := range coalesceRuns(c, taken, t.g.cfg.Limits, t.g.cfg.Logger) {
 				add(e)
 			}
 			clear(taken)

@@ -237,6 +237,7 @@ func (in *Inputs) SyncMsgs() ([]NamedMsg, error) {
 	return []NamedMsg{
 		{"sync-hello", &wire.SyncMsg{Type: wire.TypeSyncHello, Doc: Doc, VV: crdt.VersionVector{a: 1, b: 1}}},
 		{"sync-hello-nosnapshot", &wire.SyncMsg{Type: wire.TypeSyncHello, Doc: Doc, VV: crdt.VersionVector{a: 3}, NoSnapshot: true}},
+		{"sync-hello-features", &wire.SyncMsg{Type: wire.TypeSyncHello, Doc: Doc, VV: crdt.VersionVector{a: 3}, Features: wire.FeatureAggregates}},
 		{"sync-deltas", &wire.SyncMsg{Type: wire.TypeSyncDeltas, Envelopes: deltas}},
 		{"sync-snapshot", &wire.SyncMsg{Type: wire.TypeSyncSnapshot, VV: in.VV(), State: crdt.Encode(in.Full), Heads: headBytes}},
 		{"sync-done", &wire.SyncMsg{Type: wire.TypeSyncDone, VV: in.VV()}},
