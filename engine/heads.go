@@ -92,7 +92,7 @@ func boundsOf(envs []*wire.Envelope) map[crdt.ReplicaID]headBound {
 
 // envelopeAt returns the envelope stored at (rep, slot) in the log
 // (following a marker to its aggregate), or nil.
-func (d *Doc) envelopeAt(rep crdt.ReplicaID, slot uint64) *wire.Envelope {
+func (d *headReader) envelopeAt(rep crdt.ReplicaID, slot uint64) *wire.Envelope {
 	if slot == 0 {
 		return nil
 	}
@@ -119,8 +119,27 @@ func (d *Doc) envelopeAt(rep crdt.ReplicaID, slot uint64) *wire.Envelope {
 // comes from the log, from kept (the heads stored with the snapshot) or
 // from extra (heads just received).
 func (d *Doc) heads(kept, extra [][]byte, cc *crdt.CausalContext) [][]byte {
+	hr := d.headReader()
+	out := hr.heads(kept, extra, cc)
+	d.takeReader(hr.lr)
+	return out
+}
+
+// headReader computes heads from the log and a copy of the claims: it
+// touches no engine state, so it may run outside the driver's lock.
+type headReader struct {
+	st     Storage
+	claims map[crdt.ReplicaID]claimRef
+	lr     *logReader // fork proofs
+}
+
+func (d *Doc) headReader() *headReader {
+	return &headReader{st: d.st, claims: maps.Clone(d.claims), lr: d.logReader()}
+}
+
+func (d *headReader) heads(kept, extra [][]byte, cc *crdt.CausalContext) [][]byte {
 	srcs := append(slices.Clone(kept), extra...)
-	for _, f := range d.forkEntries() {
+	for _, f := range d.lr.forkEntries() {
 		srcs = append(srcs, f.Data) // both sides of every fork, which the state merged
 	}
 	all := decodeHeads(srcs)
@@ -152,7 +171,7 @@ func (d *Doc) heads(kept, extra [][]byte, cc *crdt.CausalContext) [][]byte {
 	for _, e := range best {
 		picked[key{e.Origin, e.Seq, e.Last}] = e
 	}
-	claims := maps.Clone(d.claims)
+	claims := d.claims
 	for rep, c := range claims {
 		if o := best[rep]; o != nil && o.Dot >= c.dot {
 			continue // the replica's own head proves it

@@ -77,48 +77,9 @@ type Session struct {
 
 	deferReads bool     // log reads are left to the caller (PendingRead)
 	read       *LogRead // the read asked for
-}
-
-// logReader reads the log as the peer can take it.
-func (s *Session) logReader() *logReader {
-	lr := s.d.logReader()
-	lr.legacy = !s.peerFeatures.Has(wire.FeatureAggregates)
-	return lr
-}
-
-// DeferReads makes Next leave reading the log to the caller: when it needs
-// the next batch, Next says wait and PendingRead returns the read to run —
-// outside whatever lock guards the engine (a log read is I/O); Next then
-// takes its result. Without it, Next reads inline (a single-threaded
-// driver, the simulation).
-func (s *Session) DeferReads() { s.deferReads = true }
-
-// PendingRead returns the log read Next waits for, if any.
-func (s *Session) PendingRead() *LogRead {
-	if s.read == nil || s.read.finished {
-		return nil
-	}
-	return s.read
-}
-
-// LogRead is one batch of the log a session sends, to be read by Do. It
-// reads only the document's storage (and signs aggregates of own runs),
-// touching no engine state, so it may run concurrently with the engine.
-type LogRead struct {
-	lr       *logReader
-	have     crdt.VersionVector
-	cur      store.Cursor
-	batch    []store.Entry
-	next     store.Cursor
-	done     bool
-	err      error
-	finished bool
-}
-
-// Do reads the batch.
-func (r *LogRead) Do() {
-	r.batch, r.next, r.done, r.err = r.lr.missing(r.have, r.cur)
-	r.finished = true
+	logRes     *logResult
+	snapRes    *snapResult
+	freshPend  *freshPending // a fresh snapshot encoded, its heads not read yet
 }
 
 type queuedEnv struct {
@@ -277,6 +238,54 @@ func (s *Session) Next() (m *wire.SyncMsg, wait bool, err error) {
 	if s.snapWait {
 		return nil, true, nil
 	}
+	if fp := s.freshPend; fp != nil {
+		if s.read == nil {
+			fp.hr = d.headReader()
+			st, p := d.st, s.peer
+			s.read = &LogRead{fn: func() { fp.snap, fp.ok, fp.err = fp.finish(st, p) }}
+		}
+		if !s.read.finished {
+			return nil, true, nil
+		}
+		s.read, s.freshPend = nil, nil
+		d.takeReader(fp.hr.lr)
+		if fp.err != nil {
+			return nil, false, fmt.Errorf("%w: snapshot: %w", ErrSyncStorage, fp.err)
+		}
+		if fp.ok {
+			d.snapCache.vv, d.snapCache.data, d.snapCache.heads = fp.snap.VV, fp.snap.State, fp.snap.Heads
+			return s.snapshotMsg(fp.snap), false, nil
+		}
+		// The peer would refuse it: the log instead.
+	}
+	if !s.snapDone && !s.noSnap && s.deferReads && d.st.NeedsSnapshot(s.peerVV) {
+		// The stored snapshot, read (with the heads that prove it) by the
+		// caller, outside its lock.
+		if s.read == nil {
+			res := &snapResult{hr: d.headReader()}
+			st := d.st
+			s.snapRes = res
+			s.read = &LogRead{fn: func() {
+				stored, ok, err := st.Snapshot()
+				if err == nil && ok {
+					res.snap, res.ok = wire.Snapshot{State: stored.State, VV: stored.VV, Heads: res.hr.heads(stored.Heads, nil, nil)}, true
+				}
+				res.err = err
+			}}
+		}
+		if !s.read.finished {
+			return nil, true, nil
+		}
+		res := s.snapRes
+		s.read, s.snapRes, s.snapDone = nil, nil, true
+		d.takeReader(res.hr.lr)
+		if res.err != nil {
+			return nil, false, fmt.Errorf("%w: snapshot: %w", ErrSyncStorage, res.err)
+		}
+		if res.ok {
+			return s.snapshotMsg(res.snap), false, nil
+		}
+	}
 	if !s.snapDone && !s.noSnap {
 		s.snapDone = true
 		snap, ok, wait, err := d.snapshotFor(s, s.peer, s.peerVV)
@@ -301,13 +310,16 @@ func (s *Session) Next() (m *wire.SyncMsg, wait bool, err error) {
 		)
 		if s.deferReads {
 			if s.read == nil {
-				s.read = &LogRead{lr: s.logReader(), have: s.peerVV.Clone(), cur: s.cur}
+				res := &logResult{lr: s.logReader()}
+				have, cur := s.peerVV.Clone(), s.cur
+				s.logRes = res
+				s.read = &LogRead{fn: func() { res.batch, res.next, res.done, res.err = res.lr.missing(have, cur) }}
 			}
 			if !s.read.finished {
 				return nil, true, nil // the caller runs PendingRead
 			}
-			r := s.read
-			s.read = nil
+			r := s.logRes
+			s.read, s.logRes = nil, nil
 			d.takeReader(r.lr)
 			batch, next, done, err = r.batch, r.next, r.done, r.err
 		} else {
@@ -379,8 +391,14 @@ func (s *Session) freshSnapshot(enc []byte, cc *crdt.CausalContext) {
 	if s.closed {
 		return
 	}
-	snap, ok := s.d.freshFor(s.peer, enc, cc)
 	s.snapWait = false
+	if s.deferReads {
+		// The heads are read outside the caller's lock; the vector is the
+		// one the encoding covers (merges precede appends), taken now.
+		s.freshPend = &freshPending{enc: enc, cc: cc.Clone(), vv: s.d.st.Contiguous()}
+		return
+	}
+	snap, ok := s.d.freshFor(s.peer, enc, cc)
 	if ok {
 		s.fresh = s.snapshotMsg(snap)
 	} // else the log instead

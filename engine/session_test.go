@@ -189,3 +189,35 @@ func TestSessionLegacyPeerGetsNoAggregates(t *testing.T) {
 		t.Fatalf("a peer speaking aggregates got %d envelopes, %d dropped; want our run joined and the foreign aggregate", len(modern), drops)
 	}
 }
+
+// With DeferReads, the stored snapshot a peer needs (the log no longer
+// reaches back to it) is read by the caller too.
+func TestSessionDeferredSnapshotRead(t *testing.T) {
+	a, la, me := newDoc(t, "s")
+	for i := range 20 {
+		if _, err := a.Propose(epoch, set(fmt.Sprint(i), "1")); err != nil {
+			t.Fatal(err)
+		}
+		settle(a, la)
+	}
+	a.Observe(epoch, newAuthor(t).peer, crdt.VersionVector{me.rep: 20})
+	a.RequestCompaction(epoch, 1)
+	settle(a, la)
+	if _, ok, _ := la.Snapshot(); !ok {
+		t.Fatal("not compacted")
+	}
+	s := a.NewSession(newAuthor(t).peer, wire.DefaultSyncLimits())
+	s.DeferReads()
+	s.Hello()
+	if err := s.Handle(epoch, &wire.SyncMsg{Type: wire.TypeSyncHello, Doc: "s", Features: wire.SupportedFeatures}); err != nil {
+		t.Fatal(err)
+	}
+	if m, wait, err := s.Next(); m != nil || !wait || err != nil || s.PendingRead() == nil {
+		t.Fatalf("the stored snapshot was read inline: %+v %v %v", m, wait, err)
+	}
+	s.PendingRead().Do()
+	m, wait, err := s.Next()
+	if err != nil || wait || m == nil || m.Type != wire.TypeSyncSnapshot || m.VV[me.rep] != 20 || len(m.Heads) == 0 {
+		t.Fatalf("after the read: %+v %v %v", m, wait, err)
+	}
+}
