@@ -11,7 +11,7 @@ import (
 	"github.com/concord-p2p/concord/internal/bench"
 )
 
-const benchUsage = `Usage: concord bench [--scenario NAME] [--pebble] [--degree D]
+const benchUsage = `Usage: concord bench [--scenario NAME] [--pebble] [--degree D] [--json]
 
 Run Concord's end-to-end benchmarks: real nodes on 127.0.0.1 in this process,
 measured through the public API. Each scenario prints its figures and the
@@ -30,6 +30,8 @@ Flags:
   --degree D        GossipSub mesh degree (default 6)
   --trust-author    skip the signature check of deltas straight from their
                     author (Config.TrustAuthorChannel)
+  --json            print one JSON object per scenario on its own line:
+                    {"scenario": NAME, "params": {...}, "metrics": {"<name>": n}}
 
 Exit codes: 0 success, 1 runtime error, 2 usage error.
 `
@@ -40,6 +42,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	pebble := fs.Bool("pebble", false, "")
 	degree := fs.Int("degree", 0, "")
 	trust := fs.Bool("trust-author", false, "")
+	asJSON := fs.Bool("json", false, "")
 	if err := parseFlags(fs, benchUsage, args, stdout, stderr); err != nil {
 		return err
 	}
@@ -57,7 +60,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	var r bench.Result
 	switch *scenario {
 	case "":
-		return bench.All(ctx, o, stdout)
+		return bench.All(ctx, o, stdout, *asJSON)
 	case "converge":
 		r, err = bench.Convergence(ctx, o, 8, 8, 2000)
 	case "tput":
@@ -73,6 +76,9 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	}
 	if err != nil {
 		return err
+	}
+	if *asJSON {
+		return r.JSON(stdout)
 	}
 	r.Print(stdout)
 	return nil

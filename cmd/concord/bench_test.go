@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -17,5 +19,35 @@ func TestBenchCommand(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "round trips") || !strings.Contains(out.String(), "met") {
 		t.Fatalf("unexpected output:\n%s", out.String())
+	}
+}
+
+// --json prints the bench contract of DESIGN.md: one object per scenario
+// on its own line, metric names in snake_case ending in their unit.
+func TestBenchJSON(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run([]string{"bench", "--scenario", "catchup", "--json"}, nil, &out, &errb); code != exitOK {
+		t.Fatalf("catchup --json: exit %d: %s", code, errb.String())
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 1 {
+		t.Fatalf("%d lines, want one object:\n%s", len(lines), out.String())
+	}
+	var got struct {
+		Scenario string             `json:"scenario"`
+		Params   map[string]any     `json:"params"`
+		Metrics  map[string]float64 `json:"metrics"`
+	}
+	if err := json.Unmarshal([]byte(lines[0]), &got); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, lines[0])
+	}
+	if got.Scenario != "catchup" || got.Params["peers"] != float64(2) || got.Metrics["round_trips"] < 1 || got.Metrics["sync_initiator_to_responder_bytes"] <= 0 {
+		t.Fatalf("unexpected object: %+v", got)
+	}
+	name := regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+	for k := range got.Metrics {
+		if !name.MatchString(k) {
+			t.Errorf("metric name %q is not snake_case", k)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -15,6 +16,9 @@ import (
 
 // Metric is one measured figure, with its target when there is one.
 type Metric struct {
+	// Key names the metric in --json output: snake_case, ending in its
+	// unit (_s, _ms, _bytes, _per_s, _mib; none for a count or a ratio).
+	Key    string
 	Name   string
 	Value  float64
 	Unit   string
@@ -24,9 +28,30 @@ type Metric struct {
 
 // Result is one scenario's figures.
 type Result struct {
-	Scenario string
-	Params   string
+	Scenario string         // its title
+	Name     string         // its --scenario name
+	Params   string         // for the text output
+	ParamMap map[string]any // for --json
 	Metrics  []Metric
+}
+
+// JSON writes r as one line: {"scenario": Name, "params": {...},
+// "metrics": {"<key>": number}} (the bench contract of DESIGN.md).
+func (r Result) JSON(w io.Writer) error {
+	metrics := make(map[string]float64, len(r.Metrics))
+	for _, m := range r.Metrics {
+		metrics[m.Key] = m.Value
+	}
+	b, err := json.Marshal(struct {
+		Scenario string             `json:"scenario"`
+		Params   map[string]any     `json:"params"`
+		Metrics  map[string]float64 `json:"metrics"`
+	}{r.Name, r.ParamMap, metrics})
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "%s\n", b)
+	return err
 }
 
 // Print writes r as aligned text.
@@ -196,7 +221,7 @@ func percentile(xs []time.Duration, p float64) time.Duration {
 }
 
 // All runs every scenario with its default size.
-func All(ctx context.Context, o Options, w io.Writer) error {
+func All(ctx context.Context, o Options, w io.Writer, asJSON bool) error {
 	runs := []func(context.Context, Options) (Result, error){
 		func(ctx context.Context, o Options) (Result, error) { return Convergence(ctx, o, 8, 8, 2000) },
 		func(ctx context.Context, o Options) (Result, error) {
@@ -222,7 +247,15 @@ func All(ctx context.Context, o Options, w io.Writer) error {
 		r, err := run(ctx, o)
 		if err != nil {
 			errs = append(errs, err.Error())
-			fmt.Fprintf(w, "error: %v\n", err)
+			if !asJSON {
+				fmt.Fprintf(w, "error: %v\n", err)
+			}
+			continue
+		}
+		if asJSON {
+			if err := r.JSON(w); err != nil {
+				return err
+			}
 			continue
 		}
 		r.Print(w)

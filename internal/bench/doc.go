@@ -16,5 +16,5 @@
 //
 //	r, err := bench.Convergence(ctx, bench.Options{}, 8, 8, 2000)
 //	// or every scenario, one JSON line each:
-//	err = bench.All(ctx, bench.Options{Dir: dir}, os.Stdout)
+//	err = bench.All(ctx, bench.Options{Dir: dir}, os.Stdout, false) // true: --json lines
 package bench

@@ -52,15 +52,16 @@ func Convergence(ctx context.Context, o Options, replicas, writers, total int) (
 	}
 	took := time.Since(start)
 	return Result{
-		Scenario: "convergence",
+		Scenario: "convergence", Name: "converge",
 		Params:   fmt.Sprintf("%d replicas, %d writers, %d writes, full mesh, store=%s", replicas, writers, per*writers, storeName(o)),
+		ParamMap: map[string]any{"replicas": replicas, "writers": writers, "writes": per * writers, "store": storeName(o), "mesh_degree": degreeN(o)},
 		Metrics: []Metric{
-			{Name: "all writes durable locally", Value: written.Seconds(), Unit: "s"},
-			{Name: "all replicas converged", Value: took.Seconds(), Unit: "s", Target: "< 0.4 (Yjs)", Met: met(took < 400*time.Millisecond)},
+			{Key: "durable_local_s", Name: "all writes durable locally", Value: written.Seconds(), Unit: "s"},
+			{Key: "converged_s", Name: "all replicas converged", Value: took.Seconds(), Unit: "s", Target: "< 0.4 (Yjs)", Met: met(took < 400*time.Millisecond)},
 			// Envelopes published on gossip (an aggregate counts once); the
 			// messages include the summary beacons.
-			{Name: "delta envelopes published", Value: counterSum(c.nodes, "concord_deltas_total", "out"), Unit: "envelopes"},
-			{Name: "gossip messages published", Value: counterSum(c.nodes, "concord_gossip_messages_total", "out"), Unit: "messages"},
+			{Key: "delta_envelopes", Name: "delta envelopes published", Value: counterSum(c.nodes, "concord_deltas_total", "out"), Unit: "envelopes"},
+			{Key: "gossip_messages", Name: "gossip messages published", Value: counterSum(c.nodes, "concord_gossip_messages_total", "out"), Unit: "messages"},
 		},
 	}, nil
 }
@@ -111,13 +112,14 @@ func Throughput(ctx context.Context, o Options, writers, total int) (Result, err
 	deltas := float64(target[c.nodes[0].Replica()])
 	rate := writes / took.Seconds()
 	return Result{
-		Scenario: "throughput",
+		Scenario: "throughput", Name: "tput",
 		Params:   fmt.Sprintf("2 peers, %d concurrent writers, %d writes, store=%s", writers, per*writers, storeName(o)),
+		ParamMap: map[string]any{"peers": 2, "writers": writers, "writes": per * writers, "store": storeName(o), "mesh_degree": degreeN(o)},
 		Metrics: []Metric{
-			{Name: "writes durable on both peers", Value: rate, Unit: "writes/s", Target: "≥ 50000", Met: met(rate >= 50000)},
-			{Name: "writes durable locally", Value: writes / local.Seconds(), Unit: "writes/s"},
-			{Name: "signed deltas (group commits)", Value: deltas, Unit: "deltas"},
-			{Name: "signed deltas per second", Value: deltas / took.Seconds(), Unit: "deltas/s"},
+			{Key: "writes_durable_both_per_s", Name: "writes durable on both peers", Value: rate, Unit: "writes/s", Target: "≥ 50000", Met: met(rate >= 50000)},
+			{Key: "writes_durable_local_per_s", Name: "writes durable locally", Value: writes / local.Seconds(), Unit: "writes/s"},
+			{Key: "signed_deltas", Name: "signed deltas (group commits)", Value: deltas, Unit: "deltas"},
+			{Key: "signed_deltas_per_s", Name: "signed deltas per second", Value: deltas / took.Seconds(), Unit: "deltas/s"},
 		},
 	}, nil
 }
@@ -191,13 +193,14 @@ func Latency(ctx context.Context, o Options, peers, rate int, dur time.Duration)
 	want := n * (peers - 1)
 	p50, p99 := percentile(lats, 0.50), percentile(lats, 0.99)
 	return Result{
-		Scenario: "propagation latency",
+		Scenario: "propagation latency", Name: "latency",
 		Params:   fmt.Sprintf("%d peers full mesh, mesh degree %s, 1 writer at %d writes/s for %v, store=%s", peers, degree(o), rate, dur, storeName(o)),
+		ParamMap: map[string]any{"peers": peers, "writers": 1, "rate_per_s": rate, "duration_s": dur.Seconds(), "store": storeName(o), "mesh_degree": degreeN(o)},
 		Metrics: []Metric{
-			{Name: "deliveries observed", Value: float64(len(lats)), Unit: fmt.Sprintf("of %d", want)},
-			{Name: "p50 write→remote change event", Value: float64(p50.Microseconds()) / 1000, Unit: "ms"},
-			{Name: "p99 write→remote change event", Value: float64(p99.Microseconds()) / 1000, Unit: "ms", Target: "< 10", Met: met(p99 < 10*time.Millisecond && len(lats) == want)},
-			{Name: "max", Value: float64(percentile(lats, 1).Microseconds()) / 1000, Unit: "ms"},
+			{Key: "deliveries", Name: "deliveries observed", Value: float64(len(lats)), Unit: fmt.Sprintf("of %d", want)},
+			{Key: "p50_ms", Name: "p50 write→remote change event", Value: float64(p50.Microseconds()) / 1000, Unit: "ms"},
+			{Key: "p99_ms", Name: "p99 write→remote change event", Value: float64(p99.Microseconds()) / 1000, Unit: "ms", Target: "< 10", Met: met(p99 < 10*time.Millisecond && len(lats) == want)},
+			{Key: "max_ms", Name: "max", Value: float64(percentile(lats, 1).Microseconds()) / 1000, Unit: "ms"},
 		},
 	}, nil
 }
@@ -282,18 +285,27 @@ func Catchup(ctx context.Context, o Options, writes int) (Result, error) {
 	missed := bytesA + bytesB
 	ratio := float64(out+in) / float64(missed)
 	return Result{
-		Scenario: "catch-up after partition",
+		Scenario: "catch-up after partition", Name: "catchup",
 		Params:   fmt.Sprintf("2 peers, %d writes per side (a set and an increment each), %d+%d deltas missed, store=%s", writes, nA, nB, storeName(o)),
+		ParamMap: map[string]any{"peers": 2, "writes_per_side": writes, "missed_deltas": nA + nB, "store": storeName(o), "mesh_degree": degreeN(o)},
 		Metrics: []Metric{
-			{Name: "sync bytes initiator→responder", Value: float64(out), Unit: "bytes"},
-			{Name: "sync bytes responder→initiator", Value: float64(in), Unit: "bytes"},
-			{Name: "bytes per write carried", Value: float64(out+in) / float64(2*writes), Unit: "bytes"},
-			{Name: "sync bytes ÷ missed envelope bytes", Value: ratio, Unit: "ratio", Target: "≤ 1.2", Met: met(ratio <= 1.2)},
-			{Name: "exchanges carrying deltas", Value: float64(carrying), Unit: "exchanges"},
-			{Name: "round trips", Value: float64(rtts), Unit: "RTT", Target: "≤ 2", Met: met(rtts <= 2)},
-			{Name: "heal → converged", Value: took.Seconds() * 1000, Unit: "ms"},
+			{Key: "sync_initiator_to_responder_bytes", Name: "sync bytes initiator→responder", Value: float64(out), Unit: "bytes"},
+			{Key: "sync_responder_to_initiator_bytes", Name: "sync bytes responder→initiator", Value: float64(in), Unit: "bytes"},
+			{Key: "sync_per_write_bytes", Name: "bytes per write carried", Value: float64(out+in) / float64(2*writes), Unit: "bytes"},
+			{Key: "sync_to_missed_ratio", Name: "sync bytes ÷ missed envelope bytes", Value: ratio, Unit: "ratio", Target: "≤ 1.2", Met: met(ratio <= 1.2)},
+			{Key: "exchanges_with_deltas", Name: "exchanges carrying deltas", Value: float64(carrying), Unit: "exchanges"},
+			{Key: "round_trips", Name: "round trips", Value: float64(rtts), Unit: "RTT", Target: "≤ 2", Met: met(rtts <= 2)},
+			{Key: "heal_to_converged_ms", Name: "heal → converged", Value: took.Seconds() * 1000, Unit: "ms"},
 		},
 	}, nil
+}
+
+// degreeN is the mesh degree in effect.
+func degreeN(o Options) int {
+	if o.MeshDegree == 0 {
+		return 6
+	}
+	return o.MeshDegree
 }
 
 func degree(o Options) string {
