@@ -93,17 +93,21 @@ type driver struct {
 	scheduled bool       // the driver is in the pool's queue or running
 	inflight  int        // appends handed to the store, outcome not yet applied
 
-	subMu sync.Mutex
-	subs  map[*Subscription]struct{}
+	subMu     sync.Mutex // guards subs and subClosed; taken before mu
+	subs      map[*Subscription]struct{}
+	subClosed bool
 }
 
 // work is one item of the queue: a Ready to carry out, or an append's
 // outcome to report to the engine.
 type work struct {
-	rd       *engine.Ready
-	appendID uint64 // an append's outcome
-	ackUpTo  uint64 // an acknowledgment's outcome
-	err      error
+	rd        *engine.Ready
+	appendID  uint64 // an append's outcome
+	ackUpTo   uint64 // an acknowledgment's outcome
+	compacted bool   // a compaction's outcome
+	forks     uint64 // fork proofs' outcome (added: the new side was stored)
+	added     bool
+	err       error
 }
 
 // openDriver loads doc from the store (snapshot, then log) outside any
@@ -147,37 +151,47 @@ func openDriver(doc string, d driverDeps) (*driver, error) {
 }
 
 // step runs fn on the engine under the lock and queues the Ready it
-// produced. fn's result comes back after the Ready is queued.
+// produced, in the order steps happen (it waits for room in the queue
+// first: backpressure on gossip and sync). After close it does nothing.
 func (r *driver) step(fn func(e *engine.Doc)) {
+	r.waitRoom()
 	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return
+	}
 	fn(r.eng)
-	rd := r.takeLocked()
-	r.mu.Unlock()
-	r.queue(rd, true)
+	r.queueLocked(r.takeLocked(true))
 }
 
-// stepFromWork is step for the worker itself: the Ready joins the queue
-// without waiting for room (only the worker makes room).
+// stepFromWork is step for the worker itself (outcomes of writes, also
+// after close): the Ready joins the queue without waiting for room (only
+// the worker makes room).
 func (r *driver) stepFromWork(fn func(e *engine.Doc)) {
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	fn(r.eng)
-	rd := r.takeLocked()
-	r.mu.Unlock()
-	r.queue(rd, false)
+	r.queueLocked(r.takeLocked(true))
 }
 
 // takeLocked takes the engine's Ready (nil when empty) and re-arms its
-// timer. Caller holds r.mu.
-func (r *driver) takeLocked() *engine.Ready {
-	close(r.advanced)
-	r.advanced = make(chan struct{})
+// timer; with advanced, it wakes whoever waits for the engine to advance
+// (a session waiting for durability). Caller holds r.mu.
+func (r *driver) takeLocked(advanced bool) *engine.Ready {
+	if advanced {
+		close(r.advanced)
+		r.advanced = make(chan struct{})
+	}
 	if at, ok := r.eng.Deadline(); ok && !r.closed && (r.timer == nil || !at.Equal(r.timerAt)) {
 		if r.timer != nil {
 			r.timer.Stop()
 		}
 		r.timerAt = at
 		r.timer = time.AfterFunc(max(at.Sub(r.d.now()), 0), func() {
-			r.step(func(e *engine.Doc) { e.Tick(r.d.now()) })
+			r.step(func(e *engine.Doc) {
+				r.timerAt = time.Time{} // re-armed after the tick, whatever the clock says
+				e.Tick(r.d.now())
+			})
 		})
 	}
 	if !r.eng.HasReady() {
@@ -187,16 +201,22 @@ func (r *driver) takeLocked() *engine.Ready {
 	return &rd
 }
 
-// queue appends rd to the work (waiting for room when wait is set) and
-// schedules the driver.
-func (r *driver) queue(rd *engine.Ready, wait bool) {
+// waitRoom waits until the work queue has room.
+func (r *driver) waitRoom() {
+	r.qmu.Lock()
+	for len(r.work) >= maxWork {
+		r.room.Wait()
+	}
+	r.qmu.Unlock()
+}
+
+// queueLocked appends rd to the work and schedules the driver. Caller
+// holds r.mu (so Readys queue in the order the engine produced them).
+func (r *driver) queueLocked(rd *engine.Ready) {
 	if rd == nil {
 		return
 	}
 	r.qmu.Lock()
-	for wait && len(r.work) >= maxWork {
-		r.room.Wait()
-	}
 	r.work = append(r.work, work{rd: rd})
 	r.scheduleLocked()
 	r.qmu.Unlock()
@@ -218,10 +238,20 @@ func (r *driver) scheduleLocked() {
 	}
 }
 
+// maxRun bounds the items one turn of run takes before the document
+// goes back to the end of the pool's queue, so a busy document cannot hold
+// a worker while others wait.
+const maxRun = 64
+
 // run drains the work queue; the pool calls it on one worker at a time.
 func (r *driver) run() {
-	for {
+	for n := 0; ; n++ {
 		r.qmu.Lock()
+		if n == maxRun && (len(r.outcomes) > 0 || len(r.work) > 0) {
+			r.pool.schedule(r) // still scheduled: back in line
+			r.qmu.Unlock()
+			return
+		}
 		var w work
 		switch {
 		case len(r.outcomes) > 0:
@@ -239,7 +269,11 @@ func (r *driver) run() {
 		}
 		r.qmu.Unlock()
 		if w.rd == nil {
-			if w.ackUpTo != 0 {
+			if w.compacted {
+				r.stepFromWork(func(e *engine.Doc) { e.Compacted(w.err) })
+			} else if w.forks != 0 {
+				r.stepFromWork(func(e *engine.Doc) { e.ForksStored(w.forks, w.added, w.err) })
+			} else if w.ackUpTo != 0 {
 				r.updateOutboxMetric()
 				r.stepFromWork(func(e *engine.Doc) { e.Acknowledged(w.ackUpTo, w.err) })
 			} else {
@@ -280,12 +314,21 @@ func (r *driver) carryOut(rd *engine.Ready) {
 			r.outcome(work{appendID: id, err: err})
 		}
 	}
-	for _, f := range rd.Forks {
-		if ok, err := st.AddFork(ctx, r.doc, f); err != nil {
-			r.d.log.Warn("store fork proof", "doc", r.doc, "err", err)
-		} else if !ok {
-			r.d.metrics.Drop("forks", "full")
+	for _, fw := range rd.Forks {
+		// Synchronous, on the worker: rare (a fork is a misbehaving author).
+		added, ferr := false, error(nil)
+		for _, f := range fw.Proofs {
+			ok, err := st.AddFork(ctx, r.doc, f)
+			if err != nil {
+				ferr = err
+				break
+			}
+			added = ok // the new side's outcome decides
 		}
+		r.qmu.Lock()
+		r.inflight++
+		r.qmu.Unlock()
+		r.outcome(work{forks: fw.ID, added: added, err: ferr})
 	}
 	if upTo := rd.AckUpTo; upTo != 0 {
 		// Asynchronous too: a synced write on the worker would hold the
@@ -297,9 +340,17 @@ func (r *driver) carryOut(rd *engine.Ready) {
 			r.outcome(work{ackUpTo: upTo, err: err})
 		}
 	}
-	if rd.Compact != nil {
-		err := st.Compact(ctx, r.doc, rd.Compact.Snapshot)
-		r.stepFromWork(func(e *engine.Doc) { e.Compacted(err) })
+	if c := rd.Compact; c != nil {
+		// On a goroutine of its own (one per document at a time: the engine
+		// runs one compaction at once): it rewrites the snapshot and deletes
+		// the log it covers, and the document's writes go on meanwhile.
+		r.qmu.Lock()
+		r.inflight++
+		r.qmu.Unlock()
+		go func() {
+			err := st.Compact(ctx, r.doc, c.Snapshot)
+			r.outcome(work{compacted: true, err: err})
+		}()
 	}
 	for _, e := range rd.Publish {
 		if r.d.publish != nil {
@@ -363,6 +414,7 @@ func (r *driver) updateOutboxMetric() {
 // answer is awaited, or an error at once.
 func (r *driver) ask(ctx context.Context, fn func(e *engine.Doc, ticket uint64) (uint64, error)) error {
 	ch := make(chan error, 1)
+	r.waitRoom()
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
@@ -373,9 +425,8 @@ func (r *driver) ask(ctx context.Context, fn func(e *engine.Doc, ticket uint64) 
 	if err == nil && id != 0 {
 		r.commits[id] = ch
 	}
-	rd := r.takeLocked()
+	r.queueLocked(r.takeLocked(true))
 	r.mu.Unlock()
-	r.queue(rd, true)
 	if err != nil || id == 0 {
 		return err
 	}
@@ -426,9 +477,8 @@ func (r *driver) close() {
 		r.timer.Stop()
 	}
 	r.eng.Close()
-	rd := r.takeLocked()
+	r.queueLocked(r.takeLocked(true))
 	r.mu.Unlock()
-	r.queue(rd, false)
 	r.qmu.Lock()
 	for r.scheduled || r.inflight > 0 || len(r.work) > 0 || len(r.outcomes) > 0 {
 		r.room.Wait()
@@ -441,6 +491,7 @@ func (r *driver) close() {
 	}
 	r.mu.Unlock()
 	r.subMu.Lock()
+	r.subClosed = true
 	for s := range r.subs {
 		close(s.c)
 	}

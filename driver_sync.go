@@ -44,9 +44,29 @@ func (x *exchange) SnapshotAllowed() (err error) {
 	return err
 }
 
-func (x *exchange) Handle(_ context.Context, m *wire.SyncMsg) (err error) {
+// Handle steps the session with m; for deltas it then waits until they
+// are durable, so that one peer's stream holds at most one message of
+// deltas in memory beyond the store (the reader reads the next frame only
+// after).
+func (x *exchange) Handle(ctx context.Context, m *wire.SyncMsg) (err error) {
 	x.r.step(func(*engine.Doc) { err = x.s.Handle(x.r.d.now(), m) })
-	return err
+	if err != nil || m.Type != wire.TypeSyncDeltas {
+		return err
+	}
+	for {
+		x.r.mu.Lock()
+		done := x.r.closed || x.s.Settled()
+		advanced := x.r.advanced
+		x.r.mu.Unlock()
+		if done {
+			return nil
+		}
+		select {
+		case <-advanced:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
 
 func (x *exchange) Next(ctx context.Context) (*wire.SyncMsg, error) {
@@ -64,10 +84,11 @@ func (x *exchange) Next(ctx context.Context) (*wire.SyncMsg, error) {
 			m, wait, err = x.s.Next()
 			read = x.s.PendingRead()
 		}
-		rd := x.r.takeLocked()
+		// Only a pass that produced work wakes other waiters: two sessions
+		// waiting on one document would otherwise wake each other forever.
+		x.r.queueLocked(x.r.takeLocked(x.r.eng.HasReady()))
 		advanced = x.r.advanced
 		x.r.mu.Unlock()
-		x.r.queue(rd, true)
 		switch {
 		case closed:
 			return nil, ErrClosed

@@ -40,13 +40,12 @@ func (s *Subscription) Missed() uint64 { return s.missed.Load() }
 func (s *Subscription) Close() {
 	r := s.r
 	r.subMu.Lock()
+	defer r.subMu.Unlock()
 	if _, ok := r.subs[s]; ok {
 		delete(r.subs, s)
 		close(s.c)
 	}
-	n := len(r.subs)
-	r.subMu.Unlock()
-	r.track(n)
+	r.track(len(r.subs))
 }
 
 func (r *driver) subscribe(buffer int) *Subscription {
@@ -55,23 +54,19 @@ func (r *driver) subscribe(buffer int) *Subscription {
 	}
 	c := make(chan Change, buffer)
 	s := &Subscription{C: c, c: c, r: r}
-	r.mu.Lock()
-	closed := r.closed
-	r.mu.Unlock()
 	r.subMu.Lock()
-	if closed {
-		r.subMu.Unlock()
+	defer r.subMu.Unlock()
+	if r.subClosed {
 		close(c)
 		return s
 	}
 	r.subs[s] = struct{}{}
-	n := len(r.subs)
-	r.subMu.Unlock()
-	r.track(n)
+	r.track(len(r.subs))
 	return s
 }
 
-// track tells the engine whether changes need their paths (n subscribers).
+// track tells the engine whether changes need their paths (n
+// subscribers). Caller holds r.subMu (the lock order is subMu, then mu).
 func (r *driver) track(n int) {
 	r.mu.Lock()
 	r.eng.Track(n > 0)

@@ -46,9 +46,11 @@ type Doc struct {
 	unstable  map[crdt.Dot][]byte // slots of those appends → entry data
 	persisted uint64              // every batch up to it is settled
 
-	verified *simplelru.LRU[[32]byte, struct{}]
-	forks    map[forkKey]bool
-	claims   map[crdt.ReplicaID]claimRef
+	verified      *simplelru.LRU[[32]byte, struct{}]
+	forks         map[forkKey]bool // stored, or being stored
+	forkWrites    map[uint64]*pendingFork
+	nextForkWrite uint64
+	claims        map[crdt.ReplicaID]claimRef
 
 	// Acknowledgments.
 	peerVV   map[peer.ID]crdt.VersionVector
@@ -117,7 +119,7 @@ func New(cfg Config) (d *Doc, warn error, err error) {
 	d = &Doc{
 		cfg: cfg, st: cfg.Storage, state: crdt.New(),
 		flight: map[uint64]*batch{}, unstable: map[crdt.Dot][]byte{},
-		verified: cache, forks: map[forkKey]bool{}, claims: map[crdt.ReplicaID]claimRef{},
+		verified: cache, forks: map[forkKey]bool{}, forkWrites: map[uint64]*pendingFork{}, claims: map[crdt.ReplicaID]claimRef{},
 		peerVV: map[peer.ID]crdt.VersionVector{}, peerSeen: map[peer.ID]time.Time{},
 		summaries: map[crdt.ReplicaID]seenSummary{}, sessions: map[*Session]struct{}{},
 		snapVV: crdt.VersionVector{},
@@ -184,8 +186,9 @@ func New(cfg Config) (d *Doc, warn error, err error) {
 // already reported durable.
 type Ready struct {
 	Appends []Append
-	// Forks are fork proofs to store (store.AddFork).
-	Forks []store.Fork
+	// Forks are fork proofs to store (store.AddFork), each write reported
+	// with ForksStored.
+	Forks []ForkWrite
 	// AckUpTo, when non-zero: own deltas up to it leave the outbox
 	// (store.Ack), then Acknowledged(AckUpTo, err).
 	AckUpTo uint64
@@ -385,6 +388,16 @@ func (d *Doc) fail(err error) {
 		d.rd.AckWaits = append(d.rd.AckWaits, Commit{w.id, d.failed})
 	}
 	d.waiters = nil
+	d.failHeld()
+}
+
+// failHeld answers the writes held back for a snapshot with the failure:
+// they will never be applied.
+func (d *Doc) failHeld() {
+	for _, h := range d.held {
+		d.rd.Committed = append(d.rd.Committed, Commit{h.id, d.failed})
+	}
+	d.held = nil
 }
 
 // settled reports whether every append up to id is reported.
@@ -402,6 +415,9 @@ func (d *Doc) settled(id uint64) bool {
 func (d *Doc) step() {
 	d.cut()
 	d.serveSnapshots()
+	if d.failed != nil {
+		d.failHeld()
+	}
 	if !d.holdWrites && len(d.held) > 0 && d.failed == nil {
 		held := d.held
 		d.held = nil

@@ -168,7 +168,7 @@ func TestForkWhileFirstSideInFlight(t *testing.T) {
 	first := d.Ready()
 	d.Receive(epoch, a.peer, []*wire.Envelope{y}, true)
 	rd := d.Ready()
-	if len(rd.Equivocations) != 1 || rd.Equivocations[0].Seq != 1 || len(rd.Forks) != 2 {
+	if len(rd.Equivocations) != 1 || rd.Equivocations[0].Seq != 1 || len(rd.Forks) != 1 || len(rd.Forks[0].Proofs) != 2 {
 		t.Fatalf("fork not found while the first side is in flight: %+v", rd)
 	}
 	log.Apply(d, first)
@@ -302,5 +302,72 @@ func TestSummaryPullRule(t *testing.T) {
 	pulled := len(d.Ready().Pulls) > 0
 	if want := me.peer < o.peer; pulled != want {
 		t.Fatalf("both lacking: pulled %v, want %v (us %s, them %s)", pulled, want, me.peer, o.peer)
+	}
+}
+
+// A write held back for a snapshot (an own delta in flight, a fresh
+// snapshot wanted) is answered with the failure when the storage fails,
+// not left waiting.
+func TestHeldWriteAnsweredOnFailure(t *testing.T) {
+	d, log, _ := newDoc(t, "held", func(c *Config) { c.SnapshotAfter = 0 })
+	if _, err := d.Propose(epoch, set("a", "1")); err != nil {
+		t.Fatal(err)
+	}
+	log.Apply(d, d.Ready())
+	d.Ready()
+	if _, err := d.Propose(epoch, set("b", "1")); err != nil { // in flight
+		t.Fatal(err)
+	}
+	inflight := d.Ready()
+	s := d.NewSession(newAuthor(t).peer, wire.DefaultSyncLimits())
+	s.Hello()
+	if err := s.Handle(epoch, &wire.SyncMsg{Type: wire.TypeSyncHello, Doc: "held", Features: wire.SupportedFeatures}); err != nil {
+		t.Fatal(err)
+	}
+	if _, wait, _ := s.Next(); !wait {
+		t.Fatal("the fresh snapshot did not wait for the write in flight")
+	}
+	held, err := d.Propose(epoch, set("c", "1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := d.Pending(); n != 2 {
+		t.Fatalf("%d pending, want the one in flight and the held one", n)
+	}
+	d.Persisted(inflight.Appends[0].ID, errors.New("disk gone"))
+	answered := false
+	for _, c := range d.Ready().Committed {
+		if c.ID == held {
+			answered = errors.Is(c.Err, ErrStorage)
+		}
+	}
+	if !answered {
+		t.Fatal("the held write was not answered with the storage failure")
+	}
+}
+
+// A fork's new side is merged only once its proofs are stored; when the
+// store is full it is counted and neither merged nor taken as known.
+func TestForkMergedOnceStored(t *testing.T) {
+	for _, added := range []bool{true, false} {
+		d, log, _ := newDoc(t, "f")
+		a := newAuthor(t)
+		dx, _ := crdt.New().Apply(a.rep, 1, crdt.Set([]string{"k"}, []byte(`"x"`)))
+		dy, _ := crdt.New().Apply(a.rep, 2, crdt.Set([]string{"k"}, []byte(`"y"`)), crdt.Set([]string{"only_y"}, []byte(`1`)))
+		d.Receive(epoch, a.peer, []*wire.Envelope{a.env(t, "f", 1, 0, dx, 1)}, true)
+		settle(d, log)
+		d.Receive(epoch, a.peer, []*wire.Envelope{a.env(t, "f", 1, 0, dy, 2)}, true)
+		rd := d.Ready()
+		if len(rd.Forks) != 1 {
+			t.Fatalf("fork writes %d, want 1", len(rd.Forks))
+		}
+		if _, ok := d.State().Get([]string{"only_y"}); ok {
+			t.Fatal("the new side was merged before its proofs were stored")
+		}
+		d.ForksStored(rd.Forks[0].ID, added, nil)
+		_, merged := d.State().Get([]string{"only_y"})
+		if merged != added || (d.ForkProofs(a.rep) == 2) != added {
+			t.Fatalf("stored=%v: merged %v, proofs %d", added, merged, d.ForkProofs(a.rep))
+		}
 	}
 }

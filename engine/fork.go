@@ -93,10 +93,26 @@ func ForkOf(data []byte, e *wire.Envelope) *wire.Envelope {
 	return se
 }
 
-// ingestFork stores both sides of a fork as proofs and merges the new
-// side; e's signature has been checked. It returns the paths the merge
-// changed.
-func (d *Doc) ingestFork(from peer.ID, e, logSide *wire.Envelope, delta *crdt.State) [][]string {
+// pendingFork is a fork whose proofs are being stored: its new side is
+// merged once they are (ForksStored).
+type pendingFork struct {
+	keys   []forkKey // marked known meanwhile
+	delta  *crdt.State
+	origin crdt.ReplicaID
+	seq    uint64
+	from   peer.ID
+}
+
+// ForkWrite is fork proofs to store (store.AddFork, in order), reported
+// with ForksStored.
+type ForkWrite struct {
+	ID     uint64
+	Proofs []store.Fork
+}
+
+// ingestFork asks for both sides of a fork to be stored as proofs; the new
+// side is merged once they are. e's signature has been checked.
+func (d *Doc) ingestFork(from peer.ID, e, logSide *wire.Envelope, delta *crdt.State) {
 	d.rd.Equivocations = append(d.rd.Equivocations, Equivocation{Origin: e.Origin, Seq: e.Seq, Peer: from})
 	n := 0
 	for k := range d.forks {
@@ -108,30 +124,61 @@ func (d *Doc) ingestFork(from peer.ID, e, logSide *wire.Envelope, delta *crdt.St
 		// One author may not fill the document's proofs and hide the
 		// forks of others.
 		d.drop("forks", "author_full")
-		return nil
+		return
 	}
+	pf := &pendingFork{delta: delta, origin: e.Origin, seq: e.Seq, from: from}
+	var proofs []store.Fork
 	for _, side := range []*wire.Envelope{logSide, e} {
 		k := forkKey{side.Origin, side.Seq, forkID(side)}
 		if d.forks[k] {
 			continue
 		}
-		if len(d.forks) >= store.MaxForks {
-			d.drop("forks", "full")
-			return nil
-		}
 		data, err := wire.EncodeEnvelope(side)
-		if err != nil {
-			return nil
+		if err != nil || len(d.forks) >= store.MaxForks {
+			for _, k := range pf.keys {
+				delete(d.forks, k)
+			}
+			d.drop("forks", "full")
+			return
 		}
 		d.forks[k] = true
-		d.rd.Forks = append(d.rd.Forks, store.Fork{Replica: k.origin, Seq: k.seq, ID: k.id, Data: data})
+		pf.keys = append(pf.keys, k)
+		proofs = append(proofs, store.Fork{Replica: k.origin, Seq: k.seq, ID: k.id, Data: data})
 	}
-	d.noteClaims(delta, e.Origin, e.Seq) // its proof is served as a head (heads.go)
+	d.nextForkWrite++
+	d.forkWrites[d.nextForkWrite] = pf
+	d.rd.Forks = append(d.rd.Forks, ForkWrite{ID: d.nextForkWrite, Proofs: proofs})
+}
+
+// ForksStored reports the outcome of Ready.Forks' write id: added tells
+// whether the store kept the new side (it holds at most store.MaxForks).
+// Stored, the new side is merged and announced; otherwise the fork is
+// counted and neither merged nor known.
+func (d *Doc) ForksStored(id uint64, added bool, err error) {
+	pf := d.forkWrites[id]
+	if pf == nil {
+		return
+	}
+	delete(d.forkWrites, id)
+	if err != nil || !added {
+		for _, k := range pf.keys {
+			delete(d.forks, k)
+		}
+		if err != nil {
+			d.rd.Warnings = append(d.rd.Warnings, fmt.Errorf("store fork proofs: %w", err))
+		} else {
+			d.drop("forks", "full")
+		}
+		return
+	}
+	d.noteClaims(pf.delta, pf.origin, pf.seq) // its proof is served as a head (heads.go)
+	var paths [][]string
 	if d.track {
-		return d.state.MergeChanges(delta)
+		paths = d.state.MergeChanges(pf.delta)
+	} else {
+		d.state.Merge(pf.delta)
 	}
-	d.state.Merge(delta)
-	return nil
+	d.rd.Changes = append(d.rd.Changes, Change{Origin: pf.origin, Peer: pf.from, Paths: dedupPaths(paths)})
 }
 
 // loadForks merges the stored fork proofs into the state (at open).

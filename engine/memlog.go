@@ -52,7 +52,10 @@ func (m *MemoryLog) Apply(d *Doc, rd Ready) {
 		}
 		d.Persisted(a.ID, nil)
 	}
-	m.forks = append(m.forks, rd.Forks...)
+	for _, fw := range rd.Forks {
+		m.forks = append(m.forks, fw.Proofs...)
+		d.ForksStored(fw.ID, true, nil)
+	}
 	if rd.AckUpTo != 0 {
 		m.acked = max(m.acked, rd.AckUpTo)
 		for seq := range m.outbox {

@@ -145,17 +145,13 @@ func (d *Doc) Receive(now time.Time, from peer.ID, envs []*wire.Envelope, gossip
 		}
 		items = append(items, item{env: e, delta: delta, data: data})
 	}
-	var forkPaths [][]string
 	for _, f := range forks {
-		forkPaths = append(forkPaths, d.ingestFork(from, f.env, f.fork, f.delta)...)
+		d.ingestFork(from, f.env, f.fork, f.delta)
 	}
 	if len(items) == 0 {
-		if len(forks) > 0 {
-			d.rd.Changes = append(d.rd.Changes, Change{Origin: forks[0].env.Origin, Peer: from, Paths: dedupPaths(forkPaths)})
-		}
 		return 0
 	}
-	paths := forkPaths
+	var paths [][]string
 	var maxHLC crdt.HLC
 	for _, it := range items {
 		if d.track {

@@ -143,6 +143,9 @@ func (s *Session) GotHello() bool { return s.gotHello }
 // GotDone reports whether the peer's Done arrived.
 func (s *Session) GotDone() bool { return s.gotDone }
 
+// Settled reports whether the deltas received so far are durable.
+func (s *Session) Settled() bool { return s.d.settled(s.lastBatch) }
+
 // Finished reports whether both sides have sent Done.
 func (s *Session) Finished() bool { return s.sentDone && s.gotDone }
 

@@ -311,10 +311,16 @@ func (s *sim) drain(i int) {
 			}
 			sr.d.Persisted(a.ID, sr.st.Append(s.ctx, simDoc, own, a.Entries))
 		}
-		for _, f := range rd.Forks {
-			if _, err := sr.st.AddFork(s.ctx, simDoc, f); err != nil {
-				s.fail("replica %d: store fork: %v", i, err)
+		for _, fw := range rd.Forks {
+			added := false
+			for _, f := range fw.Proofs {
+				ok, err := sr.st.AddFork(s.ctx, simDoc, f)
+				if err != nil {
+					s.fail("replica %d: store fork: %v", i, err)
+				}
+				added = ok
 			}
+			sr.d.ForksStored(fw.ID, added, nil)
 		}
 		if rd.AckUpTo != 0 {
 			sr.d.Acknowledged(rd.AckUpTo, sr.st.Ack(s.ctx, simDoc, rd.AckUpTo))
