@@ -66,8 +66,9 @@ func TestTodoPageInChromium(t *testing.T) {
 	dA, _ := a.Doc(ctx, "todo")
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("A: %s %v\nB: %s %v\npage B: %s", dA.JSON(), dA.Status().Version, dB.JSON(), dB.Status().Version,
-				br.eval(pageB, `document.getElementById("items").outerHTML + document.getElementById("error").textContent`))
+			page := `document.getElementById("state").textContent + " " + document.getElementById("items").outerHTML + document.getElementById("error").textContent`
+			t.Logf("A: %s %v\nB: %s %v\npage A: %s\npage B: %s", dA.JSON(), dA.Status().Version, dB.JSON(), dB.Status().Version,
+				br.eval(pageA, page), br.eval(pageB, page))
 		}
 	})
 	br.waitEval(pageA, `document.querySelector("#items li")?.classList.contains("done") === true`, 20*time.Second, "the done flag set in page B to appear in page A")
