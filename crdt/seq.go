@@ -1,0 +1,314 @@
+package crdt
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// SeqValue is what a Seq holds: Unicode code points for text, compact
+// JSON values for lists.
+type SeqValue interface {
+	rune | json.RawMessage
+}
+
+// Text is a sequence of Unicode code points.
+type Text = Seq[rune]
+
+// List is a sequence of JSON values.
+type List = Seq[json.RawMessage]
+
+var (
+	// ErrSeqIndex is returned for an index or a range outside a sequence.
+	ErrSeqIndex = errors.New("crdt: sequence index out of range")
+	// ErrSeqCursor is returned by IndexOf for an element ID the sequence
+	// does not hold.
+	ErrSeqCursor = errors.New("crdt: unknown sequence element")
+)
+
+// SeqConfig configures a Seq.
+type SeqConfig struct {
+	// MaxPending bounds the elements of remote inserts and deletes held
+	// back until what they refer to arrives. Past it the oldest held-back
+	// change is dropped (counted in SeqStats.Dropped); its dots are not
+	// recorded in the causal context, so anti-entropy sends it again.
+	// Default 1<<16.
+	MaxPending int
+}
+
+// DefaultSeqConfig returns the default configuration.
+func DefaultSeqConfig() SeqConfig { return SeqConfig{MaxPending: 1 << 16} }
+
+// Seq is a delta-state sequence CRDT for text and lists: FugueMax
+// (Weidner, Gentle, Kleppmann, "The Art of the Fugue", 2023), which never
+// interleaves the elements of two runs typed concurrently at one place,
+// forwards or backwards. See seqmerge.go for the ordering rule and
+// doc.go's Sequences section for the design.
+//
+// Every element has an ID, a Dot of its author; a run of elements typed one
+// after the other by one author is stored, sent and encoded as one item.
+// Deletes leave tombstones, which stay as anchors for concurrent inserts
+// until GC drops them.
+//
+// A Seq is not safe for concurrent use.
+type Seq[V SeqValue] struct {
+	t      stree[V]
+	reps   []ReplicaID
+	repIdx map[ReplicaID]uint32
+	idx    []repIndex[V]
+	cc     *CausalContext // every dot integrated: elements and deletes
+	delcc  *CausalContext // the dots of deletes
+	base   *CausalContext // stamp of tombstones whose delete dot is unknown
+	pend   seqPending[V]
+	cfg    SeqConfig
+	stats  SeqStats
+}
+
+// SeqStats counts what a Seq did that is not visible in its value.
+type SeqStats struct {
+	// Dropped counts the held-back changes dropped because MaxPending was
+	// reached.
+	Dropped uint64
+	// Orphans counts the inserts dropped because they refer to elements
+	// this replica has already garbage-collected (see GC).
+	Orphans uint64
+	// Collected counts the tombstones dropped by GC.
+	Collected uint64
+}
+
+// NewSeq returns an empty sequence.
+func NewSeq[V SeqValue](cfg SeqConfig) *Seq[V] {
+	if cfg.MaxPending <= 0 {
+		cfg.MaxPending = DefaultSeqConfig().MaxPending
+	}
+	s := &Seq[V]{
+		repIdx: map[ReplicaID]uint32{},
+		cc:     NewCausalContext(),
+		delcc:  NewCausalContext(),
+		base:   NewCausalContext(),
+		cfg:    cfg,
+	}
+	s.t.init()
+	s.t.onMove = func(it *sitem[V], to *snode[V]) { s.idx[it.rep].put(it.ctr, to) }
+	return s
+}
+
+// NewText returns an empty text with the default configuration.
+func NewText() *Text { return NewSeq[rune](DefaultSeqConfig()) }
+
+// NewList returns an empty list with the default configuration.
+func NewList() *List { return NewSeq[json.RawMessage](DefaultSeqConfig()) }
+
+// Len returns the number of visible elements.
+func (s *Seq[V]) Len() int { return s.t.root.vis }
+
+// Tombstones returns the number of deleted elements kept as anchors.
+func (s *Seq[V]) Tombstones() int { return s.t.root.tot - s.t.root.vis }
+
+// Items returns the number of items (runs) the sequence is stored in.
+func (s *Seq[V]) Items() int {
+	n := 0
+	for i := range s.idx {
+		n += s.idx[i].count()
+	}
+	return n
+}
+
+// Context returns the causal context: the IDs of every element and the
+// dots of every delete integrated. The caller must not modify it.
+func (s *Seq[V]) Context() *CausalContext { return s.cc }
+
+// Stats returns the counters of s.
+func (s *Seq[V]) Stats() SeqStats { return s.stats }
+
+// Values returns the visible elements in order.
+func (s *Seq[V]) Values() []V {
+	out := make([]V, 0, s.Len())
+	s.t.each(func(it *sitem[V]) bool {
+		if !it.del {
+			out = append(out, it.vals...)
+		}
+		return true
+	})
+	return out
+}
+
+// String returns a text as a string and a list as a JSON array.
+func (s *Seq[V]) String() string {
+	var b strings.Builder
+	switch t := any(s).(type) {
+	case *Text:
+		b.Grow(t.Len())
+		t.t.each(func(it *sitem[rune]) bool {
+			if !it.del {
+				for _, r := range it.vals {
+					b.WriteRune(r)
+				}
+			}
+			return true
+		})
+	case *List:
+		b.WriteByte('[')
+		i := 0
+		t.t.each(func(it *sitem[json.RawMessage]) bool {
+			if !it.del {
+				for _, v := range it.vals {
+					if i > 0 {
+						b.WriteByte(',')
+					}
+					b.Write(v)
+					i++
+				}
+			}
+			return true
+		})
+		b.WriteByte(']')
+	}
+	return b.String()
+}
+
+func (s *Seq[V]) intern(r ReplicaID) uint32 {
+	if i, ok := s.repIdx[r]; ok {
+		return i
+	}
+	i := uint32(len(s.reps))
+	s.reps = append(s.reps, r)
+	s.repIdx[r] = i
+	s.idx = append(s.idx, repIndex[V]{})
+	return i
+}
+
+// dot converts an internal ID to a Dot (the zero Dot for none).
+func (s *Seq[V]) dot(id sid) Dot {
+	if id.none() {
+		return Dot{}
+	}
+	return Dot{s.reps[id.r], id.c}
+}
+
+// sidOf converts a Dot to an internal ID, interning its replica.
+func (s *Seq[V]) sidOf(d Dot) sid {
+	if d.Counter == 0 {
+		return sid{}
+	}
+	return sid{s.intern(d.Replica), d.Counter}
+}
+
+// locate returns the item holding element id and the offset in it.
+func (s *Seq[V]) locate(id sid) (*snode[V], int, int, bool) {
+	if id.none() || int(id.r) >= len(s.idx) {
+		return nil, 0, 0, false
+	}
+	l := s.idx[id.r].find(id.c)
+	if l == nil {
+		return nil, 0, 0, false
+	}
+	for j := range l.items {
+		if it := &l.items[j]; it.has(id.r, id.c) {
+			return l, j, int(id.c - it.ctr), true
+		}
+	}
+	return nil, 0, 0, false
+}
+
+// place inserts item it before item j of leaf l and indexes it.
+func (s *Seq[V]) place(l *snode[V], j int, it sitem[V]) (*snode[V], int) {
+	l, j = s.t.insert(l, j, it)
+	s.idx[it.rep].put(it.ctr, l)
+	return l, j
+}
+
+// split cuts item j of leaf l before offset off (0 < off < n) and returns
+// where its two halves are.
+func (s *Seq[V]) split(l *snode[V], j, off int) (ll *snode[V], lj int, rl *snode[V], rj int) {
+	it := &l.items[j]
+	right := sitem[V]{
+		ol:  sid{it.rep, it.ctr + uint64(off) - 1},
+		or:  it.or,
+		st:  it.st,
+		ctr: it.ctr + uint64(off),
+		n:   it.n - off,
+		rep: it.rep,
+		del: it.del,
+	}
+	if !it.del {
+		right.vals = it.vals[off:it.n:it.n]
+		it.vals = it.vals[:off:off]
+	}
+	it.n = off
+	s.t.add(l, -right.vis(), -right.n)
+	rl, rj = s.place(l, j+1, right)
+	if rj > 0 {
+		return rl, rj - 1, rl, rj
+	}
+	ll, lj = s.t.prevItem(rl, rj)
+	return ll, lj, rl, rj
+}
+
+// mergeable reports whether b continues a (the next counters, inserted
+// right after it) and both can be one item.
+func (s *Seq[V]) mergeable(a, b *sitem[V]) bool {
+	if a.rep != b.rep || a.del != b.del || a.ctr+uint64(a.n) != b.ctr || b.ol != a.last() || b.or != a.or {
+		return false
+	}
+	return !a.del || a.st.r == b.st.r && (a.st.c == 0) == (b.st.c == 0)
+}
+
+// coalesce joins item j of leaf l with its neighbours in the same leaf when
+// they are one run.
+func (s *Seq[V]) coalesce(l *snode[V], j int) {
+	if j+1 < len(l.items) && s.mergeable(&l.items[j], &l.items[j+1]) {
+		s.absorb(l, j)
+	}
+	if j > 0 && s.mergeable(&l.items[j-1], &l.items[j]) {
+		s.absorb(l, j-1)
+	}
+}
+
+// absorb appends item j+1 of leaf l to item j.
+func (s *Seq[V]) absorb(l *snode[V], j int) {
+	a, b := &l.items[j], &l.items[j+1]
+	if !a.del {
+		a.vals = append(a.vals[:a.n:a.n], b.vals...)
+	}
+	a.st.c = max(a.st.c, b.st.c) // a conservative stamp for both
+	a.n += b.n
+	s.idx[b.rep].del(b.ctr)
+	b.n, b.del = 0, true // the counts stay: a now holds b's elements
+	s.t.remove(l, j+1)
+}
+
+// checkLocal validates the author of a local op.
+func checkLocal(replica ReplicaID) error {
+	if replica == "" {
+		return fmt.Errorf("%w: empty replica", ErrInvalidOp)
+	}
+	return nil
+}
+
+// copyValues returns a copy of vals that the sequence owns, list values in
+// compact form.
+func copyValues[V SeqValue](vals []V) ([]V, error) {
+	out := make([]V, len(vals))
+	copy(out, vals)
+	if js, ok := any(out).([]json.RawMessage); ok {
+		for i, v := range js {
+			c, err := compactJSON(v)
+			if err != nil {
+				return nil, fmt.Errorf("%w: value %d: %w", ErrInvalidValue, i, err)
+			}
+			js[i] = append(json.RawMessage(nil), c...)
+		}
+	}
+	if rs, ok := any(out).([]rune); ok {
+		for i, r := range rs {
+			if !validRune(r) {
+				return nil, fmt.Errorf("%w: value %d: %U is not a Unicode scalar value", ErrInvalidUTF8, i, r)
+			}
+		}
+	}
+	return out, nil
+}
+
+func validRune(r rune) bool { return r >= 0 && r <= 0x10ffff && (r < 0xd800 || r > 0xdfff) }

@@ -1,0 +1,109 @@
+package crdt
+
+// seqPending holds the remote changes a Seq cannot apply yet: inserts
+// whose origins have not arrived and deletes of elements that have not.
+// Their dots are not in the causal context, so anti-entropy still offers
+// them; past the bound the oldest are dropped (and sent again later).
+type seqPending[V SeqValue] struct {
+	runs []seqRun[V]
+	dels []pendDel
+	seen map[pendKey]struct{}
+	n    int // elements held
+}
+
+type pendKey struct {
+	id Dot
+	n  uint64
+}
+
+// pendDel is a delete waiting for elements, or (dots set) the delete dots
+// of a whole state waiting for its deletes.
+type pendDel struct {
+	by     Dot
+	ranges []seqRange
+	dots   *CausalContext
+}
+
+func (pd *pendDel) size() int {
+	if pd.dots != nil {
+		return 1
+	}
+	return int(min(rangeLen(pd.ranges), 1<<30))
+}
+
+func (p *seqPending[V]) addRun(r seqRun[V]) {
+	k := pendKey{r.id, r.n}
+	if _, dup := p.seen[k]; dup {
+		return
+	}
+	if p.seen == nil {
+		p.seen = map[pendKey]struct{}{}
+	}
+	p.seen[k] = struct{}{}
+	p.runs = append(p.runs, r)
+	p.n += int(r.n)
+}
+
+func (p *seqPending[V]) addDel(d pendDel) {
+	p.dels = append(p.dels, d)
+	p.n += d.size()
+}
+
+// holdsDeletes reports whether a delete or a tombstone run waits.
+func (p *seqPending[V]) holdsDeletes() bool {
+	if len(p.dels) > 0 {
+		return true
+	}
+	for i := range p.runs {
+		if p.runs[i].del {
+			return true
+		}
+	}
+	return false
+}
+
+// takeRuns removes and returns the held inserts.
+func (p *seqPending[V]) takeRuns() []seqRun[V] {
+	rs := p.runs
+	p.runs = nil
+	clear(p.seen)
+	for i := range rs {
+		p.n -= int(rs[i].n)
+	}
+	return rs
+}
+
+// takeDels removes and returns the held deletes.
+func (p *seqPending[V]) takeDels() []pendDel {
+	ds := p.dels
+	p.dels = nil
+	for i := range ds {
+		p.n -= ds[i].size()
+	}
+	return ds
+}
+
+// trim drops the oldest held changes until at most max elements are held,
+// and returns how many it dropped.
+func (p *seqPending[V]) trim(max int) uint64 {
+	var dropped uint64
+	for p.n > max && len(p.runs) > 0 {
+		r := p.runs[0]
+		p.runs[0] = seqRun[V]{}
+		p.runs = p.runs[1:]
+		delete(p.seen, pendKey{r.id, r.n})
+		p.n -= int(r.n)
+		dropped++
+	}
+	for p.n > max && len(p.dels) > 0 {
+		p.n -= p.dels[0].size()
+		p.dels[0] = pendDel{}
+		p.dels = p.dels[1:]
+		dropped++
+	}
+	return dropped
+}
+
+// Pending returns the number of elements of remote changes held back
+// until what they refer to arrives.
+func (s *Seq[V]) Pending() int { return s.pend.n }
