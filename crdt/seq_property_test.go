@@ -123,7 +123,10 @@ func (s *seqSim) converge(t *rapid.T) {
 	}
 }
 
-func (s *seqSim) checkConverged(t interface{ Fatalf(string, ...any); Fatal(...any) }) {
+func (s *seqSim) checkConverged(t interface {
+	Fatalf(string, ...any)
+	Fatal(...any)
+}) {
 	ref := s.reps[0]
 	refElems := elems(ref)
 	for i, r := range s.reps {
