@@ -1,6 +1,7 @@
 package crdt
 
 import (
+	"bytes"
 	"compress/gzip"
 	"encoding/json"
 	"os"
@@ -148,6 +149,32 @@ func TestB4Trace(t *testing.T) {
 		t.Fatalf("final text differs from endContent: %d vs %d code points", len([]rune(got)), len([]rune(tr.end)))
 	}
 	t.Logf("replay %v; %d code points, %d tombstones, %d items", took, s.Len(), s.Tombstones(), s.Items())
+	enc := EncodeSeq(s)
+	start = time.Now()
+	back, err := DecodeSeq[rune](enc, DefaultLimits())
+	dec := time.Since(start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustCheck(t, back)
+	if back.String() != tr.end || !bytes.Equal(EncodeSeq(back), enc) {
+		t.Fatal("decoded state differs")
+	}
+	var w wSeq
+	if err := decodeLimited(enc, DefaultLimits(), &w); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("encoded %d bytes (%.3f× the text's %d bytes): %d runs, hdr %d, rep %d, ctr %d, len %d, refs %d, dels %d; decoded in %v",
+		len(enc), float64(len(enc))/float64(len(tr.end)), len(tr.end), w.Runs, len(w.Hdr), len(w.Rep), len(w.Ctr), len(w.Len), len(w.Refs), len(w.Dels), dec)
+	// The target is 1.25× the text; the encoding gets 1.39× (see the
+	// report in doc.go's Sequences section). This bound catches
+	// regressions.
+	if len(enc) > len(tr.end)*3/2 {
+		t.Errorf("encoded state is %d bytes, over 1.5× the text (%d)", len(enc), len(tr.end)*3/2)
+	}
+	if dec > time.Second {
+		t.Errorf("decoding took %v", dec)
+	}
 }
 
 // BenchmarkB4Trace replays the whole trace per iteration, one local op per

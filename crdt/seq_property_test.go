@@ -1,6 +1,7 @@
 package crdt
 
 import (
+	"bytes"
 	"fmt"
 	"slices"
 	"testing"
@@ -42,6 +43,12 @@ func applyPatches[V SeqValue](text []V, ps []Patch[V]) []V {
 }
 
 func (s *seqSim) broadcast(from int, d *SeqDelta[rune]) {
+	// Every delta goes through its encoding.
+	back, err := DecodeSeqDelta[rune](EncodeSeqDelta(d, s.names[from]), s.names[from], DeltaLimits())
+	if err != nil {
+		panic(err)
+	}
+	d = back
 	for j := range s.reps {
 		if j != from {
 			s.inflight = append(s.inflight, seqMsg{j, d})
@@ -151,6 +158,35 @@ func (s *seqSim) checkConverged(t interface {
 	}
 	if err := checkModel(ref); err != nil {
 		t.Fatal(err)
+	}
+	enc := EncodeSeq(ref)
+	for i, r := range s.reps {
+		if !bytes.Equal(EncodeSeq(r), enc) {
+			t.Fatalf("replica %d encodes differently", i)
+		}
+	}
+	back, err := DecodeSeq[rune](enc, DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := back.check(); err != nil {
+		t.Fatal(err)
+	}
+	if back.String() != ref.String() || !slices.Equal(elems(back), refElems) || !bytes.Equal(EncodeSeq(back), enc) {
+		t.Fatalf("decoded state differs")
+	}
+	if !back.delcc.VV().Equal(ref.delcc.VV()) || back.delcc.CloudSize() != ref.delcc.CloudSize() {
+		t.Fatalf("decoded delete dots %v, want %v", back.delcc.VV(), ref.delcc.VV())
+	}
+	// The whole state as a delta, through its encoding, rebuilds it.
+	d, err := DecodeSeqDelta[rune](EncodeSeqDelta(ref.Delta(), s.names[0]), s.names[0], DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh := NewText()
+	fresh.Merge(d)
+	if !bytes.Equal(EncodeSeq(fresh), enc) {
+		t.Fatalf("state rebuilt from its delta encodes differently")
 	}
 }
 

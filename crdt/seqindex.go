@@ -133,3 +133,16 @@ func (x *repIndex[V]) succ(c uint64) (uint64, bool) {
 	}
 	return 0, false
 }
+
+// build replaces the index with the sorted keys and their leaves.
+func (x *repIndex[V]) build(keys []uint64, leaves []*snode[V]) {
+	const fill = seqIdxChunk * 3 / 4
+	x.chunks = x.chunks[:0]
+	for i := 0; i < len(keys); i += fill {
+		end := min(i+fill, len(keys))
+		x.chunks = append(x.chunks, &idxChunk[V]{
+			keys:   append(make([]uint64, 0, seqIdxChunk+1), keys[i:end]...),
+			leaves: append(make([]*snode[V], 0, seqIdxChunk+1), leaves[i:end]...),
+		})
+	}
+}

@@ -320,3 +320,49 @@ func (t *stree[V]) each(fn func(it *sitem[V]) bool) {
 		}
 	}
 }
+
+// build replaces the tree's contents with items, in order, leaves and
+// inner nodes three quarters full.
+func (t *stree[V]) build(items []sitem[V]) {
+	if len(items) == 0 {
+		t.init()
+		return
+	}
+	const leafFill, innerFill = seqLeafMax * 3 / 4, seqInnerMax * 3 / 4
+	var level []*snode[V]
+	var prev *snode[V]
+	for i := 0; i < len(items); i += leafFill {
+		end := min(i+leafFill, len(items))
+		l := &snode[V]{leaf: true, items: make([]sitem[V], end-i, seqLeafMax), prev: prev}
+		copy(l.items, items[i:end])
+		for j := range l.items {
+			l.vis += l.items[j].vis()
+			l.tot += l.items[j].n
+		}
+		if prev != nil {
+			prev.next = l
+		} else {
+			t.first = l
+		}
+		prev = l
+		level = append(level, l)
+	}
+	t.last = prev
+	for len(level) > 1 {
+		var up []*snode[V]
+		for i := 0; i < len(level); i += innerFill {
+			end := min(i+innerFill, len(level))
+			p := &snode[V]{kids: make([]*snode[V], end-i, seqInnerMax+1)}
+			copy(p.kids, level[i:end])
+			for _, k := range p.kids {
+				k.parent = p
+				p.vis += k.vis
+				p.tot += k.tot
+			}
+			up = append(up, p)
+		}
+		level = up
+	}
+	t.root = level[0]
+	t.root.parent = nil
+}
