@@ -287,10 +287,13 @@ func checkLocal(replica ReplicaID) error {
 	return nil
 }
 
-// copyValues returns a copy of vals that the sequence owns, list values in
-// compact form.
-func copyValues[V SeqValue](vals []V) ([]V, error) {
-	out := make([]V, len(vals))
+// copyValues returns a copy of vals that the sequence owns (in buf when it
+// is long enough), list values in compact form.
+func copyValues[V SeqValue](buf, vals []V) ([]V, error) {
+	out := buf
+	if len(out) != len(vals) {
+		out = make([]V, len(vals))
+	}
 	copy(out, vals)
 	if js, ok := any(out).([]json.RawMessage); ok {
 		for i, v := range js {

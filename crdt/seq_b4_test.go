@@ -178,7 +178,8 @@ func TestB4Trace(t *testing.T) {
 }
 
 // BenchmarkB4Trace replays the whole trace per iteration, one local op per
-// edit, each returning its delta.
+// edit, each returning its delta; ns/op is the whole replay. It also
+// reports the encoded final state's size and its decoding time.
 func BenchmarkB4Trace(b *testing.B) {
 	tr := loadB4(b)
 	b.ReportAllocs()
@@ -191,4 +192,14 @@ func BenchmarkB4Trace(b *testing.B) {
 	if s.String() != tr.end {
 		b.Fatal("final text differs from endContent")
 	}
+	enc := EncodeSeq(s)
+	const rounds = 5
+	start := time.Now()
+	for i := 0; i < rounds; i++ {
+		if _, err := DecodeSeq[rune](enc, DefaultLimits()); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(len(enc)), "state-bytes")
+	b.ReportMetric(float64(time.Since(start).Nanoseconds())/rounds, "decode-ns")
 }

@@ -146,3 +146,12 @@ func (x *repIndex[V]) build(keys []uint64, leaves []*snode[V]) {
 		})
 	}
 }
+
+// rekey changes the first counter of an item from old to c, which sorts
+// in the same place (no other item starts between them).
+func (x *repIndex[V]) rekey(old, c uint64) {
+	i := x.chunk(old)
+	ch := x.chunks[i]
+	k := sort.Search(len(ch.keys), func(k int) bool { return ch.keys[k] >= old })
+	ch.keys[k] = c
+}

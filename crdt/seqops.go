@@ -25,19 +25,31 @@ func (s *Seq[V]) Insert(replica ReplicaID, index int, vals ...V) (*SeqDelta[V], 
 	if len(vals) == 0 {
 		return nil, fmt.Errorf("%w: insert of nothing", ErrInvalidOp)
 	}
-	cp, err := copyValues(vals)
-	if err != nil {
-		return nil, err
-	}
 	ctr := s.cc.Max(replica) + 1
-	n := uint64(len(cp))
+	n := uint64(len(vals))
 	if ctr+n-1 > MaxCounter {
 		return nil, fmt.Errorf("%w: replica %s has used its counters", ErrInvalidOp, replica)
+	}
+	// One allocation for the delta of a keystroke.
+	a := &struct {
+		d   SeqDelta[V]
+		run [1]seqRun[V]
+		val [1]V
+	}{}
+	d := &a.d
+	var cp []V
+	if n == 1 {
+		cp = a.val[:]
+	}
+	cp, err := copyValues(cp, vals)
+	if err != nil {
+		return nil, err
 	}
 	r := s.intern(replica)
 	ol, or := s.insertLocal(r, ctr, index, cp)
 	s.cc.AddRange(replica, ctr, ctr+n-1)
-	d := &SeqDelta[V]{runs: []seqRun[V]{{id: Dot{replica, ctr}, ol: s.dot(ol), or: s.dot(or), n: n, vals: cp[:n:n]}}}
+	a.run[0] = seqRun[V]{id: Dot{replica, ctr}, ol: s.dot(ol), or: s.dot(or), n: n, vals: cp[:n:n]}
+	d.runs = a.run[:]
 	return d, nil
 }
 
@@ -93,7 +105,14 @@ func (s *Seq[V]) Delete(replica ReplicaID, index, count int) (*SeqDelta[V], erro
 		return nil, fmt.Errorf("%w: replica %s has used its counters", ErrInvalidOp, replica)
 	}
 	st := sid{s.intern(replica), dot.Counter}
-	del := seqDel{by: dot}
+	a := &struct {
+		d   SeqDelta[V]
+		del [1]seqDel
+		rng [1]seqRange
+	}{}
+	d := &a.d
+	del := &a.del[0]
+	del.by, del.ranges = dot, a.rng[:0]
 	for left := count; left > 0; {
 		l, j, off := s.t.seekVis(index)
 		it := &l.items[j]
@@ -104,22 +123,63 @@ func (s *Seq[V]) Delete(replica ReplicaID, index, count int) (*SeqDelta[V], erro
 	}
 	s.cc.Add(dot)
 	s.delcc.Add(dot)
-	return &SeqDelta[V]{dels: []seqDel{del}}, nil
+	d.dels = a.del[:]
+	return d, nil
 }
 
 // deleteIn turns elements off..off+k-1 of the visible item j of leaf l
 // into a tombstone stamped st.
 func (s *Seq[V]) deleteIn(l *snode[V], j, off, k int, st sid) {
+	it := &l.items[j]
+	if k < it.n && s.deleteEdge(l, j, off, k, st) {
+		return
+	}
 	if off > 0 {
 		_, _, l, j = s.split(l, j, off)
 	}
 	if k < l.items[j].n {
 		l, j, _, _ = s.split(l, j, k)
 	}
-	it := &l.items[j]
+	it = &l.items[j]
 	it.del, it.vals, it.st = true, nil, st
 	s.t.add(l, -it.n, 0)
 	s.coalesce(l, j)
+}
+
+// deleteEdge deletes the last (or first) k elements of the visible item j
+// by moving them into the tombstone item after (or before) it, when that
+// continues them: backspacing over a run costs no new item. It reports
+// whether it could.
+func (s *Seq[V]) deleteEdge(l *snode[V], j, off, k int, st sid) bool {
+	it := &l.items[j]
+	piece := sitem[V]{ol: it.ol, or: it.or, st: st, ctr: it.ctr + uint64(off), n: k, rep: it.rep, del: true}
+	if off > 0 {
+		piece.ol = sid{it.rep, piece.ctr - 1}
+	}
+	switch {
+	case off+k == it.n && j+1 < len(l.items) && s.mergeable(&piece, &l.items[j+1]):
+		nx := &l.items[j+1]
+		old := nx.ctr
+		nx.ctr, nx.n, nx.ol = piece.ctr, nx.n+k, piece.ol
+		nx.st.c = max(nx.st.c, st.c)
+		it.n = off
+		it.vals = it.vals[:off:off]
+		s.idx[it.rep].rekey(old, nx.ctr)
+	case off == 0 && j > 0 && s.mergeable(&l.items[j-1], &piece):
+		pv := &l.items[j-1]
+		pv.n += k
+		pv.st.c = max(pv.st.c, st.c)
+		old := it.ctr
+		it.ctr += uint64(k)
+		it.n -= k
+		it.ol = sid{it.rep, it.ctr - 1}
+		it.vals = it.vals[k:it.n+k : it.n+k]
+		s.idx[it.rep].rekey(old, it.ctr)
+	default:
+		return false
+	}
+	s.t.add(l, -k, 0)
+	return true
 }
 
 // CursorAt returns the ID of the element at index, a cursor that stays
