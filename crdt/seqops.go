@@ -173,7 +173,7 @@ func (s *Seq[V]) deleteEdge(l *snode[V], j, off, k int, st sid) bool {
 		it.ctr += uint64(k)
 		it.n -= k
 		it.ol = sid{it.rep, it.ctr - 1}
-		it.vals = it.vals[k:it.n+k : it.n+k]
+		it.vals = it.vals[k : it.n+k : it.n+k]
 		s.idx[it.rep].rekey(old, it.ctr)
 	default:
 		return false
