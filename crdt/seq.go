@@ -58,7 +58,7 @@ type Seq[V SeqValue] struct {
 	repIdx map[ReplicaID]uint32
 	idx    []repIndex[V]
 	cc     *CausalContext // every dot integrated: elements and deletes
-	delcc  *CausalContext // the dots of deletes
+	delcc  *CausalContext // dots that are not elements: deletes', collected elements'
 	base   *CausalContext // stamp of tombstones whose delete dot is unknown
 	pend   seqPending[V]
 	cfg    SeqConfig

@@ -175,6 +175,13 @@ func TestB4Trace(t *testing.T) {
 	if dec > time.Second {
 		t.Errorf("decoding took %v", dec)
 	}
+	// With every peer past the end, GC drops the tombstones nothing names.
+	n := back.GC(back.Context().VV())
+	mustCheck(t, back)
+	if back.String() != tr.end {
+		t.Fatal("GC changed the text")
+	}
+	t.Logf("GC with a floor past everything: dropped %d of %d tombstones; encoded %d bytes", n, s.Tombstones(), len(EncodeSeq(back)))
 }
 
 // BenchmarkB4Trace replays the whole trace per iteration, one local op per
