@@ -1,3 +1,61 @@
+// Sequences: the design of Seq, Concord's CRDT for lists and text.
+//
+// # Ordering
+//
+// Seq is FugueMax (Weidner, Gentle, Kleppmann, "The Art of the Fugue:
+// Minimizing Interleaving in Collaborative Text Editing", 2023). A local
+// insert goes right before the next visible element (after any tombstones
+// before it) and records two origins: the element right before it then
+// (left origin, possibly a tombstone) and the one right after (right
+// origin). In Fugue's tree these make the new element the right child of
+// its left origin, or the left child of its right origin when that is the
+// left origin's descendant. Siblings on the left are ordered by replica, on
+// the right by the reverse order of their right origins, then by replica
+// (FugueMax). Remote inserts are placed by the origin scan of seqmerge.go,
+// which gives FugueMax's order (seq_model_test.go checks it against a
+// tree-based FugueMax on random concurrent histories). Words typed
+// concurrently at one place never interleave, forwards or backwards.
+//
+// # Runs, tree, index
+//
+// An element's ID is a Dot of its author: elements share a causal context
+// with deletes (and, later, with a document). A run of elements typed one
+// after the other by one author — counters c..c+n-1, each inserted right
+// after the previous one with the same right origin — is one item, in
+// memory, in deltas and in the encoding; inserting or deleting inside it
+// splits it (like Yjs items), and typing on, or merging a remote
+// keystroke that continues it, grows it. Items are kept in document order
+// in a B-tree whose nodes count visible and all elements (seqtree.go), so
+// index → element and element → index take O(log n); an ID finds its item
+// through a per-replica sorted index of item starts (seqindex.go).
+//
+// # Deltas and merging
+//
+// Insert and Delete return deltas (SeqDelta): the inserted run with its
+// origins, or a delete's ID ranges and its dot — a delete takes one dot of
+// its replica, so version vectors tell when it has been seen everywhere.
+// Merge integrates runs whose origins are here (in an order where origins
+// come first), holds back the rest, and applies deletes of elements it
+// holds; held-back changes are bounded and retried as what they wait for
+// arrives. Merging is idempotent, commutative and associative; Delta
+// returns a whole state as a delta (tombstone runs included) for
+// anti-entropy. Merge returns the patches (index, deleted, inserted) of
+// what changed, in order; a local op's patch is the op itself.
+//
+// # Encoding
+//
+// EncodeSeq writes the elements in document order as canonical runs, with
+// packed varint columns (seqcodec.go) and only the visible values: the B4
+// trace's final state (104,852 code points, 77,463 tombstones) takes
+// 145,782 bytes (1.39× the text), decoded in about 6-12 ms. A keystroke's
+// delta (EncodeSeqDelta) is 18 bytes.
+//
+// # Garbage collection
+//
+// GC (seqgc.go) drops tombstones below a floor every replica has passed
+// that nothing kept refers to; the floor's second condition (no insert
+// still to come names them) is the caller's.
+
 package crdt
 
 import (
@@ -43,8 +101,8 @@ func DefaultSeqConfig() SeqConfig { return SeqConfig{MaxPending: 1 << 16} }
 // Seq is a delta-state sequence CRDT for text and lists: FugueMax
 // (Weidner, Gentle, Kleppmann, "The Art of the Fugue", 2023), which never
 // interleaves the elements of two runs typed concurrently at one place,
-// forwards or backwards. See seqmerge.go for the ordering rule and
-// doc.go's Sequences section for the design.
+// forwards or backwards. See the design notes at the top of seq.go, and
+// seqmerge.go for the ordering rule.
 //
 // Every element has an ID, a Dot of its author; a run of elements typed one
 // after the other by one author is stored, sent and encoded as one item.
@@ -122,7 +180,8 @@ func (s *Seq[V]) Context() *CausalContext { return s.cc }
 // Stats returns the counters of s.
 func (s *Seq[V]) Stats() SeqStats { return s.stats }
 
-// Values returns the visible elements in order.
+// Values returns the visible elements in order. List values are shared
+// with s: the caller must not modify them.
 func (s *Seq[V]) Values() []V {
 	out := make([]V, 0, s.Len())
 	s.t.each(func(it *sitem[V]) bool {

@@ -167,8 +167,7 @@ func TestB4Trace(t *testing.T) {
 	t.Logf("encoded %d bytes (%.3f× the text's %d bytes): %d runs, hdr %d, rep %d, ctr %d, len %d, refs %d, dels %d; decoded in %v",
 		len(enc), float64(len(enc))/float64(len(tr.end)), len(tr.end), w.Runs, len(w.Hdr), len(w.Rep), len(w.Ctr), len(w.Len), len(w.Refs), len(w.Dels), dec)
 	// The target is 1.25× the text; the encoding gets 1.39× (see the
-	// report in doc.go's Sequences section). This bound catches
-	// regressions.
+	// design notes in seq.go). This bound catches regressions.
 	if len(enc) > len(tr.end)*3/2 {
 		t.Errorf("encoded state is %d bytes, over 1.5× the text (%d)", len(enc), len(tr.end)*3/2)
 	}
@@ -209,4 +208,41 @@ func BenchmarkB4Trace(b *testing.B) {
 	}
 	b.ReportMetric(float64(len(enc)), "state-bytes")
 	b.ReportMetric(float64(time.Since(start).Nanoseconds())/rounds, "decode-ns")
+}
+
+// BenchmarkB4Merge merges the trace's 259,778 deltas, in order, into
+// another replica: the remote side of BenchmarkB4Trace.
+func BenchmarkB4Merge(b *testing.B) {
+	tr := loadB4(b)
+	s := NewText()
+	var ds []*SeqDelta[rune]
+	for _, p := range tr.patches {
+		if p.del > 0 {
+			d, err := s.Delete("author", p.pos, p.del)
+			if err != nil {
+				b.Fatal(err)
+			}
+			ds = append(ds, d)
+		}
+		if len(p.ins) > 0 {
+			d, err := s.Insert("author", p.pos, p.ins...)
+			if err != nil {
+				b.Fatal(err)
+			}
+			ds = append(ds, d)
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	var r *Text
+	for i := 0; i < b.N; i++ {
+		r = NewText()
+		for _, d := range ds {
+			r.Merge(d)
+		}
+	}
+	b.StopTimer()
+	if r.String() != tr.end || !bytes.Equal(EncodeSeq(r), EncodeSeq(s)) {
+		b.Fatal("the merged replica differs")
+	}
 }

@@ -130,3 +130,58 @@ func TestSeqRunLength(t *testing.T) {
 	}
 	mustCheck(t, s)
 }
+
+// Held-back changes are bounded: past MaxPending the oldest are dropped
+// and counted, their dots stay unrecorded, and anti-entropy brings them
+// back.
+func TestSeqPendingBound(t *testing.T) {
+	a := NewText()
+	var ds []*SeqDelta[rune]
+	for i := 0; i < 10; i++ {
+		ds = append(ds, ins(t, a, "A", 0, "ab")) // each names the one before
+	}
+	b := NewSeq[rune](SeqConfig{MaxPending: 5})
+	for i := len(ds) - 1; i > 0; i-- { // newest first: all wait for ds[0]
+		b.Merge(ds[i])
+	}
+	if b.Pending() > 5 || b.Stats().Dropped == 0 {
+		t.Fatalf("%d pending, %+v", b.Pending(), b.Stats())
+	}
+	ps := b.Merge(ds[0])
+	if b.String() == a.String() {
+		t.Fatal("dropped changes came back by themselves")
+	}
+	if len(ps) == 0 || b.Pending() != 0 {
+		t.Fatalf("%d patches, %d pending", len(ps), b.Pending())
+	}
+	for _, r := range elems(b) {
+		if !b.Context().Contains(r.id) {
+			t.Fatalf("element %v outside the context", r.id)
+		}
+	}
+	if b.Context().Contains(Dot{"A", 19}) { // ds[9], the oldest held back
+		t.Fatal("a dropped change's dot was recorded")
+	}
+	b.Merge(a.Delta())
+	if b.String() != a.String() {
+		t.Fatalf("%q vs %q", b.String(), a.String())
+	}
+	mustCheck(t, b)
+}
+
+// A delete that arrives before the insert it deletes waits for it.
+func TestSeqDeleteBeforeInsert(t *testing.T) {
+	a, b := NewText(), NewText()
+	d1 := ins(t, a, "A", 0, "abc")
+	d2 := del(t, a, "A", 1, 1)
+	if ps := b.Merge(d2); len(ps) != 0 || b.Pending() != 1 || b.Context().Contains(Dot{"A", 4}) {
+		t.Fatalf("%v, %d pending", ps, b.Pending())
+	}
+	ps := b.Merge(d1)
+	if b.String() != "ac" || b.Pending() != 0 || !b.Context().Contains(Dot{"A", 4}) {
+		t.Fatalf("%q, %d pending", b.String(), b.Pending())
+	}
+	if got := string(applyPatches(nil, ps)); got != "ac" {
+		t.Fatalf("patches give %q", got)
+	}
+}
