@@ -142,30 +142,37 @@ func encode(s *State, origin ReplicaID) []byte {
 		index[r] = base + uint64(len(w.Table))
 		w.Table = append(w.Table, string(r))
 	}
-	for r, n := range s.cc.vv {
-		if n > 0 {
-			if w.VV == nil {
-				w.VV = map[uint64]uint64{}
-			}
-			w.VV[index[r]] = n
-		}
-	}
-	for r, ivs := range s.cc.cloud {
-		if w.Cloud == nil {
-			w.Cloud = map[uint64][]uint64{}
-		}
-		flat := make([]uint64, 0, 2*len(ivs))
-		for _, iv := range ivs {
-			flat = append(flat, iv.lo, iv.hi)
-		}
-		w.Cloud[index[r]] = flat
-	}
+	w.VV, w.Cloud = encodeContext(s.cc, index)
 	w.Root = encodeMap(s.root, index)
 	b, err := encMode.Marshal(&w)
 	if err != nil {
 		panic(fmt.Sprintf("crdt: encode: %v", err)) // only plain types: cannot fail
 	}
 	return b
+}
+
+// encodeContext returns cc's vector and dot cloud keyed by replica index
+// (nil when empty), as states and deltas of every kind carry them.
+func encodeContext(cc *CausalContext, index map[ReplicaID]uint64) (vv map[uint64]uint64, cloud map[uint64][]uint64) {
+	for r, n := range cc.vv {
+		if n > 0 {
+			if vv == nil {
+				vv = map[uint64]uint64{}
+			}
+			vv[index[r]] = n
+		}
+	}
+	for r, ivs := range cc.cloud {
+		if cloud == nil {
+			cloud = map[uint64][]uint64{}
+		}
+		flat := make([]uint64, 0, 2*len(ivs))
+		for _, iv := range ivs {
+			flat = append(flat, iv.lo, iv.hi)
+		}
+		cloud[index[r]] = flat
+	}
+	return vv, cloud
 }
 
 func encodeMap(n *mapNode, index map[ReplicaID]uint64) map[string]*wEntry {

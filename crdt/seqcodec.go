@@ -140,24 +140,7 @@ func EncodeSeq[V SeqValue](s *Seq[V]) []byte {
 		index[r] = uint64(len(w.Table))
 		w.Table = append(w.Table, string(r))
 	}
-	for r, n := range s.cc.vv {
-		if n > 0 {
-			if w.VV == nil {
-				w.VV = map[uint64]uint64{}
-			}
-			w.VV[index[r]] = n
-		}
-	}
-	for r, ivs := range s.cc.cloud {
-		if w.Cloud == nil {
-			w.Cloud = map[uint64][]uint64{}
-		}
-		flat := make([]uint64, 0, 2*len(ivs))
-		for _, iv := range ivs {
-			flat = append(flat, iv.lo, iv.hi)
-		}
-		w.Cloud[index[r]] = flat
-	}
+	w.VV, w.Cloud = encodeContext(s.cc, index)
 	runs := s.canonical()
 	ri := make([]uint64, len(s.reps)) // interned replica → table index
 	for i, r := range s.reps {

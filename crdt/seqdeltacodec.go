@@ -134,24 +134,7 @@ func EncodeSeqDelta[V SeqValue](d *SeqDelta[V], origin ReplicaID) []byte {
 		w.Dels = append(w.Dels, wd)
 	}
 	if d.dots != nil {
-		for r, n := range d.dots.vv {
-			if n > 0 {
-				if w.VV == nil {
-					w.VV = map[uint64]uint64{}
-				}
-				w.VV[index[r]] = n
-			}
-		}
-		for r, ivs := range d.dots.cloud {
-			if w.Cloud == nil {
-				w.Cloud = map[uint64][]uint64{}
-			}
-			flat := make([]uint64, 0, 2*len(ivs))
-			for _, iv := range ivs {
-				flat = append(flat, iv.lo, iv.hi)
-			}
-			w.Cloud[index[r]] = flat
-		}
+		w.VV, w.Cloud = encodeContext(d.dots, index)
 	}
 	b, err := encMode.Marshal(&w)
 	if err != nil {
