@@ -33,7 +33,6 @@ type Doc struct {
 	// commit) when no own delta is being persisted.
 	pending    *crdt.State
 	pendProps  []uint64
-	pendPaths  [][]string
 	held       []heldProposal // arrived while a durable encoding was wanted
 	nextProp   uint64
 	lastNow    time.Time // of the last proposal applied (the clock of signing)
@@ -75,6 +74,11 @@ type Doc struct {
 
 	sessions map[*Session]struct{}
 
+	// Changes applied, in order, not yet announced (changes.go).
+	changes     []*pendingChange
+	pendChanges []*pendingChange // of the pending local writes
+	openLocal   *pendingChange   // the last one, while nothing came after it
+
 	rd Ready
 }
 
@@ -91,8 +95,7 @@ type batch struct {
 	own     bool
 	envs    []*wire.Envelope // own: to publish once durable
 	props   []uint64         // own: proposals it carries
-	paths   [][]string
-	change  *Change // received: announced once durable
+	changes []*pendingChange // announced once durable
 }
 
 type ackWaiter struct {
@@ -358,11 +361,13 @@ func (d *Doc) Persisted(id uint64, err error) {
 	if err != nil {
 		d.fail(err)
 	}
+	// The state holds the changes even when their writes failed: they are
+	// announced either way, so the stream of changes stays whole.
+	d.settle(b.changes...)
 	if b.own {
 		d.ownFlight--
 		if err == nil {
 			d.rd.Publish = append(d.rd.Publish, b.envs...)
-			d.rd.Changes = append(d.rd.Changes, Change{Local: true, Origin: d.cfg.Self, Paths: dedupPaths(b.paths)})
 		}
 		cerr := err
 		if cerr != nil {
@@ -371,8 +376,6 @@ func (d *Doc) Persisted(id uint64, err error) {
 		for _, p := range b.props {
 			d.rd.Committed = append(d.rd.Committed, Commit{p, cerr})
 		}
-	} else if err == nil && b.change != nil {
-		d.rd.Changes = append(d.rd.Changes, *b.change)
 	} else if err != nil {
 		d.rd.Warnings = append(d.rd.Warnings, fmt.Errorf("persist received deltas: %w", err))
 	}

@@ -178,7 +178,7 @@ func (d *Doc) ForksStored(id uint64, added bool, err error) {
 	} else {
 		d.state.Merge(pf.delta)
 	}
-	d.rd.Changes = append(d.rd.Changes, Change{Origin: pf.origin, Peer: pf.from, Paths: dedupPaths(paths)})
+	d.settle(d.newChange(Change{Origin: pf.origin, Peer: pf.from, Paths: paths}))
 }
 
 // loadForks merges the stored fork proofs into the state (at open).

@@ -188,13 +188,13 @@ func (d *Doc) Receive(now time.Time, from peer.ID, envs []*wire.Envelope, gossip
 			}
 		}
 	}
-	change := &Change{Origin: items[0].env.Origin, Peer: from, Paths: dedupPaths(paths)}
+	change := d.newChange(Change{Origin: items[0].env.Origin, Peer: from, Paths: paths})
 	if len(entries) == 0 {
-		d.rd.Changes = append(d.rd.Changes, *change)
+		d.settle(change)
 		return 0
 	}
 	b := d.append(entries, false)
-	b.change = change
+	b.changes = []*pendingChange{change}
 	d.step()
 	return b.id
 }

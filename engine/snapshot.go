@@ -36,7 +36,7 @@ type snapReq struct {
 	extraHeads [][]byte
 	proven     bool
 	ticket     uint64
-	change     *Change            // announced once stored (a received snapshot)
+	change     *pendingChange     // announced once stored (a received snapshot)
 	receiver   *Session           // waits until a received snapshot is stored
 	stored     crdt.VersionVector // the vector handed out to store
 	// fresh snapshot for a session instead of a compaction.
@@ -164,8 +164,8 @@ func (d *Doc) finishSnap(r *snapReq, err error) {
 	case r.receiver != nil:
 		r.receiver.snapshotStored(err)
 	}
-	if err == nil && r.change != nil {
-		d.rd.Changes = append(d.rd.Changes, *r.change)
+	if r.change != nil {
+		d.settle(r.change) // merged whether or not it was stored
 	}
 	if errors.Is(err, errUnproven) && r.ticket == 0 {
 		err = nil // an automatic compaction is deferred until it can be proven
@@ -301,7 +301,7 @@ func (d *Doc) receiveSnapshot(from peer.ID, snap wire.Snapshot, s *Session, tick
 			d.noteClaims(delta, e.Origin, e.LastSeq())
 		}
 	}
-	d.wantSnap = append(d.wantSnap, &snapReq{upTo: vv, extraHeads: snap.Heads, receiver: s, ticket: ticket, change: &Change{Peer: from, Paths: paths}})
+	d.wantSnap = append(d.wantSnap, &snapReq{upTo: vv, extraHeads: snap.Heads, receiver: s, ticket: ticket, change: d.newChange(Change{Peer: from, Paths: paths})})
 	d.step()
 	return nil
 }

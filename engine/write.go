@@ -81,11 +81,13 @@ func (d *Doc) apply(now time.Time, ops []crdt.Op) error {
 		return err
 	}
 	d.clock = ts
+	var paths [][]string
 	if d.track {
 		for _, op := range ops {
-			d.pendPaths = append(d.pendPaths, op.Path)
+			paths = append(paths, op.Path)
 		}
 	}
+	d.noteLocal(paths)
 	d.lastNow = now
 	return nil
 }
@@ -96,9 +98,10 @@ func (d *Doc) cut() {
 	if d.pending == nil || d.ownFlight > 0 {
 		return
 	}
-	delta, props, paths := d.pending, d.pendProps, d.pendPaths
-	d.pending, d.pendProps, d.pendPaths = nil, nil, nil
+	delta, props, changes := d.pending, d.pendProps, d.takeLocal()
+	d.pending, d.pendProps = nil, nil
 	if d.failed != nil {
+		d.settle(changes...)
 		for _, p := range props {
 			d.rd.Committed = append(d.rd.Committed, Commit{p, d.failed})
 		}
@@ -108,13 +111,14 @@ func (d *Doc) cut() {
 	envs, entries, err := d.sign(delta, dot)
 	if err != nil {
 		d.fail(err)
+		d.settle(changes...)
 		for _, p := range props {
 			d.rd.Committed = append(d.rd.Committed, Commit{p, d.failed})
 		}
 		return
 	}
 	b := d.append(entries, true)
-	b.envs, b.props, b.paths = envs, props, paths
+	b.envs, b.props, b.changes = envs, props, changes
 	a := &d.rd.Appends[len(d.rd.Appends)-1]
 	a.envs, a.key = envs, d.cfg.Key
 	d.ownFlight++

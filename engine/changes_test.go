@@ -1,0 +1,57 @@
+package engine
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/concord-p2p/concord/crdt"
+	"github.com/concord-p2p/concord/wire"
+)
+
+// Changes are announced in the order they were applied to the state, each
+// once durable: a received delta stored before the local write applied
+// earlier waits for it, and the local write made after it is a change of
+// its own.
+func TestChangesInApplicationOrder(t *testing.T) {
+	d, log, _ := newDoc(t, "d")
+	d.Track(true)
+	other := newAuthor(t)
+	if _, err := d.Propose(epoch, set("a", "1")); err != nil {
+		t.Fatal(err)
+	}
+	rdA := d.Ready() // the local write's append, not yet durable
+	hlc := crdt.MakeHLC(epoch.UnixMilli(), 0)
+	delta, err := crdt.New().Apply(other.rep, hlc, crdt.Set([]string{"r"}, []byte("2")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Receive(epoch, other.peer, []*wire.Envelope{other.env(t, "d", 1, 0, delta, uint64(hlc))}, true)
+	if _, err := d.Propose(epoch, set("b", "3")); err != nil {
+		t.Fatal(err)
+	}
+	rdR := d.Ready() // the received delta's append
+	if len(rdR.Appends) != 1 || rdR.Appends[0].Own {
+		t.Fatalf("want the received delta's append alone, got %+v", rdR.Appends)
+	}
+	log.Apply(d, rdR)
+	var got []string
+	collect := func(rd Ready) {
+		for _, c := range rd.Changes {
+			got = append(got, fmt.Sprint(c.Local, c.Paths))
+		}
+	}
+	rd := d.Ready()
+	collect(rd)
+	if len(got) != 0 {
+		t.Fatalf("the received change was announced before the local one applied earlier: %v", got)
+	}
+	log.Apply(d, rd)
+	log.Apply(d, rdA)
+	for _, rd := range settle(d, log) {
+		collect(rd)
+	}
+	want := []string{"true [[a]]", "false [[r]]", "true [[b]]"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("changes %v, want %v", got, want)
+	}
+}
