@@ -16,8 +16,18 @@ type Patch[V SeqValue] struct {
 // patch is {index, 0, vals}. It returns ErrSeqIndex, ErrInvalidOp (empty
 // replica or values) or, for a list value that is not JSON, ErrInvalidValue.
 func (s *Seq[V]) Insert(replica ReplicaID, index int, vals ...V) (*SeqDelta[V], error) {
+	return s.insertWith(replica, s.cc.Max(replica)+1, index, vals)
+}
+
+// insertWith is Insert with the first counter given: a sequence inside a
+// document takes its dots from the document's counter (ctr must be past
+// every dot of replica the sequence holds).
+func (s *Seq[V]) insertWith(replica ReplicaID, ctr uint64, index int, vals []V) (*SeqDelta[V], error) {
 	if err := checkLocal(replica); err != nil {
 		return nil, err
+	}
+	if ctr <= s.cc.Max(replica) {
+		return nil, fmt.Errorf("%w: counter %d of %s already used", ErrInvalidOp, ctr, replica)
 	}
 	if index < 0 || index > s.Len() {
 		return nil, fmt.Errorf("%w: insert at %d, length %d", ErrSeqIndex, index, s.Len())
@@ -25,7 +35,6 @@ func (s *Seq[V]) Insert(replica ReplicaID, index int, vals ...V) (*SeqDelta[V], 
 	if len(vals) == 0 {
 		return nil, fmt.Errorf("%w: insert of nothing", ErrInvalidOp)
 	}
-	ctr := s.cc.Max(replica) + 1
 	n := uint64(len(vals))
 	if ctr+n-1 > MaxCounter {
 		return nil, fmt.Errorf("%w: replica %s has used its counters", ErrInvalidOp, replica)
@@ -91,8 +100,17 @@ func (s *Seq[V]) insertLocal(r uint32, ctr uint64, index int, vals []V) (ol, or 
 // everywhere); the change's patch is {index, count, nil}. It returns
 // ErrSeqIndex or ErrInvalidOp.
 func (s *Seq[V]) Delete(replica ReplicaID, index, count int) (*SeqDelta[V], error) {
+	return s.deleteWith(Dot{replica, s.cc.Max(replica) + 1}, index, count)
+}
+
+// deleteWith is Delete with the delete's dot given (see insertWith).
+func (s *Seq[V]) deleteWith(dot Dot, index, count int) (*SeqDelta[V], error) {
+	replica := dot.Replica
 	if err := checkLocal(replica); err != nil {
 		return nil, err
+	}
+	if dot.Counter <= s.cc.Max(replica) {
+		return nil, fmt.Errorf("%w: counter %d of %s already used", ErrInvalidOp, dot.Counter, replica)
 	}
 	if count < 1 {
 		return nil, fmt.Errorf("%w: delete of %d elements", ErrInvalidOp, count)
@@ -100,7 +118,6 @@ func (s *Seq[V]) Delete(replica ReplicaID, index, count int) (*SeqDelta[V], erro
 	if index < 0 || index > s.Len()-count {
 		return nil, fmt.Errorf("%w: delete %d at %d, length %d", ErrSeqIndex, count, index, s.Len())
 	}
-	dot := Dot{replica, s.cc.Max(replica) + 1}
 	if dot.Counter > MaxCounter {
 		return nil, fmt.Errorf("%w: replica %s has used its counters", ErrInvalidOp, replica)
 	}
