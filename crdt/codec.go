@@ -23,7 +23,8 @@ const FormatVersion = 1
 //	entry = {0: [[ri, counter, hlc, json]...] register,
 //	         1: [[ri, counter, n]...] counter,
 //	         2: {elem: [ri, counter, ...]} set,
-//	         3: {key: entry} map}
+//	         3: {key: entry} map,
+//	         4: slot text, 5: slot list (seqkindcodec.go)}
 //
 // Replica indexes (ri) point into the table. In a delta encoding the author
 // (origin) is implicit at index 0 — the envelope carries it — and the table
@@ -38,10 +39,12 @@ type wState struct {
 }
 
 type wEntry struct {
-	Reg []wReg              `cbor:"0,keyasint,omitempty"`
-	Ctr []wCtr              `cbor:"1,keyasint,omitempty"`
-	Set map[string][]uint64 `cbor:"2,keyasint,omitempty"`
-	Map map[string]*wEntry  `cbor:"3,keyasint,omitempty"`
+	Reg  []wReg              `cbor:"0,keyasint,omitempty"`
+	Ctr  []wCtr              `cbor:"1,keyasint,omitempty"`
+	Set  map[string][]uint64 `cbor:"2,keyasint,omitempty"`
+	Map  map[string]*wEntry  `cbor:"3,keyasint,omitempty"`
+	Text *wSeqSlot           `cbor:"4,keyasint,omitempty"`
+	List *wSeqSlot           `cbor:"5,keyasint,omitempty"`
 }
 
 type wReg struct {
@@ -143,7 +146,7 @@ func encode(s *State, origin ReplicaID) []byte {
 		w.Table = append(w.Table, string(r))
 	}
 	w.VV, w.Cloud = encodeContext(s.cc, index)
-	w.Root = encodeMap(s.root, index)
+	w.Root = encodeMap(s.root, index, origin)
 	b, err := encMode.Marshal(&w)
 	if err != nil {
 		panic(fmt.Sprintf("crdt: encode: %v", err)) // only plain types: cannot fail
@@ -175,7 +178,7 @@ func encodeContext(cc *CausalContext, index map[ReplicaID]uint64) (vv map[uint64
 	return vv, cloud
 }
 
-func encodeMap(n *mapNode, index map[ReplicaID]uint64) map[string]*wEntry {
+func encodeMap(n *mapNode, index map[ReplicaID]uint64, origin ReplicaID) map[string]*wEntry {
 	if n == nil || len(n.kids) == 0 {
 		return nil
 	}
@@ -213,7 +216,13 @@ func encodeMap(n *mapNode, index map[ReplicaID]uint64) map[string]*wEntry {
 				we.Set[el] = flat
 			}
 		}
-		we.Map = encodeMap(e.sub, index)
+		we.Map = encodeMap(e.sub, index, origin)
+		if e.text != nil {
+			we.Text = encodeSlot(e.text, index, origin)
+		}
+		if e.list != nil {
+			we.List = encodeSlot(e.list, index, origin)
+		}
 		out[k] = we
 	}
 	return out
@@ -309,13 +318,13 @@ func decode(b []byte, origin ReplicaID, lim Limits) (*State, error) {
 			s.cc.AddRange(r, flat[j], flat[j+1])
 		}
 	}
-	if err := decodeMap(s, nil, w.Root, rep, 0); err != nil {
+	if err := decodeMap(s, nil, w.Root, rep, 0, lim); err != nil {
 		return nil, err
 	}
 	return s, nil
 }
 
-func decodeMap(s *State, prefix []string, m map[string]*wEntry, rep func(uint64) (ReplicaID, error), depth int) error {
+func decodeMap(s *State, prefix []string, m map[string]*wEntry, rep func(uint64) (ReplicaID, error), depth int, lim Limits) error {
 	if len(m) > 0 && depth >= MaxPathDepth {
 		return fmt.Errorf("%w: maps nested deeper than %d", ErrMalformed, MaxPathDepth)
 	}
@@ -376,7 +385,12 @@ func decodeMap(s *State, prefix []string, m map[string]*wEntry, rep func(uint64)
 				}
 			}
 		}
-		if err := decodeMap(s, path, we.Map, rep, depth+1); err != nil {
+		if we.Text != nil || we.List != nil {
+			if err := decodeSlots(s, func() *entry { return s.ensure(path) }, we, rep, dot, lim); err != nil {
+				return fmt.Errorf("%w at %q", err, k)
+			}
+		}
+		if err := decodeMap(s, path, we.Map, rep, depth+1, lim); err != nil {
 			return err
 		}
 	}

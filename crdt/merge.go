@@ -155,6 +155,9 @@ func (s *State) mergeNode(dst, src *mapNode, touched func(e *entry, removed bool
 				}
 			}
 		}
+		if (se.text != nil || se.list != nil) && s.mergeSeqs(de, se, s.joining) {
+			added = true
+		}
 		if se.sub != nil && len(se.sub.kids) > 0 {
 			if de.sub == nil {
 				de.sub = &mapNode{owner: de, kids: make(map[string]*entry, len(se.sub.kids))}

@@ -24,6 +24,10 @@ const (
 	OpAdd
 	// OpRemove removes the JSON scalar Value from the set at Path.
 	OpRemove
+	// OpSplice deletes Del elements at Index of the text or list at Path,
+	// then inserts Text (a text's code points) or Values (a list's JSON
+	// values) at Index; see Splice.
+	OpSplice
 )
 
 func (k OpKind) String() string {
@@ -38,6 +42,8 @@ func (k OpKind) String() string {
 		return "add"
 	case OpRemove:
 		return "remove"
+	case OpSplice:
+		return "splice"
 	}
 	return fmt.Sprintf("op(%d)", uint8(k))
 }
@@ -48,6 +54,15 @@ type Op struct {
 	Path  []string
 	Value json.RawMessage // OpSet: any JSON; OpAdd/OpRemove: a JSON scalar
 	By    int64           // OpInc
+
+	// OpSplice: at Index (code points of a text, elements of a list),
+	// delete Del, then insert Text or Values. Seq is the kind spliced:
+	// KindText, KindList, or KindNone for a pure delete in whichever
+	// sequence Path holds.
+	Index, Del int
+	Text       string
+	Values     []json.RawMessage
+	Seq        Kind
 }
 
 // Set, Delete, Inc, Add and Remove build ops.
@@ -109,11 +124,20 @@ func (s *State) applyOne(replica ReplicaID, ts HLC, op Op, d *State) {
 	e := s.lookup(op.Path)
 	var dot Dot
 	var newCtr ctrDot
-	if op.Kind != OpDelete && op.Kind != OpRemove {
+	if op.Kind != OpDelete && op.Kind != OpRemove && op.Kind != OpSplice {
 		dot = Dot{replica, s.cc.Max(replica) + 1}
 		d.cc.Add(dot)
 	}
 	switch op.Kind {
+	case OpSplice:
+		if e != nil {
+			covered = appendSlotDots(covered, e, true, true, true)
+		}
+		target := e
+		if target == nil {
+			target = s.ensure(op.Path)
+		}
+		covered = s.applySplice(replica, target, op, d, covered)
 	case OpSet:
 		if e != nil {
 			covered = appendSlotDots(covered, e, true, true, true)
@@ -145,12 +169,13 @@ func (s *State) applyOne(replica ReplicaID, ts HLC, op Op, d *State) {
 	case OpDelete:
 		if e != nil {
 			covered = appendSubtreeDots(covered, e)
+			s.deleteSeqs(replica, e, d)
 		}
 	}
 	// Apply to s: add the op's dot first (so the entry it lands in is not
 	// pruned and re-created), then drop what the op covered. Every covered
 	// dot is already in s's context.
-	if op.Kind != OpDelete && op.Kind != OpRemove {
+	if op.Kind != OpDelete && op.Kind != OpRemove && op.Kind != OpSplice {
 		s.cc.Add(dot)
 		target := e
 		if target == nil {
@@ -205,6 +230,12 @@ func appendSlotDots(out []Dot, e *entry, reg, ctr, set bool) []Dot {
 
 func appendSubtreeDots(out []Dot, e *entry) []Dot {
 	out = appendSlotDots(out, e, true, true, true)
+	if e.text != nil {
+		out = append(out, e.text.made...)
+	}
+	if e.list != nil {
+		out = append(out, e.list.made...)
+	}
 	if e.sub != nil {
 		for _, k := range e.sub.kids {
 			out = appendSubtreeDots(out, k)
@@ -253,6 +284,11 @@ func (s *State) validate(ops []Op) ([]Op, error) {
 			}
 			op.Value, want = v, KindSet
 		case OpDelete:
+		case OpSplice:
+			var err error
+			if op, want, err = ov.splice(op); err != nil {
+				return fail(err, "%w", err)
+			}
 		default:
 			return fail(ErrInvalidOp, "unknown op")
 		}
@@ -274,6 +310,9 @@ func (s *State) validate(ops []Op) ([]Op, error) {
 			case OpDelete:
 				ov.del(op.Path)
 			case OpRemove:
+			case OpSplice:
+				ov.put(op.Path, want)
+				ov.setLen(op.Path, ov.seqLen(op.Path)-op.Del+op.inserted())
 			default:
 				ov.put(op.Path, want)
 			}
@@ -288,6 +327,7 @@ type overlay struct {
 	s       *State
 	kinds   map[string]Kind     // joined path → kind written in this transaction
 	deleted map[string]struct{} // joined paths deleted in this transaction
+	lens    map[string]int      // joined path → sequence length after this transaction's splices
 }
 
 func joinPath(p []string) string { return strings.Join(p, "\x00") }
@@ -325,6 +365,11 @@ func (o *overlay) del(p []string) {
 	for k := range o.kinds {
 		if k == jp || strings.HasPrefix(k, jp+"\x00") {
 			delete(o.kinds, k)
+		}
+	}
+	for k := range o.lens {
+		if k == jp || strings.HasPrefix(k, jp+"\x00") {
+			o.lens[k] = 0
 		}
 	}
 	o.deleted[jp] = struct{}{}

@@ -24,6 +24,9 @@ import "slices"
 // dots). d must not be modified while the pieces are in use: they share its
 // values.
 func SplitDelta(d *State, origin ReplicaID, lim Limits) []*State {
+	if hasSeqContent(d.root) {
+		return splitSeqs(d, origin, lim)
+	}
 	pieces, _ := split(d, origin, lim)
 	return pieces
 }
@@ -320,6 +323,8 @@ func (sp *splitter) heldCost(l loc, d Dot) (cost int, ok bool) {
 	case KindCounter:
 		c := findCtr(l.e, d)
 		cost += slot(pe.ctr) + 1 + ri + uintLen(d.Counter) + intLen(c.n)
+	case KindText, KindList:
+		cost += 8 + 1 + ri + uintLen(d.Counter) // a creation dot, in its slot
 	case KindSet:
 		n := p.elems[elemKey{l.e, l.elem}]
 		if n == 0 {
@@ -342,6 +347,8 @@ func (sp *splitter) commitHeld(l loc, d Dot, cost int) {
 	case KindCounter:
 		a.ctr++
 		p.s.insertCtr(a.pe, findCtr(l.e, d))
+	case KindText, KindList:
+		p.s.insertMade(a.pe, l.kind, d)
 	case KindSet:
 		k := elemKey{l.e, l.elem}
 		if p.elems == nil {

@@ -1,5 +1,7 @@
 package crdt
 
+import "encoding/json"
+
 // Kind is the CRDT type held at a key of a document map.
 type Kind uint8
 
@@ -14,6 +16,10 @@ const (
 	KindSet
 	// KindMap is a nested observed-remove map.
 	KindMap
+	// KindText is a sequence of Unicode code points (see Seq).
+	KindText
+	// KindList is a sequence of JSON values (see Seq).
+	KindList
 )
 
 func (k Kind) String() string {
@@ -26,6 +32,10 @@ func (k Kind) String() string {
 		return "set"
 	case KindMap:
 		return "map"
+	case KindText:
+		return "text"
+	case KindList:
+		return "list"
 	}
 	return "none"
 }
@@ -47,8 +57,8 @@ type ctrDot struct {
 
 // entry is the value at one key of a map: one slot per CRDT kind. Normally
 // one slot is non-empty; concurrent writes of different kinds can fill
-// several, and the visible kind is then the highest of map > set > counter >
-// register (see Kind resolution in doc.go). A later local write at the key
+// several, and the visible kind is then the highest of map > list > text >
+// set > counter > register (see Kind resolution in doc.go). A later local write at the key
 // clears the slots of the other kinds it observed.
 type entry struct {
 	parent *mapNode
@@ -57,6 +67,8 @@ type entry struct {
 	ctr    []ctrDot
 	set    map[string][]Dot
 	sub    *mapNode
+	text   *seqSlot[rune]
+	list   *seqSlot[json.RawMessage]
 }
 
 type mapNode struct {
@@ -65,7 +77,8 @@ type mapNode struct {
 }
 
 func (e *entry) empty() bool {
-	return len(e.reg) == 0 && len(e.ctr) == 0 && len(e.set) == 0 && (e.sub == nil || len(e.sub.kids) == 0)
+	return len(e.reg) == 0 && len(e.ctr) == 0 && len(e.set) == 0 && (e.sub == nil || len(e.sub.kids) == 0) &&
+		e.text.empty() && e.list.empty()
 }
 
 func (e *entry) kind() Kind {
@@ -74,6 +87,10 @@ func (e *entry) kind() Kind {
 		return KindNone
 	case e.sub != nil && len(e.sub.kids) > 0:
 		return KindMap
+	case e.list.visible():
+		return KindList
+	case e.text.visible():
+		return KindText
 	case len(e.set) > 0:
 		return KindSet
 	case len(e.ctr) > 0:
@@ -112,6 +129,10 @@ type State struct {
 	cc   *CausalContext
 	root *mapNode
 	idx  map[Dot]loc
+	// edits, while a merge runs, collects the sequence patches it makes.
+	edits *[]SeqPatch
+	// joining, while JoinDelta runs, joins sequence changes as changes.
+	joining bool
 }
 
 // New returns an empty document state.
@@ -244,6 +265,10 @@ func (s *State) removeAt(l loc, d Dot) {
 		} else {
 			e.set[l.elem] = ds
 		}
+	case KindText:
+		e.text.unmake(d)
+	case KindList:
+		e.list.unmake(d)
 	}
 	s.prune(e)
 }

@@ -146,6 +146,18 @@ func writeEntry(buf *bytes.Buffer, e *entry) {
 		buf.WriteString(strconv.FormatInt(n, 10))
 	case KindRegister:
 		buf.Write(e.winner().val)
+	case KindText:
+		b, _ := json.Marshal(e.text.view().String()) // valid UTF-8: cannot fail
+		buf.Write(b)
+	case KindList:
+		buf.WriteByte('[')
+		for i, v := range e.list.view().Values() {
+			if i > 0 {
+				buf.WriteByte(',')
+			}
+			buf.Write(v)
+		}
+		buf.WriteByte(']')
 	default:
 		buf.WriteString("null")
 	}

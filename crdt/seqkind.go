@@ -1,0 +1,309 @@
+package crdt
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+)
+
+// Sequences in a document. A text or a list at a key is a seqSlot: the
+// sequence (a Seq, in a state) or the change to it (a SeqDelta, in a
+// delta), and the dots of the ops that created it.
+//
+// The creation dots are the only dots of a sequence kept in State.idx:
+// they make an empty text ("") visible and are removed like a register's
+// dots by an observed remove. The elements and their deletes are the
+// sequence's own (Seq keeps them in runs); their dots join the document's
+// causal context, so version vectors count them. An observed remove of a
+// key holding a sequence (a delete of it or of a map above it) deletes the
+// elements the remover saw, as a splice would: the tombstones stay as
+// anchors, so an insert made concurrently survives and integrates in its
+// place, and the key shows what survived (add-wins, like a map).
+
+// seqSlot is a text (V rune) or a list (V json.RawMessage) at one key.
+type seqSlot[V SeqValue] struct {
+	made  []Dot        // creation dots, in State.idx
+	seq   *Seq[V]      // a state's sequence
+	delta *SeqDelta[V] // a delta's change to it
+}
+
+// SeqPatch is one edit of a text or a list's visible elements, as a change
+// reports them (in order: each applies to the view the previous ones left):
+// at Index, Delete elements were removed, then Text (code points, for a
+// text) or Values (for a list) inserted.
+type SeqPatch struct {
+	Path   []string
+	Index  int
+	Delete int
+	Text   string
+	Values []json.RawMessage
+	// List tells a list's patch from a text's (a pure delete has neither
+	// Text nor Values).
+	List bool
+}
+
+func (sl *seqSlot[V]) empty() bool {
+	return sl == nil || len(sl.made) == 0 && (sl.seq == nil || sl.seq.Items() == 0 && sl.seq.pend.n == 0) && sl.delta.IsEmpty()
+}
+
+// visible reports whether the key shows the sequence: it was created and
+// not removed since, or it has visible elements (inserted concurrently
+// with a remove).
+func (sl *seqSlot[V]) visible() bool {
+	return sl != nil && (len(sl.made) > 0 || sl.seq != nil && sl.seq.Len() > 0 || sl.delta != nil && sl.delta.Elements() > 0)
+}
+
+func (sl *seqSlot[V]) unmake(d Dot) {
+	if sl == nil {
+		return
+	}
+	if i := slices.Index(sl.made, d); i >= 0 {
+		sl.made = slices.Delete(sl.made, i, i+1)
+	}
+}
+
+// content returns what the slot holds as a delta.
+func (sl *seqSlot[V]) content() *SeqDelta[V] {
+	switch {
+	case sl.seq != nil && sl.delta != nil:
+		return sl.seq.Delta().Join(sl.delta)
+	case sl.seq != nil:
+		return sl.seq.Delta()
+	}
+	return sl.delta
+}
+
+// view returns the sequence to read: the state's, or one built from the
+// delta (a delta's view).
+func (sl *seqSlot[V]) view() *Seq[V] {
+	if sl.delta == nil && sl.seq != nil {
+		return sl.seq
+	}
+	v := NewSeq[V](DefaultSeqConfig())
+	if sl.seq != nil {
+		v.Merge(sl.seq.Delta())
+	}
+	if sl.delta != nil {
+		v.Merge(sl.delta)
+	}
+	return v
+}
+
+// state returns the slot's sequence, creating it.
+func (sl *seqSlot[V]) state() *Seq[V] {
+	if sl.seq == nil {
+		sl.seq = NewSeq[V](DefaultSeqConfig())
+		if sl.delta != nil {
+			sl.seq.Merge(sl.delta)
+			sl.delta = nil
+		}
+	}
+	return sl.seq
+}
+
+// join adds change d to the slot's delta.
+func (sl *seqSlot[V]) join(d *SeqDelta[V]) {
+	if d.IsEmpty() {
+		return
+	}
+	if sl.delta == nil {
+		sl.delta = d
+		return
+	}
+	sl.delta = sl.delta.Join(d)
+}
+
+// slotOf returns e's slot of kind k (KindText or KindList), creating it.
+func textSlot(e *entry) *seqSlot[rune] {
+	if e.text == nil {
+		e.text = &seqSlot[rune]{}
+	}
+	return e.text
+}
+
+func listSlot(e *entry) *seqSlot[json.RawMessage] {
+	if e.list == nil {
+		e.list = &seqSlot[json.RawMessage]{}
+	}
+	return e.list
+}
+
+func (s *State) insertMade(e *entry, k Kind, d Dot) {
+	if k == KindText {
+		sl := textSlot(e)
+		sl.made = append(sl.made, d)
+	} else {
+		sl := listSlot(e)
+		sl.made = append(sl.made, d)
+	}
+	s.idx[d] = loc{e: e, kind: k}
+}
+
+// mergeSeqs merges src entry se's sequences into s's entry de. In a join
+// (of deltas into a delta) the changes are joined; otherwise they are
+// integrated into de's sequences, and their patches collected.
+func (s *State) mergeSeqs(de, se *entry, join bool) bool {
+	added := false
+	if se.text != nil {
+		added = mergeSlot(s, de, KindText, textSlot, se.text, join) || added
+	}
+	if se.list != nil {
+		added = mergeSlot(s, de, KindList, listSlot, se.list, join) || added
+	}
+	return added
+}
+
+func mergeSlot[V SeqValue](s *State, de *entry, k Kind, slot func(*entry) *seqSlot[V], src *seqSlot[V], join bool) bool {
+	added := false
+	for _, d := range src.made {
+		if s.unseen(d) {
+			s.insertMade(de, k, d)
+			added = true
+		}
+	}
+	c := src.content()
+	if c.IsEmpty() {
+		return added
+	}
+	dst := slot(de)
+	if join {
+		dst.join(c)
+		return true
+	}
+	ps := dst.state().Merge(c)
+	if len(ps) > 0 {
+		added = true
+		if s.edits != nil {
+			path := de.path()
+			for _, p := range ps {
+				*s.edits = append(*s.edits, seqPatch(path, p))
+			}
+		}
+	}
+	return added
+}
+
+func seqPatch[V SeqValue](path []string, p Patch[V]) SeqPatch {
+	out := SeqPatch{Path: path, Index: p.Index, Delete: p.Delete}
+	switch vs := any(p.Insert).(type) {
+	case []rune:
+		out.Text = string(vs)
+	case []json.RawMessage:
+		out.List = true
+		if len(vs) > 0 {
+			out.Values = slices.Clone(vs)
+		}
+	}
+	return out
+}
+
+// JoinDelta joins delta src into s, a delta too (a batch of deltas into
+// one): sequence changes are joined as changes, not integrated, so the
+// result holds all of them even when what they refer to is in neither.
+func (s *State) JoinDelta(src *State) {
+	s.joining = true
+	s.merge(src, nil, false)
+	s.joining = false
+}
+
+// MergeEdits is MergeChanges that also returns the sequence patches of
+// the merge, in order.
+func (s *State) MergeEdits(src *State) ([][]string, []SeqPatch) {
+	var ps []SeqPatch
+	s.edits = &ps
+	paths := s.mergeChanges(src, false)
+	s.edits = nil
+	return paths, ps
+}
+
+// MergeUnverifiedEdits is MergeUnverifiedChanges with the patches.
+func (s *State) MergeUnverifiedEdits(src *State) ([][]string, []SeqPatch) {
+	var ps []SeqPatch
+	s.edits = &ps
+	paths := s.mergeChanges(src, true)
+	s.edits = nil
+	return paths, ps
+}
+
+// seqAt returns the text or list at path, for reading.
+func (s *State) textAt(path []string) *Seq[rune] {
+	e := s.lookup(path)
+	if e.kind() != KindText {
+		return nil
+	}
+	return e.text.view()
+}
+
+func (s *State) listAt(path []string) *Seq[json.RawMessage] {
+	e := s.lookup(path)
+	if e.kind() != KindList {
+		return nil
+	}
+	return e.list.view()
+}
+
+// Text returns the text at path, and false when path holds no text.
+func (s *State) Text(path []string) (string, bool) {
+	t := s.textAt(path)
+	if t == nil {
+		return "", false
+	}
+	return t.String(), true
+}
+
+// List returns the values of the list at path, and false when path holds
+// no list.
+func (s *State) List(path []string) ([]json.RawMessage, bool) {
+	l := s.listAt(path)
+	if l == nil {
+		return nil, false
+	}
+	vs := l.Values()
+	out := make([]json.RawMessage, len(vs))
+	for i, v := range vs {
+		out[i] = slices.Clone(v)
+	}
+	return out, true
+}
+
+// SeqLen returns the length of the text or list at path (0 when there is
+// none).
+func (s *State) SeqLen(path []string) int {
+	e := s.lookup(path)
+	switch e.kind() {
+	case KindText:
+		return e.text.view().Len()
+	case KindList:
+		return e.list.view().Len()
+	}
+	return 0
+}
+
+// Cursor returns a stable position in the text or list at path: the ID of
+// the element at index (0 ≤ index ≤ length; the length gives the end),
+// which stays on that element whatever is inserted or deleted around it.
+// CursorIndex turns it back into an index.
+func (s *State) Cursor(path []string, index int) (Dot, error) {
+	e := s.lookup(path)
+	switch e.kind() {
+	case KindText:
+		return e.text.view().CursorAt(index)
+	case KindList:
+		return e.list.view().CursorAt(index)
+	}
+	return Dot{}, fmt.Errorf("%w: no text or list at %q", ErrTypeConflict, path)
+}
+
+// CursorIndex returns the index of the element a cursor of Cursor names:
+// for a deleted element, the index it would have. It returns an error
+// wrapping ErrSeqCursor for an element this state does not hold.
+func (s *State) CursorIndex(path []string, c Dot) (int, error) {
+	e := s.lookup(path)
+	switch e.kind() {
+	case KindText:
+		return e.text.view().IndexOf(c)
+	case KindList:
+		return e.list.view().IndexOf(c)
+	}
+	return 0, fmt.Errorf("%w: no text or list at %q", ErrTypeConflict, path)
+}

@@ -1,0 +1,163 @@
+package crdt
+
+import "fmt"
+
+// Encoding of the sequences of a document (see codec.go): an entry's key
+// 4 holds its text, key 5 its list, each
+//
+//	slot = {0: [ri, counter, ...] creation dots,
+//	        1: bytes (EncodeSeq: the whole sequence, in a state) |
+//	        2: bytes (EncodeSeqDelta: a change, in a delta),
+//	        3: ri (the implicit origin of key 2's delta; absent: 0)}
+//
+// A decoder checks that every dot a sequence holds is in the document's
+// causal context, as it does for the other kinds.
+type wSeqSlot struct {
+	Made   []uint64 `cbor:"0,keyasint,omitempty"`
+	State  []byte   `cbor:"1,keyasint,omitempty"`
+	Delta  []byte   `cbor:"2,keyasint,omitempty"`
+	Origin uint64   `cbor:"3,keyasint,omitempty"`
+}
+
+func encodeSlot[V SeqValue](sl *seqSlot[V], index map[ReplicaID]uint64, origin ReplicaID) *wSeqSlot {
+	if sl.empty() {
+		return nil
+	}
+	w := &wSeqSlot{}
+	pairs := make([][2]uint64, len(sl.made))
+	for i, d := range sl.made {
+		pairs[i] = [2]uint64{index[d.Replica], d.Counter}
+	}
+	sortPairs(pairs)
+	for _, p := range pairs {
+		w.Made = append(w.Made, p[0], p[1])
+	}
+	switch {
+	case sl.seq != nil && sl.delta == nil && origin == "":
+		if sl.seq.Items() > 0 {
+			w.State = EncodeSeq(sl.seq)
+		}
+	default:
+		c := sl.content()
+		if c.IsEmpty() {
+			break
+		}
+		o := origin
+		if o == "" {
+			o = c.someReplica()
+			w.Origin = index[o]
+		}
+		w.Delta = EncodeSeqDelta(c, o)
+	}
+	if len(w.Made) == 0 && w.State == nil && w.Delta == nil {
+		return nil // only held-back changes, which are not encoded
+	}
+	return w
+}
+
+// someReplica returns a replica whose dots d carries.
+func (d *SeqDelta[V]) someReplica() ReplicaID {
+	switch {
+	case len(d.runs) > 0:
+		return d.runs[0].id.Replica
+	case len(d.dels) > 0 && d.dels[0].by.Counter != 0:
+		return d.dels[0].by.Replica
+	}
+	return d.Context().replicas()[0]
+}
+
+func sortPairs(pairs [][2]uint64) {
+	for i := 1; i < len(pairs); i++ {
+		for j := i; j > 0 && (pairs[j][0] < pairs[j-1][0] || pairs[j][0] == pairs[j-1][0] && pairs[j][1] < pairs[j-1][1]); j-- {
+			pairs[j], pairs[j-1] = pairs[j-1], pairs[j]
+		}
+	}
+}
+
+// decodeSlots decodes an entry's sequences into e of s.
+func decodeSlots(s *State, e func() *entry, we *wEntry, rep func(uint64) (ReplicaID, error), dot func(ri, c uint64) (Dot, error), lim Limits) error {
+	if we.Text != nil {
+		if err := decodeSlot(s, e, KindText, textSlot, we.Text, rep, dot, lim); err != nil {
+			return fmt.Errorf("text: %w", err)
+		}
+	}
+	if we.List != nil {
+		if err := decodeSlot(s, e, KindList, listSlot, we.List, rep, dot, lim); err != nil {
+			return fmt.Errorf("list: %w", err)
+		}
+	}
+	return nil
+}
+
+func decodeSlot[V SeqValue](s *State, ent func() *entry, k Kind, slot func(*entry) *seqSlot[V], w *wSeqSlot, rep func(uint64) (ReplicaID, error), dot func(ri, c uint64) (Dot, error), lim Limits) error {
+	if len(w.Made)%2 != 0 {
+		return fmt.Errorf("%w: odd creation dots", ErrMalformed)
+	}
+	if len(w.State) > 0 && len(w.Delta) > 0 {
+		return fmt.Errorf("%w: a sequence slot with both a state and a delta", ErrMalformed)
+	}
+	if len(w.Made) == 0 && len(w.State) == 0 && len(w.Delta) == 0 {
+		return fmt.Errorf("%w: an empty sequence slot", ErrMalformed)
+	}
+	e := ent()
+	for j := 0; j < len(w.Made); j += 2 {
+		d, err := dot(w.Made[j], w.Made[j+1])
+		if err != nil {
+			return err
+		}
+		s.insertMade(e, k, d)
+	}
+	var cc *CausalContext
+	switch {
+	case len(w.State) > 0:
+		seq, err := DecodeSeq[V](w.State, lim)
+		if err != nil {
+			return err
+		}
+		slot(e).seq, cc = seq, seq.Context()
+	case len(w.Delta) > 0:
+		o, err := rep(w.Origin)
+		if err != nil {
+			return err
+		}
+		d, err := DecodeSeqDelta[V](w.Delta, o, lim)
+		if err != nil {
+			return err
+		}
+		slot(e).delta, cc = d, d.Context()
+	}
+	if cc != nil && !s.cc.covers(cc) {
+		return fmt.Errorf("%w: sequence dots outside the causal context", ErrMalformed)
+	}
+	return nil
+}
+
+// covers reports whether c holds every dot of o.
+func (c *CausalContext) covers(o *CausalContext) bool {
+	for r, n := range o.vv {
+		if n > 0 && !c.containsRange(r, 1, n) {
+			return false
+		}
+	}
+	for r, ivs := range o.cloud {
+		for _, iv := range ivs {
+			if !c.containsRange(r, iv.lo, iv.hi) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func (c *CausalContext) containsRange(r ReplicaID, lo, hi uint64) bool {
+	if hi <= c.vv[r] {
+		return true
+	}
+	lo = max(lo, c.vv[r]+1)
+	for _, iv := range c.cloud[r] {
+		if iv.lo <= lo && iv.hi >= hi {
+			return true
+		}
+	}
+	return false
+}
