@@ -1,5 +1,7 @@
 package engine
 
+import "github.com/concord-p2p/concord/crdt"
+
 // Change events. Every change of the state — a run of local transactions,
 // a batch of received deltas, a snapshot, a fork proof — is announced once
 // what it depends on is durable (a local transaction's delta, a received
@@ -23,7 +25,7 @@ func (d *Doc) newChange(ch Change) *pendingChange {
 
 // noteLocal records a local transaction that changed paths. Consecutive
 // local transactions that nothing else came between are one change.
-func (d *Doc) noteLocal(paths [][]string) {
+func (d *Doc) noteLocal(paths [][]string, patches []crdt.SeqPatch) {
 	c := d.openLocal
 	if n := len(d.changes); c == nil || n == 0 || d.changes[n-1] != c {
 		c = d.newChange(Change{Local: true, Origin: d.cfg.Self})
@@ -31,6 +33,7 @@ func (d *Doc) noteLocal(paths [][]string) {
 		d.pendChanges = append(d.pendChanges, c)
 	}
 	c.ch.Paths = append(c.ch.Paths, paths...)
+	c.ch.Patches = append(c.ch.Patches, patches...)
 }
 
 // settle marks cs durable and announces what may be announced.

@@ -275,6 +275,9 @@ type Change struct {
 	Origin crdt.ReplicaID
 	Peer   peer.ID
 	Paths  [][]string
+	// Patches are the change's sequence edits, in order (computed, like
+	// Paths, only while Track is on).
+	Patches []crdt.SeqPatch
 }
 
 // Equivocation is one fork found: two different deltas signed by Origin

@@ -173,12 +173,13 @@ func (d *Doc) ForksStored(id uint64, added bool, err error) {
 	}
 	d.noteClaims(pf.delta, pf.origin, pf.seq) // its proof is served as a head (heads.go)
 	var paths [][]string
+	var patches []crdt.SeqPatch
 	if d.track {
-		paths = d.state.MergeChanges(pf.delta)
+		paths, patches = d.state.MergeEdits(pf.delta)
 	} else {
 		d.state.Merge(pf.delta)
 	}
-	d.settle(d.newChange(Change{Origin: pf.origin, Peer: pf.from, Paths: paths}))
+	d.settle(d.newChange(Change{Origin: pf.origin, Peer: pf.from, Paths: paths, Patches: patches}))
 }
 
 // loadForks merges the stored fork proofs into the state (at open).

@@ -152,10 +152,12 @@ func (d *Doc) Receive(now time.Time, from peer.ID, envs []*wire.Envelope, gossip
 		return 0
 	}
 	var paths [][]string
+	var patches []crdt.SeqPatch
 	var maxHLC crdt.HLC
 	for _, it := range items {
 		if d.track {
-			paths = append(paths, d.state.MergeChanges(it.delta)...)
+			ps, es := d.state.MergeEdits(it.delta)
+			paths, patches = append(paths, ps...), append(patches, es...)
 		} else {
 			d.state.Merge(it.delta)
 		}
@@ -188,7 +190,7 @@ func (d *Doc) Receive(now time.Time, from peer.ID, envs []*wire.Envelope, gossip
 			}
 		}
 	}
-	change := d.newChange(Change{Origin: items[0].env.Origin, Peer: from, Paths: paths})
+	change := d.newChange(Change{Origin: items[0].env.Origin, Peer: from, Paths: paths, Patches: patches})
 	if len(entries) == 0 {
 		d.settle(change)
 		return 0

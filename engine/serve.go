@@ -200,7 +200,7 @@ func Coalesce(doc string, self crdt.ReplicaID, key crypto.PrivKey, run []*wire.E
 				return nil, err
 			}
 		}
-		joined.Merge(d)
+		joined.JoinDelta(d)
 		hlc, dot = max(hlc, env.HLC), max(dot, env.Dot)
 	}
 	payload := crdt.EncodeDelta(joined, self)

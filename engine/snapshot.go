@@ -295,13 +295,13 @@ func (d *Doc) receiveSnapshot(from peer.ID, snap wire.Snapshot, s *Session, tick
 		}
 		return err
 	}
-	paths := d.state.MergeUnverifiedChanges(st) // a snapshot cannot rewrite what we hold
+	paths, patches := d.state.MergeUnverifiedEdits(st) // a snapshot cannot rewrite what we hold
 	for _, e := range decodeHeads(snap.Heads) {
 		if delta, err := crdt.DecodeDelta(e.Payload, e.Origin, payloadLimits); err == nil {
 			d.noteClaims(delta, e.Origin, e.LastSeq())
 		}
 	}
-	d.wantSnap = append(d.wantSnap, &snapReq{upTo: vv, extraHeads: snap.Heads, receiver: s, ticket: ticket, change: d.newChange(Change{Peer: from, Paths: paths})})
+	d.wantSnap = append(d.wantSnap, &snapReq{upTo: vv, extraHeads: snap.Heads, receiver: s, ticket: ticket, change: d.newChange(Change{Peer: from, Paths: paths, Patches: patches})})
 	d.step()
 	return nil
 }

@@ -21,7 +21,10 @@ import (
 func TxnBytes(ops []crdt.Op) int {
 	n := 0
 	for _, op := range ops {
-		n += len(op.Value) + 16
+		n += len(op.Value) + len(op.Text) + 16
+		for _, v := range op.Values {
+			n += len(v) + 1
+		}
 		for _, k := range op.Path {
 			n += len(k)
 		}
@@ -74,7 +77,14 @@ func (d *Doc) apply(now time.Time, ops []crdt.Op) error {
 	if d.pending == nil {
 		d.pending = crdt.New()
 	}
-	if err := d.state.ApplyTo(d.pending, d.cfg.Self, ts, ops...); err != nil {
+	var patches []crdt.SeqPatch
+	var err error
+	if d.track {
+		patches, err = d.state.ApplyEdits(d.pending, d.cfg.Self, ts, ops...)
+	} else {
+		err = d.state.ApplyTo(d.pending, d.cfg.Self, ts, ops...)
+	}
+	if err != nil {
 		if d.pending.IsEmpty() {
 			d.pending = nil
 		}
@@ -87,7 +97,7 @@ func (d *Doc) apply(now time.Time, ops []crdt.Op) error {
 			paths = append(paths, op.Path)
 		}
 	}
-	d.noteLocal(paths)
+	d.noteLocal(paths, patches)
 	d.lastNow = now
 	return nil
 }
