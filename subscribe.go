@@ -20,6 +20,12 @@ type Change struct {
 	Peer peer.ID
 	// Paths are the paths whose content changed, sorted.
 	Paths [][]string
+	// Patches are the edits of texts and lists in the change, in order:
+	// applied one after the other to the views the previous change left,
+	// they give the new ones. Changes arrive in the order they were
+	// applied, so a subscriber that missed none can keep a text current
+	// from patches alone.
+	Patches []crdt.SeqPatch
 }
 
 // Subscription delivers a document's changes on C. Its buffer is bounded:
