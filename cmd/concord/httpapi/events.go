@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/concord-p2p/concord"
+	"github.com/concord-p2p/concord/crdt"
 )
 
 // ChangeEvent is the data of one "change" event of
@@ -23,6 +24,10 @@ type ChangeEvent struct {
 	Peer string `json:"peer,omitempty"`
 	// Paths changed, sorted.
 	Paths [][]string `json:"paths"`
+	// Patches are the change's edits of texts and lists, in order (absent
+	// when it made none): applied to the previous views, they give the new
+	// ones.
+	Patches []Patch `json:"patches,omitempty"`
 	// Value is the whole document's JSON view right after the change (or
 	// later, when changes come faster than the stream is read).
 	Value json.RawMessage `json:"value"`
@@ -36,24 +41,57 @@ type ChangeEvent struct {
 // by its streams, so each stream writes head, value and missed count
 // without encoding the event whole.
 type changeHead struct {
-	Doc    string     `json:"doc"`
-	Local  bool       `json:"local"`
-	Origin string     `json:"origin"`
-	Peer   string     `json:"peer,omitempty"`
-	Paths  [][]string `json:"paths"`
+	Doc     string     `json:"doc"`
+	Local   bool       `json:"local"`
+	Origin  string     `json:"origin"`
+	Peer    string     `json:"peer,omitempty"`
+	Paths   [][]string `json:"paths"`
+	Patches []Patch    `json:"patches,omitempty"`
+}
+
+// Patch is one edit of a text or a list in a change event: at Index,
+// Delete elements (code points of a text) were removed, then Text or
+// Values inserted. A text's patch carries "text", a list's "values".
+type Patch struct {
+	Path   []string           `json:"path"`
+	Index  int                `json:"index"`
+	Delete int                `json:"delete"`
+	Text   *string            `json:"text,omitempty"`
+	Values *[]json.RawMessage `json:"values,omitempty"`
+}
+
+func patchesOf(ps []crdt.SeqPatch) []Patch {
+	if len(ps) == 0 {
+		return nil
+	}
+	out := make([]Patch, len(ps))
+	for i, p := range ps {
+		out[i] = Patch{Path: p.Path, Index: p.Index, Delete: p.Delete}
+		if p.List {
+			vs := p.Values
+			if vs == nil {
+				vs = []json.RawMessage{}
+			}
+			out[i].Values = &vs
+		} else {
+			t := p.Text
+			out[i].Text = &t
+		}
+	}
+	return out
 }
 
 // encodeHead returns the JSON of ch's event up to its value: the encoding
 // of changeHead without its closing brace.
 func encodeHead(ch concord.Change) []byte {
-	h := changeHead{Doc: ch.Doc, Local: ch.Local, Origin: string(ch.Origin), Paths: ch.Paths}
+	h := changeHead{Doc: ch.Doc, Local: ch.Local, Origin: string(ch.Origin), Paths: ch.Paths, Patches: patchesOf(ch.Patches)}
 	if h.Paths == nil {
 		h.Paths = [][]string{}
 	}
 	if ch.Peer != "" {
 		h.Peer = ch.Peer.String()
 	}
-	b, _ := json.Marshal(h) // strings, a bool and string lists: cannot fail
+	b, _ := json.Marshal(h) // strings, numbers, a bool and validated JSON values: cannot fail
 	return b[:len(b)-1]
 }
 

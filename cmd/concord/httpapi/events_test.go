@@ -8,6 +8,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/concord-p2p/concord"
+	"github.com/concord-p2p/concord/crdt"
 )
 
 // TestChangeEncoding: an event put together from the shared head and view
@@ -22,6 +23,11 @@ func TestChangeEncoding(t *testing.T) {
 		{Doc: "d", Local: true, Origin: "me", Paths: [][]string{{"a", "b"}, {"n"}}},
 		{Doc: "d", Origin: "you", Peer: p},
 		{Doc: "<&>\u2028\"", Origin: "\xff", Paths: [][]string{{}, nil, {"<script>"}}},
+		{Doc: "t", Paths: [][]string{{"t"}}, Patches: []crdt.SeqPatch{
+			{Path: []string{"t"}, Index: 2, Delete: 1, Text: "<é>"},
+			{Path: []string{"l"}, Index: 0, Delete: 3, List: true},
+			{Path: []string{"l"}, Index: 1, Values: []json.RawMessage{json.RawMessage(`{"a":1}`), json.RawMessage(`"x"`)}, List: true},
+		}},
 		{},
 	}
 	values := []json.RawMessage{
@@ -32,7 +38,7 @@ func TestChangeEncoding(t *testing.T) {
 	for i, ch := range changes {
 		for j, v := range values {
 			for _, missed := range []uint64{0, 1, 1 << 40} {
-				ev := ChangeEvent{Doc: ch.Doc, Local: ch.Local, Origin: string(ch.Origin), Paths: ch.Paths, Value: v, Missed: missed}
+				ev := ChangeEvent{Doc: ch.Doc, Local: ch.Local, Origin: string(ch.Origin), Paths: ch.Paths, Patches: patchesOf(ch.Patches), Value: v, Missed: missed}
 				if ev.Paths == nil {
 					ev.Paths = [][]string{}
 				}

@@ -17,6 +17,11 @@ type opBody struct {
 	Path  json.RawMessage `json:"path"`
 	Value json.RawMessage `json:"value"`
 	By    json.RawMessage `json:"by"`
+	// splice
+	Index  json.RawMessage `json:"index"`
+	Delete json.RawMessage `json:"delete"`
+	Text   *string         `json:"text"`
+	Values json.RawMessage `json:"values"`
 }
 
 // errBadOps marks a batch that does not decode; it is answered with 400.
@@ -54,6 +59,8 @@ func (a *API) postOps(w http.ResponseWriter, r *http.Request) {
 //	{"op":"set","path":[...],"value":<json>}   {"op":"delete","path":[...]}
 //	{"op":"inc","path":[...],"by":<int>}       {"op":"add","path":[...],"value":<scalar>}
 //	{"op":"remove","path":[...],"value":<scalar>}
+//	{"op":"splice","path":[...],"index":i,"delete":n,"text":"..."}
+//	{"op":"splice","path":[...],"index":i,"delete":n,"values":[...]}
 //
 // where a path is a non-empty list of strings. Errors wrap errBadOps and
 // name the op by index. Type checks against the document (inc on a
@@ -123,11 +130,43 @@ func decodeOp(m json.RawMessage) (crdt.Op, error) {
 			return crdt.Add(path, b.Value), nil
 		}
 		return crdt.Remove(path, b.Value), nil
+	case "splice":
+		return decodeSplice(path, b)
 	case "":
 		return crdt.Op{}, errors.New(`missing "op"`)
 	default:
-		return crdt.Op{}, fmt.Errorf("unknown op %q (want set, delete, inc, add or remove)", b.Op)
+		return crdt.Op{}, fmt.Errorf("unknown op %q (want set, delete, inc, add, remove or splice)", b.Op)
 	}
+}
+
+// decodeSplice reads a splice: a text one with "text", a list one with
+// "values", a pure delete in whichever sequence the path holds with
+// neither. Index and length checks against the document are Doc.Apply's
+// (409).
+func decodeSplice(path []string, b opBody) (crdt.Op, error) {
+	var index, del int
+	if b.Index == nil || json.Unmarshal(b.Index, &index) != nil || index < 0 {
+		return crdt.Op{}, errors.New(`"splice" needs a non-negative integer "index"`)
+	}
+	if b.Delete != nil && (json.Unmarshal(b.Delete, &del) != nil || del < 0) {
+		return crdt.Op{}, errors.New(`"delete" must be a non-negative integer`)
+	}
+	if b.Value != nil || b.By != nil {
+		return crdt.Op{}, errors.New(`"splice" takes "text" or "values", not "value" or "by"`)
+	}
+	switch {
+	case b.Text != nil && b.Values != nil:
+		return crdt.Op{}, errors.New(`"splice" takes "text" or "values", not both`)
+	case b.Text != nil:
+		return crdt.Splice(path, index, del, *b.Text), nil
+	case b.Values != nil:
+		var vs []json.RawMessage
+		if err := json.Unmarshal(b.Values, &vs); err != nil || vs == nil {
+			return crdt.Op{}, errors.New(`"values" must be a JSON list`)
+		}
+		return crdt.SpliceList(path, index, del, vs...), nil
+	}
+	return crdt.SpliceDelete(path, index, del), nil
 }
 
 func decodePath(raw json.RawMessage) ([]string, error) {
