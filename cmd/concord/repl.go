@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/concord-p2p/concord"
+	"github.com/concord-p2p/concord/crdt"
 )
 
 const replHelp = `Commands (PATH is dot-separated, like items.milk):
@@ -22,6 +23,9 @@ const replHelp = `Commands (PATH is dot-separated, like items.milk):
   inc PATH [N]    add N (default 1, may be negative) to a counter
   add PATH V      add V to a set
   rm PATH V       remove V from a set
+  splice PATH I N [X]  at index I of a text or list delete N, then insert X:
+                  text (a JSON string for spaces and escapes), or a JSON
+                  list of values for a list; without X a pure delete
   doc NAME        switch to (and open) document NAME
   peers           list peers and their connection state
   status          this peer and the current document's sync state
@@ -161,7 +165,7 @@ func (r *repl) exec(ctx context.Context, line string) error {
 
 func isDocCommand(cmd string) bool {
 	switch cmd {
-	case "set", "get", "del", "inc", "add", "rm":
+	case "set", "get", "del", "inc", "add", "rm", "splice":
 		return true
 	}
 	return false
@@ -206,6 +210,12 @@ func (r *repl) docCommand(ctx context.Context, cmd, rest string) error {
 		return err
 	}
 	switch cmd {
+	case "splice":
+		op, err := parseSplice(path, val)
+		if err != nil {
+			return err
+		}
+		return r.done(d.Apply(ctx, op))
 	case "set":
 		if val == "" {
 			return fmt.Errorf("usage: %s", usageOf(cmd))
@@ -261,6 +271,35 @@ func usageOf(cmd string) string {
 		}
 	}
 	return cmd
+}
+
+// parseSplice reads the arguments of splice after the path: "I N [X]".
+func parseSplice(path []string, args string) (crdt.Op, error) {
+	fs := strings.SplitN(args, " ", 3)
+	if len(fs) < 2 {
+		return crdt.Op{}, fmt.Errorf("usage: %s", usageOf("splice"))
+	}
+	i, err1 := strconv.Atoi(fs[0])
+	n, err2 := strconv.Atoi(fs[1])
+	if err1 != nil || err2 != nil || i < 0 || n < 0 {
+		return crdt.Op{}, fmt.Errorf("splice: index %q and delete count %q must be non-negative integers", fs[0], fs[1])
+	}
+	if len(fs) < 3 || fs[2] == "" {
+		return crdt.SpliceDelete(path, i, n), nil
+	}
+	x := fs[2]
+	var vs []json.RawMessage
+	if x[0] == '[' && json.Unmarshal([]byte(x), &vs) == nil {
+		return crdt.SpliceList(path, i, n, vs...), nil
+	}
+	var text string
+	if x[0] == '"' {
+		if err := json.Unmarshal([]byte(x), &text); err != nil {
+			return crdt.Op{}, fmt.Errorf("splice: bad JSON string %s", x)
+		}
+		return crdt.Splice(path, i, n, text), nil
+	}
+	return crdt.Splice(path, i, n, x), nil
 }
 
 // parsePath splits a dotted path; every key must be non-empty.
