@@ -197,6 +197,22 @@ func seqPatch[V SeqValue](path []string, p Patch[V]) SeqPatch {
 	return out
 }
 
+// HasSequences reports whether s holds texts or lists (their content or
+// their creation): what a peer that does not speak them cannot decode.
+func (s *State) HasSequences() bool { return hasSeqs(s.root) }
+
+func hasSeqs(n *mapNode) bool {
+	if n == nil {
+		return false
+	}
+	for _, e := range n.kids {
+		if !e.text.empty() || !e.list.empty() || hasSeqs(e.sub) {
+			return true
+		}
+	}
+	return false
+}
+
 // JoinDelta joins delta src into s, a delta too (a batch of deltas into
 // one): sequence changes are joined as changes, not integrated, so the
 // result holds all of them even when what they refer to is in neither.

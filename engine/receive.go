@@ -125,6 +125,12 @@ func (d *Doc) Receive(now time.Time, from peer.ID, envs []*wire.Envelope, gossip
 			d.reject("bad_payload")
 			continue
 		}
+		if delta.HasSequences() != e.Features.Has(wire.FeatureSequences) {
+			// The flag is what keeps sequences from peers that cannot read
+			// them: it must say what the payload holds.
+			d.reject("bad_features")
+			continue
+		}
 		if e.Dot != 0 && delta.Context().Max(e.Origin) > e.Dot {
 			// Dot is the author's signed dot count, which snapshot heads
 			// rely on (heads.go).

@@ -32,6 +32,9 @@ func (d *Doc) takeReader(lr *logReader) {
 	for range lr.skipped {
 		d.drop("sync_out", "needs_aggregates")
 	}
+	for range lr.seqsLeft {
+		d.drop("sync_out", "needs_sequences")
+	}
 }
 
 // logReader reads the log for a peer catching up. It holds no engine
@@ -44,8 +47,10 @@ type logReader struct {
 	key      crypto.PrivKey
 	hasForks bool
 	legacy   bool // the peer takes no aggregates (it did not announce them)
+	noSeqs   bool // the peer takes no sequences (it did not announce them)
 	warns    []error
 	skipped  int // aggregates and markers left out for a legacy peer
+	seqsLeft int // envelopes holding sequences left out for a peer without them
 }
 
 func (d *Doc) logReader() *logReader {
@@ -65,7 +70,7 @@ func (d *logReader) missing(have crdt.VersionVector, cur store.Cursor) ([]store.
 		done = false // the next call, past the end, serves the proofs
 	}
 	if d.legacy {
-		return d.singles(batch), next, done, nil
+		return d.withoutSeqs(d.singles(batch)), next, done, nil
 	}
 	out := make([]store.Entry, 0, len(batch))
 	var run []store.Entry
@@ -122,7 +127,25 @@ func (d *logReader) missing(have crdt.VersionVector, cur store.Cursor) ([]store.
 		out = append(out, e)
 	}
 	flushRun()
-	return out, next, done, nil
+	return d.withoutSeqs(out), next, done, nil
+}
+
+// withoutSeqs leaves out, for a peer that did not announce
+// wire.FeatureSequences, the envelopes whose payloads hold sequences (it
+// would refuse them): such a peer cannot hold a document that has them.
+func (d *logReader) withoutSeqs(batch []store.Entry) []store.Entry {
+	if !d.noSeqs {
+		return batch
+	}
+	out := batch[:0]
+	for _, e := range batch {
+		if env, err := wire.DecodeEnvelope(e.Data, StoredLimits); err == nil && env.Features.Has(wire.FeatureSequences) {
+			d.seqsLeft++
+			continue
+		}
+		out = append(out, e)
+	}
+	return out
 }
 
 // singles returns the entries of batch a peer that did not announce
@@ -184,6 +207,7 @@ func Coalesce(doc string, self crdt.ReplicaID, key crypto.PrivKey, run []*wire.E
 	}
 	joined := crdt.New()
 	var hlc, dot uint64
+	var feats wire.Features
 	for i, env := range run {
 		switch {
 		case env.Origin != self:
@@ -201,13 +225,13 @@ func Coalesce(doc string, self crdt.ReplicaID, key crypto.PrivKey, run []*wire.E
 			}
 		}
 		joined.JoinDelta(d)
-		hlc, dot = max(hlc, env.HLC), max(dot, env.Dot)
+		hlc, dot, feats = max(hlc, env.HLC), max(dot, env.Dot), feats|env.Features
 	}
 	payload := crdt.EncodeDelta(joined, self)
 	if len(payload) > MaxPayload {
 		return nil, nil
 	}
-	env := &wire.Envelope{Doc: doc, Origin: self, Seq: run[0].Seq, Last: run[len(run)-1].Seq, HLC: hlc, Dot: dot, Payload: payload}
+	env := &wire.Envelope{Doc: doc, Origin: self, Seq: run[0].Seq, Last: run[len(run)-1].Seq, HLC: hlc, Dot: dot, Features: feats, Payload: payload}
 	if err := wire.SignEnvelope(key, env); err != nil {
 		return nil, err
 	}

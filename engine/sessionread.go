@@ -17,6 +17,7 @@ import (
 func (s *Session) logReader() *logReader {
 	lr := s.d.logReader()
 	lr.legacy = !s.peerFeatures.Has(wire.FeatureAggregates)
+	lr.noSeqs = !s.peerFeatures.Has(wire.FeatureSequences)
 	return lr
 }
 

@@ -183,6 +183,9 @@ func (d *Doc) finishSnap(r *snapReq, err error) {
 // than replaying every delta). wait is set when a fresh one must first be
 // encoded (the session is told by freshSnapshot).
 func (d *Doc) snapshotFor(s *Session, p peer.ID, have crdt.VersionVector) (snap wire.Snapshot, ok, wait bool, err error) {
+	if s != nil && !s.peerFeatures.Has(wire.FeatureSequences) && d.state.HasSequences() {
+		return wire.Snapshot{}, false, false, nil // it would refuse the state
+	}
 	if d.st.NeedsSnapshot(have) {
 		stored, ok, err := d.st.Snapshot()
 		if err != nil || !ok {

@@ -179,10 +179,18 @@ func (d *Doc) sign(delta *crdt.State, dot uint64) ([]*wire.Envelope, []store.Ent
 		d.noteClaims(p, self, seq+uint64(i))
 		// Signed by the driver, outside its lock (Append.Seal): signing is
 		// the costliest step of a local write, and writers wait for the lock.
-		envs[i] = &wire.Envelope{Doc: d.cfg.Doc, Origin: self, Seq: seq + uint64(i), HLC: uint64(ts), Dot: dot, Payload: payloads[i], Delta: p}
+		envs[i] = &wire.Envelope{Doc: d.cfg.Doc, Origin: self, Seq: seq + uint64(i), HLC: uint64(ts), Dot: dot, Features: deltaFeatures(p), Payload: payloads[i], Delta: p}
 		entries[i] = store.Entry{Replica: self, Seq: envs[i].Seq}
 	}
 	return envs, entries, nil
+}
+
+// deltaFeatures returns the optional parts of the format delta uses.
+func deltaFeatures(delta *crdt.State) wire.Features {
+	if delta.HasSequences() {
+		return wire.FeatureSequences
+	}
+	return 0
 }
 
 // WaitAcked registers a wait until peers (as many as AckPeers) hold every

@@ -96,9 +96,12 @@ type Envelope struct {
 	// highest dot it had minted, signed, so that a snapshot claiming the
 	// author's dots can be checked against it (a head; see the README,
 	// "Anti-entropy"). 0 in envelopes from before it existed.
-	Dot     uint64
-	Payload []byte
-	Sig     []byte
+	Dot uint64
+	// Features are the optional parts of the document format the payload
+	// uses (FeatureSequences), signed; 0 for one that uses none.
+	Features Features
+	Payload  []byte
+	Sig      []byte
 	// Delta, when set, is Payload decoded: the author keeps its own delta
 	// at hand so that joining a run of them into an aggregate needs no
 	// decoding. It is never encoded and never set by the decoders.
@@ -129,6 +132,7 @@ type envelopeWire struct {
 	Sig     []byte `cbor:"7,keyasint,omitempty"`
 	Last    uint64 `cbor:"8,keyasint,omitempty"`
 	Dot     uint64 `cbor:"9,keyasint,omitempty"`
+	F       uint64 `cbor:"10,keyasint,omitempty"`
 }
 
 // signedWire is what an author signs (after sigDomain): the envelope
@@ -143,13 +147,14 @@ type signedWire struct {
 	Payload []byte `cbor:"6,keyasint,omitempty"`
 	Last    uint64 `cbor:"8,keyasint,omitempty"`
 	Dot     uint64 `cbor:"9,keyasint,omitempty"`
+	F       uint64 `cbor:"10,keyasint,omitempty"`
 }
 
 func (e *Envelope) wire() envelopeWire {
 	return envelopeWire{
 		V: ProtocolVersion, T: TypeEnvelope,
 		Doc: e.Doc, Origin: string(e.Origin), Seq: e.Seq, HLC: e.HLC,
-		Payload: e.Payload, Sig: e.Sig, Last: e.Last, Dot: e.Dot,
+		Payload: e.Payload, Sig: e.Sig, Last: e.Last, Dot: e.Dot, F: uint64(e.Features),
 	}
 }
 
@@ -159,7 +164,7 @@ func (e *Envelope) signingBytes() ([]byte, error) {
 	b, err := encMode.Marshal(signedWire{
 		V: ProtocolVersion, T: TypeEnvelope,
 		Doc: e.Doc, Origin: string(e.Origin), Seq: e.Seq, HLC: e.HLC,
-		Payload: e.Payload, Last: e.Last, Dot: e.Dot,
+		Payload: e.Payload, Last: e.Last, Dot: e.Dot, F: uint64(e.Features),
 	})
 	if err != nil {
 		return nil, err
@@ -257,9 +262,11 @@ func (w *envelopeWire) envelope(lim Limits) (*Envelope, error) {
 		return nil, fmt.Errorf("%w: payload is %d bytes, limit %d", ErrTooLarge, len(w.Payload), lim.MaxPayloadBytes)
 	case len(w.Sig) > maxSigBytes:
 		return nil, fmt.Errorf("%w: signature is %d bytes", ErrMalformed, len(w.Sig))
+	case Features(w.F)&^SupportedFeatures != 0:
+		return nil, fmt.Errorf("%w: envelope uses features %#x this version does not speak", ErrVersion, w.F&^uint64(SupportedFeatures))
 	}
 	return &Envelope{
-		Doc: w.Doc, Origin: crdt.ReplicaID(w.Origin), Seq: w.Seq, Last: w.Last, HLC: w.HLC, Dot: w.Dot,
+		Doc: w.Doc, Origin: crdt.ReplicaID(w.Origin), Seq: w.Seq, Last: w.Last, HLC: w.HLC, Dot: w.Dot, Features: Features(w.F),
 		Payload: w.Payload, Sig: w.Sig,
 	}, nil
 }

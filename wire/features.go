@@ -12,10 +12,15 @@ const (
 	// FeatureAggregates: envelopes covering a run of sequence numbers
 	// (Last != 0), on gossip and on the sync stream.
 	FeatureAggregates Features = 1 << iota
+	// FeatureSequences: deltas and snapshots holding texts and lists
+	// (document entry keys 4 and 5). An envelope whose payload holds them
+	// says so in its Features (key 10), signed, so that no peer sends or
+	// relays it to a neighbour that did not announce sequences.
+	FeatureSequences
 )
 
 // SupportedFeatures is what this implementation speaks.
-const SupportedFeatures = FeatureAggregates
+const SupportedFeatures = FeatureAggregates | FeatureSequences
 
 // Has reports whether f includes every feature of g.
 func (f Features) Has(g Features) bool { return f&g == g }
@@ -25,4 +30,5 @@ func (f Features) Has(g Features) bool { return f&g == g }
 // refused: the protocol only announces).
 var FeatureProtocols = map[Features]string{
 	FeatureAggregates: "/concord/feature/aggregates/1",
+	FeatureSequences:  "/concord/feature/sequences/1",
 }
