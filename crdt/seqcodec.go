@@ -29,7 +29,7 @@ const SeqFormatVersion = 1
 // of unsigned LEB128 varints, one entry (or none) per run:
 //
 //	hdr   one byte: bits 0-1 left origin (0 the element before the run,
-//	      1 none, 2 in refs); bits 2-4 right origin (0 none, 1 the
+//	      1 none, 2 in refs, 3 the previous run's); bits 2-4 right origin (0 none, 1 the
 //	      element after the run, 2 the previous run's, 3 the right origin
 //	      of the run holding the left origin, 4 in refs); bits 5-6
 //	      deleted (0 none, 1 all, 2 the last k: k in dels, 3 some:
@@ -67,7 +67,7 @@ type wSeq struct {
 }
 
 const (
-	hdrOLPrev, hdrOLNone, hdrOLRef                         = 0, 1, 2
+	hdrOLPrev, hdrOLNone, hdrOLRef, hdrOLSame              = 0, 1, 2, 3
 	hdrORNone, hdrORNext, hdrORPrev, hdrORParent, hdrORRef = 0, 1, 2, 3, 4
 	hdrVisible, hdrDeleted, hdrTail, hdrMixed              = 0, 1, 2, 3
 	hdrRep                                                 = 1 << 7
@@ -173,6 +173,9 @@ func EncodeSeq[V SeqValue](s *Seq[V]) []byte {
 		case i > 0 && r.ol == (sid{runs[i-1].rep, runs[i-1].ctr + runs[i-1].n - 1}):
 			h |= hdrOLPrev
 			olRun[i] = i - 1
+		case i > 0 && r.ol == runs[i-1].ol:
+			h |= hdrOLSame
+			olRun[i] = olRun[i-1]
 		default:
 			h |= hdrOLRef
 			k, off := runOf(r.ol)

@@ -81,7 +81,7 @@ func decodeRuns(w *wSeq, nreps int) ([]drun, error) {
 	for i, h := range hdr {
 		r := &runs[i]
 		olMode, orMode, delMode := h&3, h>>2&7, h>>5&3
-		if olMode > 2 || orMode > 4 {
+		if orMode > 4 {
 			return nil, fmt.Errorf("%w: run %d: bad header %#x", ErrMalformed, i, h)
 		}
 		if h&hdrRep != 0 {
@@ -114,6 +114,11 @@ func decodeRuns(w *wSeq, nreps int) ([]drun, error) {
 				return nil, fmt.Errorf("%w: run %d: left origin offset %d", ErrMalformed, i, off)
 			}
 			r.ol = sid{p.rep, p.ctr + p.n - 1 - off}
+		case hdrOLSame:
+			if i == 0 || runs[i-1].olRun < 0 {
+				return nil, fmt.Errorf("%w: run %d: no previous left origin", ErrMalformed, i)
+			}
+			r.ol, r.olRun = runs[i-1].ol, runs[i-1].olRun
 		}
 		dc := unzigzag(ctr.next())
 		if dc > MaxCounter || dc < -MaxCounter {
