@@ -2,8 +2,13 @@ package crdt
 
 import (
 	"bytes"
+	"compress/flate"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"math/rand/v2"
+	"runtime"
+	"strings"
 	"testing"
 )
 
@@ -19,6 +24,111 @@ func seqCodecSeeds(t testing.TB) (*Text, []*SeqDelta[rune]) {
 		a.Merge(d)
 	}
 	return a, ds
+}
+
+// seqZipReplicas returns two replicas that typed and deleted concurrently
+// and then converged, each having merged the other's deltas after its own:
+// a state whose columns are long enough to be deflated.
+func seqZipReplicas(t testing.TB) (*Text, *Text) {
+	rng := rand.New(rand.NewPCG(7, 11))
+	a, b := NewText(), NewText()
+	var da, db []*SeqDelta[rune]
+	words := strings.Fields("the quick brown fox jumps over the lazy dog ünïcödé 😀 text")
+	edit := func(s *Text, r ReplicaID) *SeqDelta[rune] {
+		if s.Len() > 20 && rng.IntN(3) == 0 {
+			return del(t, s, r, rng.IntN(s.Len()-3), 1+rng.IntN(3))
+		}
+		return ins(t, s, r, rng.IntN(s.Len()+1), words[rng.IntN(len(words))]+" ")
+	}
+	for i := 0; i < 300; i++ {
+		da = append(da, edit(a, "A"))
+		db = append(db, edit(b, "B"))
+	}
+	for _, d := range db {
+		a.Merge(d)
+	}
+	for _, d := range da {
+		b.Merge(d)
+	}
+	return a, b
+}
+
+// Replicas that converged encode to the same bytes, deflated columns
+// included, and the encoding decodes back to the state.
+func TestSeqCodecCompressed(t *testing.T) {
+	a, b := seqZipReplicas(t)
+	if a.String() != b.String() {
+		t.Fatal("replicas did not converge")
+	}
+	enc := EncodeSeq(a)
+	if !bytes.Equal(EncodeSeq(b), enc) {
+		t.Fatal("converged replicas encode differently")
+	}
+	var w wSeq
+	if err := decodeLimited(enc, DefaultLimits(), &w); err != nil {
+		t.Fatal(err)
+	}
+	if w.Zip&(1<<12) == 0 || w.Zip&(1<<6) == 0 {
+		t.Fatalf("text and hdr columns not deflated (bits %#x)", w.Zip)
+	}
+	back, err := DecodeSeq[rune](enc, DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustCheck(t, back)
+	if back.String() != a.String() || !bytes.Equal(EncodeSeq(back), enc) {
+		t.Fatal("decoded state differs")
+	}
+	t.Logf("%d code points, %d tombstones: %d bytes", a.Len(), a.Tombstones(), len(enc))
+}
+
+// A deflated column that inflates past the decoding limit, or past the
+// length it declares, is refused before more than that is allocated.
+func TestSeqDecodeBomb(t *testing.T) {
+	s, _ := seqZipReplicas(t)
+	var w wSeq
+	if err := decodeLimited(EncodeSeq(s), DefaultLimits(), &w); err != nil {
+		t.Fatal(err)
+	}
+	const big = 8 << 20
+	var z bytes.Buffer
+	fw, err := flate.NewWriter(&z, flate.BestCompression)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fw.Write(make([]byte, big)); err != nil {
+		t.Fatal(err)
+	}
+	if err := fw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name     string
+		declared uint64
+		lim      Limits
+		want     error
+	}{
+		{"declared over the limit", big, Limits{MaxBytes: 1 << 20, MaxElements: 1 << 16}, ErrTooLarge},
+		{"declared far over the limit", 1 << 40, DefaultLimits(), ErrTooLarge},
+		{"inflates past its declared length", 16384, DefaultLimits(), ErrMalformed},
+	} {
+		w.Text = append(binary.AppendUvarint(nil, c.declared), z.Bytes()...)
+		b, err := encMode.Marshal(&w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m0, m1 runtime.MemStats
+		runtime.ReadMemStats(&m0)
+		_, err = DecodeSeq[rune](b, c.lim)
+		runtime.ReadMemStats(&m1)
+		if !errors.Is(err, c.want) {
+			t.Fatalf("%s: %v, want %v", c.name, err, c.want)
+		}
+		if n := m1.TotalAlloc - m0.TotalAlloc; n > 1<<20 {
+			t.Fatalf("%s: decoding allocated %d bytes", c.name, n)
+		}
+		t.Logf("%s: %v", c.name, err)
+	}
 }
 
 func TestSeqCodecRoundTrip(t *testing.T) {
@@ -97,7 +207,8 @@ func TestSeqDeltaSize(t *testing.T) {
 // never a panic.
 func TestSeqDecodeMalformed(t *testing.T) {
 	s, ds := seqCodecSeeds(t)
-	inputs := [][]byte{EncodeSeq(s), EncodeSeqDelta(ds[0], "A"), EncodeSeqDelta(ds[1], "A"), EncodeSeqDelta(s.Delta(), "A")}
+	zs, _ := seqZipReplicas(t)
+	inputs := [][]byte{EncodeSeq(s), EncodeSeqDelta(ds[0], "A"), EncodeSeqDelta(ds[1], "A"), EncodeSeqDelta(s.Delta(), "A"), EncodeSeq(zs)}
 	typed := func(err error) bool {
 		return errors.Is(err, ErrMalformed) || errors.Is(err, ErrTooLarge) || errors.Is(err, ErrVersion)
 	}

@@ -9,6 +9,8 @@ import (
 func seqFuzzSeeds(f *testing.F) {
 	s, ds := seqCodecSeeds(f)
 	f.Add(EncodeSeq(s))
+	zs, _ := seqZipReplicas(f)
+	f.Add(EncodeSeq(zs)) // deflated columns
 	f.Add(EncodeSeq(NewText()))
 	f.Add(EncodeSeqDelta(s.Delta(), "A"))
 	for _, d := range ds {

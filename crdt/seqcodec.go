@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"unicode/utf8"
 
 	"github.com/fxamacker/cbor/v2"
 )
@@ -20,19 +19,19 @@ const SeqFormatVersion = 1
 //	seq = {0: version, 1: kind (0 text, 1 list), 2: [replica...],
 //	       3: {ri: n} (version vector), 4: {ri: [lo, hi, ...]} (dot cloud),
 //	       5: runs, 6: hdr, 7: rep, 8: ctr, 9: len, 10: refs, 11: dels,
-//	       12: text | 13: [value...]}
+//	       12: text | 13: [value...], 14: zip}
 //
 // The elements, tombstones included, are written in document order as
 // canonical runs: maximal groups of neighbours where each is the next
 // counter of the same replica, inserted right after the previous one with
-// the same right origin. Keys 6 to 11 are columns
+// the same right origin. Keys 6 to 11 are byte strings holding columns
 // of unsigned LEB128 varints, one entry (or none) per run:
 //
 //	hdr   one byte: bits 0-1 left origin (0 the element before the run,
-//	      1 none, 2 in refs, 3 the previous run's); bits 2-4 right origin (0 none, 1 the
-//	      element after the run, 2 the previous run's, 3 the right origin
-//	      of the run holding the left origin, 4 in refs); bits 5-6
-//	      deleted (0 none, 1 all, 2 the last k: k in dels, 3 some:
+//	      1 none, 2 in refs, 3 the previous run's); bits 2-4 right origin
+//	      (0 none, 1 the element after the run, 2 the previous run's, 3 the
+//	      right origin of the run holding the left origin, 4 in refs);
+//	      bits 5-6 deleted (0 none, 1 all, 2 the last k: k in dels, 3 some:
 //	      segments in dels); bit 7 the replica changes (in rep)
 //	rep   replica index, when bit 7 is set
 //	ctr   first counter, zigzag delta from the left origin's counter + 1
@@ -46,9 +45,18 @@ const SeqFormatVersion = 1
 //	dels  k; or the number of segments m, then m lengths alternating
 //	      visible and deleted, starting with visible (that one may be 0)
 //
-// Text holds the visible code points in order as UTF-8; a list's values
-// are its visible JSON values in order. Deleted values are not kept.
-// Delete dots are the dots of the context that are not elements.
+// Text (a byte string) holds the visible code points in order as UTF-8; a
+// list's values are its visible JSON values in order. Deleted values are
+// not kept. Delete dots are the dots of the context that are not elements.
+//
+// zip says which of the byte strings 6 to 12 are deflated: bit k for key
+// k. A column of at least 256 bytes is deflated when that makes it
+// shorter; it is then the column's length (a uvarint) followed by a raw
+// deflate stream (RFC 1951) of exactly that many bytes, written by
+// compress/flate at BestCompression, so replicas built with the same
+// compressor write the same bytes. A decoder refuses columns that inflate
+// beyond the decoding limit (Limits.MaxBytes for all of them together),
+// checking each declared length before inflating it.
 type wSeq struct {
 	V     uint64              `cbor:"0,keyasint"`
 	Kind  uint64              `cbor:"1,keyasint"`
@@ -62,8 +70,9 @@ type wSeq struct {
 	Len   []byte              `cbor:"9,keyasint,omitempty"`
 	Refs  []byte              `cbor:"10,keyasint,omitempty"`
 	Dels  []byte              `cbor:"11,keyasint,omitempty"`
-	Text  string              `cbor:"12,keyasint,omitempty"`
+	Text  []byte              `cbor:"12,keyasint,omitempty"`
 	Vals  [][]byte            `cbor:"13,keyasint,omitempty"`
+	Zip   uint64              `cbor:"14,keyasint,omitempty"`
 }
 
 const (
@@ -219,7 +228,7 @@ func EncodeSeq[V SeqValue](s *Seq[V]) []byte {
 	}
 	switch t := any(s).(type) {
 	case *Text:
-		w.Text = t.String()
+		w.Text = []byte(t.String())
 	case *List:
 		t.t.each(func(it *sitem[json.RawMessage]) bool {
 			if !it.del {
@@ -230,6 +239,7 @@ func EncodeSeq[V SeqValue](s *Seq[V]) []byte {
 			return true
 		})
 	}
+	w.zip()
 	b, err := encMode.Marshal(&w)
 	if err != nil {
 		panic(fmt.Sprintf("crdt: encode sequence: %v", err)) // plain types: cannot fail
@@ -376,5 +386,3 @@ func checkSeqValue(v []byte) error {
 	}
 	return nil
 }
-
-func countRunes(s string) int { return utf8.RuneCountInString(s) }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"unicode/utf8"
 )
 
 // drun is a canonical run while decoding.
@@ -23,6 +24,9 @@ type drun struct {
 // ErrTooLarge or ErrVersion; the document order of the elements is taken
 // as written (it is not re-derived from their origins).
 func DecodeSeq[V SeqValue](b []byte, lim Limits) (*Seq[V], error) {
+	if lim.MaxBytes <= 0 {
+		lim = DefaultLimits()
+	}
 	var w wSeq
 	if err := decodeLimited(b, lim, &w); err != nil {
 		return nil, err
@@ -32,6 +36,9 @@ func DecodeSeq[V SeqValue](b []byte, lim Limits) (*Seq[V], error) {
 	}
 	if w.Kind != seqKind[V]() {
 		return nil, fmt.Errorf("%w: sequence of kind %d, want %d", ErrMalformed, w.Kind, seqKind[V]())
+	}
+	if err := w.unzip(lim.MaxBytes); err != nil {
+		return nil, err
 	}
 	table, err := decodeTable("", w.Table)
 	if err != nil {
@@ -253,17 +260,23 @@ func seqItems[V SeqValue](runs []drun, w *wSeq) ([]sitem[V], error) {
 		if len(w.Vals) > 0 {
 			return nil, fmt.Errorf("%w: list values in a text", ErrMalformed)
 		}
-		if uint64(countRunes(w.Text)) != visible {
-			return nil, fmt.Errorf("%w: %d code points for %d visible elements", ErrMalformed, countRunes(w.Text), visible)
+		if !utf8.Valid(w.Text) {
+			return nil, fmt.Errorf("%w: text is not UTF-8", ErrMalformed)
 		}
-		text = []rune(w.Text)
-		for _, r := range text {
+		if uint64(utf8.RuneCount(w.Text)) != visible {
+			return nil, fmt.Errorf("%w: %d code points for %d visible elements", ErrMalformed, utf8.RuneCount(w.Text), visible)
+		}
+		text = make([]rune, 0, visible)
+		for b := w.Text; len(b) > 0; {
+			r, n := utf8.DecodeRune(b)
 			if !validRune(r) {
 				return nil, fmt.Errorf("%w: invalid code point", ErrMalformed)
 			}
+			text = append(text, r)
+			b = b[n:]
 		}
 	default:
-		if w.Text != "" {
+		if len(w.Text) > 0 {
 			return nil, fmt.Errorf("%w: text in a list", ErrMalformed)
 		}
 		if uint64(len(w.Vals)) != visible {
