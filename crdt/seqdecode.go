@@ -1,9 +1,10 @@
 package crdt
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
-	"sort"
+	"slices"
 	"unicode/utf8"
 )
 
@@ -59,7 +60,8 @@ func DecodeSeq[V SeqValue](b []byte, lim Limits) (*Seq[V], error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkElements(runs, table, cc); err != nil {
+	order, err := checkElements(runs, table, cc)
+	if err != nil {
 		return nil, err
 	}
 	items, err := seqItems[V](runs, &w)
@@ -69,7 +71,7 @@ func DecodeSeq[V SeqValue](b []byte, lim Limits) (*Seq[V], error) {
 	s.cc = cc
 	s.t.build(items)
 	s.buildIndex()
-	s.delcc = deleteDots(cc, runs, table)
+	s.delcc = deleteDots(cc, runs, order, table)
 	s.base = s.delcc.Clone()
 	return s, nil
 }
@@ -214,28 +216,31 @@ func decodeRuns(w *wSeq, nreps int) ([]drun, error) {
 	return runs, nil
 }
 
-// checkElements refuses element IDs outside the context or held twice.
-func checkElements(runs []drun, table []ReplicaID, cc *CausalContext) error {
+// checkElements refuses element IDs outside the context or held twice. It
+// returns the runs' indices sorted by replica, then counter.
+func checkElements(runs []drun, table []ReplicaID, cc *CausalContext) ([]int, error) {
 	byRep := make([][]int, len(table))
 	for i := range runs {
 		r := &runs[i]
 		var missing bool
 		missingSpans(cc, table[r.rep], r.ctr, r.ctr+r.n-1, func(a, b uint64) { missing = true })
 		if missing {
-			return fmt.Errorf("%w: run %d: elements outside the causal context", ErrMalformed, i)
+			return nil, fmt.Errorf("%w: run %d: elements outside the causal context", ErrMalformed, i)
 		}
 		byRep[r.rep] = append(byRep[r.rep], i)
 	}
+	order := make([]int, 0, len(runs))
 	for _, l := range byRep {
-		sort.Slice(l, func(a, b int) bool { return runs[l[a]].ctr < runs[l[b]].ctr })
+		slices.SortFunc(l, func(a, b int) int { return cmp.Compare(runs[a].ctr, runs[b].ctr) })
 		for k := 1; k < len(l); k++ {
 			p, q := &runs[l[k-1]], &runs[l[k]]
 			if p.ctr+p.n > q.ctr {
-				return fmt.Errorf("%w: element %s:%d appears twice", ErrMalformed, table[q.rep], q.ctr)
+				return nil, fmt.Errorf("%w: element %s:%d appears twice", ErrMalformed, table[q.rep], q.ctr)
 			}
 		}
+		order = append(order, l...)
 	}
-	return nil
+	return order, nil
 }
 
 // seqItems cuts the runs into items (one per deletion segment) and gives
@@ -334,7 +339,7 @@ func (s *Seq[V]) buildIndex() {
 		}
 	}
 	for r, es := range per {
-		sort.Slice(es, func(a, b int) bool { return es[a].c < es[b].c })
+		slices.SortFunc(es, func(a, b ent) int { return cmp.Compare(a.c, b.c) })
 		keys := make([]uint64, len(es))
 		leaves := make([]*snode[V], len(es))
 		for i, e := range es {
@@ -345,15 +350,8 @@ func (s *Seq[V]) buildIndex() {
 }
 
 // deleteDots returns the dots of cc that are not elements: the deletes'.
-func deleteDots(cc *CausalContext, runs []drun, table []ReplicaID) *CausalContext {
-	order := make([]int, len(runs))
-	for i := range order {
-		order[i] = i
-	}
-	sort.Slice(order, func(a, b int) bool {
-		x, y := &runs[order[a]], &runs[order[b]]
-		return x.rep < y.rep || x.rep == y.rep && x.ctr < y.ctr
-	})
+// order lists the runs by replica, then counter (as checkElements does).
+func deleteDots(cc *CausalContext, runs []drun, order []int, table []ReplicaID) *CausalContext {
 	el := NewCausalContext()
 	for _, i := range order { // in order, each range extends the last
 		r := &runs[i]
