@@ -318,13 +318,14 @@ func decode(b []byte, origin ReplicaID, lim Limits) (*State, error) {
 			s.cc.AddRange(r, flat[j], flat[j+1])
 		}
 	}
-	if err := decodeMap(s, nil, w.Root, rep, 0, lim); err != nil {
+	budget := lim.MaxBytes // what the document's compressed sequence columns may inflate to
+	if err := decodeMap(s, nil, w.Root, rep, 0, lim, &budget); err != nil {
 		return nil, err
 	}
 	return s, nil
 }
 
-func decodeMap(s *State, prefix []string, m map[string]*wEntry, rep func(uint64) (ReplicaID, error), depth int, lim Limits) error {
+func decodeMap(s *State, prefix []string, m map[string]*wEntry, rep func(uint64) (ReplicaID, error), depth int, lim Limits, budget *int) error {
 	if len(m) > 0 && depth >= MaxPathDepth {
 		return fmt.Errorf("%w: maps nested deeper than %d", ErrMalformed, MaxPathDepth)
 	}
@@ -386,11 +387,11 @@ func decodeMap(s *State, prefix []string, m map[string]*wEntry, rep func(uint64)
 			}
 		}
 		if we.Text != nil || we.List != nil {
-			if err := decodeSlots(s, func() *entry { return s.ensure(path) }, we, rep, dot, lim); err != nil {
+			if err := decodeSlots(s, func() *entry { return s.ensure(path) }, we, rep, dot, lim, budget); err != nil {
 				return fmt.Errorf("%w at %q", err, k)
 			}
 		}
-		if err := decodeMap(s, path, we.Map, rep, depth+1, lim); err != nil {
+		if err := decodeMap(s, path, we.Map, rep, depth+1, lim, budget); err != nil {
 			return err
 		}
 	}

@@ -171,7 +171,8 @@ func TestB4Trace(t *testing.T) {
 		stored = append(stored, len(*c.b))
 		cols += len(*c.b)
 	}
-	if err := w.unzip(DefaultLimits().MaxBytes); err != nil {
+	budget := DefaultLimits().MaxBytes
+	if err := w.unzip(&budget); err != nil {
 		t.Fatal(err)
 	}
 	var sizes []string

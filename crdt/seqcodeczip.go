@@ -67,8 +67,9 @@ func (w *wSeq) zip() {
 // unzip inflates the columns that w.Zip names. Together they may inflate to
 // at most budget bytes: a column's declared length is checked against what
 // is left of the budget before anything is allocated for it, and the
-// stream must inflate to exactly that length.
-func (w *wSeq) unzip(budget int) error {
+// stream must inflate to exactly that length. *budget is decreased by
+// what they inflate to (a document's sequences share one budget).
+func (w *wSeq) unzip(budget *int) error {
 	if w.Zip&^seqZipMask != 0 {
 		return fmt.Errorf("%w: compressed-column bits %#x name no byte column", ErrMalformed, w.Zip)
 	}
@@ -82,12 +83,12 @@ func (w *wSeq) unzip(budget int) error {
 		switch {
 		case k <= 0:
 			return fmt.Errorf("%w: compressed column %s has no length", ErrMalformed, c.name)
-		case n > uint64(budget):
-			return fmt.Errorf("%w: compressed column %s inflates to %d bytes, over the %d left of the limit", ErrTooLarge, c.name, n, budget)
+		case n > uint64(*budget):
+			return fmt.Errorf("%w: compressed column %s inflates to %d bytes, over the %d left of the limit", ErrTooLarge, c.name, n, *budget)
 		case n < seqZipMin || uint64(len(z)) >= n:
 			return fmt.Errorf("%w: column %s of %d bytes is compressed to %d: not canonical", ErrMalformed, c.name, n, len(z))
 		}
-		budget -= int(n)
+		*budget -= int(n)
 		src := bytes.NewReader(z[k:])
 		if fr == nil {
 			fr = flate.NewReader(src)

@@ -28,6 +28,13 @@ func DecodeSeq[V SeqValue](b []byte, lim Limits) (*Seq[V], error) {
 	if lim.MaxBytes <= 0 {
 		lim = DefaultLimits()
 	}
+	budget := lim.MaxBytes
+	return decodeSeq[V](b, lim, &budget)
+}
+
+// decodeSeq is DecodeSeq with the inflation budget given: compressed
+// columns may inflate to at most *budget bytes, which is decreased.
+func decodeSeq[V SeqValue](b []byte, lim Limits, budget *int) (*Seq[V], error) {
 	var w wSeq
 	if err := decodeLimited(b, lim, &w); err != nil {
 		return nil, err
@@ -38,7 +45,7 @@ func DecodeSeq[V SeqValue](b []byte, lim Limits) (*Seq[V], error) {
 	if w.Kind != seqKind[V]() {
 		return nil, fmt.Errorf("%w: sequence of kind %d, want %d", ErrMalformed, w.Kind, seqKind[V]())
 	}
-	if err := w.unzip(lim.MaxBytes); err != nil {
+	if err := w.unzip(budget); err != nil {
 		return nil, err
 	}
 	table, err := decodeTable("", w.Table)

@@ -336,3 +336,26 @@ func TestDocSequencesConverge(t *testing.T) {
 		}
 	})
 }
+
+// The compressed columns of a document's texts share one inflation budget:
+// many texts that each fit the limit do not together get past it.
+func TestDocSequenceInflationBudget(t *testing.T) {
+	s := New()
+	big := string(bytes.Repeat([]byte("a"), 40<<10)) // compresses to almost nothing
+	for i := range 8 {
+		if _, err := s.Apply("a", HLC(i+1), Splice([]string{"t" + strconv.Itoa(i)}, 0, 0, big)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := Encode(s)
+	if len(b) > 16<<10 {
+		t.Fatalf("state is %d bytes: the texts were not compressed", len(b))
+	}
+	lim := Limits{MaxBytes: 100 << 10, MaxElements: 1 << 16} // each text fits, all do not
+	if _, err := Decode(b, lim); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("decoded 320 KiB of texts under a 100 KiB limit: %v", err)
+	}
+	if _, err := Decode(b, Limits{MaxBytes: 1 << 20, MaxElements: 1 << 16}); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -74,22 +74,24 @@ func sortPairs(pairs [][2]uint64) {
 	}
 }
 
-// decodeSlots decodes an entry's sequences into e of s.
-func decodeSlots(s *State, e func() *entry, we *wEntry, rep func(uint64) (ReplicaID, error), dot func(ri, c uint64) (Dot, error), lim Limits) error {
+// decodeSlots decodes an entry's sequences into e of s. The compressed
+// columns of all the document's sequences together inflate to at most
+// *budget bytes.
+func decodeSlots(s *State, e func() *entry, we *wEntry, rep func(uint64) (ReplicaID, error), dot func(ri, c uint64) (Dot, error), lim Limits, budget *int) error {
 	if we.Text != nil {
-		if err := decodeSlot(s, e, KindText, textSlot, we.Text, rep, dot, lim); err != nil {
+		if err := decodeSlot(s, e, KindText, textSlot, we.Text, rep, dot, lim, budget); err != nil {
 			return fmt.Errorf("text: %w", err)
 		}
 	}
 	if we.List != nil {
-		if err := decodeSlot(s, e, KindList, listSlot, we.List, rep, dot, lim); err != nil {
+		if err := decodeSlot(s, e, KindList, listSlot, we.List, rep, dot, lim, budget); err != nil {
 			return fmt.Errorf("list: %w", err)
 		}
 	}
 	return nil
 }
 
-func decodeSlot[V SeqValue](s *State, ent func() *entry, k Kind, slot func(*entry) *seqSlot[V], w *wSeqSlot, rep func(uint64) (ReplicaID, error), dot func(ri, c uint64) (Dot, error), lim Limits) error {
+func decodeSlot[V SeqValue](s *State, ent func() *entry, k Kind, slot func(*entry) *seqSlot[V], w *wSeqSlot, rep func(uint64) (ReplicaID, error), dot func(ri, c uint64) (Dot, error), lim Limits, budget *int) error {
 	if len(w.Made)%2 != 0 {
 		return fmt.Errorf("%w: odd creation dots", ErrMalformed)
 	}
@@ -110,7 +112,7 @@ func decodeSlot[V SeqValue](s *State, ent func() *entry, k Kind, slot func(*entr
 	var cc *CausalContext
 	switch {
 	case len(w.State) > 0:
-		seq, err := DecodeSeq[V](w.State, lim)
+		seq, err := decodeSeq[V](w.State, lim, budget)
 		if err != nil {
 			return err
 		}
