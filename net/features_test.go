@@ -3,6 +3,7 @@ package net
 import (
 	"context"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -44,5 +45,99 @@ func TestFeaturesGateAggregates(t *testing.T) {
 	}
 	if ta.topicSpeaks(wire.FeatureAggregates) {
 		t.Fatal("aggregation stays on with a topic peer that did not announce it")
+	}
+}
+
+// deliverRec accepts every envelope and records the delivered ones.
+type deliverRec struct {
+	mu   sync.Mutex
+	seqs []uint64
+}
+
+func (h *deliverRec) Validate(peer.ID, *wire.Envelope) error { return nil }
+func (h *deliverRec) Summary(peer.ID, *wire.Summary)         {}
+func (h *deliverRec) Deliver(_ peer.ID, envs []*wire.Envelope) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, e := range envs {
+		h.seqs = append(h.seqs, e.Seq)
+	}
+}
+
+func (h *deliverRec) has(seq uint64) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Contains(h.seqs, seq)
+}
+
+// Deltas holding sequences never reach a peer that did not announce them:
+// a relay takes them itself and does not forward them to such a
+// neighbour, and an author does not publish them on a topic that has one
+// (the peers that speak sequences pull them by sync). Deltas without them
+// still flow.
+func TestFeaturesGateSequences(t *testing.T) {
+	const doc = "seqfeat"
+	rb := &deliverRec{}
+	a := newGossipNode(t, doc, &acceptAll{}, nil)
+	b := newGossipNode(t, doc, rb, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := b.h.Connect(ctx, peer.AddrInfo{ID: a.h.ID(), Addrs: a.h.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	ta, tb := a.g.topics[doc], b.g.topics[doc]
+	waitFor(t, 10*time.Second, "a and b in each other's topic, features identified", func() bool {
+		return slices.Contains(ta.topic.ListPeers(), b.h.ID()) && PeerFeatures(a.h, b.h.ID()).Has(wire.FeatureSequences) &&
+			slices.Contains(tb.topic.ListPeers(), a.h.ID()) && PeerFeatures(b.h, a.h.ID()).Has(wire.FeatureSequences)
+	})
+	r := newRawPeer(t, b.h, doc, noSign()...) // a plain peer, a neighbour of b only
+	sub, err := r.topic.Subscribe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Cancel()
+	waitFor(t, 10*time.Second, "the plain peer in b's topic", func() bool {
+		return slices.Contains(tb.topic.ListPeers(), r.h.ID())
+	})
+	env := func(seq uint64, f wire.Features) *wire.Envelope {
+		return &wire.Envelope{Doc: doc, Origin: "a", Seq: seq, Features: f, Payload: []byte{0xa0}, Sig: []byte{1}}
+	}
+	ta.Publish(env(1, wire.FeatureSequences))
+	waitFor(t, 10*time.Second, "b to take the sequence delta without relaying it", func() bool {
+		return rb.has(1) && counterValue(b.m.MessagesIgnored.WithLabelValues("relay_needs_feature")) == 1
+	})
+	ta.Publish(env(2, 0))
+	for {
+		msg, err := sub.Next(ctx)
+		if err != nil {
+			t.Fatalf("the plain peer got nothing: %v", err)
+		}
+		bt, err := wire.DecodeBatch(msg.Data, wire.DefaultLimits())
+		if err != nil {
+			continue
+		}
+		if bt.Envelopes[0].Seq == 1 {
+			t.Fatal("the plain peer was relayed a delta holding sequences")
+		}
+		if bt.Envelopes[0].Seq == 2 {
+			break
+		}
+	}
+	// With the plain peer in its own topic, a does not publish one at all.
+	r2 := newRawPeer(t, a.h, doc, noSign()...)
+	sub2, err := r2.topic.Subscribe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub2.Cancel()
+	waitFor(t, 10*time.Second, "the second plain peer in a's topic", func() bool {
+		return slices.Contains(ta.topic.ListPeers(), r2.h.ID())
+	})
+	ta.Publish(env(3, wire.FeatureSequences))
+	waitFor(t, 10*time.Second, "the publish to be left out", func() bool {
+		return counterValue(a.m.Dropped.WithLabelValues("gossip_out", "needs_feature")) == 1
+	})
+	if rb.has(3) {
+		t.Fatal("a published a sequence delta on a topic with a plain peer")
 	}
 }

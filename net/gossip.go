@@ -201,12 +201,25 @@ func PeerFeatures(h host.Host, p peer.ID) wire.Features {
 
 // topicSpeaks reports whether every peer of the topic announced f.
 func (t *Topic) topicSpeaks(f wire.Features) bool {
+	return t.topicFeatures().Has(f)
+}
+
+// topicFeatures returns the features every peer of the topic announced.
+func (t *Topic) topicFeatures() wire.Features {
+	f := wire.SupportedFeatures
 	for _, p := range t.topic.ListPeers() {
-		if !PeerFeatures(t.g.h, p).Has(f) {
-			return false
-		}
+		f &= PeerFeatures(t.g.h, p)
 	}
-	return true
+	return f
+}
+
+// envFeatures returns the features the envelopes use.
+func envFeatures(envs []*wire.Envelope) wire.Features {
+	var f wire.Features
+	for _, e := range envs {
+		f |= e.Features
+	}
+	return f
 }
 
 // Close leaves every topic and stops GossipSub.
@@ -257,6 +270,7 @@ func (g *Gossip) Join(doc string, hd Handler) (*Topic, error) {
 	name := TopicName(doc)
 	self := g.h.ID()
 	m := g.cfg.Metrics
+	var joined atomic.Pointer[Topic] // set below, once joined
 	err := g.ps.RegisterTopicValidator(name, func(ctx context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
 		if from == self {
 			return pubsub.ValidationAccept // our own publish
@@ -268,6 +282,13 @@ func (g *Gossip) Join(doc string, hd Handler) (*Topic, error) {
 		case pubsub.ValidationIgnore:
 			m.Ignore(reason)
 		case pubsub.ValidationAccept:
+			if t, f := joined.Load(), envFeatures(d.envs); f != 0 && t != nil && !t.topicSpeaks(f) {
+				// A topic peer did not announce what these deltas use: take
+				// them here, and do not relay them (it would refuse them).
+				t.deliver(msg.ReceivedFrom, d)
+				m.Ignore("relay_needs_feature")
+				return pubsub.ValidationIgnore
+			}
 			msg.ValidatorData = d
 		}
 		return res
@@ -288,6 +309,7 @@ func (g *Gossip) Join(doc string, hd Handler) (*Topic, error) {
 	}
 	ctx, cancel := context.WithCancel(g.ctx)
 	t := &Topic{g: g, doc: doc, hd: hd, topic: topic, sub: sub, queue: make(chan *wire.Envelope, g.cfg.QueueSize), ctx: ctx, cancel: cancel}
+	joined.Store(t)
 	g.topics[doc] = t
 	t.wg.Add(2)
 	go t.readLoop()

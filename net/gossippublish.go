@@ -145,12 +145,20 @@ func (t *Topic) publishLoop() {
 				}
 			}
 			c := co
-			if c != nil && !t.topicSpeaks(wire.FeatureAggregates) {
+			speaks := t.topicFeatures()
+			if c != nil && !speaks.Has(wire.FeatureAggregates) {
 				// A topic peer that did not announce aggregates would refuse
 				// them: the run goes as it is.
 				c = nil
 			}
 			for _, e := range coalesceRuns(c, taken, t.g.cfg.Limits, t.g.cfg.Logger) {
+				if !speaks.Has(e.Features) {
+					// A topic peer would refuse it (a delta holding
+					// sequences, a peer without them): the peers that speak
+					// it pull it by sync, after the next summary.
+					m.Drop("gossip_out", "needs_feature")
+					continue
+				}
 				add(e)
 			}
 			clear(taken)

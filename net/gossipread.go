@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/concord-p2p/concord/wire"
 )
@@ -119,7 +120,6 @@ func reasonOf(err error) string {
 func (t *Topic) readLoop() {
 	defer t.wg.Done()
 	self := t.g.h.ID()
-	m := t.g.cfg.Metrics
 	for {
 		msg, err := t.sub.Next(t.ctx)
 		if err != nil {
@@ -132,16 +132,22 @@ func (t *Topic) readLoop() {
 		if !ok {
 			continue
 		}
-		if m != nil {
-			m.GossipMessages.WithLabelValues("in").Inc()
-		}
-		if d.summary != nil {
-			t.hd.Summary(msg.ReceivedFrom, d.summary)
-			continue
-		}
-		if m != nil {
-			m.Deltas.WithLabelValues("in").Add(float64(len(d.envs)))
-		}
-		t.hd.Deliver(msg.ReceivedFrom, d.envs)
+		t.deliver(msg.ReceivedFrom, d)
 	}
+}
+
+// deliver hands a validated message to the handler.
+func (t *Topic) deliver(from peer.ID, d *decoded) {
+	m := t.g.cfg.Metrics
+	if m != nil {
+		m.GossipMessages.WithLabelValues("in").Inc()
+	}
+	if d.summary != nil {
+		t.hd.Summary(from, d.summary)
+		return
+	}
+	if m != nil {
+		m.Deltas.WithLabelValues("in").Add(float64(len(d.envs)))
+	}
+	t.hd.Deliver(from, d.envs)
 }
