@@ -14,8 +14,15 @@ var indexHTML string
 
 var indexTmpl = template.Must(template.New("index").Parse(indexHTML))
 
-// NewHandler serves the todo page at / and the demo peer's HTTP+SSE API
-// (package httpapi) under /v1/.
+// orderJS is the page's model of the document (which items show in which
+// order, and the batches that add, move, delete and repair them): plain
+// JavaScript, served as is.
+//
+//go:embed order.js
+var orderJS []byte
+
+// NewHandler serves the todo page at / (and its script at /order.js) and
+// the demo peer's HTTP+SSE API (package httpapi) under /v1/.
 func NewHandler(node *concord.Node, doc string) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/v1/", httpapi.New(node, httpapi.Options{}))
@@ -23,6 +30,11 @@ func NewHandler(node *concord.Node, doc string) http.Handler {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
 		_ = indexTmpl.Execute(w, struct{ Doc string }{doc})
+	})
+	mux.HandleFunc("GET /order.js", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		_, _ = w.Write(orderJS)
 	})
 	return mux
 }
