@@ -11,7 +11,7 @@
 // items.<id>.done are registers, so concurrent edits of one item's text and
 // of its done flag both survive; order is a list of the item ids, in the
 // order shown. Adding an item inserts its id in the same batch; moving one
-// (the up and down buttons) is one batch that deletes
+// (the up and down buttons, or drag and drop) is one batch that deletes
 // the id and inserts it at its new place. When two peers move one item at
 // once, the merged list holds its id twice: the page shows it where it
 // comes first and deletes the later one (see order.js).

@@ -74,6 +74,24 @@ func (b *browser) click(page context.Context, text, cls string) {
 	}
 }
 
+// drag drags the row of the item shown with text from onto the row of
+// the one shown with text to, with the events a user's drag and drop
+// fires.
+func (b *browser) drag(page context.Context, from, to string) {
+	b.t.Helper()
+	expr := `(() => { const row = (t) => [...document.querySelectorAll("#items li")].find(li => li.querySelector(".text").textContent === t);
+		const from = row(` + jsString(from) + `), to = row(` + jsString(to) + `);
+		if (!from || !to) return false;
+		const dt = new DataTransfer();
+		for (const [el, type] of [[from, "dragstart"], [to, "dragover"], [to, "drop"], [from, "dragend"]]) {
+			el.dispatchEvent(new DragEvent(type, {bubbles: true, cancelable: true, dataTransfer: dt}));
+		}
+		return true })()`
+	if got := string(b.eval(page, expr)); got != "true" {
+		b.t.Fatalf("no rows %q and %q to drag between", from, to)
+	}
+}
+
 // waitTexts waits until page shows the items with texts want, in order.
 func (b *browser) waitTexts(page context.Context, want []string, d time.Duration, what string) {
 	b.t.Helper()
@@ -122,7 +140,8 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 
 // Two pages on two peers: items added in either show in both, in the
 // order of the document's list; a done flag set in one shows in the
-// other; moves with the up and down buttons and a delete show in both,
+// other; moves with the up and down buttons, a delete, and a move by drag
+// and drop show in both,
 // and the list read through the Go API on either peer is what the pages
 // show. Neither page reloads.
 func TestTodoPageInChromium(t *testing.T) {
@@ -205,6 +224,15 @@ func TestTodoPageInChromium(t *testing.T) {
 		if _, ok := d.Get("items", bread); ok {
 			t.Fatalf("peer %s still holds the deleted item: %s", name, d.JSON())
 		}
+	}
+	// Drag "buy milk" onto "eggs" in page A: it moves above it, in both
+	// pages.
+	br.drag(pageA, "buy milk", "eggs")
+	ac := []string{"buy milk", "eggs"}
+	br.waitTexts(pageA, ac, 20*time.Second, "page A to show")
+	br.waitTexts(pageB, ac, 20*time.Second, "page B to show")
+	if got, want := orderOf(t, dB), []string{ids[1], ids[0]}; !slices.Equal(got, want) {
+		t.Fatalf("peer B's list is %v after the drag, want %v", got, want)
 	}
 	// Neither page was reloaded: the first navigation is still the only one.
 	for _, p := range []context.Context{pageA, pageB} {
