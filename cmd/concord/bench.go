@@ -70,6 +70,12 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		r, err = bench.Latency(ctx, o, 10, 1000, 3*time.Second)
 	case "catchup":
 		r, err = bench.Catchup(ctx, o, 1000)
+	case "b4":
+		r, err = bench.B4API(ctx, o)
+	case "keystroke":
+		r, err = bench.Keystroke(ctx, o, 10_000)
+	case "textmerge":
+		r, err = bench.TextMerge(ctx, o, 100_000, 10_000)
 	default:
 		fmt.Fprintf(stderr, "concord bench: unknown scenario %q\n\n%s", *scenario, benchUsage)
 		return usagef("unknown scenario %q", *scenario)
