@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
 
 	"github.com/fxamacker/cbor/v2"
 
@@ -35,31 +34,30 @@ type wState struct {
 	Table  []string            `cbor:"2,keyasint,omitempty"`
 	VV     map[uint64]uint64   `cbor:"3,keyasint,omitempty"`
 	Cloud  map[uint64][]uint64 `cbor:"4,keyasint,omitempty"`
-	Root   map[string]*wEntry  `cbor:"5,keyasint,omitempty"`
+	Root   wMap                `cbor:"5,keyasint,omitempty"`
 }
 
+// wEntry is an entry encoded: one field per kind, each a type of the
+// kind's file that decodes itself (see kinds).
 type wEntry struct {
-	Reg  []wReg              `cbor:"0,keyasint,omitempty"`
-	Ctr  []wCtr              `cbor:"1,keyasint,omitempty"`
-	Set  map[string][]uint64 `cbor:"2,keyasint,omitempty"`
-	Map  map[string]*wEntry  `cbor:"3,keyasint,omitempty"`
-	Text *wSeqSlot           `cbor:"4,keyasint,omitempty"`
-	List *wSeqSlot           `cbor:"5,keyasint,omitempty"`
+	Reg  wRegister `cbor:"0,keyasint,omitempty"`
+	Ctr  wCounter  `cbor:"1,keyasint,omitempty"`
+	Set  wSet      `cbor:"2,keyasint,omitempty"`
+	Map  wMap      `cbor:"3,keyasint,omitempty"`
+	Text *wSeqSlot `cbor:"4,keyasint,omitempty"`
+	List *wSeqSlot `cbor:"5,keyasint,omitempty"`
 }
 
-type wReg struct {
-	_ struct{} `cbor:",toarray"`
-	R uint64
-	C uint64
-	H uint64
-	V []byte
+// wireKind is the encoded content of one kind at one key.
+type wireKind interface {
+	// decode adds the content to the state at's entry, checking it.
+	decode(at *decodeAt) error
 }
 
-type wCtr struct {
-	_ struct{} `cbor:",toarray"`
-	R uint64
-	C uint64
-	N int64
+// kinds returns we's fields in the order they are decoded in: an entry's
+// own content before the map below it.
+func (we *wEntry) kinds() [numKinds]wireKind {
+	return [...]wireKind{&we.Reg, &we.Ctr, &we.Set, wSeqField[rune]{we.Text}, wSeqField[json.RawMessage]{we.List}, &we.Map}
 }
 
 // Limits bound what a decoder accepts.
@@ -146,7 +144,7 @@ func encode(s *State, origin ReplicaID) []byte {
 		w.Table = append(w.Table, string(r))
 	}
 	w.VV, w.Cloud = encodeContext(s.cc, index)
-	w.Root = encodeMap(s.root, index, origin)
+	w.Root = s.root.encodeKids(index, origin)
 	b, err := encMode.Marshal(&w)
 	if err != nil {
 		panic(fmt.Sprintf("crdt: encode: %v", err)) // only plain types: cannot fail
@@ -176,56 +174,6 @@ func encodeContext(cc *CausalContext, index map[ReplicaID]uint64) (vv map[uint64
 		cloud[index[r]] = flat
 	}
 	return vv, cloud
-}
-
-func encodeMap(n *mapNode, index map[ReplicaID]uint64, origin ReplicaID) map[string]*wEntry {
-	if n == nil || len(n.kids) == 0 {
-		return nil
-	}
-	out := make(map[string]*wEntry, len(n.kids))
-	for k, e := range n.kids {
-		we := &wEntry{}
-		for _, r := range e.reg {
-			we.Reg = append(we.Reg, wReg{R: index[r.dot.Replica], C: r.dot.Counter, H: uint64(r.hlc), V: r.val})
-		}
-		sort.Slice(we.Reg, func(i, j int) bool {
-			a, b := we.Reg[i], we.Reg[j]
-			return a.R < b.R || a.R == b.R && a.C < b.C
-		})
-		for _, c := range e.ctr {
-			we.Ctr = append(we.Ctr, wCtr{R: index[c.dot.Replica], C: c.dot.Counter, N: c.n})
-		}
-		sort.Slice(we.Ctr, func(i, j int) bool {
-			a, b := we.Ctr[i], we.Ctr[j]
-			return a.R < b.R || a.R == b.R && a.C < b.C
-		})
-		if len(e.set) > 0 {
-			we.Set = make(map[string][]uint64, len(e.set))
-			for el, ds := range e.set {
-				pairs := make([][2]uint64, len(ds))
-				for i, d := range ds {
-					pairs[i] = [2]uint64{index[d.Replica], d.Counter}
-				}
-				sort.Slice(pairs, func(i, j int) bool {
-					return pairs[i][0] < pairs[j][0] || pairs[i][0] == pairs[j][0] && pairs[i][1] < pairs[j][1]
-				})
-				flat := make([]uint64, 0, 2*len(pairs))
-				for _, p := range pairs {
-					flat = append(flat, p[0], p[1])
-				}
-				we.Set[el] = flat
-			}
-		}
-		we.Map = encodeMap(e.sub, index, origin)
-		if e.text != nil {
-			we.Text = encodeSlot(e.text, index, origin)
-		}
-		if e.list != nil {
-			we.List = encodeSlot(e.list, index, origin)
-		}
-		out[k] = we
-	}
-	return out
 }
 
 // Decode decodes a state written by Encode.
@@ -325,75 +273,45 @@ func decode(b []byte, origin ReplicaID, lim Limits) (*State, error) {
 	return s, nil
 }
 
-func decodeMap(s *State, prefix []string, m map[string]*wEntry, rep func(uint64) (ReplicaID, error), depth int, lim Limits, budget *int) error {
-	if len(m) > 0 && depth >= MaxPathDepth {
-		return fmt.Errorf("%w: maps nested deeper than %d", ErrMalformed, MaxPathDepth)
+// decodeAt is where a decoder is: the state it fills, the replica table,
+// the path of the entry being decoded and, once created, the entry.
+type decodeAt struct {
+	s     *State
+	rep   func(uint64) (ReplicaID, error)
+	path  []string
+	depth int // of the map holding the entry
+	lim   Limits
+	// budget is what the compressed columns of the document's sequences
+	// may still inflate to, in bytes.
+	budget *int
+	e      *entry
+}
+
+// entry returns the entry being decoded, creating it (and the maps above
+// it) on first use.
+func (at *decodeAt) entry() *entry {
+	if at.e == nil {
+		at.e = at.s.ensure(at.path)
 	}
-	for k, we := range m {
-		if we == nil {
-			return fmt.Errorf("%w: null entry at %q", ErrMalformed, k)
-		}
-		path := append(append([]string(nil), prefix...), k)
-		dot := func(ri, c uint64) (Dot, error) {
-			r, err := rep(ri)
-			if err != nil {
-				return Dot{}, err
-			}
-			d := Dot{r, c}
-			if c == 0 {
-				return d, fmt.Errorf("%w: zero counter", ErrMalformed)
-			}
-			if _, dup := s.idx[d]; dup {
-				return d, fmt.Errorf("%w: dot %s:%d appears twice", ErrMalformed, r, c)
-			}
-			if !s.cc.Contains(d) {
-				return d, fmt.Errorf("%w: dot %s:%d outside the causal context", ErrMalformed, r, c)
-			}
-			return d, nil
-		}
-		if len(we.Reg) > 0 || len(we.Ctr) > 0 || len(we.Set) > 0 {
-			e := s.ensure(path)
-			for _, r := range we.Reg {
-				d, err := dot(r.R, r.C)
-				if err != nil {
-					return err
-				}
-				if !json.Valid(r.V) {
-					return fmt.Errorf("%w: register value is not JSON", ErrMalformed)
-				}
-				if err := CheckJSONText(r.V); err != nil {
-					return fmt.Errorf("%w: register value: %w", ErrMalformed, err)
-				}
-				s.insertReg(e, regDot{dot: d, hlc: HLC(r.H), val: append([]byte(nil), r.V...)})
-			}
-			for _, c := range we.Ctr {
-				d, err := dot(c.R, c.C)
-				if err != nil {
-					return err
-				}
-				s.insertCtr(e, ctrDot{dot: d, n: c.N})
-			}
-			for el, flat := range we.Set {
-				if c, err := compactScalar(json.RawMessage(el)); err != nil || string(c) != el || len(flat) == 0 || len(flat)%2 != 0 {
-					return fmt.Errorf("%w: bad set element %q", ErrMalformed, el)
-				}
-				for j := 0; j < len(flat); j += 2 {
-					d, err := dot(flat[j], flat[j+1])
-					if err != nil {
-						return err
-					}
-					s.insertElem(e, el, d)
-				}
-			}
-		}
-		if we.Text != nil || we.List != nil {
-			if err := decodeSlots(s, func() *entry { return s.ensure(path) }, we, rep, dot, lim, budget); err != nil {
-				return fmt.Errorf("%w at %q", err, k)
-			}
-		}
-		if err := decodeMap(s, path, we.Map, rep, depth+1, lim, budget); err != nil {
-			return err
-		}
+	return at.e
+}
+
+// dot returns the dot of replica index ri and counter c, checking that it
+// is new to the state and inside its causal context.
+func (at *decodeAt) dot(ri, c uint64) (Dot, error) {
+	r, err := at.rep(ri)
+	if err != nil {
+		return Dot{}, err
 	}
-	return nil
+	d := Dot{r, c}
+	if c == 0 {
+		return d, fmt.Errorf("%w: zero counter", ErrMalformed)
+	}
+	if _, dup := at.s.idx[d]; dup {
+		return d, fmt.Errorf("%w: dot %s:%d appears twice", ErrMalformed, r, c)
+	}
+	if !at.s.cc.Contains(d) {
+		return d, fmt.Errorf("%w: dot %s:%d outside the causal context", ErrMalformed, r, c)
+	}
+	return d, nil
 }

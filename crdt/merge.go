@@ -56,10 +56,21 @@ func dedupPaths(paths [][]string) [][]string {
 	return out
 }
 
+// merger is what merging one state into another passes down: the state
+// merged, the callback told of every entry whose content changes (removed:
+// a write at it was removed) and whether held writes are kept (see
+// MergeUnverifiedChanges).
+type merger struct {
+	src      *State
+	touched  func(e *entry, removed bool)
+	keepHeld bool
+}
+
 func (s *State) merge(src *State, touched func(e *entry, removed bool), keepHeld bool) {
 	if src == s {
 		return
 	}
+	m := merger{src: src, touched: touched, keepHeld: keepHeld}
 	// 1. Remove our dots that src has seen but no longer holds.
 	remove := func(d Dot) {
 		if _, live := src.idx[d]; live {
@@ -87,33 +98,38 @@ func (s *State) merge(src *State, touched func(e *entry, removed bool), keepHeld
 	if len(src.idx) > 2*len(s.idx)+1024 {
 		s.idx = growMap(s.idx, len(s.idx)+len(src.idx))
 	}
-	s.mergeNode(s.root, src.root, touched, keepHeld)
+	s.mergeNode(s.root, src.root, m)
 	// 3. Join the causal contexts.
 	s.cc.Merge(src.cc)
 }
 
 // mergeNode adds to dst (a map of s) the dots of src (the same map in
 // another state) that s has not seen.
-func (s *State) mergeNode(dst, src *mapNode, touched func(e *entry, removed bool), keepHeld bool) {
+func (s *State) mergeNode(dst, src *mapNode, m merger) {
 	if len(src.kids) > 2*len(dst.kids)+1024 {
 		dst.kids = growMap(dst.kids, len(dst.kids)+len(src.kids))
 	}
-	// Large merges allocate new entries, and room for one register value
-	// each, in slabs rather than one by one.
+	// Large merges allocate new entries, and their registers, in slabs
+	// rather than one by one.
 	var slab []entry
-	var regSlab []regDot
+	var regSlab []register // made when first needed, as big as what is left of slab
 	if len(src.kids) >= 64 {
 		slab = make([]entry, 0, len(src.kids))
-		regSlab = make([]regDot, len(src.kids))
 	}
 	for k, se := range src.kids {
 		de := dst.kids[k]
 		created := false
 		if de == nil {
 			if len(slab) < cap(slab) {
-				i := len(slab)
-				slab = append(slab, entry{parent: dst, key: k, reg: regSlab[i : i : i+1]})
-				de = &slab[i]
+				slab = append(slab, entry{parent: dst, key: k})
+				de = &slab[len(slab)-1]
+				if se.register() != nil {
+					if regSlab == nil {
+						regSlab = make([]register, 0, cap(slab)-len(slab)+1)
+					}
+					regSlab = append(regSlab, register{})
+					de.vals[KindRegister-1] = regSlab[len(regSlab)-1].init()
+				}
 			} else {
 				de = &entry{parent: dst, key: k}
 			}
@@ -121,75 +137,18 @@ func (s *State) mergeNode(dst, src *mapNode, touched func(e *entry, removed bool
 			created = true
 		}
 		added := false
-		// A held dot is normally the same write; when it is not (yields),
-		// src's write goes in first, so that removing ours cannot prune de.
-		for _, r := range se.reg {
-			if s.unseen(r.dot) {
-				s.insertReg(de, r)
-				added = true
-			} else if old, ok := s.yields(r.dot, de, write{kind: KindRegister, hlc: r.hlc, val: r.val}, touched, keepHeld); ok {
-				s.insertReg(de, r)
-				s.removeAt(old, r.dot)
+		for _, k := range storeOrder {
+			if v := se.vals[k-1]; v != nil && v.mergeInto(s, de, m) {
 				added = true
 			}
 		}
-		for _, c := range se.ctr {
-			if s.unseen(c.dot) {
-				s.insertCtr(de, c)
-				added = true
-			} else if old, ok := s.yields(c.dot, de, write{kind: KindCounter, n: c.n}, touched, keepHeld); ok {
-				s.insertCtr(de, c)
-				s.removeAt(old, c.dot)
-				added = true
-			}
-		}
-		for el, ds := range se.set {
-			for _, d := range ds {
-				if s.unseen(d) {
-					s.insertElem(de, el, d)
-					added = true
-				} else if old, ok := s.yields(d, de, write{kind: KindSet, elem: el}, touched, keepHeld); ok {
-					s.insertElem(de, el, d)
-					s.removeAt(old, d)
-					added = true
-				}
-			}
-		}
-		if (se.text != nil || se.list != nil) && s.mergeSeqs(de, se, s.joining) {
-			added = true
-		}
-		if se.sub != nil && len(se.sub.kids) > 0 {
-			if de.sub == nil {
-				de.sub = &mapNode{owner: de, kids: make(map[string]*entry, len(se.sub.kids))}
-			}
-			s.mergeNode(de.sub, se.sub, touched, keepHeld)
-		}
-		if added && touched != nil {
-			touched(de, false)
+		if added && m.touched != nil {
+			m.touched(de, false)
 		}
 		if created && de.empty() {
 			delete(dst.kids, k)
 		}
 	}
-}
-
-func (s *State) writeAt(l loc, d Dot) write {
-	w := write{kind: l.kind, elem: l.elem}
-	switch l.kind {
-	case KindRegister:
-		for _, r := range l.e.reg {
-			if r.dot == d {
-				w.hlc, w.val = r.hlc, r.val
-			}
-		}
-	case KindCounter:
-		for _, c := range l.e.ctr {
-			if c.dot == d {
-				w.n = c.n
-			}
-		}
-	}
-	return w
 }
 
 // compareWrites orders two writes carrying one dot at entries a and b:
@@ -216,19 +175,19 @@ func compareWrites(a *entry, wa write, b *entry, wb write) int {
 // deltas with one sequence number); every replica keeps the same one, the
 // smaller by compareWrites, whatever order the deltas arrive in, so merge
 // stays a join.
-func (s *State) yields(d Dot, de *entry, w write, touched func(e *entry, removed bool), keepHeld bool) (loc, bool) {
-	if keepHeld {
+func (s *State) yields(d Dot, de *entry, w write, m merger) (loc, bool) {
+	if m.keepHeld {
 		return loc{}, false
 	}
 	l, ok := s.idx[d]
 	if !ok {
 		return loc{}, false // seen and removed
 	}
-	if compareWrites(de, w, l.e, s.writeAt(l, d)) >= 0 {
+	if compareWrites(de, w, l.e, l.e.at(l.kind).write(d, l.elem)) >= 0 {
 		return loc{}, false // the same write, or ours is the smaller
 	}
-	if touched != nil {
-		touched(l.e, true)
+	if m.touched != nil {
+		m.touched(l.e, true)
 	}
 	return l, true
 }

@@ -103,10 +103,10 @@ func (s *State) ApplyTo(acc *State, replica ReplicaID, ts HLC, ops ...Op) error 
 // applyOne applies one validated op to s and joins its delta into d. It
 // mutates both directly (the fast path of Merge for a delta minted here).
 func (s *State) applyOne(replica ReplicaID, ts HLC, op Op, d *State) {
-	var coveredBuf [8]Dot
-	covered := coveredBuf[:0]
-	// A write clears the non-map slots it observed along its path: it
-	// resolves, in favour of maps, type conflicts above it.
+	// The dots the op observes and so covers. A write also covers the
+	// non-map stores it observed along its path: it resolves, in favour of
+	// maps, type conflicts above it.
+	covered := s.covered[:0]
 	if op.Kind != OpDelete && op.Kind != OpRemove && len(op.Path) > 1 {
 		n := s.root
 		for _, k := range op.Path[:len(op.Path)-1] {
@@ -114,7 +114,7 @@ func (s *State) applyOne(replica ReplicaID, ts HLC, op Op, d *State) {
 			if e == nil {
 				break
 			}
-			covered = appendSlotDots(covered, e, true, true, true)
+			covered = e.covered(covered, op, replica, true)
 			n = e.sub
 			if n == nil {
 				break
@@ -122,6 +122,9 @@ func (s *State) applyOne(replica ReplicaID, ts HLC, op Op, d *State) {
 		}
 	}
 	e := s.lookup(op.Path)
+	if e != nil {
+		covered = e.covered(covered, op, replica, false)
+	}
 	var dot Dot
 	var newCtr ctrDot
 	if op.Kind != OpDelete && op.Kind != OpRemove && op.Kind != OpSplice {
@@ -130,45 +133,24 @@ func (s *State) applyOne(replica ReplicaID, ts HLC, op Op, d *State) {
 	}
 	switch op.Kind {
 	case OpSplice:
-		if e != nil {
-			covered = appendSlotDots(covered, e, true, true, true)
-		}
 		target := e
 		if target == nil {
 			target = s.ensure(op.Path)
 		}
-		covered = s.applySplice(replica, target, op, d, covered)
+		s.applySplice(replica, target, op, d)
 	case OpSet:
-		if e != nil {
-			covered = appendSlotDots(covered, e, true, true, true)
-		}
 		d.insertReg(d.ensure(op.Path), regDot{dot: dot, hlc: ts, val: op.Value})
 	case OpInc:
 		var old int64
-		if e != nil {
-			covered = appendSlotDots(covered, e, true, false, true)
-			for _, c := range e.ctr {
-				if c.dot.Replica == replica {
-					old += c.n
-					covered = append(covered, c.dot)
-				}
-			}
+		if e != nil && e.counter() != nil {
+			old = e.counter().contribution(replica)
 		}
 		newCtr = ctrDot{dot: dot, n: old + op.By}
 		d.insertCtr(d.ensure(op.Path), newCtr)
 	case OpAdd:
-		if e != nil {
-			covered = appendSlotDots(covered, e, true, true, false)
-			covered = append(covered, e.set[string(op.Value)]...)
-		}
 		d.insertElem(d.ensure(op.Path), string(op.Value), dot)
-	case OpRemove:
-		if e != nil {
-			covered = append(covered, e.set[string(op.Value)]...)
-		}
 	case OpDelete:
 		if e != nil {
-			covered = appendSubtreeDots(covered, e)
 			s.deleteSeqs(replica, e, d)
 		}
 	}
@@ -200,6 +182,9 @@ func (s *State) applyOne(replica ReplicaID, ts HLC, op Op, d *State) {
 		d.removeDot(c) // an earlier op of the same batch may hold it
 		s.removeDot(c)
 	}
+	if cap(covered) <= 256 {
+		s.covered = covered[:0]
+	}
 }
 
 func compareDots(a, b Dot) int {
@@ -207,41 +192,6 @@ func compareDots(a, b Dot) int {
 		return c
 	}
 	return cmp.Compare(a.Counter, b.Counter)
-}
-
-func appendSlotDots(out []Dot, e *entry, reg, ctr, set bool) []Dot {
-	if reg {
-		for _, r := range e.reg {
-			out = append(out, r.dot)
-		}
-	}
-	if ctr {
-		for _, c := range e.ctr {
-			out = append(out, c.dot)
-		}
-	}
-	if set {
-		for _, ds := range e.set {
-			out = append(out, ds...)
-		}
-	}
-	return out
-}
-
-func appendSubtreeDots(out []Dot, e *entry) []Dot {
-	out = appendSlotDots(out, e, true, true, true)
-	if e.text != nil {
-		out = append(out, e.text.made...)
-	}
-	if e.list != nil {
-		out = append(out, e.list.made...)
-	}
-	if e.sub != nil {
-		for _, k := range e.sub.kids {
-			out = appendSubtreeDots(out, k)
-		}
-	}
-	return out
 }
 
 // validate checks ops against the current state and against each other, in

@@ -1,6 +1,7 @@
 package crdt
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -113,19 +114,38 @@ func (sl *seqSlot[V]) join(d *SeqDelta[V]) {
 	sl.delta = sl.delta.Join(d)
 }
 
-// slotOf returns e's slot of kind k (KindText or KindList), creating it.
-func textSlot(e *entry) *seqSlot[rune] {
-	if e.text == nil {
-		e.text = &seqSlot[rune]{}
+// seqKindOf returns the kind of a sequence of V: KindText or KindList.
+func seqKindOf[V SeqValue]() Kind {
+	if _, ok := any((*V)(nil)).(*rune); ok {
+		return KindText
 	}
-	return e.text
+	return KindList
 }
 
-func listSlot(e *entry) *seqSlot[json.RawMessage] {
-	if e.list == nil {
-		e.list = &seqSlot[json.RawMessage]{}
+// seqSlotOf returns e's text (V rune) or list, creating it.
+func seqSlotOf[V SeqValue](e *entry) *seqSlot[V] {
+	k := seqKindOf[V]()
+	sl, _ := e.vals[k-1].(*seqSlot[V])
+	if sl == nil {
+		sl = &seqSlot[V]{}
+		e.vals[k-1] = sl
 	}
-	return e.list
+	return sl
+}
+
+func textSlot(e *entry) *seqSlot[rune]            { return seqSlotOf[rune](e) }
+func listSlot(e *entry) *seqSlot[json.RawMessage] { return seqSlotOf[json.RawMessage](e) }
+
+// text returns e's text, or nil.
+func (e *entry) text() *seqSlot[rune] {
+	sl, _ := e.vals[KindText-1].(*seqSlot[rune])
+	return sl
+}
+
+// list returns e's list, or nil.
+func (e *entry) list() *seqSlot[json.RawMessage] {
+	sl, _ := e.vals[KindList-1].(*seqSlot[json.RawMessage])
+	return sl
 }
 
 func (s *State) insertMade(e *entry, k Kind, d Dot) {
@@ -139,20 +159,9 @@ func (s *State) insertMade(e *entry, k Kind, d Dot) {
 	s.idx[d] = loc{e: e, kind: k}
 }
 
-// mergeSeqs merges src entry se's sequences into s's entry de. In a join
-// (of deltas into a delta) the changes are joined; otherwise they are
-// integrated into de's sequences, and their patches collected.
-func (s *State) mergeSeqs(de, se *entry, join bool) bool {
-	added := false
-	if se.text != nil {
-		added = mergeSlot(s, de, KindText, textSlot, se.text, join) || added
-	}
-	if se.list != nil {
-		added = mergeSlot(s, de, KindList, listSlot, se.list, join) || added
-	}
-	return added
-}
-
+// mergeSlot merges src, a sequence of a merged state, into de's. In a
+// join (of deltas into a delta) the changes are joined; otherwise they are
+// integrated into de's sequence, and their patches collected.
 func mergeSlot[V SeqValue](s *State, de *entry, k Kind, slot func(*entry) *seqSlot[V], src *seqSlot[V], join bool) bool {
 	added := false
 	for _, d := range src.made {
@@ -206,7 +215,7 @@ func hasSeqs(n *mapNode) bool {
 		return false
 	}
 	for _, e := range n.kids {
-		if !e.text.empty() || !e.list.empty() || hasSeqs(e.sub) {
+		if !e.text().empty() || !e.list().empty() || hasSeqs(e.sub) {
 			return true
 		}
 	}
@@ -247,7 +256,7 @@ func (s *State) textAt(path []string) *Seq[rune] {
 	if e.kind() != KindText {
 		return nil
 	}
-	return e.text.view()
+	return e.text().view()
 }
 
 func (s *State) listAt(path []string) *Seq[json.RawMessage] {
@@ -255,7 +264,7 @@ func (s *State) listAt(path []string) *Seq[json.RawMessage] {
 	if e.kind() != KindList {
 		return nil
 	}
-	return e.list.view()
+	return e.list().view()
 }
 
 // Text returns the text at path, and false when path holds no text.
@@ -288,9 +297,9 @@ func (s *State) SeqLen(path []string) int {
 	e := s.lookup(path)
 	switch e.kind() {
 	case KindText:
-		return e.text.view().Len()
+		return e.text().view().Len()
 	case KindList:
-		return e.list.view().Len()
+		return e.list().view().Len()
 	}
 	return 0
 }
@@ -303,9 +312,9 @@ func (s *State) Cursor(path []string, index int) (Dot, error) {
 	e := s.lookup(path)
 	switch e.kind() {
 	case KindText:
-		return e.text.view().CursorAt(index)
+		return e.text().view().CursorAt(index)
 	case KindList:
-		return e.list.view().CursorAt(index)
+		return e.list().view().CursorAt(index)
 	}
 	return Dot{}, fmt.Errorf("%w: no text or list at %q", ErrTypeConflict, path)
 }
@@ -317,9 +326,70 @@ func (s *State) CursorIndex(path []string, c Dot) (int, error) {
 	e := s.lookup(path)
 	switch e.kind() {
 	case KindText:
-		return e.text.view().IndexOf(c)
+		return e.text().view().IndexOf(c)
 	case KindList:
-		return e.list.view().IndexOf(c)
+		return e.list().view().IndexOf(c)
 	}
 	return 0, fmt.Errorf("%w: no text or list at %q", ErrTypeConflict, path)
+}
+
+// The sequence kinds' kindStore methods.
+
+var (
+	_ kindStore = (*seqSlot[rune])(nil)
+	_ kindStore = (*seqSlot[json.RawMessage])(nil)
+)
+
+// covered: a delete of the key, and a splice of the other sequence kind,
+// observe the creation dots; the elements are deleted explicitly (see
+// deleteSeqs), as a splice deletes them.
+func (sl *seqSlot[V]) covered(out []Dot, op Op, _ ReplicaID, below bool) []Dot {
+	if op.Kind == OpDelete || op.Kind == OpSplice && !below && op.Seq != seqKindOf[V]() {
+		return append(out, sl.made...)
+	}
+	return out
+}
+
+func (sl *seqSlot[V]) write(Dot, string) write { return write{kind: seqKindOf[V]()} }
+
+func (sl *seqSlot[V]) remove(d Dot, _ string) { sl.unmake(d) }
+
+func (sl *seqSlot[V]) mergeInto(s *State, de *entry, _ merger) bool {
+	return mergeSlot(s, de, seqKindOf[V](), seqSlotOf[V], sl, s.joining)
+}
+
+// writeJSON writes a text as a JSON string, a list as an array.
+func (sl *seqSlot[V]) writeJSON(buf *bytes.Buffer) {
+	switch v := any(sl.view()).(type) {
+	case *Seq[rune]:
+		b, _ := json.Marshal(v.String()) // valid UTF-8: cannot fail
+		buf.Write(b)
+	case *Seq[json.RawMessage]:
+		buf.WriteByte('[')
+		for i, x := range v.Values() {
+			if i > 0 {
+				buf.WriteByte(',')
+			}
+			buf.Write(x)
+		}
+		buf.WriteByte(']')
+	}
+}
+
+func (sl *seqSlot[V]) encode(we *wEntry, index map[ReplicaID]uint64, origin ReplicaID) {
+	if seqKindOf[V]() == KindText {
+		we.Text = encodeSlot(sl, index, origin)
+	} else {
+		we.List = encodeSlot(sl, index, origin)
+	}
+}
+
+// splitCost: a creation dot, in its slot (the sequence's change travels
+// in a piece of its own: see splitSeqs).
+func (sl *seqSlot[V]) splitCost(sp *splitter, _ *entry, d Dot, _ string) (int, bool) {
+	return 8 + 1 + sp.replicaLen(d) + uintLen(d.Counter), true
+}
+
+func (sl *seqSlot[V]) splitAdd(p *State, in *entry, d Dot, _ string) {
+	p.insertMade(in, seqKindOf[V](), d)
 }

@@ -74,19 +74,18 @@ func sortPairs(pairs [][2]uint64) {
 	}
 }
 
-// decodeSlots decodes an entry's sequences into e of s. The compressed
-// columns of all the document's sequences together inflate to at most
-// *budget bytes.
-func decodeSlots(s *State, e func() *entry, we *wEntry, rep func(uint64) (ReplicaID, error), dot func(ri, c uint64) (Dot, error), lim Limits, budget *int) error {
-	if we.Text != nil {
-		if err := decodeSlot(s, e, KindText, textSlot, we.Text, rep, dot, lim, budget); err != nil {
-			return fmt.Errorf("text: %w", err)
-		}
+// wSeqField is an entry's text (V rune) or list field, as decoded. The
+// compressed columns of all the document's sequences together inflate to
+// at most *at.budget bytes.
+type wSeqField[V SeqValue] struct{ w *wSeqSlot }
+
+func (f wSeqField[V]) decode(at *decodeAt) error {
+	if f.w == nil {
+		return nil
 	}
-	if we.List != nil {
-		if err := decodeSlot(s, e, KindList, listSlot, we.List, rep, dot, lim, budget); err != nil {
-			return fmt.Errorf("list: %w", err)
-		}
+	k := seqKindOf[V]()
+	if err := decodeSlot(at.s, at.entry, k, seqSlotOf[V], f.w, at.rep, at.dot, at.lim, at.budget); err != nil {
+		return fmt.Errorf("%s: %w at %q", k, err, at.path[len(at.path)-1])
 	}
 	return nil
 }

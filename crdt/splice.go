@@ -110,25 +110,18 @@ func (o *overlay) setLen(p []string, n int) {
 }
 
 // applySplice applies a validated splice to entry target of s and joins
-// its delta into d. It returns covered with the dots the splice covers:
-// the creation dots of the other sequence kind at the key.
-func (s *State) applySplice(replica ReplicaID, target *entry, op Op, d *State, covered []Dot) []Dot {
+// its delta into d. The dots it covers (the creation dots of the other
+// sequence kind at the key: seqSlot.covered) are the caller's.
+func (s *State) applySplice(replica ReplicaID, target *entry, op Op, d *State) {
 	if op.Seq == KindText {
-		if target.list != nil {
-			covered = append(covered, target.list.made...)
-		}
 		spliceSlot(s, d, replica, target, op, KindText, textSlot, []rune(op.Text))
 	} else {
-		if target.text != nil {
-			covered = append(covered, target.text.made...)
-		}
 		spliceSlot(s, d, replica, target, op, KindList, listSlot, op.Values)
 	}
 	if s.edits != nil {
 		p := SeqPatch{Path: op.Path, Index: op.Index, Delete: op.Del, Text: op.Text, Values: op.Values, List: op.Seq == KindList}
 		*s.edits = append(*s.edits, p)
 	}
-	return covered
 }
 
 func spliceSlot[V SeqValue](s, d *State, replica ReplicaID, target *entry, op Op, k Kind, slot func(*entry) *seqSlot[V], vals []V) {
@@ -170,10 +163,10 @@ func spliceSlot[V SeqValue](s, d *State, replica ReplicaID, target *entry, op Op
 // subtree (the op deleting e covers their creation dots), joining the
 // deletes into d.
 func (s *State) deleteSeqs(replica ReplicaID, e *entry, d *State) {
-	if e.text != nil {
+	if e.text() != nil {
 		deleteSlot(s, d, replica, e, textSlot)
 	}
-	if e.list != nil {
+	if e.list() != nil {
 		deleteSlot(s, d, replica, e, listSlot)
 	}
 	if e.sub != nil {

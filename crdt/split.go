@@ -108,16 +108,16 @@ type splitter struct {
 }
 
 // piece is a piece being filled: its state, the bound on its encoded size
-// so far, and the element counts of its CBOR containers.
+// so far, and the element counts of its CBOR containers (those of its
+// entries are the lengths of the piece's own entries and stores).
 type piece struct {
 	s     *State
 	size  int
 	units int
-	// Counts of the top-level table, vector, cloud and root map.
-	tableN, vvN, cloudN, rootN int
-	reps                       map[ReplicaID]*pieceRep
-	ents                       map[*entry]*pieceEnt // by entry of d
-	elems                      map[elemKey]int      // dots per set element
+	// Counts of the top-level table, vector and cloud.
+	tableN, vvN, cloudN int
+	reps                map[ReplicaID]*pieceRep
+	ents                map[*entry]*entry // the piece's copy of each entry of d
 	// The context portion being filled: counters olo..ohi of or.
 	open     bool
 	or       ReplicaID
@@ -129,18 +129,8 @@ type pieceRep struct {
 	cloud   int // intervals in the cloud
 }
 
-type pieceEnt struct {
-	pe                  *entry // the entry in the piece
-	reg, ctr, set, kids int
-}
-
-type elemKey struct {
-	e  *entry
-	el string
-}
-
 func (sp *splitter) newPiece() *piece {
-	p := &piece{s: New(), reps: map[ReplicaID]*pieceRep{}, ents: map[*entry]*pieceEnt{}}
+	p := &piece{s: New(), reps: map[ReplicaID]*pieceRep{}, ents: map[*entry]*entry{}}
 	p.size = 3 // map header, version key and value
 	if sp.origin != "" {
 		p.size += 2 // origin key and flag
@@ -290,9 +280,9 @@ func (sp *splitter) heldCost(l loc, d Dot) (cost int, ok bool) {
 		var kids int
 		switch {
 		case parent == nil:
-			kids = p.rootN
-		case p.ents[parent] != nil:
-			kids = p.ents[parent].kids
+			kids = len(p.s.root.kids)
+		case p.ents[parent] != nil && p.ents[parent].sub != nil:
+			kids = len(p.ents[parent].sub.kids)
 		}
 		if kids == 0 {
 			cost += 2 // the map's field key (or root key) and header
@@ -304,108 +294,48 @@ func (sp *splitter) heldCost(l loc, d Dot) (cost int, ok bool) {
 		}
 		x = parent
 	}
-	var pe pieceEnt
-	if a := p.ents[l.e]; a != nil {
-		pe = *a
-	}
-	ri := uintLen(sp.index[d.Replica])
-	slot := func(n int) int {
-		ok = ok && n+1 <= sp.maxElems
-		if n == 0 {
-			return 2 + grow(n) // field key and array header
-		}
-		return grow(n)
-	}
-	switch l.kind {
-	case KindRegister:
-		r := findReg(l.e, d)
-		cost += slot(pe.reg) + 1 + ri + uintLen(d.Counter) + uintLen(uint64(r.hlc)) + strLen(len(r.val))
-	case KindCounter:
-		c := findCtr(l.e, d)
-		cost += slot(pe.ctr) + 1 + ri + uintLen(d.Counter) + intLen(c.n)
-	case KindText, KindList:
-		cost += 8 + 1 + ri + uintLen(d.Counter) // a creation dot, in its slot
-	case KindSet:
-		n := p.elems[elemKey{l.e, l.elem}]
-		if n == 0 {
-			cost += slot(pe.set) + strLen(len(l.elem)) + 1
-		}
-		cost += grow(2*n) + grow(2*n+1) + ri + uintLen(d.Counter)
-		ok = ok && 2*n+2 <= sp.maxElems
-	}
-	return cost, ok
+	c, cok := l.e.at(l.kind).splitCost(sp, p.ents[l.e], d, l.elem)
+	return cost + c, ok && cok
 }
 
 // commitHeld adds the entry content holding d to the current piece.
 func (sp *splitter) commitHeld(l loc, d Dot, cost int) {
 	p := sp.p
-	a := sp.ensure(l.e)
-	switch l.kind {
-	case KindRegister:
-		a.reg++
-		p.s.insertReg(a.pe, findReg(l.e, d))
-	case KindCounter:
-		a.ctr++
-		p.s.insertCtr(a.pe, findCtr(l.e, d))
-	case KindText, KindList:
-		p.s.insertMade(a.pe, l.kind, d)
-	case KindSet:
-		k := elemKey{l.e, l.elem}
-		if p.elems == nil {
-			p.elems = map[elemKey]int{}
-		}
-		if p.elems[k] == 0 {
-			a.set++
-		}
-		p.elems[k]++
-		p.s.insertElem(a.pe, l.elem, d)
-	}
+	l.e.at(l.kind).splitAdd(p.s, sp.ensure(l.e), d, l.elem)
 	p.size += cost
 	p.units++
 }
 
 // ensure returns the piece's copy of entry e of d, creating it and the
 // entries above it.
-func (sp *splitter) ensure(e *entry) *pieceEnt {
+func (sp *splitter) ensure(e *entry) *entry {
 	p := sp.p
 	if a := p.ents[e]; a != nil {
 		return a
 	}
-	var n *mapNode
-	if e.parent.owner == nil {
-		n = p.s.root
-		p.rootN++
-	} else {
+	n := p.s.root
+	if e.parent.owner != nil {
 		pa := sp.ensure(e.parent.owner)
-		if pa.pe.sub == nil {
-			pa.pe.sub = &mapNode{owner: pa.pe, kids: map[string]*entry{}}
-		}
-		n = pa.pe.sub
-		pa.kids++
+		n = pa.subMap(0)
 	}
-	a := &pieceEnt{pe: &entry{parent: n, key: e.key}}
-	n.kids[e.key] = a.pe
+	a := &entry{parent: n, key: e.key}
+	n.kids[e.key] = a
 	p.ents[e] = a
 	return a
 }
 
-func findReg(e *entry, d Dot) regDot {
-	for _, r := range e.reg {
-		if r.dot == d {
-			return r
-		}
+// slot bounds what one more element adds to a kind's container of n
+// elements in an entry (its field key and header when it is the first);
+// ok is false when it would take the container past the element bound.
+func (sp *splitter) slot(n int) (cost int, ok bool) {
+	if n == 0 {
+		return 2 + grow(n), n+1 <= sp.maxElems
 	}
-	panic("crdt: split: register dot not in its entry")
+	return grow(n), n+1 <= sp.maxElems
 }
 
-func findCtr(e *entry, d Dot) ctrDot {
-	for _, c := range e.ctr {
-		if c.dot == d {
-			return c
-		}
-	}
-	panic("crdt: split: counter dot not in its entry")
-}
+// replicaLen is the encoded length of d's replica index.
+func (sp *splitter) replicaLen(d Dot) int { return uintLen(sp.index[d.Replica]) }
 
 // uintLen is the length of v as a CBOR unsigned integer (or of a header
 // announcing v bytes or elements).

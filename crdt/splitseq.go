@@ -15,7 +15,7 @@ func hasSeqContent(n *mapNode) bool {
 		return false
 	}
 	for _, e := range n.kids {
-		if e.text != nil && !e.text.content().IsEmpty() || e.list != nil && !e.list.content().IsEmpty() || hasSeqContent(e.sub) {
+		if t := e.text(); t != nil && !t.content().IsEmpty() || e.list() != nil && !e.list().content().IsEmpty() || hasSeqContent(e.sub) {
 			return true
 		}
 	}
@@ -41,38 +41,44 @@ func splitSeqs(d *State, origin ReplicaID, lim Limits) []*State {
 func partSeqs(n *mapNode, rest, seqs *State, prefix []string) {
 	for k, e := range n.kids {
 		path := append(prefix[:len(prefix):len(prefix)], k)
-		if len(e.reg) > 0 || len(e.ctr) > 0 || len(e.set) > 0 || e.text != nil && len(e.text.made) > 0 || e.list != nil && len(e.list.made) > 0 {
-			re := rest.ensure(path)
-			for _, r := range e.reg {
-				rest.insertReg(re, r)
+		var re *entry
+		at := func() *entry {
+			if re == nil {
+				re = rest.ensure(path)
 			}
-			for _, c := range e.ctr {
-				rest.insertCtr(re, c)
+			return re
+		}
+		if r := e.register(); r != nil {
+			for _, x := range r.dots {
+				rest.insertReg(at(), x)
 			}
-			for el, ds := range e.set {
+		}
+		if c := e.counter(); c != nil {
+			for _, x := range c.dots {
+				rest.insertCtr(at(), x)
+			}
+		}
+		if st := e.set(); st != nil {
+			for el, ds := range st.elems {
 				for _, dt := range ds {
-					rest.insertElem(re, el, dt)
-				}
-			}
-			if e.text != nil {
-				for _, dt := range e.text.made {
-					rest.insertMade(re, KindText, dt)
-				}
-			}
-			if e.list != nil {
-				for _, dt := range e.list.made {
-					rest.insertMade(re, KindList, dt)
+					rest.insertElem(at(), el, dt)
 				}
 			}
 		}
-		if e.text != nil {
-			if c := e.text.content(); !c.IsEmpty() {
+		if t := e.text(); t != nil {
+			for _, dt := range t.made {
+				rest.insertMade(at(), KindText, dt)
+			}
+			if c := t.content(); !c.IsEmpty() {
 				textSlot(seqs.ensure(path)).delta = c
 				seqs.cc.Merge(c.Context())
 			}
 		}
-		if e.list != nil {
-			if c := e.list.content(); !c.IsEmpty() {
+		if l := e.list(); l != nil {
+			for _, dt := range l.made {
+				rest.insertMade(at(), KindList, dt)
+			}
+			if c := l.content(); !c.IsEmpty() {
 				listSlot(seqs.ensure(path)).delta = c
 				seqs.cc.Merge(c.Context())
 			}

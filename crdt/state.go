@@ -1,104 +1,20 @@
 package crdt
 
-import "encoding/json"
-
-// Kind is the CRDT type held at a key of a document map.
-type Kind uint8
-
-const (
-	// KindNone means the key holds nothing.
-	KindNone Kind = iota
-	// KindRegister is a multi-value register of JSON values.
-	KindRegister
-	// KindCounter is a PN-counter of int64.
-	KindCounter
-	// KindSet is an add-wins observed-remove set of JSON scalars.
-	KindSet
-	// KindMap is a nested observed-remove map.
-	KindMap
-	// KindText is a sequence of Unicode code points (see Seq).
-	KindText
-	// KindList is a sequence of JSON values (see Seq).
-	KindList
-)
-
-func (k Kind) String() string {
-	switch k {
-	case KindRegister:
-		return "register"
-	case KindCounter:
-		return "counter"
-	case KindSet:
-		return "set"
-	case KindMap:
-		return "map"
-	case KindText:
-		return "text"
-	case KindList:
-		return "list"
-	}
-	return "none"
-}
-
 // MaxPathDepth bounds the nesting of maps in a document, so that every state
 // decodes within the codec's nesting limit.
 const MaxPathDepth = 32
 
-type regDot struct {
-	dot Dot
-	hlc HLC
-	val []byte // compact JSON
-}
-
-type ctrDot struct {
-	dot Dot
-	n   int64 // the replica's whole contribution
-}
-
-// entry is the value at one key of a map: one slot per CRDT kind. Normally
-// one slot is non-empty; concurrent writes of different kinds can fill
-// several, and the visible kind is then the highest of map > list > text >
+// entry is the value at one key of a map: one store per CRDT kind it has
+// received, in vals at index kind-1 (see kindStore). Normally one store is
+// non-empty; concurrent writes of different kinds can fill several, and
+// the visible kind is then the first of kindOrder: map > list > text >
 // set > counter > register (see Kind resolution in doc.go). A later local write at the key
-// clears the slots of the other kinds it observed.
+// clears the stores of the other kinds it observed.
 type entry struct {
 	parent *mapNode
 	key    string
-	reg    []regDot
-	ctr    []ctrDot
-	set    map[string][]Dot
-	sub    *mapNode
-	text   *seqSlot[rune]
-	list   *seqSlot[json.RawMessage]
-}
-
-type mapNode struct {
-	owner *entry // nil for the document root
-	kids  map[string]*entry
-}
-
-func (e *entry) empty() bool {
-	return len(e.reg) == 0 && len(e.ctr) == 0 && len(e.set) == 0 && (e.sub == nil || len(e.sub.kids) == 0) &&
-		e.text.empty() && e.list.empty()
-}
-
-func (e *entry) kind() Kind {
-	switch {
-	case e == nil:
-		return KindNone
-	case e.sub != nil && len(e.sub.kids) > 0:
-		return KindMap
-	case e.list.visible():
-		return KindList
-	case e.text.visible():
-		return KindText
-	case len(e.set) > 0:
-		return KindSet
-	case len(e.ctr) > 0:
-		return KindCounter
-	case len(e.reg) > 0:
-		return KindRegister
-	}
-	return KindNone
+	vals   [numKinds]kindStore
+	sub    *mapNode // vals[KindMap-1] as a map, for walking paths (see subMap)
 }
 
 func (e *entry) path() []string {
@@ -116,7 +32,7 @@ func (e *entry) path() []string {
 type loc struct {
 	e    *entry
 	kind Kind
-	elem string // set element, for KindSet
+	elem string // the store's sub-key: a set's element
 }
 
 // State is a document: an observed-remove map whose values are registers,
@@ -133,6 +49,9 @@ type State struct {
 	edits *[]SeqPatch
 	// joining, while JoinDelta runs, joins sequence changes as changes.
 	joining bool
+	// covered is applyOne's buffer for the dots an op covers, kept
+	// between ops while small.
+	covered []Dot
 }
 
 // New returns an empty document state.
@@ -194,31 +113,10 @@ func (s *State) ensure(path []string) *entry {
 			n.kids[k] = e
 		}
 		if i < len(path)-1 {
-			if e.sub == nil {
-				e.sub = &mapNode{owner: e, kids: map[string]*entry{}}
-			}
-			n = e.sub
+			n = e.subMap(0)
 		}
 	}
 	return e
-}
-
-func (s *State) insertReg(e *entry, r regDot) {
-	e.reg = append(e.reg, r)
-	s.idx[r.dot] = loc{e: e, kind: KindRegister}
-}
-
-func (s *State) insertCtr(e *entry, c ctrDot) {
-	e.ctr = append(e.ctr, c)
-	s.idx[c.dot] = loc{e: e, kind: KindCounter}
-}
-
-func (s *State) insertElem(e *entry, elem string, d Dot) {
-	if e.set == nil {
-		e.set = map[string][]Dot{}
-	}
-	e.set[elem] = append(e.set[elem], d)
-	s.idx[d] = loc{e: e, kind: KindSet, elem: elem}
 }
 
 // removeDot deletes d from the store and prunes emptied entries. It returns
@@ -236,41 +134,8 @@ func (s *State) removeDot(d Dot) *entry {
 // removeAt deletes d's write from location l (leaving the index alone)
 // and prunes emptied entries.
 func (s *State) removeAt(l loc, d Dot) {
-	e := l.e
-	switch l.kind {
-	case KindRegister:
-		for i := range e.reg {
-			if e.reg[i].dot == d {
-				e.reg = append(e.reg[:i], e.reg[i+1:]...)
-				break
-			}
-		}
-	case KindCounter:
-		for i := range e.ctr {
-			if e.ctr[i].dot == d {
-				e.ctr = append(e.ctr[:i], e.ctr[i+1:]...)
-				break
-			}
-		}
-	case KindSet:
-		ds := e.set[l.elem]
-		for i := range ds {
-			if ds[i] == d {
-				ds = append(ds[:i], ds[i+1:]...)
-				break
-			}
-		}
-		if len(ds) == 0 {
-			delete(e.set, l.elem)
-		} else {
-			e.set[l.elem] = ds
-		}
-	case KindText:
-		e.text.unmake(d)
-	case KindList:
-		e.list.unmake(d)
-	}
-	s.prune(e)
+	l.e.at(l.kind).remove(d, l.elem)
+	s.prune(l.e)
 }
 
 // prune removes e and its ancestors while they hold nothing.
@@ -284,7 +149,8 @@ func (s *State) prune(e *entry) {
 	}
 }
 
-// write is what one dot carries, for comparing two writes with one dot.
+// write is what one dot carries, for comparing two writes with one dot
+// (compareWrites). Each kind fills the fields it has (kindStore.write).
 type write struct {
 	kind Kind
 	elem string // KindSet

@@ -1,0 +1,137 @@
+package crdt
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"sort"
+)
+
+// The map kind: a nested observed-remove map, whose content is entries.
+
+// mapNode is a map of a document: the root, or the map kind's store at a
+// key. It holds no dots itself: its writes are those of its entries, and
+// State.idx locates them there.
+type mapNode struct {
+	owner *entry // nil for the document root
+	kids  map[string]*entry
+}
+
+var _ kindStore = (*mapNode)(nil)
+
+// subMap returns e's map, creating it with room for hint keys.
+func (e *entry) subMap(hint int) *mapNode {
+	if e.sub == nil {
+		e.sub = &mapNode{owner: e, kids: make(map[string]*entry, hint)}
+		e.vals[KindMap-1] = e.sub
+	}
+	return e.sub
+}
+
+func (n *mapNode) empty() bool { return len(n.kids) == 0 }
+
+func (n *mapNode) visible() bool { return len(n.kids) > 0 }
+
+// covered: only a delete of the key observes what the map holds, all of
+// it; a write below the key keeps the map.
+func (n *mapNode) covered(out []Dot, op Op, replica ReplicaID, _ bool) []Dot {
+	if op.Kind != OpDelete {
+		return out
+	}
+	for _, e := range n.kids {
+		out = e.covered(out, op, replica, false)
+	}
+	return out
+}
+
+// write, remove, splitCost and splitAdd are never called: no dot is
+// located at a map itself.
+func (n *mapNode) write(Dot, string) write { return write{kind: KindMap} }
+
+func (n *mapNode) remove(Dot, string) {}
+
+func (n *mapNode) splitCost(*splitter, *entry, Dot, string) (int, bool) { return 0, true }
+
+func (n *mapNode) splitAdd(*State, *entry, Dot, string) {}
+
+// mergeInto merges the map's entries into de's map (see State.mergeNode);
+// what it adds is at those entries, not at de.
+func (n *mapNode) mergeInto(s *State, de *entry, m merger) bool {
+	if len(n.kids) > 0 {
+		s.mergeNode(de.subMap(len(n.kids)), n, m)
+	}
+	return false
+}
+
+// writeJSON writes the map as an object with sorted keys, leaving out the
+// keys that show nothing.
+func (n *mapNode) writeJSON(buf *bytes.Buffer) {
+	buf.WriteByte('{')
+	keys := make([]string, 0, len(n.kids))
+	for k, e := range n.kids {
+		if e.kind() != KindNone {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	for i, k := range keys {
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		kb, _ := json.Marshal(k)
+		buf.Write(kb)
+		buf.WriteByte(':')
+		writeEntry(buf, n.kids[k])
+	}
+	buf.WriteByte('}')
+}
+
+// wMap is a map encoded: key → entry.
+type wMap map[string]*wEntry
+
+func (n *mapNode) encode(we *wEntry, index map[ReplicaID]uint64, origin ReplicaID) {
+	we.Map = n.encodeKids(index, origin)
+}
+
+// encodeKids encodes the map's entries (nil when it has none).
+func (n *mapNode) encodeKids(index map[ReplicaID]uint64, origin ReplicaID) wMap {
+	if len(n.kids) == 0 {
+		return nil
+	}
+	out := make(wMap, len(n.kids))
+	for k, e := range n.kids {
+		we := &wEntry{}
+		for _, v := range e.vals {
+			if v != nil {
+				v.encode(we, index, origin)
+			}
+		}
+		out[k] = we
+	}
+	return out
+}
+
+func (w *wMap) decode(at *decodeAt) error {
+	return decodeMap(at.s, at.path, *w, at.rep, at.depth+1, at.lim, at.budget)
+}
+
+// decodeMap adds the entries of m, the map at prefix (depth maps deep), to
+// s; budget is shared by the document's sequences (see decodeSlot).
+func decodeMap(s *State, prefix []string, m wMap, rep func(uint64) (ReplicaID, error), depth int, lim Limits, budget *int) error {
+	if len(m) > 0 && depth >= MaxPathDepth {
+		return fmt.Errorf("%w: maps nested deeper than %d", ErrMalformed, MaxPathDepth)
+	}
+	at := &decodeAt{s: s, rep: rep, depth: depth, lim: lim, budget: budget}
+	for k, we := range m {
+		if we == nil {
+			return fmt.Errorf("%w: null entry at %q", ErrMalformed, k)
+		}
+		at.path, at.e = append(append([]string(nil), prefix...), k), nil
+		for _, w := range we.kinds() {
+			if err := w.decode(at); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

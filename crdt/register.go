@@ -1,0 +1,203 @@
+package crdt
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"sort"
+)
+
+// The register kind: a multi-value register of JSON values.
+
+// RegisterValue is one of the values a register holds.
+type RegisterValue struct {
+	Value   json.RawMessage
+	HLC     HLC
+	Replica ReplicaID
+}
+
+type regDot struct {
+	dot Dot
+	hlc HLC
+	val []byte // compact JSON
+}
+
+// register is the register kind's store: the values written concurrently
+// at a key, each with its dot. It must not be copied once in use: dots
+// starts in one, so that a register holding one value is one allocation.
+type register struct {
+	dots []regDot
+	one  [1]regDot
+}
+
+var _ kindStore = (*register)(nil)
+
+// init readies an empty register in place.
+func (r *register) init() *register {
+	r.dots = r.one[:0]
+	return r
+}
+
+// register returns e's register, or nil.
+func (e *entry) register() *register {
+	r, _ := e.vals[KindRegister-1].(*register)
+	return r
+}
+
+func (s *State) insertReg(e *entry, r regDot) {
+	reg := e.register()
+	if reg == nil {
+		reg = new(register).init()
+		e.vals[KindRegister-1] = reg
+	}
+	reg.dots = append(reg.dots, r)
+	s.idx[r.dot] = loc{e: e, kind: KindRegister}
+}
+
+func (r *register) empty() bool { return len(r.dots) == 0 }
+
+func (r *register) visible() bool { return !r.empty() }
+
+// covered: every write at or below the key replaces its values, except a
+// set element's removal.
+func (r *register) covered(out []Dot, op Op, _ ReplicaID, _ bool) []Dot {
+	if op.Kind == OpRemove {
+		return out
+	}
+	for _, x := range r.dots {
+		out = append(out, x.dot)
+	}
+	return out
+}
+
+func (r *register) find(d Dot) regDot {
+	for _, x := range r.dots {
+		if x.dot == d {
+			return x
+		}
+	}
+	panic("crdt: register dot not in its entry")
+}
+
+func (r *register) write(d Dot, _ string) write {
+	w := write{kind: KindRegister}
+	for _, x := range r.dots {
+		if x.dot == d {
+			w.hlc, w.val = x.hlc, x.val
+		}
+	}
+	return w
+}
+
+func (r *register) remove(d Dot, _ string) {
+	for i := range r.dots {
+		if r.dots[i].dot == d {
+			r.dots = append(r.dots[:i], r.dots[i+1:]...)
+			return
+		}
+	}
+}
+
+// mergeInto adds the values s has not seen. A held dot is normally the
+// same write; when it is not (yields), src's write goes in first, so that
+// removing ours cannot prune de.
+func (r *register) mergeInto(s *State, de *entry, m merger) bool {
+	added := false
+	for _, x := range r.dots {
+		if s.unseen(x.dot) {
+			s.insertReg(de, x)
+			added = true
+		} else if old, ok := s.yields(x.dot, de, write{kind: KindRegister, hlc: x.hlc, val: x.val}, m); ok {
+			s.insertReg(de, x)
+			s.removeAt(old, x.dot)
+			added = true
+		}
+	}
+	return added
+}
+
+// regWins reports whether a beats b: higher HLC, then higher replica, then
+// higher counter. Every replica computes the same winner.
+func regWins(a, b regDot) bool {
+	if a.hlc != b.hlc {
+		return a.hlc > b.hlc
+	}
+	if a.dot.Replica != b.dot.Replica {
+		return a.dot.Replica > b.dot.Replica
+	}
+	return a.dot.Counter > b.dot.Counter
+}
+
+func (r *register) winner() regDot {
+	w := r.dots[0]
+	for _, x := range r.dots[1:] {
+		if regWins(x, w) {
+			w = x
+		}
+	}
+	return w
+}
+
+// writeJSON writes the winning value.
+func (r *register) writeJSON(buf *bytes.Buffer) { buf.Write(r.winner().val) }
+
+// conflicts returns every value, winner first.
+func (r *register) conflicts() []RegisterValue {
+	regs := append([]regDot(nil), r.dots...)
+	sort.Slice(regs, func(i, j int) bool { return regWins(regs[i], regs[j]) })
+	out := make([]RegisterValue, len(regs))
+	for i, x := range regs {
+		out[i] = RegisterValue{Value: append(json.RawMessage(nil), x.val...), HLC: x.hlc, Replica: x.dot.Replica}
+	}
+	return out
+}
+
+// wRegister is a register encoded: its values sorted by dot.
+type wRegister []wReg
+
+type wReg struct {
+	_ struct{} `cbor:",toarray"`
+	R uint64
+	C uint64
+	H uint64
+	V []byte
+}
+
+func (r *register) encode(we *wEntry, index map[ReplicaID]uint64, _ ReplicaID) {
+	for _, x := range r.dots {
+		we.Reg = append(we.Reg, wReg{R: index[x.dot.Replica], C: x.dot.Counter, H: uint64(x.hlc), V: x.val})
+	}
+	sort.Slice(we.Reg, func(i, j int) bool {
+		a, b := we.Reg[i], we.Reg[j]
+		return a.R < b.R || a.R == b.R && a.C < b.C
+	})
+}
+
+func (w *wRegister) decode(at *decodeAt) error {
+	for _, r := range *w {
+		d, err := at.dot(r.R, r.C)
+		if err != nil {
+			return err
+		}
+		if !json.Valid(r.V) {
+			return fmt.Errorf("%w: register value is not JSON", ErrMalformed)
+		}
+		if err := CheckJSONText(r.V); err != nil {
+			return fmt.Errorf("%w: register value: %w", ErrMalformed, err)
+		}
+		at.s.insertReg(at.entry(), regDot{dot: d, hlc: HLC(r.H), val: append([]byte(nil), r.V...)})
+	}
+	return nil
+}
+
+func (r *register) splitCost(sp *splitter, in *entry, d Dot, _ string) (int, bool) {
+	n := 0
+	if in != nil && in.register() != nil {
+		n = len(in.register().dots)
+	}
+	x := r.find(d)
+	cost, ok := sp.slot(n)
+	return cost + 1 + sp.replicaLen(d) + uintLen(d.Counter) + uintLen(uint64(x.hlc)) + strLen(len(x.val)), ok
+}
+
+func (r *register) splitAdd(p *State, in *entry, d Dot, _ string) { p.insertReg(in, r.find(d)) }
