@@ -10,6 +10,14 @@
 // deltas may be lost and re-sent, duplicated or reordered (Almeida, Shoker,
 // Baquero: "Delta State Replicated Data Types").
 //
+// Each kind is one file — register.go, counter.go, set.go, mapkind.go,
+// seqkind.go (texts and lists) — holding its content at a key and what
+// depends on the kind: the dots a write covers in it, its merge, its JSON
+// view, its encoding and its part in splitting a delta. A key holds one
+// store per kind it has received, behind one internal interface, and the
+// rest of the package (state.go, merge.go, view.go, codec.go, ops.go,
+// split.go) loops over them.
+//
 // # Causal context
 //
 // Every value is tagged with dots (replica, counter). A state's causal
@@ -24,9 +32,9 @@
 // Locally, an op whose kind conflicts with what a key shows (inc on a
 // register, set on a map) is refused with ErrTypeConflict. Concurrent writes
 // of different kinds at one key are all kept; the key shows the highest kind
-// in the order map > set > counter > register, the same on every replica.
-// The next local write at that key (or below it) covers the dots of the
-// other kinds it observed and so resolves the conflict.
+// in the order map > list > text > set > counter > register, the same on
+// every replica. The next local write at that key (or below it) covers the
+// dots of the other kinds it observed and so resolves the conflict.
 //
 // Counters are causal counters: each replica keeps one dot holding its whole
 // contribution, so a remove concurrent with an increment by replica R keeps
