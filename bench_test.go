@@ -71,3 +71,23 @@ func BenchmarkCatchup(b *testing.B) {
 		report(b, r)
 	}
 }
+
+func BenchmarkB4API(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		r, err := bench.B4API(context.Background(), bench.Options{})
+		if err != nil {
+			b.Skip(err) // the trace is read from ../shared/data beside the repository
+		}
+		report(b, r)
+	}
+}
+
+func BenchmarkTextMerge(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		r, err := bench.TextMerge(context.Background(), bench.Options{}, 100_000, 10_000)
+		if err != nil {
+			b.Fatal(err)
+		}
+		report(b, r)
+	}
+}

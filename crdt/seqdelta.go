@@ -72,8 +72,18 @@ func (d *SeqDelta[V]) Elements() int {
 // message). Neither is modified.
 func (d *SeqDelta[V]) Join(o *SeqDelta[V]) *SeqDelta[V] {
 	out := &SeqDelta[V]{
-		runs: append(append(make([]seqRun[V], 0, len(d.runs)+len(o.runs)), d.runs...), o.runs...),
+		runs: append(make([]seqRun[V], 0, len(d.runs)+len(o.runs)), d.runs...),
 		dels: append(append(make([]seqDel, 0, len(d.dels)+len(o.dels)), d.dels...), o.dels...),
+	}
+	for _, r := range o.runs {
+		if k := len(out.runs); k > 0 && continues(&out.runs[k-1], &r) {
+			// Typing on: one run, as the author's Seq holds it.
+			p := &out.runs[k-1]
+			p.vals = append(append(make([]V, 0, len(p.vals)+len(r.vals)), p.vals...), r.vals...)
+			p.n += r.n
+			continue
+		}
+		out.runs = append(out.runs, r)
 	}
 	if d.dots != nil || o.dots != nil {
 		out.dots = NewCausalContext()
@@ -85,6 +95,13 @@ func (d *SeqDelta[V]) Join(o *SeqDelta[V]) *SeqDelta[V] {
 		}
 	}
 	return out
+}
+
+// continues reports whether run b was typed right after run a: the next
+// counters of its replica, after a's last element, before a's right origin.
+func continues[V SeqValue](a, b *seqRun[V]) bool {
+	return !a.del && !b.del && a.id.Replica == b.id.Replica && a.id.Counter+a.n == b.id.Counter &&
+		b.ol == Dot{a.id.Replica, a.id.Counter + a.n - 1} && b.or == a.or
 }
 
 // Context returns the dots d carries: its elements and its deletes.

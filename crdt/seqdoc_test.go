@@ -359,3 +359,29 @@ func TestDocSequenceInflationBudget(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Keystrokes typed one after the other join into one run: an aggregate of
+// a typing burst costs about what one delta of the whole word does.
+func TestSeqJoinTypingIsOneRun(t *testing.T) {
+	s := NewText()
+	var joined *SeqDelta[rune]
+	for i, r := range "hello world" {
+		d, err := s.Insert("a", i, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if joined == nil {
+			joined = d
+		} else {
+			joined = joined.Join(d)
+		}
+	}
+	if len(joined.runs) != 1 || joined.Elements() != 11 {
+		t.Fatalf("%d runs, %d elements", len(joined.runs), joined.Elements())
+	}
+	other := NewText()
+	other.Merge(joined)
+	if other.String() != "hello world" {
+		t.Fatalf("merged %q", other.String())
+	}
+}
