@@ -136,6 +136,16 @@ func TextMerge(ctx context.Context, o Options, base, typed int) (Result, error) 
 	}); err != nil {
 		return Result{}, err
 	}
+	// What each side types: pseudo-random letters and spaces (so that the
+	// sync stream's compression sees text, not one repeated letter).
+	var words [2][]rune
+	for side := range words {
+		x := uint32(side*7919 + 1)
+		for range typed {
+			x = x*1664525 + 1013904223
+			words[side] = append(words[side], rune("etaoin shrdlucmfwyp"[x>>24%19]))
+		}
+	}
 	var wg sync.WaitGroup
 	errs := make([]error, 2)
 	typeStart := time.Now()
@@ -144,8 +154,8 @@ func TextMerge(ctx context.Context, o Options, base, typed int) (Result, error) 
 		go func() {
 			defer wg.Done()
 			at := base * (side + 1) / 3
-			for k := 0; k < typed; k++ {
-				if err := d.Splice(ctx, textPath, at+k, 0, string(rune('a'+side))); err != nil {
+			for k, r := range words[side] {
+				if err := d.Splice(ctx, textPath, at+k, 0, string(r)); err != nil {
 					errs[side] = err
 					return
 				}
@@ -185,7 +195,7 @@ func TextMerge(ctx context.Context, o Options, base, typed int) (Result, error) 
 		return Result{}, fmt.Errorf("merged text has %d code points, want %d", got, want)
 	}
 	for side := range 2 {
-		if run := strings.Repeat(string(rune('a'+side)), typed); !strings.Contains(text, run) {
+		if !strings.Contains(text, string(words[side])) {
 			return Result{}, fmt.Errorf("peer %d's typing is not one run in the merged text", side)
 		}
 	}
