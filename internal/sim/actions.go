@@ -78,7 +78,12 @@ func (s *sim) randomOp() crdt.Op {
 	}
 }
 
-// write applies 1–3 random ops plus a unique marker as one transaction.
+// simSeqShare is the share of a write's random ops that edit a text or
+// the list.
+const simSeqShare = 0.3
+
+// write applies 1–3 random ops (map ops and splices) plus a unique marker
+// as one transaction.
 func (s *sim) write() {
 	i := s.pickUp()
 	if i < 0 {
@@ -88,8 +93,16 @@ func (s *sim) write() {
 	sr.marks++
 	mark := fmt.Sprintf("w%d-%d", i, sr.marks)
 	ops := make([]crdt.Op, 0, 4)
+	tx := &seqTxn{st: sr.d.State()}
 	for range 1 + s.rng.IntN(3) {
-		ops = append(ops, s.randomOp())
+		var op crdt.Op
+		if s.seqEdits && s.chance(simSeqShare) {
+			op = s.seqOp(tx)
+		} else {
+			op = s.randomOp()
+		}
+		tx.apply(op)
+		ops = append(ops, op)
 	}
 	ops = slices.Insert(ops, s.rng.IntN(len(ops)+1), crdt.Add([]string{simAckKey}, []byte(`"`+mark+`"`)))
 	seq := sr.d.NextSeq()
@@ -109,6 +122,7 @@ func (s *sim) write() {
 	switch {
 	case err == nil:
 		sr.acked = append(sr.acked, mark)
+		s.seqAcked(tx)
 		s.stats.writes++
 		s.logf("write %d %s %s", i, mark, opsString(ops))
 	case errors.Is(err, crdt.ErrTypeConflict), errors.Is(err, engine.ErrNotWriter):
@@ -131,6 +145,15 @@ func opsString(ops []crdt.Op) string {
 		}
 		if op.Kind == crdt.OpInc {
 			fmt.Fprintf(&b, " %d", op.By)
+		}
+		if op.Kind == crdt.OpSplice {
+			fmt.Fprintf(&b, " @%d -%d", op.Index, op.Del)
+			if op.Text != "" {
+				fmt.Fprintf(&b, " %+q", op.Text)
+			}
+			for _, v := range op.Values {
+				fmt.Fprintf(&b, " %s", v)
+			}
 		}
 	}
 	return b.String()
