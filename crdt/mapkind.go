@@ -30,7 +30,17 @@ func (e *entry) subMap(hint int) *mapNode {
 
 func (n *mapNode) empty() bool { return len(n.kids) == 0 }
 
-func (n *mapNode) visible() bool { return len(n.kids) > 0 }
+// visible reports whether a key of the map shows something: a map whose
+// keys hold only deleted texts (tombstones kept as anchors) shows as
+// nothing, as it would had they been registers.
+func (n *mapNode) visible() bool {
+	for _, e := range n.kids {
+		if e.kind() != KindNone {
+			return true
+		}
+	}
+	return false
+}
 
 // covered: only a delete of the key observes what the map holds, all of
 // it; a write below the key keeps the map.

@@ -132,6 +132,10 @@ type SeqStats struct {
 	// Orphans counts the inserts dropped because they refer to elements
 	// this replica has already garbage-collected (see GC).
 	Orphans uint64
+	// Invalid counts the inserts dropped because their right origin is
+	// not after their left one (only an author that signed two different
+	// runs with one ID, or a forged delta, makes one).
+	Invalid uint64
 	// Collected counts the tombstones dropped by GC.
 	Collected uint64
 }

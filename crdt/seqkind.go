@@ -64,14 +64,24 @@ func (sl *seqSlot[V]) unmake(d Dot) {
 }
 
 // content returns what the slot holds as a delta.
+// A state's sequence gives its elements and the changes it holds back
+// (their dots are in the document's context: dropping them would lose
+// them for whoever takes this state).
 func (sl *seqSlot[V]) content() *SeqDelta[V] {
-	switch {
-	case sl.seq != nil && sl.delta != nil:
-		return sl.seq.Delta().Join(sl.delta)
-	case sl.seq != nil:
-		return sl.seq.Delta()
+	var c *SeqDelta[V]
+	if sl.seq != nil {
+		c = sl.seq.Delta()
+		if h := sl.seq.held(); h != nil {
+			c = c.Join(h)
+		}
 	}
-	return sl.delta
+	switch {
+	case c == nil:
+		return sl.delta
+	case sl.delta != nil:
+		return c.Join(sl.delta)
+	}
+	return c
 }
 
 // view returns the sequence to read: the state's, or one built from the

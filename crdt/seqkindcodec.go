@@ -37,6 +37,12 @@ func encodeSlot[V SeqValue](sl *seqSlot[V], index map[ReplicaID]uint64, origin R
 		if sl.seq.Items() > 0 {
 			w.State = EncodeSeq(sl.seq)
 		}
+		if h := sl.seq.held(); !h.IsEmpty() {
+			// Held-back changes travel with the state: its context claims
+			// their dots.
+			o := h.someReplica()
+			w.Origin, w.Delta = index[o], EncodeSeqDelta(h, o)
+		}
 	default:
 		c := sl.content()
 		if c.IsEmpty() {
@@ -50,7 +56,7 @@ func encodeSlot[V SeqValue](sl *seqSlot[V], index map[ReplicaID]uint64, origin R
 		w.Delta = EncodeSeqDelta(c, o)
 	}
 	if len(w.Made) == 0 && w.State == nil && w.Delta == nil {
-		return nil // only held-back changes, which are not encoded
+		return nil
 	}
 	return w
 }
@@ -94,9 +100,6 @@ func decodeSlot[V SeqValue](s *State, ent func() *entry, k Kind, slot func(*entr
 	if len(w.Made)%2 != 0 {
 		return fmt.Errorf("%w: odd creation dots", ErrMalformed)
 	}
-	if len(w.State) > 0 && len(w.Delta) > 0 {
-		return fmt.Errorf("%w: a sequence slot with both a state and a delta", ErrMalformed)
-	}
 	if len(w.Made) == 0 && len(w.State) == 0 && len(w.Delta) == 0 {
 		return fmt.Errorf("%w: an empty sequence slot", ErrMalformed)
 	}
@@ -108,15 +111,18 @@ func decodeSlot[V SeqValue](s *State, ent func() *entry, k Kind, slot func(*entr
 		}
 		s.insertMade(e, k, d)
 	}
-	var cc *CausalContext
-	switch {
-	case len(w.State) > 0:
+	sl := slot(e)
+	if len(w.State) > 0 {
 		seq, err := decodeSeq[V](w.State, lim, budget)
 		if err != nil {
 			return err
 		}
-		slot(e).seq, cc = seq, seq.Context()
-	case len(w.Delta) > 0:
+		if !s.cc.covers(seq.Context()) {
+			return fmt.Errorf("%w: sequence dots outside the causal context", ErrMalformed)
+		}
+		sl.seq = seq
+	}
+	if len(w.Delta) > 0 {
 		o, err := rep(w.Origin)
 		if err != nil {
 			return err
@@ -125,10 +131,14 @@ func decodeSlot[V SeqValue](s *State, ent func() *entry, k Kind, slot func(*entr
 		if err != nil {
 			return err
 		}
-		slot(e).delta, cc = d, d.Context()
-	}
-	if cc != nil && !s.cc.covers(cc) {
-		return fmt.Errorf("%w: sequence dots outside the causal context", ErrMalformed)
+		if !s.cc.covers(d.Context()) {
+			return fmt.Errorf("%w: sequence dots outside the causal context", ErrMalformed)
+		}
+		if sl.seq != nil {
+			sl.seq.Merge(d) // the changes the state held back (state key 1 and 2)
+		} else {
+			sl.delta = d
+		}
 	}
 	return nil
 }

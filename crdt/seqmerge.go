@@ -152,9 +152,12 @@ func (s *Seq[V]) mergeRun(run seqRun[V], ps *patches[V]) bool {
 		}
 		switch s.ready(ol, or) {
 		case originsPresent:
-			s.integrate(sid{r, a}, ol, or, int(b-a+1), vals, ps)
+			if s.integrate(sid{r, a}, ol, or, int(b-a+1), vals, ps) {
+				progress = true
+			} else {
+				s.stats.Invalid++
+			}
 			s.cc.AddRange(run.id.Replica, a, b)
-			progress = true
 		case originsCollected:
 			s.stats.Orphans++
 			s.cc.AddRange(run.id.Replica, a, b)
@@ -213,8 +216,11 @@ func (s *Seq[V]) less(a, b sid) bool {
 }
 
 // integrate places the new run (id, n elements, vals nil for a tombstone
-// run) with origins ol and or: see the ordering rule above.
-func (s *Seq[V]) integrate(id, ol, or sid, n int, vals []V, ps *patches[V]) {
+// run) with origins ol and or: see the ordering rule above. It refuses
+// (false, nothing changed) a run whose right origin is not after its left
+// one: no author makes one, but an author that signed two different runs
+// with the same IDs (or a forged delta) can.
+func (s *Seq[V]) integrate(id, ol, or sid, n int, vals []V, ps *patches[V]) bool {
 	left, right := -1, s.t.root.tot
 	// cursor: the element at position i
 	var l *snode[V]
@@ -236,6 +242,9 @@ func (s *Seq[V]) integrate(id, ol, or sid, n int, vals []V, ps *patches[V]) {
 	}
 	if !or.none() {
 		right = s.posOf(or)
+	}
+	if right <= left {
+		return false
 	}
 	i := left + 1
 	dl, dj, doff := l, j, off
@@ -283,6 +292,7 @@ scan:
 		off = 0
 	}
 	s.insertAt(dl, dj, doff, id, ol, or, n, vals, ps)
+	return true
 }
 
 // insertAt puts the new run before element doff of item dj of leaf dl

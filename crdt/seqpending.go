@@ -1,5 +1,10 @@
 package crdt
 
+import (
+	"cmp"
+	"slices"
+)
+
 // seqPending holds the remote changes a Seq cannot apply yet: inserts
 // whose origins have not arrived and deletes of elements that have not.
 // Their dots are not in the causal context, so anti-entropy still offers
@@ -107,3 +112,34 @@ func (p *seqPending[V]) trim(max int) uint64 {
 // Pending returns the number of elements of remote changes held back
 // until what they refer to arrives.
 func (s *Seq[V]) Pending() int { return s.pend.n }
+
+// held returns the changes s holds back as one delta (nil when none), in a
+// canonical order: runs and deletes by ID, so that two replicas holding
+// the same changes encode them alike.
+func (s *Seq[V]) held() *SeqDelta[V] {
+	p := &s.pend
+	if len(p.runs) == 0 && len(p.dels) == 0 {
+		return nil
+	}
+	d := &SeqDelta[V]{runs: slices.Clone(p.runs)}
+	for _, pd := range p.dels {
+		if pd.dots != nil {
+			if d.dots == nil {
+				d.dots = NewCausalContext()
+			}
+			d.dots.Merge(pd.dots)
+			continue
+		}
+		d.dels = append(d.dels, seqDel{by: pd.by, ranges: slices.Clone(pd.ranges)})
+	}
+	slices.SortFunc(d.runs, func(a, b seqRun[V]) int { return cmp.Or(compareDots(a.id, b.id), cmp.Compare(a.n, b.n)) })
+	slices.SortFunc(d.dels, func(a, b seqDel) int {
+		if c := compareDots(a.by, b.by); c != 0 {
+			return c
+		}
+		return slices.CompareFunc(a.ranges, b.ranges, func(x, y seqRange) int {
+			return cmp.Or(compareDots(x.id, y.id), cmp.Compare(x.n, y.n))
+		})
+	})
+	return d
+}
