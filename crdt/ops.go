@@ -115,6 +115,7 @@ func (s *State) applyOne(replica ReplicaID, ts HLC, op Op, d *State) {
 				break
 			}
 			covered = e.covered(covered, op, replica, true)
+			s.deleteSeqsAt(replica, e, d)
 			n = e.sub
 			if n == nil {
 				break

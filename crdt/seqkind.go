@@ -354,7 +354,11 @@ var (
 // observe the creation dots; the elements are deleted explicitly (see
 // deleteSeqs), as a splice deletes them.
 func (sl *seqSlot[V]) covered(out []Dot, op Op, _ ReplicaID, below bool) []Dot {
-	if op.Kind == OpDelete || op.Kind == OpSplice && !below && op.Seq != seqKindOf[V]() {
+	// A delete covers the creation; so does a write below the key (it
+	// resolves the conflict in favour of the map, as it does for the other
+	// kinds; applyOne deletes the elements) and a splice of the other
+	// sequence kind.
+	if op.Kind == OpDelete || below || op.Kind == OpSplice && op.Seq != seqKindOf[V]() {
 		return append(out, sl.made...)
 	}
 	return out

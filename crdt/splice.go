@@ -3,6 +3,8 @@ package crdt
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"unicode/utf8"
 )
 
@@ -163,16 +165,22 @@ func spliceSlot[V SeqValue](s, d *State, replica ReplicaID, target *entry, op Op
 // subtree (the op deleting e covers their creation dots), joining the
 // deletes into d.
 func (s *State) deleteSeqs(replica ReplicaID, e *entry, d *State) {
+	s.deleteSeqsAt(replica, e, d)
+	if e.sub != nil {
+		// In key order: the deletes' dots are numbered alike on every run.
+		for _, k := range slices.Sorted(maps.Keys(e.sub.kids)) {
+			s.deleteSeqs(replica, e.sub.kids[k], d)
+		}
+	}
+}
+
+// deleteSeqsAt deletes the visible elements of e's own text and list.
+func (s *State) deleteSeqsAt(replica ReplicaID, e *entry, d *State) {
 	if e.text() != nil {
 		deleteSlot(s, d, replica, e, textSlot)
 	}
 	if e.list() != nil {
 		deleteSlot(s, d, replica, e, listSlot)
-	}
-	if e.sub != nil {
-		for _, k := range e.sub.kids {
-			s.deleteSeqs(replica, k, d)
-		}
 	}
 }
 

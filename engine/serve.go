@@ -207,7 +207,6 @@ func Coalesce(doc string, self crdt.ReplicaID, key crypto.PrivKey, run []*wire.E
 	}
 	joined := crdt.New()
 	var hlc, dot uint64
-	var feats wire.Features
 	for i, env := range run {
 		switch {
 		case env.Origin != self:
@@ -225,13 +224,13 @@ func Coalesce(doc string, self crdt.ReplicaID, key crypto.PrivKey, run []*wire.E
 			}
 		}
 		joined.JoinDelta(d)
-		hlc, dot, feats = max(hlc, env.HLC), max(dot, env.Dot), feats|env.Features
+		hlc, dot = max(hlc, env.HLC), max(dot, env.Dot)
 	}
 	payload := crdt.EncodeDelta(joined, self)
 	if len(payload) > MaxPayload {
 		return nil, nil
 	}
-	env := &wire.Envelope{Doc: doc, Origin: self, Seq: run[0].Seq, Last: run[len(run)-1].Seq, HLC: hlc, Dot: dot, Features: feats, Payload: payload}
+	env := &wire.Envelope{Doc: doc, Origin: self, Seq: run[0].Seq, Last: run[len(run)-1].Seq, HLC: hlc, Dot: dot, Features: deltaFeatures(joined), Payload: payload}
 	if err := wire.SignEnvelope(key, env); err != nil {
 		return nil, err
 	}
