@@ -72,6 +72,9 @@ type Inputs struct {
 	Register, Counter, Set, Map, Removal *crdt.State
 	// DeleteMap is the delta of deleting ["settings","font"] from Map.
 	DeleteMap *crdt.State
+
+	// Seqs are the texts and lists (see seqs.go).
+	Seqs Seqs
 }
 
 // HLC returns the timestamp of physical time T0+ms with logical counter l.
@@ -127,6 +130,9 @@ func NewInputs() (*Inputs, error) {
 		in.Full.Merge(d)
 	}
 	if err := in.buildStates(); err != nil {
+		return nil, err
+	}
+	if err := in.buildSeqs(); err != nil {
 		return nil, err
 	}
 	return in, nil

@@ -91,6 +91,12 @@ func Vectors() ([]Vector, error) {
 	addState("state-map", in.Map)
 	addState("state-removal", in.Removal)
 	addState("state-full", in.Full)
+	sq := in.Seqs
+	addState("state-text", sq.Text)
+	addState("state-list", sq.List)
+	addDelta("delta-splice", sq.Keystroke, a)
+	addDelta("delta-splice-replace", sq.Replace, a)
+	addDelta("delta-seq-delete", sq.Delete, bob)
 
 	// Envelopes.
 	envVec := func(id string, e *wire.Envelope) error {
@@ -127,6 +133,19 @@ func Vectors() ([]Vector, error) {
 	if err := envVec("envelope-b1", in.EnvB1); err != nil {
 		return nil, err
 	}
+	if err := envVec("envelope-seq", sq.EnvKeystroke); err != nil {
+		return nil, err
+	}
+	signedSeq, err := SigningInput(sq.EnvKeystroke)
+	if err != nil {
+		return nil, err
+	}
+	add(Vector{ID: "envelope-seq-signed", Kind: kindHex, Bytes: signedSeq, Check: func(rec []byte) error {
+		if !ed25519.Verify(pub, rec, sq.EnvKeystroke.Sig) {
+			return fmt.Errorf("envelope-seq-signed: the envelope's signature does not cover these bytes")
+		}
+		return nil
+	}})
 	marker := wire.EncodeMarker(3)
 	add(Vector{ID: "marker", Kind: kindHex, Bytes: marker, CBOR: true, Check: func(rec []byte) error {
 		if at, ok := wire.DecodeMarker(rec); !ok || at != 3 {
@@ -238,6 +257,7 @@ func (in *Inputs) SyncMsgs() ([]NamedMsg, error) {
 		{"sync-hello", &wire.SyncMsg{Type: wire.TypeSyncHello, Doc: Doc, VV: crdt.VersionVector{a: 1, b: 1}}},
 		{"sync-hello-nosnapshot", &wire.SyncMsg{Type: wire.TypeSyncHello, Doc: Doc, VV: crdt.VersionVector{a: 3}, NoSnapshot: true}},
 		{"sync-hello-features", &wire.SyncMsg{Type: wire.TypeSyncHello, Doc: Doc, VV: crdt.VersionVector{a: 3}, Features: wire.FeatureAggregates}},
+		{"sync-hello-sequences", &wire.SyncMsg{Type: wire.TypeSyncHello, Doc: SeqDoc, VV: crdt.VersionVector{a: 2}, Features: wire.SupportedFeatures}},
 		{"sync-deltas", &wire.SyncMsg{Type: wire.TypeSyncDeltas, Envelopes: deltas}},
 		{"sync-snapshot", &wire.SyncMsg{Type: wire.TypeSyncSnapshot, VV: in.VV(), State: crdt.Encode(in.Full), Heads: headBytes}},
 		{"sync-done", &wire.SyncMsg{Type: wire.TypeSyncDone, VV: in.VV()}},
@@ -293,7 +313,7 @@ func sameState(id string, got, want *crdt.State, enc func(*crdt.State) []byte) e
 // sameEnvelope compares a decoded envelope with its input and verifies it.
 func sameEnvelope(id string, got, want *wire.Envelope) error {
 	if got.Doc != want.Doc || got.Origin != want.Origin || got.Seq != want.Seq || got.Last != want.Last ||
-		got.HLC != want.HLC || got.Dot != want.Dot || !bytes.Equal(got.Payload, want.Payload) || !bytes.Equal(got.Sig, want.Sig) {
+		got.HLC != want.HLC || got.Dot != want.Dot || got.Features != want.Features || !bytes.Equal(got.Payload, want.Payload) || !bytes.Equal(got.Sig, want.Sig) {
 		return fmt.Errorf("%s: decodes to %+v, want %+v", id, got, want)
 	}
 	if err := got.Verify(); err != nil {
@@ -307,7 +327,7 @@ func SameSyncMsg(id string, got, want *wire.SyncMsg) error {
 	eq := func(x, y [][]byte) bool {
 		return slices.EqualFunc(x, y, func(p, q []byte) bool { return bytes.Equal(p, q) })
 	}
-	if got.Type != want.Type || got.Doc != want.Doc || !got.VV.Equal(want.VV) || got.NoSnapshot != want.NoSnapshot ||
+	if got.Type != want.Type || got.Doc != want.Doc || !got.VV.Equal(want.VV) || got.NoSnapshot != want.NoSnapshot || got.Features != want.Features ||
 		!bytes.Equal(got.State, want.State) || !eq(got.Envelopes, want.Envelopes) || !eq(got.Heads, want.Heads) {
 		return fmt.Errorf("%s: decodes to %+v, want %+v", id, got, want)
 	}
