@@ -101,6 +101,15 @@ func TestSpecConstants(t *testing.T) {
 		"crdt.DeltaLimits().MaxBytes":      fmt.Sprint(crdt.DeltaLimits().MaxBytes),
 		"crdt.DeltaLimits().MaxElements":   fmt.Sprint(crdt.DeltaLimits().MaxElements),
 		"crdt.hlcLogicalBits":              fmt.Sprint(bitsBelow(uint64(crdt.MakeHLC(1, 0)))),
+
+		"wire.FeatureAggregates":                   fmt.Sprint(uint64(wire.FeatureAggregates)),
+		"wire.FeatureSequences":                    fmt.Sprint(uint64(wire.FeatureSequences)),
+		"wire.SupportedFeatures":                   fmt.Sprint(uint64(wire.SupportedFeatures)),
+		"wire.FeatureProtocols[FeatureAggregates]": strconv.Quote(wire.FeatureProtocols[wire.FeatureAggregates]),
+		"wire.FeatureProtocols[FeatureSequences]":  strconv.Quote(wire.FeatureProtocols[wire.FeatureSequences]),
+		"crdt.SeqFormatVersion":                    itoa(crdt.SeqFormatVersion),
+		"crdt.DefaultSeqConfig().MaxPending":       fmt.Sprint(crdt.DefaultSeqConfig().MaxPending),
+		"crdt.seqZipMin":                           seqZipMin(t),
 	}
 	for _, err := range spec.CompareConstants("wire.", actual) {
 		t.Error(err)
@@ -130,4 +139,38 @@ func bitsBelow(v uint64) int {
 		n++
 	}
 	return n
+}
+
+// seqZipMin probes the shortest column an encoded sequence deflates: the
+// text column of a text of n repeated letters (which deflate well) is
+// deflated from n = seqZipMin on.
+func seqZipMin(t *testing.T) string {
+	t.Helper()
+	zipped := func(n int) bool {
+		s := crdt.New()
+		if _, err := s.Apply("r", 1, crdt.Splice([]string{"t"}, 0, 0, strings.Repeat("a", n))); err != nil {
+			t.Fatal(err)
+		}
+		var st struct {
+			Root map[string]struct {
+				Text struct {
+					State []byte `cbor:"1,keyasint"`
+				} `cbor:"4,keyasint"`
+			} `cbor:"5,keyasint"`
+		}
+		if err := cbor.Unmarshal(crdt.Encode(s), &st); err != nil {
+			t.Fatal(err)
+		}
+		var seq map[uint64]any
+		if err := cbor.Unmarshal(st.Root["t"].Text.State, &seq); err != nil {
+			t.Fatal(err)
+		}
+		return seq[14] != nil
+	}
+	n := probe(t, "deflated column", 1, 1<<12, func(n int) bool { return !zipped(n) })
+	if n == "?" {
+		return n
+	}
+	m, _ := strconv.Atoi(n)
+	return strconv.Itoa(m + 1)
 }
