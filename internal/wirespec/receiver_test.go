@@ -121,3 +121,61 @@ func TestSpecAggregateIsTheEngines(t *testing.T) {
 		t.Fatalf("the engine's aggregate differs:\n engine %x\n vector %x", got, want)
 	}
 }
+
+// TestSpecReceiverSequences feeds Alice's two text envelopes to a real
+// engine: it ends with her text. The keystroke signed without its f (or
+// with f on a payload holding no sequence) is refused as bad_features, and
+// an envelope whose f holds a bit this version does not speak does not
+// decode (ErrVersion).
+func TestSpecReceiverSequences(t *testing.T) {
+	in, err := NewInputs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sq := in.Seqs
+	now := time.UnixMilli(T0 + 10_000)
+	recv := func(envs ...*wire.Envelope) (*engine.Doc, []string) {
+		carol, err := NewAuthor(0x03, 0x7)
+		if err != nil {
+			t.Fatal(err)
+		}
+		log := engine.NewMemoryLog()
+		d, _, err := engine.New(engine.Config{Doc: SeqDoc, Self: carol.Replica, SelfPeer: carol.Peer, Key: carol.Priv, Storage: log})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.Receive(now, in.Bob.Peer, envs, false)
+		return d, settle(d, log)
+	}
+	d, rj := recv(sq.EnvCreate, sq.EnvKeystroke)
+	if len(rj) > 0 {
+		t.Fatalf("sequence envelopes refused: %v", rj)
+	}
+	if got, ok := d.State().Text([]string{"note"}); !ok || got != "hello!" {
+		t.Fatalf("after the envelopes: %q, %v; want \"hello!\"", got, ok)
+	}
+
+	resign := func(e *wire.Envelope, f wire.Features) *wire.Envelope {
+		c := *e
+		c.Doc, c.Features = SeqDoc, f // Alice's seq 1 of todo, as if of notes
+		if err := wire.SignEnvelope(in.Alice.Priv, &c); err != nil {
+			t.Fatal(err)
+		}
+		return &c
+	}
+	if _, rj := recv(sq.EnvCreate, resign(sq.EnvKeystroke, 0)); len(rj) != 1 || rj[0] != "bad_features" {
+		t.Fatalf("a keystroke without f: refused as %v, want [bad_features]", rj)
+	}
+	if _, rj := recv(resign(in.EnvA1, wire.FeatureSequences)); len(rj) != 1 || rj[0] != "bad_features" {
+		t.Fatalf("f on a payload without sequences: refused as %v, want [bad_features]", rj)
+	}
+	odd := *sq.EnvKeystroke
+	odd.Features |= 1 << 2
+	b, err := wire.EncodeEnvelope(&odd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := wire.DecodeEnvelope(b, wire.DefaultLimits()); !errors.Is(err, wire.ErrVersion) {
+		t.Fatalf("f with an unknown bit: %v, want ErrVersion", err)
+	}
+}
