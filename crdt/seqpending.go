@@ -13,7 +13,11 @@ type seqPending[V SeqValue] struct {
 	runs []seqRun[V]
 	dels []pendDel
 	seen map[pendKey]struct{}
-	n    int // elements held
+	// delBy holds the dots of the deletes held; dots, when set, is the one
+	// held set of a whole state's delete dots (also in dels).
+	delBy map[Dot]struct{}
+	dots  *CausalContext
+	n     int // elements held
 }
 
 type pendKey struct {
@@ -49,9 +53,37 @@ func (p *seqPending[V]) addRun(r seqRun[V]) {
 	p.n += int(r.n)
 }
 
+// addDel holds a delete back. A delete already held (one dot names one
+// delete: the same change received again, or from a state and a delta)
+// is held once, and the delete dots of whole states are held as one set.
 func (p *seqPending[V]) addDel(d pendDel) {
+	switch {
+	case d.dots != nil && p.dots != nil:
+		p.dots.Merge(d.dots)
+		return
+	case d.dots != nil:
+		d.dots = d.dots.Clone()
+		p.dots = d.dots
+	case d.by.Counter != 0:
+		if _, dup := p.delBy[d.by]; dup {
+			return
+		}
+		if p.delBy == nil {
+			p.delBy = map[Dot]struct{}{}
+		}
+		p.delBy[d.by] = struct{}{}
+	}
 	p.dels = append(p.dels, d)
 	p.n += d.size()
+}
+
+// forgetDel undoes addDel's bookkeeping for a delete no longer held.
+func (p *seqPending[V]) forgetDel(d pendDel) {
+	if d.dots != nil {
+		p.dots = nil
+	} else {
+		delete(p.delBy, d.by)
+	}
 }
 
 // holdsDeletes reports whether a delete or a tombstone run waits.
@@ -85,6 +117,8 @@ func (p *seqPending[V]) takeDels() []pendDel {
 	for i := range ds {
 		p.n -= ds[i].size()
 	}
+	clear(p.delBy)
+	p.dots = nil
 	return ds
 }
 
@@ -102,6 +136,7 @@ func (p *seqPending[V]) trim(max int) uint64 {
 	}
 	for p.n > max && len(p.dels) > 0 {
 		p.n -= p.dels[0].size()
+		p.forgetDel(p.dels[0])
 		p.dels[0] = pendDel{}
 		p.dels = p.dels[1:]
 		dropped++
