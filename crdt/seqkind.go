@@ -189,7 +189,10 @@ func mergeSlot[V SeqValue](s *State, de *entry, k Kind, slot func(*entry) *seqSl
 		dst.join(c)
 		return true
 	}
-	ps := dst.state().Merge(c)
+	seq := dst.state()
+	lost := seq.stats.Dropped + seq.stats.Orphans + seq.stats.Invalid
+	ps := seq.Merge(c)
+	s.seqLost += seq.stats.Dropped + seq.stats.Orphans + seq.stats.Invalid - lost
 	if len(ps) > 0 {
 		added = true
 		if s.edits != nil {
@@ -215,6 +218,12 @@ func seqPatch[V SeqValue](path []string, p Patch[V]) SeqPatch {
 	}
 	return out
 }
+
+// SeqLost returns how many sequence elements merges into s have dropped
+// so far: held-back changes past the bound, inserts naming collected or
+// inconsistent origins (see SeqStats). A change dropped while held back
+// integrates if it is received again.
+func (s *State) SeqLost() uint64 { return s.seqLost }
 
 // HasSequences reports whether s holds texts or lists (their content or
 // their creation): what a peer that does not speak them cannot decode.

@@ -49,6 +49,8 @@ type State struct {
 	edits *[]SeqPatch
 	// joining, while JoinDelta runs, joins sequence changes as changes.
 	joining bool
+	// seqLost counts what merges into the sequences dropped (SeqLost).
+	seqLost uint64
 	// covered is applyOne's buffer for the dots an op covers, kept
 	// between ops while small.
 	covered []Dot

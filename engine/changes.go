@@ -63,3 +63,13 @@ func (d *Doc) takeLocal() []*pendingChange {
 	d.pendChanges, d.openLocal = nil, nil
 	return cs
 }
+
+// noteSeqLost counts, as drops, what merges into the state's texts and
+// lists dropped since the last call (held-back changes past their bound,
+// inserts naming collected or inconsistent origins).
+func (d *Doc) noteSeqLost() {
+	n := d.state.SeqLost()
+	for ; d.seqLost < n; d.seqLost++ {
+		d.drop("seq_pending", "dropped")
+	}
+}

@@ -55,3 +55,43 @@ func TestChangesInApplicationOrder(t *testing.T) {
 		t.Fatalf("changes %v, want %v", got, want)
 	}
 }
+
+// What a merge into a text drops (here: a held-back insert past the bound
+// of held-back elements) is counted as a drop.
+func TestSequenceDropsCounted(t *testing.T) {
+	d, log, _ := newDoc(t, "d")
+	a, b := newAuthor(t), newAuthor(t)
+	hlc := crdt.MakeHLC(epoch.UnixMilli(), 0)
+	sa := crdt.New()
+	if _, err := sa.Apply(a.rep, hlc, crdt.Splice([]string{"t"}, 0, 0, "x")); err != nil {
+		t.Fatal(err)
+	}
+	big := make([]rune, crdt.DefaultSeqConfig().MaxPending+10)
+	for i := range big {
+		big[i] = 'y'
+	}
+	db, err := sa.Clone().Apply(b.rep, hlc, crdt.Splice([]string{"t"}, 1, 0, string(big))) // after a's x, which d lacks
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := b.env(t, "d", 1, 0, db, uint64(hlc))
+	e.Features = wire.FeatureSequences
+	if err := wire.SignEnvelope(b.key, e); err != nil {
+		t.Fatal(err)
+	}
+	d.Receive(epoch, b.peer, []*wire.Envelope{e}, false)
+	var drops int
+	for _, rd := range settle(d, log) {
+		for _, dr := range rd.Drops {
+			if dr == [2]string{"seq_pending", "dropped"} {
+				drops++
+			}
+		}
+		if len(rd.Rejects) > 0 {
+			t.Fatalf("rejected: %v", rd.Rejects)
+		}
+	}
+	if drops == 0 {
+		t.Fatal("a held-back insert dropped past the bound was not counted")
+	}
+}

@@ -78,6 +78,7 @@ type Doc struct {
 	changes     []*pendingChange
 	pendChanges []*pendingChange // of the pending local writes
 	openLocal   *pendingChange   // the last one, while nothing came after it
+	seqLost     uint64           // the state's SeqLost already counted
 
 	rd Ready
 }

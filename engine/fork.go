@@ -179,6 +179,7 @@ func (d *Doc) ForksStored(id uint64, added bool, err error) {
 	} else {
 		d.state.Merge(pf.delta)
 	}
+	d.noteSeqLost()
 	d.settle(d.newChange(Change{Origin: pf.origin, Peer: pf.from, Paths: paths, Patches: patches}))
 }
 

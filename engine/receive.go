@@ -196,6 +196,7 @@ func (d *Doc) Receive(now time.Time, from peer.ID, envs []*wire.Envelope, gossip
 			}
 		}
 	}
+	d.noteSeqLost()
 	change := d.newChange(Change{Origin: items[0].env.Origin, Peer: from, Paths: paths, Patches: patches})
 	if len(entries) == 0 {
 		d.settle(change)

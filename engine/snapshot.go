@@ -299,6 +299,7 @@ func (d *Doc) receiveSnapshot(from peer.ID, snap wire.Snapshot, s *Session, tick
 		return err
 	}
 	paths, patches := d.state.MergeUnverifiedEdits(st) // a snapshot cannot rewrite what we hold
+	d.noteSeqLost()
 	for _, e := range decodeHeads(snap.Heads) {
 		if delta, err := crdt.DecodeDelta(e.Payload, e.Origin, payloadLimits); err == nil {
 			d.noteClaims(delta, e.Origin, e.LastSeq())
