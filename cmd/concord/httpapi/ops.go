@@ -145,10 +145,10 @@ func decodeOp(m json.RawMessage) (crdt.Op, error) {
 // (409).
 func decodeSplice(path []string, b opBody) (crdt.Op, error) {
 	var index, del int
-	if b.Index == nil || json.Unmarshal(b.Index, &index) != nil || index < 0 {
+	if b.Index == nil || string(b.Index) == "null" || json.Unmarshal(b.Index, &index) != nil || index < 0 {
 		return crdt.Op{}, errors.New(`"splice" needs a non-negative integer "index"`)
 	}
-	if b.Delete != nil && (json.Unmarshal(b.Delete, &del) != nil || del < 0) {
+	if b.Delete != nil && (string(b.Delete) == "null" || json.Unmarshal(b.Delete, &del) != nil || del < 0) {
 		return crdt.Op{}, errors.New(`"delete" must be a non-negative integer`)
 	}
 	if b.Value != nil || b.By != nil {
