@@ -24,7 +24,8 @@ type Change struct {
 	// applied one after the other to the views the previous change left,
 	// they give the new ones. Changes arrive in the order they were
 	// applied, so a subscriber that missed none can keep a text current
-	// from patches alone.
+	// from patches alone. A key that switches kinds in the change (or
+	// disappears) has no patches, only its path in Paths: read it again.
 	Patches []crdt.SeqPatch
 }
 

@@ -198,7 +198,7 @@ func mergeSlot[V SeqValue](s *State, de *entry, k Kind, slot func(*entry) *seqSl
 		if s.edits != nil {
 			path := de.path()
 			for _, p := range ps {
-				*s.edits = append(*s.edits, seqPatch(path, p))
+				s.edits.add(seqPatch(path, p), KindNone) // the merge recorded the kind before
 			}
 		}
 	}
@@ -251,22 +251,21 @@ func (s *State) JoinDelta(src *State) {
 }
 
 // MergeEdits is MergeChanges that also returns the sequence patches of
-// the merge, in order.
-func (s *State) MergeEdits(src *State) ([][]string, []SeqPatch) {
-	var ps []SeqPatch
-	s.edits = &ps
-	paths := s.mergeChanges(src, false)
-	s.edits = nil
-	return paths, ps
-}
+// the merge, in order (see patches.go for which keys have them).
+func (s *State) MergeEdits(src *State) ([][]string, []SeqPatch) { return s.mergeEdits(src, false) }
 
 // MergeUnverifiedEdits is MergeUnverifiedChanges with the patches.
 func (s *State) MergeUnverifiedEdits(src *State) ([][]string, []SeqPatch) {
-	var ps []SeqPatch
-	s.edits = &ps
-	paths := s.mergeChanges(src, true)
+	return s.mergeEdits(src, true)
+}
+
+func (s *State) mergeEdits(src *State, keepHeld bool) ([][]string, []SeqPatch) {
+	l := &editLog{}
+	l.noteBefore(s, src.root, nil)
+	s.edits = l
+	paths := s.mergeChanges(src, keepHeld)
 	s.edits = nil
-	return paths, ps
+	return paths, l.patches(s)
 }
 
 // seqAt returns the text or list at path, for reading.

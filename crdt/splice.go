@@ -115,6 +115,7 @@ func (o *overlay) setLen(p []string, n int) {
 // its delta into d. The dots it covers (the creation dots of the other
 // sequence kind at the key: seqSlot.covered) are the caller's.
 func (s *State) applySplice(replica ReplicaID, target *entry, op Op, d *State) {
+	before := target.kind()
 	if op.Seq == KindText {
 		spliceSlot(s, d, replica, target, op, KindText, textSlot, []rune(op.Text))
 	} else {
@@ -122,7 +123,7 @@ func (s *State) applySplice(replica ReplicaID, target *entry, op Op, d *State) {
 	}
 	if s.edits != nil {
 		p := SeqPatch{Path: op.Path, Index: op.Index, Delete: op.Del, Text: op.Text, Values: op.Values, List: op.Seq == KindList}
-		*s.edits = append(*s.edits, p)
+		s.edits.add(p, before)
 	}
 }
 
@@ -185,6 +186,7 @@ func (s *State) deleteSeqsAt(replica ReplicaID, e *entry, d *State) {
 }
 
 func deleteSlot[V SeqValue](s, d *State, replica ReplicaID, e *entry, slot func(*entry) *seqSlot[V]) {
+	before := e.kind()
 	seq := slot(e).state()
 	n := seq.Len()
 	if n == 0 {
@@ -201,19 +203,19 @@ func deleteSlot[V SeqValue](s, d *State, replica ReplicaID, e *entry, slot func(
 	slot(d.ensure(path)).join(sd)
 	if s.edits != nil {
 		var zero []V
-		*s.edits = append(*s.edits, seqPatch(path, Patch[V]{Index: 0, Delete: n, Insert: zero}))
+		s.edits.add(seqPatch(path, Patch[V]{Index: 0, Delete: n, Insert: zero}), before)
 	}
 }
 
 // ApplyEdits is ApplyTo that also returns the sequence patches of the
-// transaction, in order.
+// transaction, in order (see patches.go for which keys have them).
 func (s *State) ApplyEdits(acc *State, replica ReplicaID, ts HLC, ops ...Op) ([]SeqPatch, error) {
-	var ps []SeqPatch
-	s.edits = &ps
+	l := &editLog{}
+	s.edits = l
 	err := s.ApplyTo(acc, replica, ts, ops...)
 	s.edits = nil
 	if err != nil {
 		return nil, err
 	}
-	return ps, nil
+	return l.patches(s), nil
 }

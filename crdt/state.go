@@ -46,7 +46,7 @@ type State struct {
 	root *mapNode
 	idx  map[Dot]loc
 	// edits, while a merge runs, collects the sequence patches it makes.
-	edits *[]SeqPatch
+	edits *editLog
 	// joining, while JoinDelta runs, joins sequence changes as changes.
 	joining bool
 	// seqLost counts what merges into the sequences dropped (SeqLost).
