@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
+	"strings"
 	"testing"
 
 	"pgregory.net/rapid"
@@ -526,5 +528,50 @@ func TestDocPatchesKindSwitch(t *testing.T) {
 	}
 	if len(ps) != 0 || fmt.Sprint(paths) != "[[k]]" {
 		t.Fatalf("paths %v, patches %+v: want [[k]] and none", paths, ps)
+	}
+}
+
+// A group commit of big splices into several texts, and one long run of
+// typing, split into pieces that each fit the bound; the pieces merged in
+// any order give the delta.
+func TestDocSplitBigSequenceChanges(t *testing.T) {
+	a := New()
+	acc := New()
+	for i := range 4 {
+		if err := a.ApplyTo(acc, "a", HLC(i+1), Splice([]string{"t" + strconv.Itoa(i)}, 0, 0, strings.Repeat("é", 3000))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 3000 { // typing on: one run of 3000
+		if err := a.ApplyTo(acc, "a", HLC(10+i), Splice([]string{"t0"}, 3000+i, 0, "x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.ApplyTo(acc, "a", HLC(9000), SpliceDelete([]string{"t1"}, 10, 2000)); err != nil {
+		t.Fatal(err)
+	}
+	lim := Limits{MaxBytes: 4096, MaxElements: 1 << 10}
+	pieces := SplitDelta(acc, "a", lim)
+	if len(pieces) < 5 {
+		t.Fatalf("%d pieces", len(pieces))
+	}
+	for i, p := range pieces {
+		if n := len(EncodeDelta(p, "a")); n > lim.MaxBytes {
+			t.Fatalf("piece %d is %d bytes, over %d", i, n, lim.MaxBytes)
+		}
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 3 {
+		b := New()
+		for _, i := range rng.Perm(len(pieces)) {
+			q, err := DecodeDelta(EncodeDelta(pieces[i], "a"), "a", DeltaLimits())
+			if err != nil {
+				t.Fatal(err)
+			}
+			b.Merge(q)
+		}
+		if !bytes.Equal(b.JSON(), a.JSON()) {
+			t.Fatalf("pieces merged give %.100s…, want %.100s…", b.JSON(), a.JSON())
+		}
 	}
 }

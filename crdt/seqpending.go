@@ -15,7 +15,7 @@ type seqPending[V SeqValue] struct {
 	seen map[pendKey]struct{}
 	// delBy holds the dots of the deletes held; dots, when set, is the one
 	// held set of a whole state's delete dots (also in dels).
-	delBy map[Dot]struct{}
+	delBy map[delKey]struct{}
 	dots  *CausalContext
 	n     int // elements held
 }
@@ -65,13 +65,14 @@ func (p *seqPending[V]) addDel(d pendDel) {
 		d.dots = d.dots.Clone()
 		p.dots = d.dots
 	case d.by.Counter != 0:
-		if _, dup := p.delBy[d.by]; dup {
+		k := d.key()
+		if _, dup := p.delBy[k]; dup {
 			return
 		}
 		if p.delBy == nil {
-			p.delBy = map[Dot]struct{}{}
+			p.delBy = map[delKey]struct{}{}
 		}
-		p.delBy[d.by] = struct{}{}
+		p.delBy[k] = struct{}{}
 	}
 	p.dels = append(p.dels, d)
 	p.n += d.size()
@@ -82,8 +83,20 @@ func (p *seqPending[V]) forgetDel(d pendDel) {
 	if d.dots != nil {
 		p.dots = nil
 	} else {
-		delete(p.delBy, d.by)
+		delete(p.delBy, d.key())
 	}
+}
+
+// delKey names a held delete: its dot and where its ranges start (a
+// delete split into pieces has one dot and several range lists).
+type delKey struct{ by, first Dot }
+
+func (d *pendDel) key() delKey {
+	k := delKey{by: d.by}
+	if len(d.ranges) > 0 {
+		k.first = d.ranges[0].id
+	}
+	return k
 }
 
 // holdsDeletes reports whether a delete or a tombstone run waits.

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/concord-p2p/concord/crdt"
@@ -93,5 +94,39 @@ func TestSequenceDropsCounted(t *testing.T) {
 	}
 	if drops == 0 {
 		t.Fatal("a held-back insert dropped past the bound was not counted")
+	}
+}
+
+// Big splices gathered into one group commit are signed as pieces that
+// every receiver accepts (each within the stored limits): the joined
+// sequence changes are cut, not sent as one oversized piece.
+func TestGroupCommitOfBigSplicesFits(t *testing.T) {
+	d, log, _ := newDoc(t, "d")
+	if _, err := d.Propose(epoch, set("a", "1")); err != nil {
+		t.Fatal(err)
+	}
+	first := d.Ready() // in flight: the splices gather into the next delta
+	big := strings.Repeat("x", MaxTxnBytes-64)
+	for i := range 5 {
+		if _, err := d.Propose(epoch, []crdt.Op{crdt.Splice([]string{"t" + fmt.Sprint(i)}, 0, 0, big)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	log.Apply(d, first)
+	published := 0
+	for _, rd := range settle(d, log) {
+		for _, e := range rd.Publish {
+			published++
+			b, err := wire.EncodeEnvelope(e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := wire.DecodeEnvelope(b, StoredLimits); err != nil {
+				t.Fatalf("own envelope %d refused by every receiver: %v", e.Seq, err)
+			}
+		}
+	}
+	if published < 6 {
+		t.Fatalf("%d envelopes published", published)
 	}
 }
