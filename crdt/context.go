@@ -252,3 +252,49 @@ func (c *CausalContext) replicas() []ReplicaID {
 
 // Replicas returns every replica mentioned in c, sorted.
 func (c *CausalContext) Replicas() []ReplicaID { return c.replicas() }
+
+// remove takes o's dots out of c (a merge that refused what it had
+// claimed).
+func (c *CausalContext) remove(o *CausalContext) {
+	for r, n := range o.vv {
+		if n > 0 {
+			c.removeRange(r, 1, n)
+		}
+	}
+	for r, ivs := range o.cloud {
+		for _, iv := range ivs {
+			c.removeRange(r, iv.lo, iv.hi)
+		}
+	}
+}
+
+// removeRange takes counters lo..hi of r out of c.
+func (c *CausalContext) removeRange(r ReplicaID, lo, hi uint64) {
+	var ivs []interval
+	if n := c.vv[r]; n > 0 {
+		ivs = append(ivs, interval{1, n})
+	}
+	ivs = append(ivs, c.cloud[r]...)
+	var out []interval
+	for _, iv := range ivs {
+		if iv.hi < lo || iv.lo > hi {
+			out = append(out, iv)
+			continue
+		}
+		if iv.lo < lo {
+			out = append(out, interval{iv.lo, lo - 1})
+		}
+		if iv.hi > hi {
+			out = append(out, interval{hi + 1, iv.hi})
+		}
+	}
+	delete(c.vv, r)
+	delete(c.cloud, r)
+	if len(out) > 0 && out[0].lo == 1 {
+		c.vv[r] = out[0].hi
+		out = out[1:]
+	}
+	if len(out) > 0 {
+		c.cloud[r] = out
+	}
+}

@@ -99,8 +99,13 @@ func (s *State) merge(src *State, touched func(e *entry, removed bool), keepHeld
 		s.idx = growMap(s.idx, len(s.idx)+len(src.idx))
 	}
 	s.mergeNode(s.root, src.root, m)
-	// 3. Join the causal contexts.
+	// 3. Join the causal contexts, but for what the sequences refused.
 	s.cc.Merge(src.cc)
+	if s.refused != nil {
+		s.cc.remove(s.refused)
+		s.refused = nil
+		s.seqRefused++
+	}
 }
 
 // mergeNode adds to dst (a map of s) the dots of src (the same map in

@@ -112,16 +112,17 @@ func DefaultSeqConfig() SeqConfig { return SeqConfig{MaxPending: 1 << 16} }
 //
 // A Seq is not safe for concurrent use.
 type Seq[V SeqValue] struct {
-	t      stree[V]
-	reps   []ReplicaID
-	repIdx map[ReplicaID]uint32
-	idx    []repIndex[V]
-	cc     *CausalContext // every dot integrated: elements and deletes
-	delcc  *CausalContext // dots that are not elements: deletes', collected elements'
-	base   *CausalContext // stamp of tombstones whose delete dot is unknown
-	pend   seqPending[V]
-	cfg    SeqConfig
-	stats  SeqStats
+	t       stree[V]
+	reps    []ReplicaID
+	repIdx  map[ReplicaID]uint32
+	idx     []repIndex[V]
+	cc      *CausalContext // every dot integrated: elements and deletes
+	delcc   *CausalContext // dots that are not elements: deletes', collected elements'
+	base    *CausalContext // stamp of tombstones whose delete dot is unknown
+	pend    seqPending[V]
+	refused *CausalContext // dots of changes refused (see Merge), until taken
+	cfg     SeqConfig
+	stats   SeqStats
 }
 
 // SeqStats counts what a Seq did that is not visible in its value.
@@ -132,6 +133,11 @@ type SeqStats struct {
 	// Orphans counts the inserts dropped because they refer to elements
 	// this replica has already garbage-collected (see GC).
 	Orphans uint64
+	// Refused counts the held-back changes Merge refused because holding
+	// them would exceed MaxPending: their dots stay out of the context
+	// (and the caller's: see State.SeqRefused), so they merge when sent
+	// again.
+	Refused uint64
 	// Invalid counts the inserts dropped because their right origin is
 	// not after their left one (only an author that signed two different
 	// runs with one ID, or a forged delta, makes one).

@@ -131,9 +131,9 @@ func TestSeqRunLength(t *testing.T) {
 	mustCheck(t, s)
 }
 
-// Held-back changes are bounded: past MaxPending the oldest are dropped
-// and counted, their dots stay unrecorded, and anti-entropy brings them
-// back.
+// Held-back changes are bounded: past MaxPending what a merge would hold
+// is refused and counted, its dots stay unrecorded, and anti-entropy
+// brings it back; what was held before stays.
 func TestSeqPendingBound(t *testing.T) {
 	a := NewText()
 	var ds []*SeqDelta[rune]
@@ -144,27 +144,31 @@ func TestSeqPendingBound(t *testing.T) {
 	for i := len(ds) - 1; i > 0; i-- { // newest first: all wait for ds[0]
 		b.Merge(ds[i])
 	}
-	if b.Pending() > 5 || b.Stats().Dropped == 0 {
+	if b.Pending() > 5 || b.Stats().Refused == 0 || b.Stats().Dropped != 0 {
 		t.Fatalf("%d pending, %+v", b.Pending(), b.Stats())
 	}
-	ps := b.Merge(ds[0])
-	if b.String() == a.String() {
-		t.Fatal("dropped changes came back by themselves")
+	// What was held first stays held; what came past the bound was
+	// refused, its dots unrecorded.
+	if b.Context().Contains(Dot{"A", 3}) { // ds[1], refused
+		t.Fatal("a refused change's dot was recorded")
 	}
-	if len(ps) == 0 || b.Pending() != 0 {
-		t.Fatalf("%d patches, %d pending", len(ps), b.Pending())
+	if r := b.takeRefused(); r == nil || !r.Contains(Dot{"A", 3}) {
+		t.Fatalf("refused dots %v do not name ds[1]", r)
+	}
+	b.Merge(ds[0])
+	if b.String() == a.String() {
+		t.Fatal("refused changes came back by themselves")
 	}
 	for _, r := range elems(b) {
 		if !b.Context().Contains(r.id) {
 			t.Fatalf("element %v outside the context", r.id)
 		}
 	}
-	if b.Context().Contains(Dot{"A", 19}) { // ds[9], the oldest held back
-		t.Fatal("a dropped change's dot was recorded")
+	for _, d := range ds[1:] { // anti-entropy sends the refused ones again
+		b.Merge(d)
 	}
-	b.Merge(a.Delta())
-	if b.String() != a.String() {
-		t.Fatalf("%q vs %q", b.String(), a.String())
+	if b.String() != a.String() || b.Pending() != 0 {
+		t.Fatalf("%q vs %q, %d pending", b.String(), a.String(), b.Pending())
 	}
 	mustCheck(t, b)
 }

@@ -20,6 +20,7 @@ type seqRun[V SeqValue] struct {
 	n          uint64
 	vals       []V // len n, nil when del
 	del        bool
+	gen        uint64 // held back: the merge that first held it (seqPending)
 }
 
 // seqDel is one delete: the ranges of element IDs it deleted, and its dot

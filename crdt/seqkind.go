@@ -193,6 +193,12 @@ func mergeSlot[V SeqValue](s *State, de *entry, k Kind, slot func(*entry) *seqSl
 	lost := seq.stats.Dropped + seq.stats.Orphans + seq.stats.Invalid
 	ps := seq.Merge(c)
 	s.seqLost += seq.stats.Dropped + seq.stats.Orphans + seq.stats.Invalid - lost
+	if r := seq.takeRefused(); r != nil {
+		if s.refused == nil {
+			s.refused = NewCausalContext()
+		}
+		s.refused.Merge(r)
+	}
 	if len(ps) > 0 {
 		added = true
 		if s.edits != nil {
@@ -224,6 +230,12 @@ func seqPatch[V SeqValue](path []string, p Patch[V]) SeqPatch {
 // inconsistent origins (see SeqStats). A change dropped while held back
 // integrates if it is received again.
 func (s *State) SeqLost() uint64 { return s.seqLost }
+
+// SeqRefused returns how many merges into s refused part of what they
+// merged: sequence changes that would have been held back past the bound
+// (Seq.Merge). Their dots are not in s's context; the caller must not
+// claim them (not log or acknowledge the delta), so they are sent again.
+func (s *State) SeqRefused() uint64 { return s.seqRefused }
 
 // HasSequences reports whether s holds texts or lists (their content or
 // their creation): what a peer that does not speak them cannot decode.

@@ -35,6 +35,7 @@ func (s *Seq[V]) Merge(d *SeqDelta[V]) []Patch[V] {
 		return nil
 	}
 	var ps patches[V]
+	s.pend.cur++ // what this merge holds back is marked with it (see refuse)
 	progress := s.mergeRuns(d.runs, &ps)
 	for _, del := range d.dels {
 		if s.mergeOneDel(pendDel{by: del.by, ranges: del.ranges}, &ps) {
@@ -47,8 +48,25 @@ func (s *Seq[V]) Merge(d *SeqDelta[V]) []Patch[V] {
 	if s.pend.n > 0 && (progress || d.dots != nil) {
 		s.retry(&ps)
 	}
+	if s.pend.n > s.cfg.MaxPending {
+		// Over the bound: what d itself left held back is refused (not
+		// held, its dots in Refused), rather than evicting what others
+		// wait on; the caller does not claim it, so it is sent again.
+		if s.refused == nil {
+			s.refused = NewCausalContext()
+		}
+		s.stats.Refused += s.pend.refuse(s.refused)
+	}
 	s.stats.Dropped += s.pend.trim(s.cfg.MaxPending)
 	return ps.list
+}
+
+// takeRefused returns the dots of the changes Merge refused since the
+// last call (nil when none).
+func (s *Seq[V]) takeRefused() *CausalContext {
+	r := s.refused
+	s.refused = nil
+	return r
 }
 
 // mergeRuns integrates runs in an order where origins come first. It
@@ -162,7 +180,7 @@ func (s *Seq[V]) mergeRun(run seqRun[V], ps *patches[V]) bool {
 			s.stats.Orphans++
 			s.cc.AddRange(run.id.Replica, a, b)
 		default:
-			s.pend.addRun(seqRun[V]{id: Dot{run.id.Replica, a}, ol: s.dot(ol), or: run.or, n: b - a + 1, vals: vals, del: run.del})
+			s.pend.addRun(seqRun[V]{id: Dot{run.id.Replica, a}, ol: s.dot(ol), or: run.or, n: b - a + 1, vals: vals, del: run.del, gen: run.gen})
 		}
 	})
 	return progress

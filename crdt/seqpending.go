@@ -17,7 +17,8 @@ type seqPending[V SeqValue] struct {
 	// held set of a whole state's delete dots (also in dels).
 	delBy map[delKey]struct{}
 	dots  *CausalContext
-	n     int // elements held
+	n     int    // elements held
+	cur   uint64 // the merge running (a generation: what it holds back is marked with it)
 }
 
 type pendKey struct {
@@ -31,6 +32,7 @@ type pendDel struct {
 	by     Dot
 	ranges []seqRange
 	dots   *CausalContext
+	gen    uint64 // the merge that first held it
 }
 
 func (pd *pendDel) size() int {
@@ -49,6 +51,9 @@ func (p *seqPending[V]) addRun(r seqRun[V]) {
 		p.seen = map[pendKey]struct{}{}
 	}
 	p.seen[k] = struct{}{}
+	if r.gen == 0 {
+		r.gen = p.cur
+	}
 	p.runs = append(p.runs, r)
 	p.n += int(r.n)
 }
@@ -73,6 +78,9 @@ func (p *seqPending[V]) addDel(d pendDel) {
 			p.delBy = map[delKey]struct{}{}
 		}
 		p.delBy[k] = struct{}{}
+	}
+	if d.gen == 0 {
+		d.gen = p.cur
 	}
 	p.dels = append(p.dels, d)
 	p.n += d.size()
@@ -135,6 +143,40 @@ func (p *seqPending[V]) takeDels() []pendDel {
 	return ds
 }
 
+// refuse stops holding what the running merge (cur) held back for the
+// first time, adding its dots to out, and returns how many changes it
+// refused. What earlier merges held stays: their callers claimed it.
+func (p *seqPending[V]) refuse(out *CausalContext) uint64 {
+	var n uint64
+	keep := p.runs[:0]
+	for _, r := range p.runs {
+		if r.gen == p.cur {
+			delete(p.seen, pendKey{r.id, r.n})
+			p.n -= int(r.n)
+			out.AddRange(r.id.Replica, r.id.Counter, r.id.Counter+r.n-1)
+			n++
+			continue
+		}
+		keep = append(keep, r)
+	}
+	clear(p.runs[len(keep):])
+	p.runs = keep
+	held := p.dels[:0]
+	for _, d := range p.dels {
+		if d.dots == nil && d.by.Counter != 0 && d.gen == p.cur {
+			p.n -= d.size()
+			p.forgetDel(d)
+			out.Add(d.by)
+			n++
+			continue
+		}
+		held = append(held, d)
+	}
+	clear(p.dels[len(held):])
+	p.dels = held
+	return n
+}
+
 // trim drops the oldest held changes until at most max elements are held,
 // and returns how many it dropped.
 func (p *seqPending[V]) trim(max int) uint64 {
@@ -170,6 +212,9 @@ func (s *Seq[V]) held() *SeqDelta[V] {
 		return nil
 	}
 	d := &SeqDelta[V]{runs: slices.Clone(p.runs)}
+	for i := range d.runs {
+		d.runs[i].gen = 0 // this Seq's bookkeeping
+	}
 	for _, pd := range p.dels {
 		if pd.dots != nil {
 			if d.dots == nil {

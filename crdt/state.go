@@ -51,6 +51,10 @@ type State struct {
 	joining bool
 	// seqLost counts what merges into the sequences dropped (SeqLost).
 	seqLost uint64
+	// refused, during a merge, collects the dots the sequences refused;
+	// seqRefused counts the merges that refused some (SeqRefused).
+	refused    *CausalContext
+	seqRefused uint64
 	// covered is applyOne's buffer for the dots an op covers, kept
 	// between ops while small.
 	covered []Dot

@@ -57,43 +57,62 @@ func TestChangesInApplicationOrder(t *testing.T) {
 	}
 }
 
-// What a merge into a text drops (here: a held-back insert past the bound
-// of held-back elements) is counted as a drop.
-func TestSequenceDropsCounted(t *testing.T) {
+// A delta whose sequence change would be held back past the bound (a
+// paste after an element not received yet, bigger than what may wait) is
+// refused whole: counted, not stored, not acknowledged; once what it
+// names has arrived, the same delta sent again integrates.
+func TestSequenceRefusedThenResent(t *testing.T) {
 	d, log, _ := newDoc(t, "d")
 	a, b := newAuthor(t), newAuthor(t)
 	hlc := crdt.MakeHLC(epoch.UnixMilli(), 0)
 	sa := crdt.New()
-	if _, err := sa.Apply(a.rep, hlc, crdt.Splice([]string{"t"}, 0, 0, "x")); err != nil {
-		t.Fatal(err)
-	}
-	big := make([]rune, crdt.DefaultSeqConfig().MaxPending+10)
-	for i := range big {
-		big[i] = 'y'
-	}
-	db, err := sa.Clone().Apply(b.rep, hlc, crdt.Splice([]string{"t"}, 1, 0, string(big))) // after a's x, which d lacks
+	da, err := sa.Apply(a.rep, hlc, crdt.Splice([]string{"t"}, 0, 0, "x"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := b.env(t, "d", 1, 0, db, uint64(hlc))
-	e.Features = wire.FeatureSequences
-	if err := wire.SignEnvelope(b.key, e); err != nil {
+	sb := sa.Clone()
+	db, err := sb.Apply(b.rep, hlc, crdt.Splice([]string{"t"}, 1, 0, strings.Repeat("y", crdt.DefaultSeqConfig().MaxPending+10))) // after a's x, which d lacks
+	if err != nil {
 		t.Fatal(err)
 	}
-	d.Receive(epoch, b.peer, []*wire.Envelope{e}, false)
-	var drops int
-	for _, rd := range settle(d, log) {
-		for _, dr := range rd.Drops {
-			if dr == [2]string{"seq_pending", "dropped"} {
-				drops++
+	env := func(au author, delta *crdt.State) *wire.Envelope {
+		e := &wire.Envelope{Doc: "d", Origin: au.rep, Seq: 1, HLC: uint64(hlc), Features: wire.FeatureSequences, Payload: crdt.EncodeDelta(delta, au.rep)}
+		if err := wire.SignEnvelope(au.key, e); err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	eb := env(b, db)
+	receive := func(e *wire.Envelope) (refused int) {
+		d.Receive(epoch, b.peer, []*wire.Envelope{e}, false)
+		for _, rd := range settle(d, log) {
+			for _, dr := range rd.Drops {
+				if dr == [2]string{"seq_pending", "full"} {
+					refused++
+				}
+			}
+			if len(rd.Rejects) > 0 {
+				t.Fatalf("rejected: %v", rd.Rejects)
 			}
 		}
-		if len(rd.Rejects) > 0 {
-			t.Fatalf("rejected: %v", rd.Rejects)
-		}
+		return refused
 	}
-	if drops == 0 {
-		t.Fatal("a held-back insert dropped past the bound was not counted")
+	if n := receive(eb); n != 1 {
+		t.Fatalf("the paste was refused %d times, want 1", n)
+	}
+	if log.Has(b.rep, 1) || d.Version()[b.rep] != 0 {
+		t.Fatal("a refused delta was stored (and would be acknowledged)")
+	}
+	if receive(env(a, da)) != 0 {
+		t.Fatal("a's x refused")
+	}
+	if receive(eb) != 0 { // sent again, by sync
+		t.Fatal("the paste refused again once its origin arrived")
+	}
+	got, _ := d.State().Text([]string{"t"})
+	want, _ := sb.Text([]string{"t"})
+	if got != want || !log.Has(b.rep, 1) {
+		t.Fatalf("d holds %d code points, the author %d; stored: %v", len([]rune(got)), len([]rune(want)), log.Has(b.rep, 1))
 	}
 }
 

@@ -102,6 +102,10 @@ func (d *Doc) Receive(now time.Time, from peer.ID, envs []*wire.Envelope, gossip
 		delta *crdt.State
 		data  []byte
 		fork  *wire.Envelope // the log's side, when env is the other side of a fork
+		// refused: the state could not hold back all of its sequence
+		// changes (past their bound) and did not claim those; the envelope
+		// is not stored, so it is not acknowledged and comes again.
+		refused bool
 	}
 	items := make([]item, 0, len(envs))
 	var forks []item
@@ -160,12 +164,18 @@ func (d *Doc) Receive(now time.Time, from peer.ID, envs []*wire.Envelope, gossip
 	var paths [][]string
 	var patches []crdt.SeqPatch
 	var maxHLC crdt.HLC
-	for _, it := range items {
+	for i := range items {
+		it := &items[i]
+		refused := d.state.SeqRefused()
 		if d.track {
 			ps, es := d.state.MergeEdits(it.delta)
 			paths, patches = append(paths, ps...), append(patches, es...)
 		} else {
 			d.state.Merge(it.delta)
+		}
+		if d.state.SeqRefused() != refused {
+			it.refused = true
+			d.drop("seq_pending", "full")
 		}
 		if h := crdt.HLC(it.env.HLC); h > maxHLC {
 			maxHLC = h
@@ -178,6 +188,9 @@ func (d *Doc) Receive(now time.Time, from peer.ID, envs []*wire.Envelope, gossip
 	entries := make([]store.Entry, 0, len(items))
 	placed := map[crdt.Dot]bool{}
 	for _, it := range items {
+		if it.refused {
+			continue
+		}
 		es := d.entriesFor(it.env, it.data, placed)
 		if len(es) > 0 {
 			d.noteClaims(it.delta, it.env.Origin, es[0].Seq) // es[0] holds the envelope
