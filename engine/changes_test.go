@@ -149,3 +149,30 @@ func TestGroupCommitOfBigSplicesFits(t *testing.T) {
 		t.Fatalf("%d envelopes published", published)
 	}
 }
+
+// A delta whose values or sequence elements are dotted as another replica
+// than its signer is refused: no honest writer signs one, and a text's
+// first run with a dot wins, so it could hide that replica's typing.
+func TestForeignDotsRefused(t *testing.T) {
+	d, log, _ := newDoc(t, "d")
+	a, b := newAuthor(t), newAuthor(t)
+	hlc := crdt.MakeHLC(epoch.UnixMilli(), 0)
+	for _, op := range []crdt.Op{crdt.Splice([]string{"t"}, 0, 0, "forged"), crdt.Set([]string{"k"}, []byte("1"))} {
+		forged, err := crdt.New().Apply(a.rep, hlc, op) // a's dots
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := &wire.Envelope{Doc: "d", Origin: b.rep, Seq: 1, HLC: uint64(hlc), Features: deltaFeatures(forged), Payload: crdt.EncodeDelta(forged, b.rep)}
+		if err := wire.SignEnvelope(b.key, e); err != nil {
+			t.Fatal(err)
+		}
+		d.Receive(epoch, b.peer, []*wire.Envelope{e}, false)
+		var rejects []string
+		for _, rd := range settle(d, log) {
+			rejects = append(rejects, rd.Rejects...)
+		}
+		if fmt.Sprint(rejects) != "[foreign_dots]" || log.Has(b.rep, 1) {
+			t.Fatalf("%s: rejects %v, stored %v", op.Kind, rejects, log.Has(b.rep, 1))
+		}
+	}
+}

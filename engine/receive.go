@@ -129,6 +129,12 @@ func (d *Doc) Receive(now time.Time, from peer.ID, envs []*wire.Envelope, gossip
 			d.reject("bad_payload")
 			continue
 		}
+		if delta.Foreign(e.Origin) {
+			// Values or sequence elements dotted as another replica: no
+			// honest writer signs one (WIRE.md §14).
+			d.reject("foreign_dots")
+			continue
+		}
 		if delta.HasSequences() != e.Features.Has(wire.FeatureSequences) {
 			// The flag is what keeps sequences from peers that cannot read
 			// them: it must say what the payload holds.
