@@ -298,8 +298,14 @@ func (d *Doc) receiveSnapshot(from peer.ID, snap wire.Snapshot, s *Session, tick
 		}
 		return err
 	}
+	refused := d.state.SeqRefused()
 	paths, patches := d.state.MergeUnverifiedEdits(st) // a snapshot cannot rewrite what we hold
 	d.noteSeqLost()
+	if d.state.SeqRefused() != refused {
+		// Past the bound of held-back sequence changes: the snapshot's
+		// vector claims them anyway (WIRE.md §17).
+		d.drop("seq_pending", "snapshot")
+	}
 	for _, e := range decodeHeads(snap.Heads) {
 		if delta, err := crdt.DecodeDelta(e.Payload, e.Origin, payloadLimits); err == nil {
 			d.noteClaims(delta, e.Origin, e.LastSeq())
