@@ -8,10 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/network"
-
 	"github.com/concord-p2p/concord"
-	cnet "github.com/concord-p2p/concord/net"
 )
 
 // Convergence: replicas nodes (full mesh), writers of them write total
@@ -209,32 +206,13 @@ func Latency(ctx context.Context, o Options, peers, rate int, dur time.Duration)
 // counter increment each) on each side, then healed; bytes on the sync stream
 // relative to the missed deltas, and round trips.
 func Catchup(ctx context.Context, o Options, writes int) (Result, error) {
-	gaters := []*cnet.Gater{cnet.NewGater(), cnet.NewGater()}
-	var mu sync.Mutex
-	var events []cnet.ExchangeEvent
-	c, err := newCluster(ctx, o, 2, "catchup", true, func(i int, cfg *concord.Config) {
-		cfg.Gater = gaters[i]
-		cfg.Events.SyncFinished = func(e cnet.ExchangeEvent) {
-			mu.Lock()
-			events = append(events, e)
-			mu.Unlock()
-		}
-	})
+	c, err := newPair(ctx, o, "catchup")
 	if err != nil {
 		return Result{}, err
 	}
 	defer c.close()
-	a, b := c.nodes[0], c.nodes[1]
 	da, db := c.docs[0], c.docs[1]
-	if err := cnet.Partition(a.Host(), gaters[0], b.ID()); err != nil {
-		return Result{}, err
-	}
-	if err := cnet.Partition(b.Host(), gaters[1], a.ID()); err != nil {
-		return Result{}, err
-	}
-	if err := waitUntil(ctx, 5*time.Second, func() bool {
-		return a.Host().Network().Connectedness(b.ID()) != network.Connected
-	}); err != nil {
+	if err := c.partition(ctx); err != nil {
 		return Result{}, err
 	}
 	for i := 0; i < writes; i++ {
@@ -245,30 +223,18 @@ func Catchup(ctx context.Context, o Options, writes int) (Result, error) {
 			}
 		}
 	}
-	nA, bytesA, err := da.Lacking(ctx, db.Status().Version)
+	n, missedBytes, err := c.missed(ctx)
 	if err != nil {
 		return Result{}, err
 	}
-	nB, bytesB, err := db.Lacking(ctx, da.Status().Version)
+	took, err := c.heal(ctx, 60*time.Second)
 	if err != nil {
-		return Result{}, err
-	}
-	mu.Lock()
-	events = nil
-	mu.Unlock()
-	start := time.Now()
-	gaters[0].Unblock(b.ID())
-	gaters[1].Unblock(a.ID())
-	if err := a.Connect(ctx, b.Addrs()[0]); err != nil {
-		return Result{}, err
-	}
-	if err := waitUntil(ctx, 60*time.Second, func() bool { return converged(c.docs) }); err != nil {
 		return Result{}, fmt.Errorf("catch-up: %w", err)
 	}
-	took := time.Since(start)
-	time.Sleep(50 * time.Millisecond) // let the exchange events land
-	mu.Lock()
-	defer mu.Unlock()
+	events, err := c.settled(ctx)
+	if err != nil {
+		return Result{}, err
+	}
 	var exchanges, carrying, out, in, rtts int
 	for _, e := range events {
 		if !e.Initiator {
@@ -282,12 +248,11 @@ func Catchup(ctx context.Context, o Options, writes int) (Result, error) {
 			rtts++ // hellos cross once; everything else streams
 		}
 	}
-	missed := bytesA + bytesB
-	ratio := float64(out+in) / float64(missed)
+	ratio := float64(out+in) / float64(missedBytes)
 	return Result{
 		Scenario: "catch-up after partition", Name: "catchup",
-		Params:   fmt.Sprintf("2 peers, %d writes per side (a set and an increment each), %d+%d deltas missed, store=%s", writes, nA, nB, storeName(o)),
-		ParamMap: map[string]any{"peers": 2, "writes_per_side": writes, "missed_deltas": nA + nB, "store": storeName(o), "mesh_degree": degreeN(o)},
+		Params:   fmt.Sprintf("2 peers, %d writes per side (a set and an increment each), %d+%d deltas missed, store=%s", writes, n[0], n[1], storeName(o)),
+		ParamMap: map[string]any{"peers": 2, "writes_per_side": writes, "missed_deltas": n[0] + n[1], "store": storeName(o), "mesh_degree": degreeN(o)},
 		Metrics: []Metric{
 			{Key: "sync_initiator_to_responder_bytes", Name: "sync bytes initiator→responder", Value: float64(out), Unit: "bytes"},
 			{Key: "sync_responder_to_initiator_bytes", Name: "sync bytes responder→initiator", Value: float64(in), Unit: "bytes"},

@@ -7,11 +7,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/network"
-
 	"github.com/concord-p2p/concord"
 	"github.com/concord-p2p/concord/internal/b4trace"
-	cnet "github.com/concord-p2p/concord/net"
 )
 
 // Text scenarios: the B4 editing trace through the public API, the bytes
@@ -101,22 +98,11 @@ func Keystroke(ctx context.Context, o Options, base int) (Result, error) {
 // each types typed characters (one transaction per keystroke, at its own
 // cursor), and are healed: time to converge and bytes on the sync stream.
 func TextMerge(ctx context.Context, o Options, base, typed int) (Result, error) {
-	gaters := []*cnet.Gater{cnet.NewGater(), cnet.NewGater()}
-	var mu sync.Mutex
-	var events []cnet.ExchangeEvent
-	c, err := newCluster(ctx, o, 2, "merge", true, func(i int, cfg *concord.Config) {
-		cfg.Gater = gaters[i]
-		cfg.Events.SyncFinished = func(e cnet.ExchangeEvent) {
-			mu.Lock()
-			events = append(events, e)
-			mu.Unlock()
-		}
-	})
+	c, err := newPair(ctx, o, "merge")
 	if err != nil {
 		return Result{}, err
 	}
 	defer c.close()
-	a, b := c.nodes[0], c.nodes[1]
 	da, db := c.docs[0], c.docs[1]
 	line := strings.Repeat("lorem ipsum dolor sit amet, consectetur adipiscing elit\n", base/56+1)
 	if err := da.Splice(ctx, textPath, 0, 0, line[:base]); err != nil {
@@ -125,15 +111,7 @@ func TextMerge(ctx context.Context, o Options, base, typed int) (Result, error) 
 	if err := waitUntil(ctx, 30*time.Second, func() bool { return converged(c.docs) }); err != nil {
 		return Result{}, fmt.Errorf("the shared text: %w", err)
 	}
-	if err := cnet.Partition(a.Host(), gaters[0], b.ID()); err != nil {
-		return Result{}, err
-	}
-	if err := cnet.Partition(b.Host(), gaters[1], a.ID()); err != nil {
-		return Result{}, err
-	}
-	if err := waitUntil(ctx, 5*time.Second, func() bool {
-		return a.Host().Network().Connectedness(b.ID()) != network.Connected
-	}); err != nil {
+	if err := c.partition(ctx); err != nil {
 		return Result{}, err
 	}
 	// What each side types: pseudo-random letters and spaces (so that the
@@ -169,27 +147,14 @@ func TextMerge(ctx context.Context, o Options, base, typed int) (Result, error) 
 			return Result{}, err
 		}
 	}
-	nA, bytesA, err := da.Lacking(ctx, db.Status().Version)
+	n, missedBytes, err := c.missed(ctx)
 	if err != nil {
 		return Result{}, err
 	}
-	nB, bytesB, err := db.Lacking(ctx, da.Status().Version)
+	took, err := c.heal(ctx, 120*time.Second)
 	if err != nil {
-		return Result{}, err
-	}
-	mu.Lock()
-	events = nil
-	mu.Unlock()
-	start := time.Now()
-	gaters[0].Unblock(b.ID())
-	gaters[1].Unblock(a.ID())
-	if err := a.Connect(ctx, b.Addrs()[0]); err != nil {
-		return Result{}, err
-	}
-	if err := waitUntil(ctx, 120*time.Second, func() bool { return converged(c.docs) }); err != nil {
 		return Result{}, fmt.Errorf("merge: %w", err)
 	}
-	took := time.Since(start)
 	text, _ := da.Text(textPath...)
 	if got, want := len([]rune(text)), base+2*typed; got != want {
 		return Result{}, fmt.Errorf("merged text has %d code points, want %d", got, want)
@@ -199,20 +164,10 @@ func TextMerge(ctx context.Context, o Options, base, typed int) (Result, error) 
 			return Result{}, fmt.Errorf("peer %d's typing is not one run in the merged text", side)
 		}
 	}
-	if err := waitUntil(ctx, 10*time.Second, func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, e := range events {
-			if e.Initiator && e.Stats.DeltasIn+e.Stats.DeltasOut > 0 {
-				return true
-			}
-		}
-		return false
-	}); err != nil {
-		return Result{}, fmt.Errorf("the exchange's end: %w", err)
+	events, err := c.settled(ctx)
+	if err != nil {
+		return Result{}, err
 	}
-	mu.Lock()
-	defer mu.Unlock()
 	var in, out int
 	for _, e := range events {
 		if e.Initiator {
@@ -222,12 +177,12 @@ func TextMerge(ctx context.Context, o Options, base, typed int) (Result, error) 
 	}
 	return Result{
 		Scenario: "merge of two peers that typed apart", Name: "textmerge",
-		Params:   fmt.Sprintf("2 peers, a %d-character text, %d keystrokes per side while partitioned (%d+%d deltas), store=%s", base, typed, nA, nB, storeName(o)),
-		ParamMap: map[string]any{"peers": 2, "text_chars": base, "typed_per_side": typed, "missed_deltas": nA + nB, "store": storeName(o)},
+		Params:   fmt.Sprintf("2 peers, a %d-character text, %d keystrokes per side while partitioned (%d+%d deltas), store=%s", base, typed, n[0], n[1], storeName(o)),
+		ParamMap: map[string]any{"peers": 2, "text_chars": base, "typed_per_side": typed, "missed_deltas": n[0] + n[1], "store": storeName(o)},
 		Metrics: []Metric{
 			{Key: "heal_to_converged_ms", Name: "heal → converged", Value: took.Seconds() * 1000, Unit: "ms"},
 			{Key: "sync_bytes", Name: "bytes on the sync stream (both ways)", Value: float64(in + out), Unit: "bytes"},
-			{Key: "missed_envelope_bytes", Name: "envelopes missed (both sides)", Value: float64(bytesA + bytesB), Unit: "bytes"},
+			{Key: "missed_envelope_bytes", Name: "envelopes missed (both sides)", Value: float64(missedBytes), Unit: "bytes"},
 			{Key: "typing_per_s", Name: "keystrokes while apart (both peers)", Value: float64(2*typed) / typing.Seconds(), Unit: "keys/s"},
 		},
 	}, nil
