@@ -575,3 +575,50 @@ func TestDocSplitBigSequenceChanges(t *testing.T) {
 		}
 	}
 }
+
+// With no concurrency a document's text and list behave as a plain
+// string and slice: random splices (several per transaction), checked
+// after every transaction, and through an encoding round trip.
+func TestDocSequencesSequentialModel(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		s := New()
+		var text []rune
+		var list []string
+		for step := range rapid.IntRange(1, 30).Draw(t, "txns") {
+			var ops []Op
+			tt, ll := append([]rune(nil), text...), append([]string(nil), list...)
+			for range rapid.IntRange(1, 4).Draw(t, "ops") {
+				if rapid.Bool().Draw(t, "text") {
+					at := rapid.IntRange(0, len(tt)).Draw(t, "at")
+					del := rapid.IntRange(0, min(3, len(tt)-at)).Draw(t, "del")
+					ins := rapid.SampledFrom([]string{"", "a", "xyz", "ü€😀"}).Draw(t, "ins")
+					ops = append(ops, Splice([]string{"t"}, at, del, ins))
+					tt = append(tt[:at:at], append([]rune(ins), tt[at+del:]...)...)
+				} else {
+					at := rapid.IntRange(0, len(ll)).Draw(t, "at")
+					del := rapid.IntRange(0, min(2, len(ll)-at)).Draw(t, "del")
+					v := strconv.Itoa(step)
+					ops = append(ops, SpliceList([]string{"l"}, at, del, js(v)))
+					ll = append(ll[:at:at], append([]string{v}, ll[at+del:]...)...)
+				}
+			}
+			if _, err := s.Apply("a", HLC(step+1), ops...); err != nil {
+				t.Fatal(err)
+			}
+			text, list = tt, ll
+			if got, _ := s.Text([]string{"t"}); s.KindAt([]string{"t"}) == KindText && got != string(text) {
+				t.Fatalf("text %q, model %q", got, string(text))
+			}
+			if vs, ok := s.List([]string{"l"}); ok && fmt.Sprintf("%s", vs) != fmt.Sprint(list) {
+				t.Fatalf("list %s, model %v", vs, list)
+			}
+		}
+		back, err := Decode(Encode(s), DefaultLimits())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(back.JSON(), s.JSON()) {
+			t.Fatalf("round trip %s, want %s", back.JSON(), s.JSON())
+		}
+	})
+}
