@@ -89,10 +89,10 @@ var (
 // SeqConfig configures a Seq.
 type SeqConfig struct {
 	// MaxPending bounds the elements of remote inserts and deletes held
-	// back until what they refer to arrives. Past it the oldest held-back
-	// change is dropped (counted in SeqStats.Dropped); its dots are not
-	// recorded in the causal context, so anti-entropy sends it again.
-	// Default 1<<16.
+	// back until what they refer to arrives. A merge that would hold more
+	// refuses what it would hold (counted in SeqStats.Refused); its dots
+	// are not recorded in the causal context, so it merges when sent
+	// again. What was held before stays. Default 1<<16.
 	MaxPending int
 }
 
@@ -121,15 +121,15 @@ type Seq[V SeqValue] struct {
 	base    *CausalContext // stamp of tombstones whose delete dot is unknown
 	pend    seqPending[V]
 	refused *CausalContext // dots of changes refused (see Merge), until taken
-	cfg     SeqConfig
-	stats   SeqStats
+	// unbounded, during a merge, holds back past MaxPending (replaying
+	// what was accepted once: State.MergeStored).
+	unbounded bool
+	cfg       SeqConfig
+	stats     SeqStats
 }
 
 // SeqStats counts what a Seq did that is not visible in its value.
 type SeqStats struct {
-	// Dropped counts the held-back changes dropped because MaxPending was
-	// reached.
-	Dropped uint64
 	// Orphans counts the inserts dropped because they refer to elements
 	// this replica has already garbage-collected (see GC).
 	Orphans uint64

@@ -144,7 +144,7 @@ func TestSeqPendingBound(t *testing.T) {
 	for i := len(ds) - 1; i > 0; i-- { // newest first: all wait for ds[0]
 		b.Merge(ds[i])
 	}
-	if b.Pending() > 5 || b.Stats().Refused == 0 || b.Stats().Dropped != 0 {
+	if b.Pending() > 5 || b.Stats().Refused == 0 {
 		t.Fatalf("%d pending, %+v", b.Pending(), b.Stats())
 	}
 	// What was held first stays held; what came past the bound was

@@ -190,9 +190,11 @@ func mergeSlot[V SeqValue](s *State, de *entry, k Kind, slot func(*entry) *seqSl
 		return true
 	}
 	seq := dst.state()
-	lost := seq.stats.Dropped + seq.stats.Orphans + seq.stats.Invalid
+	lost := seq.stats.Orphans + seq.stats.Invalid
+	seq.unbounded = s.unbounded
 	ps := seq.Merge(c)
-	s.seqLost += seq.stats.Dropped + seq.stats.Orphans + seq.stats.Invalid - lost
+	seq.unbounded = false
+	s.seqLost += seq.stats.Orphans + seq.stats.Invalid - lost
 	if r := seq.takeRefused(); r != nil {
 		if s.refused == nil {
 			s.refused = NewCausalContext()
@@ -225,10 +227,8 @@ func seqPatch[V SeqValue](path []string, p Patch[V]) SeqPatch {
 	return out
 }
 
-// SeqLost returns how many sequence elements merges into s have dropped
-// so far: held-back changes past the bound, inserts naming collected or
-// inconsistent origins (see SeqStats). A change dropped while held back
-// integrates if it is received again.
+// SeqLost returns how many inserts merges into s have dropped so far:
+// inserts naming collected or inconsistent origins (see SeqStats).
 func (s *State) SeqLost() uint64 { return s.seqLost }
 
 // SeqRefused returns how many merges into s refused part of what they
@@ -251,6 +251,16 @@ func hasSeqs(n *mapNode) bool {
 		}
 	}
 	return false
+}
+
+// MergeStored is Merge for what this replica accepted once (its log,
+// replayed at open): sequence changes are held back past the bound rather
+// than refused — the order of a replay is the log's, not the arrival's,
+// and refusing would lose what the log claims.
+func (s *State) MergeStored(src *State) {
+	s.unbounded = true
+	s.merge(src, nil, false)
+	s.unbounded = false
 }
 
 // JoinDelta joins delta src into s, a delta too (a batch of deltas into

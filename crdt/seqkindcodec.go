@@ -135,7 +135,11 @@ func decodeSlot[V SeqValue](s *State, ent func() *entry, k Kind, slot func(*entr
 			return fmt.Errorf("%w: sequence dots outside the causal context", ErrMalformed)
 		}
 		if sl.seq != nil {
-			sl.seq.Merge(d) // the changes the state held back (state key 1 and 2)
+			// The changes the state held back (keys 1 and 2): held again,
+			// whatever their number (the state's context claims them).
+			sl.seq.unbounded = true
+			sl.seq.Merge(d)
+			sl.seq.unbounded = false
 		} else {
 			sl.delta = d
 		}

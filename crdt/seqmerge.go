@@ -48,7 +48,7 @@ func (s *Seq[V]) Merge(d *SeqDelta[V]) []Patch[V] {
 	if s.pend.n > 0 && (progress || d.dots != nil) {
 		s.retry(&ps)
 	}
-	if s.pend.n > s.cfg.MaxPending {
+	if s.pend.n > s.cfg.MaxPending && !s.unbounded {
 		// Over the bound: what d itself left held back is refused (not
 		// held, its dots in Refused), rather than evicting what others
 		// wait on; the caller does not claim it, so it is sent again.
@@ -57,7 +57,6 @@ func (s *Seq[V]) Merge(d *SeqDelta[V]) []Patch[V] {
 		}
 		s.stats.Refused += s.pend.refuse(s.refused)
 	}
-	s.stats.Dropped += s.pend.trim(s.cfg.MaxPending)
 	return ps.list
 }
 

@@ -177,28 +177,6 @@ func (p *seqPending[V]) refuse(out *CausalContext) uint64 {
 	return n
 }
 
-// trim drops the oldest held changes until at most max elements are held,
-// and returns how many it dropped.
-func (p *seqPending[V]) trim(max int) uint64 {
-	var dropped uint64
-	for p.n > max && len(p.runs) > 0 {
-		r := p.runs[0]
-		p.runs[0] = seqRun[V]{}
-		p.runs = p.runs[1:]
-		delete(p.seen, pendKey{r.id, r.n})
-		p.n -= int(r.n)
-		dropped++
-	}
-	for p.n > max && len(p.dels) > 0 {
-		p.n -= p.dels[0].size()
-		p.forgetDel(p.dels[0])
-		p.dels[0] = pendDel{}
-		p.dels = p.dels[1:]
-		dropped++
-	}
-	return dropped
-}
-
 // Pending returns the number of elements of remote changes held back
 // until what they refer to arrives.
 func (s *Seq[V]) Pending() int { return s.pend.n }

@@ -49,6 +49,9 @@ type State struct {
 	edits *editLog
 	// joining, while JoinDelta runs, joins sequence changes as changes.
 	joining bool
+	// unbounded, while MergeStored runs, holds sequence changes back past
+	// their bound.
+	unbounded bool
 	// seqLost counts what merges into the sequences dropped (SeqLost).
 	seqLost uint64
 	// refused, during a merge, collects the dots the sequences refused;

@@ -64,12 +64,12 @@ func (d *Doc) takeLocal() []*pendingChange {
 	return cs
 }
 
-// noteSeqLost counts, as drops, what merges into the state's texts and
-// lists dropped since the last call (held-back changes past their bound,
-// inserts naming collected or inconsistent origins).
+// noteSeqLost counts, as drops, the inserts merges into the state's texts
+// and lists dropped since the last call (naming collected or inconsistent
+// origins).
 func (d *Doc) noteSeqLost() {
 	n := d.state.SeqLost()
 	for ; d.seqLost < n; d.seqLost++ {
-		d.drop("seq_pending", "dropped")
+		d.drop("seq_insert", "orphaned")
 	}
 }

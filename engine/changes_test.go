@@ -176,3 +176,49 @@ func TestForeignDotsRefused(t *testing.T) {
 		}
 	}
 }
+
+// A paste integrated at once when it arrived (its origin was here) may be
+// replayed from the log before that origin, when the log orders its
+// author first: the replay holds it back past the bound for a moment and
+// must not refuse it — the log is what this replica accepted.
+func TestReplayHoldsBackPastTheBound(t *testing.T) {
+	d, log, _ := newDoc(t, "d")
+	a, b := newAuthor(t), newAuthor(t)
+	for b.rep > a.rep { // the log replays the paste's author first
+		b = newAuthor(t)
+	}
+	hlc := crdt.MakeHLC(epoch.UnixMilli(), 0)
+	sa := crdt.New()
+	da, err := sa.Apply(a.rep, hlc, crdt.Splice([]string{"t"}, 0, 0, "x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb := sa.Clone()
+	db, err := sb.Apply(b.rep, hlc, crdt.Splice([]string{"t"}, 1, 0, strings.Repeat("y", crdt.DefaultSeqConfig().MaxPending+10)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range []struct {
+		au    author
+		delta *crdt.State
+	}{{a, da}, {b, db}} {
+		e := &wire.Envelope{Doc: "d", Origin: x.au.rep, Seq: 1, HLC: uint64(hlc), Features: wire.FeatureSequences, Payload: crdt.EncodeDelta(x.delta, x.au.rep)}
+		if err := wire.SignEnvelope(x.au.key, e); err != nil {
+			t.Fatal(err)
+		}
+		d.Receive(epoch, x.au.peer, []*wire.Envelope{e}, false)
+		settle(d, log)
+	}
+	want, _ := sb.Text([]string{"t"})
+	if got, _ := d.State().Text([]string{"t"}); got != want {
+		t.Fatalf("before the restart: %d code points, want %d", len([]rune(got)), len([]rune(want)))
+	}
+	cfg := d.cfg
+	re, _, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := re.State().Text([]string{"t"}); got != want {
+		t.Fatalf("after the restart: %d code points, want %d", len([]rune(got)), len([]rune(want)))
+	}
+}

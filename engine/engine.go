@@ -161,7 +161,7 @@ func New(cfg Config) (d *Doc, warn error, err error) {
 			bad = append(bad, fmt.Errorf("entry %s/%d: %w", e.Replica, e.Seq, err))
 			return nil
 		}
-		d.state.Merge(delta)
+		d.state.MergeStored(delta) // the log's order may hold back what arrived in order
 		d.noteClaims(delta, e.Replica, e.Seq)
 		if h := crdt.HLC(env.HLC); h > d.clock {
 			d.clock = h

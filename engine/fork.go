@@ -195,7 +195,7 @@ func (d *Doc) loadForks() error {
 		if derr != nil {
 			continue
 		}
-		d.state.Merge(delta)
+		d.state.MergeStored(delta) // stored proofs, as the log
 		d.noteClaims(delta, env.Origin, env.Seq)
 		d.forks[forkKey{f.Replica, f.Seq, f.ID}] = true
 	}
