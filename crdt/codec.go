@@ -267,7 +267,10 @@ func decode(b []byte, origin ReplicaID, lim Limits) (*State, error) {
 		}
 	}
 	budget := lim.MaxBytes // what the document's compressed sequence columns may inflate to
-	if err := decodeMap(s, nil, w.Root, rep, 0, lim, &budget); err != nil {
+	s.decodingState = origin == ""
+	err := decodeMap(s, nil, w.Root, rep, 0, lim, &budget)
+	s.decodingState = false
+	if err != nil {
 		return nil, err
 	}
 	return s, nil

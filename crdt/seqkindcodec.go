@@ -134,6 +134,9 @@ func decodeSlot[V SeqValue](s *State, ent func() *entry, k Kind, slot func(*entr
 		if !s.cc.covers(d.Context()) {
 			return fmt.Errorf("%w: sequence dots outside the causal context", ErrMalformed)
 		}
+		if sl.seq == nil && s.decodingState {
+			sl.seq = NewSeq[V](DefaultSeqConfig()) // a whole state holds sequences, not changes
+		}
 		if sl.seq != nil {
 			// The changes the state held back (keys 1 and 2): held again,
 			// whatever their number (the state's context claims them).

@@ -52,6 +52,9 @@ type State struct {
 	// unbounded, while MergeStored runs, holds sequence changes back past
 	// their bound.
 	unbounded bool
+	// decodingState, while a whole state decodes, makes its sequences
+	// Seqs (a delta's stay changes).
+	decodingState bool
 	// seqLost counts what merges into the sequences dropped (SeqLost).
 	seqLost uint64
 	// refused, during a merge, collects the dots the sequences refused;
