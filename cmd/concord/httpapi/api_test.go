@@ -276,6 +276,22 @@ func (s *sse) next(d time.Duration) string {
 	}
 }
 
+// change reads the next block, which must be a change event, and returns
+// it decoded and as sent.
+func (s *sse) change(d time.Duration) (ChangeEvent, string) {
+	s.t.Helper()
+	ev := s.next(d)
+	data, ok := strings.CutPrefix(ev, "event: change\ndata: ")
+	if !ok {
+		s.t.Fatalf("event %q", ev)
+	}
+	var ce ChangeEvent
+	if err := json.Unmarshal([]byte(data), &ce); err != nil {
+		s.t.Fatal(err)
+	}
+	return ce, data
+}
+
 func TestEvents(t *testing.T) {
 	_, srv := newAPI(t, Options{Heartbeat: time.Hour})
 	s := openSSE(t, srv.URL+"/v1/docs/d/events")
@@ -283,15 +299,7 @@ func TestEvents(t *testing.T) {
 		t.Fatalf("opening %q", got)
 	}
 	do(t, "POST", srv.URL+"/v1/docs/d/ops", `[{"op":"set","path":["a","b"],"value":1},{"op":"inc","path":["n"],"by":2}]`)
-	ev := s.next(5 * time.Second)
-	data, ok := strings.CutPrefix(ev, "event: change\ndata: ")
-	if !ok {
-		t.Fatalf("event %q", ev)
-	}
-	var ce ChangeEvent
-	if err := json.Unmarshal([]byte(data), &ce); err != nil {
-		t.Fatal(err)
-	}
+	ce, data := s.change(5 * time.Second)
 	if !ce.Local || ce.Doc != "d" || ce.Origin == "" || fmt.Sprint(ce.Paths) != "[[a b] [n]]" || string(ce.Value) != `{"a":{"b":1},"n":2}` {
 		t.Fatalf("change %s", data)
 	}

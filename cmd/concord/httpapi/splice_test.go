@@ -44,15 +44,7 @@ func TestSpliceOps(t *testing.T) {
 	var text []rune
 	var list []json.RawMessage
 	for range steps {
-		ev := s.next(5 * time.Second)
-		data, ok := strings.CutPrefix(ev, "event: change\ndata: ")
-		if !ok {
-			t.Fatalf("event %q", ev)
-		}
-		var ce ChangeEvent
-		if err := json.Unmarshal([]byte(data), &ce); err != nil {
-			t.Fatal(err)
-		}
+		ce, data := s.change(5 * time.Second)
 		if len(ce.Patches) == 0 {
 			t.Fatalf("change without patches: %s", data)
 		}
