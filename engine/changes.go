@@ -18,6 +18,8 @@ type pendingChange struct {
 
 // newChange queues ch as applied now.
 func (d *Doc) newChange(ch Change) *pendingChange {
+	ch.N = d.rebase.next()
+	d.rebase.record(ch.N, d.track, ch.Paths, ch.Patches)
 	c := &pendingChange{ch: ch}
 	d.changes = append(d.changes, c)
 	return c
@@ -34,6 +36,7 @@ func (d *Doc) noteLocal(paths [][]string, patches []crdt.SeqPatch) {
 	}
 	c.ch.Paths = append(c.ch.Paths, paths...)
 	c.ch.Patches = append(c.ch.Patches, patches...)
+	d.rebase.record(c.ch.N, d.track, paths, patches)
 }
 
 // settle marks cs durable and announces what may be announced.

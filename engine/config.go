@@ -75,6 +75,10 @@ type Config struct {
 	// SnapshotAfter: a peer with nothing gets a fresh snapshot once the log
 	// holds more entries than this.
 	SnapshotAfter int
+	// FirstChange is the number of the first change (Change.N); 0 means 1.
+	// A driver that restarts takes a larger one (from its boot time), so
+	// numbers from before a restart are never taken for later ones.
+	FirstChange uint64
 	// CompactAfter: compaction runs once every known peer holds this many
 	// entries more than the snapshot covers.
 	CompactAfter int

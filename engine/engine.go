@@ -79,14 +79,16 @@ type Doc struct {
 	pendChanges []*pendingChange // of the pending local writes
 	openLocal   *pendingChange   // the last one, while nothing came after it
 	seqLost     uint64           // the state's SeqLost already counted
+	rebase      rebaseLog        // change numbers, patches kept for rebasing (rebase.go)
 
 	rd Ready
 }
 
 type heldProposal struct {
-	id  uint64
-	ops []crdt.Op
-	now time.Time
+	id    uint64
+	ops   []crdt.Op
+	bases []uint64
+	now   time.Time
 }
 
 // batch is one append asked for in a Ready.
@@ -128,6 +130,7 @@ func New(cfg Config) (d *Doc, warn error, err error) {
 		summaries: map[crdt.ReplicaID]seenSummary{}, sessions: map[*Session]struct{}{},
 		snapVV: crdt.VersionVector{},
 	}
+	d.rebase.startNumbers(cfg.FirstChange)
 	snap, ok, err := d.st.Snapshot()
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, nil, fmt.Errorf("concord: load snapshot of %q: %w", cfg.Doc, err)
@@ -272,6 +275,9 @@ type Commit struct {
 // Change describes one change of the document: a local transaction once
 // durable, or received deltas once merged and stored.
 type Change struct {
+	// N is the change's number: one more than the change applied before
+	// it (see Config.FirstChange).
+	N      uint64
 	Local  bool
 	Origin crdt.ReplicaID
 	Peer   peer.ID
@@ -429,7 +435,7 @@ func (d *Doc) step() {
 		held := d.held
 		d.held = nil
 		for _, h := range held {
-			d.propose(h.id, h.now, h.ops)
+			d.propose(h.id, h.now, h.ops, h.bases)
 		}
 		d.cut()
 	}

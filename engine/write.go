@@ -36,49 +36,66 @@ func TxnBytes(ops []crdt.Op) int {
 // proposal's ID, answered in a later Ready's Committed, or an error when
 // the transaction is refused (nothing is applied).
 func (d *Doc) Propose(now time.Time, ops []crdt.Op) (uint64, error) {
+	id, _, err := d.ProposeAt(now, ops, nil)
+	return id, err
+}
+
+// ProposeAt is Propose where ops[i] with bases[i] != 0 is a splice made
+// on the view after change bases[i]: it is rebased over the changes since
+// (see RebaseSplice) when applied, and refused with ErrStaleBase when that
+// cannot be done. It also returns the number of the change that holds the
+// write, or 0 when the write is held back (a snapshot is being taken) and
+// applied later.
+func (d *Doc) ProposeAt(now time.Time, ops []crdt.Op, bases []uint64) (id, change uint64, err error) {
 	if n := TxnBytes(ops); n > MaxTxnBytes {
-		return 0, fmt.Errorf("%w: %d bytes", ErrTooLarge, n)
+		return 0, 0, fmt.Errorf("%w: %d bytes", ErrTooLarge, n)
 	}
 	switch {
 	case d.closed:
-		return 0, ErrClosed
+		return 0, 0, ErrClosed
 	case d.failed != nil:
-		return 0, d.failed
+		return 0, 0, d.failed
 	case d.cfg.Writers != nil && !d.cfg.Writers[d.cfg.SelfPeer]:
-		return 0, ErrNotWriter
+		return 0, 0, ErrNotWriter
 	}
 	d.nextProp++
-	id := d.nextProp
+	id = d.nextProp
 	if d.holdWrites {
 		// A snapshot of durable state is being taken: the write waits.
-		d.held = append(d.held, heldProposal{id, slices.Clone(ops), now})
-		return id, nil
+		d.held = append(d.held, heldProposal{id, slices.Clone(ops), slices.Clone(bases), now})
+		return id, 0, nil
 	}
-	if err := d.apply(now, ops); err != nil {
+	if err := d.apply(now, ops, bases); err != nil {
 		d.nextProp-- // nothing of it remains
-		return 0, err
+		return 0, 0, err
+	}
+	if d.openLocal != nil {
+		change = d.openLocal.ch.N
 	}
 	d.pendProps = append(d.pendProps, id)
 	d.cut()
-	return id, nil
+	return id, change, nil
 }
 
 // propose applies a held proposal; a refusal is its answer.
-func (d *Doc) propose(id uint64, now time.Time, ops []crdt.Op) {
-	if err := d.apply(now, ops); err != nil {
+func (d *Doc) propose(id uint64, now time.Time, ops []crdt.Op, bases []uint64) {
+	if err := d.apply(now, ops, bases); err != nil {
 		d.rd.Committed = append(d.rd.Committed, Commit{id, err})
 		return
 	}
 	d.pendProps = append(d.pendProps, id)
 }
 
-func (d *Doc) apply(now time.Time, ops []crdt.Op) error {
+func (d *Doc) apply(now time.Time, ops []crdt.Op, bases []uint64) error {
+	ops, err := d.rebaseOps(ops, bases)
+	if err != nil {
+		return err
+	}
 	ts := d.clock.Now(now.UnixMilli())
 	if d.pending == nil {
 		d.pending = crdt.New()
 	}
 	var patches []crdt.SeqPatch
-	var err error
 	if d.track {
 		patches, err = d.state.ApplyEdits(d.pending, d.cfg.Self, ts, ops...)
 	} else {
