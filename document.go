@@ -67,8 +67,9 @@ func toJSON(v any) (json.RawMessage, error) {
 
 // Txn collects ops to apply as one transaction (one delta): all or none.
 type Txn struct {
-	ops []crdt.Op
-	err error
+	ops   []crdt.Op
+	bases []uint64 // bases[i]: the change ops[i] was made after (0: none)
+	err   error
 }
 
 // value marshals v, keeping the first error for Update to return.
@@ -122,7 +123,20 @@ func (d *Doc) Update(ctx context.Context, fn func(*Txn)) error {
 	if t.err != nil {
 		return t.err
 	}
-	return d.Apply(ctx, t.ops...)
+	_, err := d.r.applyAt(ctx, t.ops, t.bases)
+	return err
+}
+
+// Commit is Update that also returns the number of the change that holds
+// the transaction (Change.N): a client that reads changes from a stream
+// knows its own write by it.
+func (d *Doc) Commit(ctx context.Context, fn func(*Txn)) (n uint64, err error) {
+	var t Txn
+	fn(&t)
+	if t.err != nil {
+		return 0, t.err
+	}
+	return d.r.applyAt(ctx, t.ops, t.bases)
 }
 
 // Apply applies ops as one transaction. It returns once the delta is on

@@ -122,6 +122,9 @@ func openDriver(doc string, d driverDeps) (*driver, error) {
 		AckPeers: d.ackPeers, TrustAuthor: d.trustAuthor, SnapshotAfter: d.snapshotAfter,
 		CompactAfter: d.compactAfter, Retention: d.retention, PieceBytes: d.pieceBytes,
 		Storage: r.logv,
+		// Change numbers from the boot time (ms), so that a number from
+		// before a restart is never one after it (a safe JS integer).
+		FirstChange: uint64(time.Now().UnixMilli()) << 10,
 	})
 	if err != nil {
 		if r.own {
@@ -241,9 +244,33 @@ func (r *driver) ask(ctx context.Context, fn func(e *engine.Doc, ticket uint64) 
 // apply applies ops locally as one transaction and returns once the delta
 // that carries them is durable.
 func (r *driver) apply(ctx context.Context, ops []crdt.Op) error {
-	return r.ask(ctx, func(e *engine.Doc, _ uint64) (uint64, error) {
-		return e.Propose(r.d.now(), ops)
+	_, err := r.applyAt(ctx, ops, nil)
+	return err
+}
+
+// applyAt is apply with bases for rebased splices (engine.ProposeAt); it
+// returns the number of the change that holds the write.
+func (r *driver) applyAt(ctx context.Context, ops []crdt.Op, bases []uint64) (n uint64, err error) {
+	err = r.ask(ctx, func(e *engine.Doc, _ uint64) (uint64, error) {
+		id, ch, err := e.ProposeAt(r.d.now(), ops, bases)
+		n = ch
+		return id, err
 	})
+	if err == nil && n == 0 {
+		// Held back while a snapshot was taken: a later change, at most.
+		r.mu.Lock()
+		n = r.eng.Position()
+		r.mu.Unlock()
+	}
+	return n, err
+}
+
+// position runs fn on the state with the number of the change its view
+// follows (engine.Doc.Position).
+func (r *driver) position(fn func(st *crdt.State, n uint64)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	fn(r.eng.State(), r.eng.Position())
 }
 
 // waitAcked blocks until every own delta written so far is acknowledged.

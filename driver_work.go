@@ -161,7 +161,7 @@ func (r *driver) carryOut(rd *engine.Ready) {
 		r.updateOutboxMetric()
 	}
 	for _, c := range rd.Changes {
-		r.notify(Change{Doc: r.doc, Local: c.Local, Origin: c.Origin, Peer: c.Peer, Paths: c.Paths, Patches: c.Patches})
+		r.notify(Change{Doc: r.doc, N: c.N, Local: c.Local, Origin: c.Origin, Peer: c.Peer, Paths: c.Paths, Patches: c.Patches})
 	}
 	if n := len(rd.Committed) + len(rd.AckWaits) + len(rd.Compacted); n > 0 {
 		r.mu.Lock()

@@ -12,6 +12,12 @@ import (
 // once durable, or deltas received from a peer once merged and stored.
 type Change struct {
 	Doc string
+	// N is the change's number on this node: one more than the change
+	// before it, in the order changes are applied, from a start taken
+	// from the node's boot time (so numbers only grow, across restarts
+	// too). A view read with Doc.JSONAt names the change it follows; a
+	// splice made on it can name that change as its base (Txn.SpliceAt).
+	N uint64
 	// Local is true for this node's own writes.
 	Local bool
 	// Origin is the author replica (of the first delta, for a batch).
