@@ -33,6 +33,10 @@ type docView struct {
 	Value   json.RawMessage    `json:"value"`
 	Version crdt.VersionVector `json:"version"`
 	Outbox  int                `json:"outbox"`
+	// N is the number of the change the view follows (GET), or of the
+	// change that holds the batch (POST of ops): the base of a splice made
+	// on it, and how a client knows its own change in the events.
+	N uint64 `json:"n"`
 }
 
 func (a *API) status(w http.ResponseWriter, r *http.Request) {
@@ -78,7 +82,8 @@ func viewOf(d *concord.Doc) docView {
 	if vv == nil {
 		vv = crdt.VersionVector{}
 	}
-	return docView{Value: d.JSON(), Version: vv, Outbox: st.Outbox}
+	v, n := d.JSONAt()
+	return docView{Value: v, Version: vv, Outbox: st.Outbox, N: n}
 }
 
 func nonNil(s []string) []string {

@@ -26,7 +26,7 @@ func writeError(w http.ResponseWriter, code int, msg string) {
 // statusOf maps an error of the node or of a document to an HTTP status.
 func statusOf(err error) int {
 	switch {
-	case errors.Is(err, crdt.ErrTypeConflict), errors.Is(err, crdt.ErrSeqIndex):
+	case errors.Is(err, crdt.ErrTypeConflict), errors.Is(err, crdt.ErrSeqIndex), errors.Is(err, concord.ErrStaleBase):
 		return http.StatusConflict
 	case errors.Is(err, crdt.ErrInvalidPath), errors.Is(err, crdt.ErrInvalidValue), errors.Is(err, crdt.ErrInvalidOp),
 		errors.Is(err, crdt.ErrInvalidUTF8), errors.Is(err, concord.ErrInvalidDocName):

@@ -16,6 +16,9 @@ import (
 // GET /v1/docs/{doc}/events.
 type ChangeEvent struct {
 	Doc string `json:"doc"`
+	// N is the change's number on this peer (concord.Change.N): one more
+	// than the change before; a gap means the stream dropped some.
+	N uint64 `json:"n"`
 	// Local is true for this peer's own writes.
 	Local bool `json:"local"`
 	// Origin is the author replica.
@@ -42,6 +45,7 @@ type ChangeEvent struct {
 // without encoding the event whole.
 type changeHead struct {
 	Doc     string     `json:"doc"`
+	N       uint64     `json:"n"`
 	Local   bool       `json:"local"`
 	Origin  string     `json:"origin"`
 	Peer    string     `json:"peer,omitempty"`
@@ -84,7 +88,7 @@ func patchesOf(ps []crdt.SeqPatch) []Patch {
 // encodeHead returns the JSON of ch's event up to its value: the encoding
 // of changeHead without its closing brace.
 func encodeHead(ch concord.Change) []byte {
-	h := changeHead{Doc: ch.Doc, Local: ch.Local, Origin: string(ch.Origin), Paths: ch.Paths, Patches: patchesOf(ch.Patches)}
+	h := changeHead{Doc: ch.Doc, N: ch.N, Local: ch.Local, Origin: string(ch.Origin), Paths: ch.Paths, Patches: patchesOf(ch.Patches)}
 	if h.Paths == nil {
 		h.Paths = [][]string{}
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 
+	"github.com/concord-p2p/concord"
 	"github.com/concord-p2p/concord/crdt"
 )
 
@@ -22,6 +23,9 @@ type opBody struct {
 	Delete json.RawMessage `json:"delete"`
 	Text   *string         `json:"text"`
 	Values json.RawMessage `json:"values"`
+	// Base (a splice's, optional) is the number of the change whose view
+	// the splice was made on; the peer rebases it over later changes.
+	Base json.RawMessage `json:"base"`
 }
 
 // errBadOps marks a batch that does not decode; it is answered with 400.
@@ -38,7 +42,7 @@ func (a *API) postOps(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "read body: "+err.Error())
 		return
 	}
-	ops, err := DecodeOps(body)
+	ops, bases, err := decodeBatch(body)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
@@ -47,11 +51,18 @@ func (a *API) postOps(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if err := d.Apply(r.Context(), ops...); err != nil {
+	n, err := d.Commit(r.Context(), func(tx *concord.Txn) {
+		for i, op := range ops {
+			tx.OpAt(bases[i], op)
+		}
+	})
+	if err != nil {
 		writeError(w, statusOf(err), err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, viewOf(d))
+	v := viewOf(d)
+	v.N = n // the change that holds the batch
+	writeJSON(w, http.StatusOK, v)
 }
 
 // DecodeOps decodes a batch: a non-empty JSON list of ops
@@ -64,46 +75,69 @@ func (a *API) postOps(w http.ResponseWriter, r *http.Request) {
 //
 // where a path is a non-empty list of strings. Errors wrap errBadOps and
 // name the op by index. Type checks against the document (inc on a
-// register, ...) are left to Doc.Apply.
+// register, ...) are left to Doc.Apply. A splice's "base" is checked, not
+// returned (see decodeBatch).
 func DecodeOps(body []byte) ([]crdt.Op, error) {
+	ops, _, err := decodeBatch(body)
+	return ops, err
+}
+
+// decodeBatch decodes a batch and the base of each op (0: none).
+func decodeBatch(body []byte) ([]crdt.Op, []uint64, error) {
 	body = bytes.TrimSpace(body)
 	if !json.Valid(body) {
-		return nil, fmt.Errorf("%w: body is not valid JSON", errBadOps)
+		return nil, nil, fmt.Errorf("%w: body is not valid JSON", errBadOps)
 	}
 	// Checked on the whole body, before decoding: encoding/json would
 	// silently turn invalid UTF-8 or an escaped lone surrogate in a path
 	// key into U+FFFD.
 	if err := crdt.CheckJSONText(body); err != nil {
-		return nil, fmt.Errorf("%w: %w", errBadOps, err)
+		return nil, nil, fmt.Errorf("%w: %w", errBadOps, err)
 	}
 	if len(body) == 0 || body[0] != '[' {
-		return nil, fmt.Errorf("%w: body must be a JSON list of ops", errBadOps)
+		return nil, nil, fmt.Errorf("%w: body must be a JSON list of ops", errBadOps)
 	}
 	var raw []json.RawMessage
 	if err := json.Unmarshal(body, &raw); err != nil {
-		return nil, fmt.Errorf("%w: body must be a JSON list of ops: %v", errBadOps, err)
+		return nil, nil, fmt.Errorf("%w: body must be a JSON list of ops: %v", errBadOps, err)
 	}
 	if len(raw) == 0 {
-		return nil, fmt.Errorf("%w: empty list of ops", errBadOps)
+		return nil, nil, fmt.Errorf("%w: empty list of ops", errBadOps)
 	}
 	ops := make([]crdt.Op, 0, len(raw))
+	bases := make([]uint64, 0, len(raw))
 	for i, m := range raw {
-		op, err := decodeOp(m)
+		op, base, err := decodeOp(m)
 		if err != nil {
-			return nil, fmt.Errorf("%w: op %d: %v", errBadOps, i, err)
+			return nil, nil, fmt.Errorf("%w: op %d: %v", errBadOps, i, err)
 		}
 		ops = append(ops, op)
+		bases = append(bases, base)
 	}
-	return ops, nil
+	return ops, bases, nil
 }
 
-func decodeOp(m json.RawMessage) (crdt.Op, error) {
+func decodeOp(m json.RawMessage) (crdt.Op, uint64, error) {
 	var b opBody
 	dec := json.NewDecoder(bytes.NewReader(m))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&b); err != nil {
-		return crdt.Op{}, fmt.Errorf("not an op object: %v", err)
+		return crdt.Op{}, 0, fmt.Errorf("not an op object: %v", err)
 	}
+	var base uint64
+	if b.Base != nil {
+		if b.Op != "splice" {
+			return crdt.Op{}, 0, fmt.Errorf("%q takes no \"base\" (only a splice does)", b.Op)
+		}
+		if json.Unmarshal(b.Base, &base) != nil || base == 0 {
+			return crdt.Op{}, 0, errors.New(`"base" must be a positive integer (a change number)`)
+		}
+	}
+	op, err := decodeOpBody(b)
+	return op, base, err
+}
+
+func decodeOpBody(b opBody) (crdt.Op, error) {
 	path, err := decodePath(b.Path)
 	if err != nil {
 		return crdt.Op{}, err

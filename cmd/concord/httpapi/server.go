@@ -107,6 +107,8 @@ func New(node *concord.Node, opts Options) *API {
 	a.mux.HandleFunc("GET /v1/docs/{doc}", a.getDoc)
 	a.mux.HandleFunc("POST /v1/docs/{doc}/ops", a.postOps)
 	a.mux.HandleFunc("GET /v1/docs/{doc}/events", a.events)
+	a.mux.HandleFunc("POST /v1/docs/{doc}/cursors", a.postCursors)
+	a.mux.HandleFunc("POST /v1/docs/{doc}/indexes", a.postIndexes)
 	if opts.Gatherer != nil {
 		a.mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{}))
 	}
