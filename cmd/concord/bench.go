@@ -22,6 +22,14 @@ Scenarios (default: all):
   tput       2 peers, 64 concurrent writers, 100k writes, Pebble (synced)
   latency    10 peers, 1 writer at 1000 writes/s: write → remote change event
   catchup    2 peers partitioned, 1000 writes per side, healed: sync bytes
+  join       a fresh peer joins a 100k-key document (100 txns of 1000 sets)
+  scale      --peers N (50) peers, each dialling 3 random earlier ones,
+             --writes W (500) writes from random peers: time to converge
+             after the last write, peak RSS, goroutines
+  docs       2 peers, --docs N (1000) documents: goroutines, memory per doc
+  b4         the B4 editing trace through the API, one transaction per edit
+  keystroke  the bytes of one typed character on the wire
+  textmerge  2 peers type 10k characters each apart into a 100k text
 
 Flags:
   --scenario NAME   run one scenario
@@ -30,6 +38,9 @@ Flags:
   --degree D        GossipSub mesh degree (default 6)
   --trust-author    skip the signature check of deltas straight from their
                     author (Config.TrustAuthorChannel)
+  --peers N         peers of converge, latency and scale
+  --writes W        writes of converge, latency (per second), scale
+  --docs N          documents of docs
   --json            print one JSON object per scenario on its own line:
                     {"scenario": NAME, "params": {...}, "metrics": {"<name>": n}}
 
@@ -43,6 +54,9 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	degree := fs.Int("degree", 0, "")
 	trust := fs.Bool("trust-author", false, "")
 	asJSON := fs.Bool("json", false, "")
+	peers := fs.Int("peers", 0, "")
+	writes := fs.Int("writes", 0, "")
+	docs := fs.Int("docs", 1000, "")
 	if err := parseFlags(fs, benchUsage, args, stdout, stderr); err != nil {
 		return err
 	}
@@ -51,7 +65,13 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	o := bench.Options{MeshDegree: *degree, TrustAuthorChannel: *trust}
+	o := bench.Options{MeshDegree: *degree, TrustAuthorChannel: *trust, Progress: stderr}
+	or := func(v *int, d int) int {
+		if *v > 0 {
+			return *v
+		}
+		return d
+	}
 	if *pebble {
 		o.Dir = dir
 	}
@@ -62,14 +82,21 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	case "":
 		return bench.All(ctx, o, stdout, *asJSON)
 	case "converge":
-		r, err = bench.Convergence(ctx, o, 8, 8, 2000)
+		n := or(peers, 8)
+		r, err = bench.Convergence(ctx, o, n, n, or(writes, 2000))
 	case "tput":
 		o.Dir = dir
 		r, err = bench.Throughput(ctx, o, 64, 100_000)
 	case "latency":
-		r, err = bench.Latency(ctx, o, 10, 1000, 3*time.Second)
+		r, err = bench.Latency(ctx, o, or(peers, 10), or(writes, 1000), 3*time.Second)
 	case "catchup":
 		r, err = bench.Catchup(ctx, o, 1000)
+	case "join":
+		r, err = bench.Join(ctx, o, 100, 1000)
+	case "scale":
+		r, err = bench.Scale(ctx, o, or(peers, 50), or(writes, 500))
+	case "docs":
+		r, err = bench.Docs(ctx, o, or(docs, 1000))
 	case "b4":
 		r, err = bench.B4API(ctx, o)
 	case "keystroke":

@@ -51,3 +51,36 @@ func TestBenchJSON(t *testing.T) {
 		}
 	}
 }
+
+// The scale scenarios run small from the command line and report the
+// metrics their targets name.
+func TestBenchScaleScenarios(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		keys []string
+	}{
+		{[]string{"--scenario", "scale", "--peers", "6", "--writes", "30"}, []string{"converged_after_last_write_s", "peak_rss_mib", "goroutines_per_peer"}},
+		{[]string{"--scenario", "docs", "--docs", "20"}, []string{"goroutines_per_doc", "heap_per_doc_bytes", "converged_s"}},
+	} {
+		var out, errb bytes.Buffer
+		if code := run(append([]string{"bench", "--json"}, c.args...), nil, &out, &errb); code != exitOK {
+			t.Fatalf("%v: exit %d: %s", c.args, code, errb.String())
+		}
+		var got struct {
+			Scenario string             `json:"scenario"`
+			Params   map[string]any     `json:"params"`
+			Metrics  map[string]float64 `json:"metrics"`
+		}
+		if err := json.Unmarshal(bytes.TrimSpace(out.Bytes()), &got); err != nil {
+			t.Fatalf("%v: not one JSON object: %v\n%s", c.args, err, out.String())
+		}
+		for _, k := range c.keys {
+			if _, ok := got.Metrics[k]; !ok {
+				t.Errorf("%v: no metric %q in %v", c.args, k, got.Metrics)
+			}
+		}
+		if got.Scenario != c.args[1] {
+			t.Errorf("scenario %q", got.Scenario)
+		}
+	}
+}

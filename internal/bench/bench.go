@@ -83,6 +83,8 @@ type Options struct {
 	// TrustAuthorChannel skips the signature check of deltas received
 	// straight from their author (concord.Config.TrustAuthorChannel).
 	TrustAuthorChannel bool
+	// Progress, if set, gets a line now and then on long runs.
+	Progress io.Writer
 }
 
 type cluster struct {
