@@ -68,6 +68,17 @@ type Config struct {
 	MeshDegree int
 	// FastGossip shortens GossipSub heartbeats, for tests.
 	FastGossip bool
+	// Discovery finds the peers of the node's documents beyond the ones it
+	// is connected to: a DHT among Concord peers (protocol prefix
+	// /concord, seeded with Bootstrap only, never public peers) on which
+	// GossipSub advertises each document's topic and looks up more peers
+	// when a topic's mesh is short. A node that knows any one Concord peer
+	// then finds the others of its documents. Default false (the demo peer
+	// turns it on).
+	Discovery bool
+	// MDNS also finds peers on the local network with multicast DNS (the
+	// demo peer's --mdns). Implies Discovery. Never in tests or CI.
+	MDNS bool
 	// GossipFlushInterval is how long a delta queued for gossip waits for
 	// more before its message goes out. Default 0: whatever queued while
 	// the previous message was being published goes out at once. Runs of
@@ -91,11 +102,13 @@ type Config struct {
 }
 
 // DefaultConfig returns the configuration of a real peer: data under
-// ./concord-data, listening on all interfaces (TCP and QUIC, random ports).
+// ./concord-data, listening on all interfaces (TCP and QUIC, random ports),
+// finding the peers of its documents through the DHT (Discovery).
 func DefaultConfig() Config {
 	return Config{
 		DataDir:     "./concord-data",
 		ListenAddrs: []string{"/ip4/0.0.0.0/tcp/0", "/ip4/0.0.0.0/udp/0/quic-v1"},
+		Discovery:   true,
 	}
 }
 

@@ -34,6 +34,7 @@ type Node struct {
 	metrics   *cnet.Metrics
 	reg       *prometheus.Registry
 	gossip    *cnet.Gossip
+	disc      *cnet.Discovery // nil without Config.Discovery
 	syncer    *cnet.Syncer
 	sup       *cnet.Supervisor
 	stopWatch func()
@@ -121,6 +122,13 @@ func Open(ctx context.Context, cfg Config) (n *Node, err error) {
 	gc.MeshDegree = cfg.MeshDegree
 	gc.Metrics = n.metrics
 	gc.Logger = cfg.Logger
+	if cfg.Discovery || cfg.MDNS {
+		if n.disc, err = cnet.StartDiscovery(n.h, cnet.DiscoveryConfig{Bootstrap: bootstrap, MDNS: cfg.MDNS, Logger: cfg.Logger}); err != nil {
+			return nil, fmt.Errorf("concord: %w", err)
+		}
+		cleanup = append(cleanup, func() { _ = n.disc.Close() })
+		gc.Discovery = n.disc.Rendezvous()
+	}
 	n.pool = newWorkPool(max(8, 4*runtime.GOMAXPROCS(0)))
 	cleanup = append(cleanup, n.pool.close)
 	if n.gossip, err = cnet.NewGossip(n.h, gc); err != nil {
@@ -396,6 +404,9 @@ func (n *Node) closeAll() error {
 	errs = append(errs, n.sup.Close())
 	errs = append(errs, n.syncer.Close())
 	errs = append(errs, n.gossip.Close())
+	if n.disc != nil {
+		errs = append(errs, n.disc.Close())
+	}
 	errs = append(errs, n.h.Close())
 	errs = append(errs, n.st.Close())
 	return errors.Join(errs...)

@@ -12,6 +12,7 @@ import (
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	pb "github.com/libp2p/go-libp2p-pubsub/pb"
+	"github.com/libp2p/go-libp2p/core/discovery"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -54,8 +55,13 @@ type GossipConfig struct {
 	// FastHeartbeat shortens GossipSub's heartbeat for tests (mesh forms in
 	// tens of milliseconds instead of about a second).
 	FastHeartbeat bool
-	Metrics       *Metrics
-	Logger        *slog.Logger
+	// Discovery, if set, is the rendezvous GossipSub advertises each joined
+	// topic on and looks up more peers in when a topic's mesh is short
+	// (Discovery.Rendezvous). Default nil: only the peers the node is
+	// connected to.
+	Discovery discovery.Discovery
+	Metrics   *Metrics
+	Logger    *slog.Logger
 }
 
 // DefaultGossipConfig returns the documented defaults.
@@ -154,6 +160,9 @@ func NewGossip(h host.Host, cfg GossipConfig) (*Gossip, error) {
 		pubsub.WithLogger(cfg.Logger),
 		pubsub.WithRPCLogger(slog.New(rpcLogCounter{next: cfg.Logger.Handler(), m: cfg.Metrics}).With("system", "pubsub/rpc")),
 		pubsub.WithRawTracer(newPubsubTracer(cfg.Metrics, maxPubsubMessage)),
+	}
+	if cfg.Discovery != nil {
+		opts = append(opts, pubsub.WithDiscovery(cfg.Discovery))
 	}
 	p := pubsub.DefaultGossipSubParams()
 	if cfg.FastHeartbeat {

@@ -54,8 +54,9 @@ Flags:
                         /metrics then requires as "Authorization: Bearer
                         <token>" (401 otherwise). Without it a non-loopback
                         --http prints a warning.
-  --mdns                accepted for compatibility: mDNS discovery is not
-                        implemented (a warning is printed)
+  --mdns                also find peers on the local network (multicast DNS);
+                        peers of the documents are found through the DHT of
+                        Concord peers in any case
   --psk FILE            private swarm key (libp2p swarm.key format:
                         /key/swarm/psk/1.0.0/, /base16/, 64 hex digits)
   --writers FILE        one peer ID per line ("#" comments): the only authors
@@ -105,9 +106,6 @@ func runPeer(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return badUsage(stderr, peerUsage, err)
 	}
 	cfg.Logger = newLogger(stderr)
-	if pf.mdns {
-		fmt.Fprintln(stderr, "concord: warning: --mdns is not implemented; continuing without local discovery")
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	p, err := startPeer(ctx, cfg, pf, stdout, stderr)
@@ -135,6 +133,7 @@ func runPeer(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 func (pf *peerFlags) config() (concord.Config, error) {
 	cfg := concord.DefaultConfig()
 	cfg.DataDir = pf.data
+	cfg.MDNS = pf.mdns
 	if pf.psk != "" {
 		psk, err := readPSK(pf.psk)
 		if err != nil {

@@ -1,0 +1,5 @@
+//go:build !race
+
+package concord
+
+const raceEnabled = false
