@@ -60,8 +60,15 @@ type GossipConfig struct {
 	// (Discovery.Rendezvous). Default nil: only the peers the node is
 	// connected to.
 	Discovery discovery.Discovery
-	Metrics   *Metrics
-	Logger    *slog.Logger
+	// NoFloodPublish turns GossipSub's flood publishing off: an author
+	// then sends its own messages to its mesh peers only, like a relay,
+	// instead of to every topic peer (what it does by default, for the
+	// lowest latency). For measuring the trade (internal/meshsim).
+	NoFloodPublish bool
+	// Tracers are more GossipSub tracers (a simulation's counters).
+	Tracers []pubsub.RawTracer
+	Metrics *Metrics
+	Logger  *slog.Logger
 }
 
 // DefaultGossipConfig returns the documented defaults.
@@ -153,7 +160,7 @@ func NewGossip(h host.Host, cfg GossipConfig) (*Gossip, error) {
 			h := sha256.Sum256(m.Data)
 			return string(h[:20])
 		}),
-		pubsub.WithFloodPublish(true),
+		pubsub.WithFloodPublish(!cfg.NoFloodPublish),
 		pubsub.WithPeerOutboundQueueSize(cfg.PeerQueueSize),
 		pubsub.WithValidateQueueSize(cfg.PeerQueueSize),
 		pubsub.WithMaxMessageSize(maxPubsubMessage),
@@ -163,6 +170,9 @@ func NewGossip(h host.Host, cfg GossipConfig) (*Gossip, error) {
 	}
 	if cfg.Discovery != nil {
 		opts = append(opts, pubsub.WithDiscovery(cfg.Discovery))
+	}
+	for _, t := range cfg.Tracers {
+		opts = append(opts, pubsub.WithRawTracer(t))
 	}
 	p := pubsub.DefaultGossipSubParams()
 	if cfg.FastHeartbeat {

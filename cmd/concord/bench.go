@@ -27,6 +27,9 @@ Scenarios (default: all):
              --writes W (500) writes from random peers: time to converge
              after the last write, peak RSS, goroutines
   docs       2 peers, --docs N (1000) documents: goroutines, memory per doc
+  mesh       the gossip layer of --peers N (100) peers over mocknet, in one
+             process, --writes W (100): spread time, messages and bytes
+             per peer per write (--no-flood: without flood publishing)
   b4         the B4 editing trace through the API, one transaction per edit
   keystroke  the bytes of one typed character on the wire
   textmerge  2 peers type 10k characters each apart into a 100k text
@@ -41,6 +44,8 @@ Flags:
   --peers N         peers of converge, latency and scale
   --writes W        writes of converge, latency (per second), scale
   --docs N          documents of docs
+  --no-flood        mesh: authors send to their mesh only, not to every
+                    topic peer
   --json            print one JSON object per scenario on its own line:
                     {"scenario": NAME, "params": {...}, "metrics": {"<name>": n}}
 
@@ -57,6 +62,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	peers := fs.Int("peers", 0, "")
 	writes := fs.Int("writes", 0, "")
 	docs := fs.Int("docs", 1000, "")
+	noFlood := fs.Bool("no-flood", false, "")
 	if err := parseFlags(fs, benchUsage, args, stdout, stderr); err != nil {
 		return err
 	}
@@ -97,6 +103,8 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		r, err = bench.Scale(ctx, o, or(peers, 50), or(writes, 500))
 	case "docs":
 		r, err = bench.Docs(ctx, o, or(docs, 1000))
+	case "mesh":
+		r, err = bench.Mesh(ctx, o, or(peers, 100), or(writes, 100), !*noFlood)
 	case "b4":
 		r, err = bench.B4API(ctx, o)
 	case "keystroke":
