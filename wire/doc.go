@@ -43,4 +43,12 @@
 // (EncodeSyncMsg/DecodeSyncMsg) is one message of the anti-entropy
 // exchange: Hello, Deltas, Snapshot or Done. CheckDocName tells whether a
 // name can name a document on the wire.
+//
+// A Presence is one peer's (or one of its clients') ephemeral state for a
+// document, signed by the peer so a relayed message still verifies:
+//
+//	p := &wire.Presence{Doc: "todo", Origin: r, Client: "tab-1", Stamp: ms, TTL: 30000, State: []byte(`{"name":"ann"}`)}
+//	err := wire.SignPresence(priv, p)
+//	b, err := wire.EncodePresence(p)  // ≤ MaxPresenceBytes
+//	p, err = wire.DecodePresence(b)   // then p.Verify()
 package wire

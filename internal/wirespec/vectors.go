@@ -210,7 +210,13 @@ func Vectors() ([]Vector, error) {
 			return SameSyncMsg(m.ID, got, m.Msg)
 		}})
 	}
-	return vs, nil
+
+	// Presence.
+	pvs, err := in.presenceVectors()
+	if err != nil {
+		return nil, err
+	}
+	return append(vs, pvs...), nil
 }
 
 // NamedMsg is a sync message vector's id and message.
