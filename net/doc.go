@@ -27,6 +27,12 @@
 // one to run in the background (coalesced per peer and document, the queue
 // bounded, run by at most 64 goroutines, 4 with one peer).
 //
+// Presence. Gossip.JoinPresence subscribes to a document's presence topic
+// (PresenceTopicName): its validator decodes and verifies every
+// wire.Presence and asks a PresenceHandler about the rest; the handler
+// gets what was accepted and is told when a peer joins the topic.
+// PresenceTopic.Publish sends one encoded message.
+//
 // Supervision. A Supervisor keeps connections to bootstrap and known peers,
 // redialling with exponential backoff and full jitter (seeded, so schedules
 // are reproducible) and reporting each peer's state (connecting, connected,

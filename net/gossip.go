@@ -123,9 +123,10 @@ type Gossip struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	mu     sync.Mutex
-	topics map[string]*Topic
-	closed bool
+	mu       sync.Mutex
+	topics   map[string]*Topic
+	presence map[string]*PresenceTopic
+	closed   bool
 }
 
 // NewGossip starts GossipSub on h.
@@ -202,7 +203,7 @@ func NewGossip(h host.Host, cfg GossipConfig) (*Gossip, error) {
 			h.SetStreamHandler(protocol.ID(proto), func(s network.Stream) { _ = s.Reset() })
 		}
 	}
-	return &Gossip{h: h, cfg: cfg, ps: ps, ctx: ctx, cancel: cancel, topics: map[string]*Topic{}}, nil
+	return &Gossip{h: h, cfg: cfg, ps: ps, ctx: ctx, cancel: cancel, topics: map[string]*Topic{}, presence: map[string]*PresenceTopic{}}, nil
 }
 
 // PeerFeatures returns the optional features peer p announced through
@@ -253,8 +254,15 @@ func (g *Gossip) Close() error {
 	for _, t := range g.topics {
 		topics = append(topics, t)
 	}
+	presence := make([]*PresenceTopic, 0, len(g.presence))
+	for _, t := range g.presence {
+		presence = append(presence, t)
+	}
 	g.mu.Unlock()
 	for _, t := range topics {
+		_ = t.Close()
+	}
+	for _, t := range presence {
 		_ = t.Close()
 	}
 	g.cancel()

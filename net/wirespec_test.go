@@ -263,12 +263,15 @@ func TestWireSpecMessageIDs(t *testing.T) {
 	}
 }
 
-// TestWireSpecNetConstants checks WIRE.md's topic name vector and the
+// TestWireSpecNetConstants checks WIRE.md's topic name vectors and the
 // constants named net.*.
 func TestWireSpecNetConstants(t *testing.T) {
 	spec := loadSpec(t)
 	if specdoc.Updating() {
 		if err := spec.SetBody(specdoc.KindText, "topic-todo", TopicName("todo")); err != nil {
+			t.Fatal(err)
+		}
+		if err := spec.SetBody(specdoc.KindText, "topic-presence-todo", PresenceTopicName("todo")); err != nil {
 			t.Fatal(err)
 		}
 		if err := spec.Save(); err != nil {
@@ -279,6 +282,11 @@ func TestWireSpecNetConstants(t *testing.T) {
 		t.Error(err)
 	} else if got != TopicName("todo") {
 		t.Errorf("WIRE.md topic %q, TopicName gives %q", got, TopicName("todo"))
+	}
+	if got, err := spec.Text("topic-presence-todo"); err != nil {
+		t.Error(err)
+	} else if got != PresenceTopicName("todo") {
+		t.Errorf("WIRE.md presence topic %q, PresenceTopicName gives %q", got, PresenceTopicName("todo"))
 	}
 	s := quietHost(t)
 	actual := map[string]string{
