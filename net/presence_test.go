@@ -297,3 +297,30 @@ func TestPresenceTopicClose(t *testing.T) {
 		t.Fatalf("join after close: %v", err)
 	}
 }
+
+// PublishFlushed returns once the message was written to every connected
+// peer of the topic: a peer then gets it even if the sender's host closes
+// right after. Without peers it returns at once.
+func TestPresencePublishFlushed(t *testing.T) {
+	const doc = "room"
+	a, b := newPresenceNode(t, doc), newPresenceNode(t, doc)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := a.t.PublishFlushed(ctx, encodePresence(t, a.signed(t, doc, "", 1, `{}`))); err != nil {
+		t.Fatalf("alone: %v", err)
+	}
+	link(t, a, b)
+	bye := a.signed(t, doc, "", uint64(time.Now().UnixMilli()), "")
+	if err := a.t.PublishFlushed(ctx, encodePresence(t, bye)); err != nil {
+		t.Fatal(err)
+	}
+	if a.g.sent.active.Load() != 0 || len(a.g.sent.waits) != 0 {
+		t.Fatal("a wait is left behind")
+	}
+	_ = a.g.Close()
+	_ = a.h.Close()
+	waitFor(t, 10*time.Second, "b to get the goodbye", func() bool {
+		g, _ := b.hd.got()
+		return len(g) == 1 && reflect.DeepEqual(g[0], bye)
+	})
+}
