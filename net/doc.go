@@ -27,11 +27,13 @@
 // one to run in the background (coalesced per peer and document, the queue
 // bounded, run by at most 64 goroutines, 4 with one peer).
 //
-// Presence. Gossip.JoinPresence subscribes to a document's presence topic
+// Presence. Gossip.JoinPresence joins a document's presence topic
 // (PresenceTopicName): its validator decodes and verifies every
-// wire.Presence and asks a PresenceHandler about the rest; the handler
-// gets what was accepted and is told when a peer joins the topic.
-// PresenceTopic.Publish sends one encoded message.
+// wire.Presence and hands it to a PresenceHandler, which checks the rest
+// and takes it; the handler is also told when a peer subscribes (seen by
+// the node's GossipSub tracer), so a presence topic costs no goroutine.
+// PresenceTopic.Publish sends one encoded message; PublishFlushed waits
+// until it was written to the topic's peers (goodbyes at shutdown).
 //
 // Supervision. A Supervisor keeps connections to bootstrap and known peers,
 // redialling with exponential backoff and full jitter (seeded, so schedules

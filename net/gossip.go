@@ -122,7 +122,7 @@ type Gossip struct {
 	ps     *pubsub.PubSub
 	ctx    context.Context
 	cancel context.CancelFunc
-	sent   *sentWatch // what GossipSub wrote, for PresenceTopic.PublishFlushed
+	trace  *presenceTracer // presence topics' joins and flushes
 
 	mu       sync.Mutex
 	topics   map[string]*Topic
@@ -149,7 +149,7 @@ func NewGossip(h host.Host, cfg GossipConfig) (*Gossip, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	sent := newSentWatch()
+	trace := newPresenceTracer()
 	// Deltas carry their author's signature (Envelope.Sig), so GossipSub's
 	// own per-message signature would double the Ed25519 work of every hop
 	// for nothing: messages are unsigned and identified by a hash of their
@@ -170,7 +170,7 @@ func NewGossip(h host.Host, cfg GossipConfig) (*Gossip, error) {
 		pubsub.WithLogger(cfg.Logger),
 		pubsub.WithRPCLogger(slog.New(rpcLogCounter{next: cfg.Logger.Handler(), m: cfg.Metrics}).With("system", "pubsub/rpc")),
 		pubsub.WithRawTracer(newPubsubTracer(cfg.Metrics, maxPubsubMessage)),
-		pubsub.WithRawTracer(sent),
+		pubsub.WithRawTracer(trace),
 	}
 	if cfg.Discovery != nil {
 		opts = append(opts, pubsub.WithDiscovery(cfg.Discovery))
@@ -206,7 +206,7 @@ func NewGossip(h host.Host, cfg GossipConfig) (*Gossip, error) {
 			h.SetStreamHandler(protocol.ID(proto), func(s network.Stream) { _ = s.Reset() })
 		}
 	}
-	return &Gossip{h: h, cfg: cfg, ps: ps, ctx: ctx, cancel: cancel, sent: sent, topics: map[string]*Topic{}, presence: map[string]*PresenceTopic{}}, nil
+	return &Gossip{h: h, cfg: cfg, ps: ps, ctx: ctx, cancel: cancel, trace: trace, topics: map[string]*Topic{}, presence: map[string]*PresenceTopic{}}, nil
 }
 
 // PeerFeatures returns the optional features peer p announced through

@@ -20,7 +20,7 @@ import (
 )
 
 // presenceRec records what a presence topic hands over; refuse, when set,
-// decides ValidatePresence.
+// decides what ReceivePresence refuses.
 type presenceRec struct {
 	mu        sync.Mutex
 	delivered []*wire.Presence
@@ -29,18 +29,17 @@ type presenceRec struct {
 	refuse    func(m *wire.Presence) error
 }
 
-func (h *presenceRec) ValidatePresence(_ peer.ID, m *wire.Presence) error {
+func (h *presenceRec) ReceivePresence(from peer.ID, m *wire.Presence) error {
 	if h.refuse != nil {
-		return h.refuse(m)
+		if err := h.refuse(m); err != nil {
+			return err
+		}
 	}
-	return nil
-}
-
-func (h *presenceRec) DeliverPresence(from peer.ID, m *wire.Presence) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.delivered = append(h.delivered, m)
 	h.from = append(h.from, from)
+	return nil
 }
 
 func (h *presenceRec) PresencePeerJoined(p peer.ID) {
@@ -314,7 +313,7 @@ func TestPresencePublishFlushed(t *testing.T) {
 	if err := a.t.PublishFlushed(ctx, encodePresence(t, bye)); err != nil {
 		t.Fatal(err)
 	}
-	if a.g.sent.active.Load() != 0 || len(a.g.sent.waits) != 0 {
+	if a.g.trace.active.Load() != 0 || len(a.g.trace.waits) != 0 {
 		t.Fatal("a wait is left behind")
 	}
 	_ = a.g.Close()
