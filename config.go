@@ -93,6 +93,11 @@ type Config struct {
 	// author that signs badly can get a neighbour to store a delta that
 	// third parties then refuse. Default false: every delta is checked.
 	TrustAuthorChannel bool
+	// PresenceTTL is how long peers keep this node's presence entries
+	// without a refresh (the ttl_ms of its presence messages); the node
+	// refreshes them every PresenceTTL/3. Default and cap 30 s
+	// (MaxPresenceTTL); tests use a second or two.
+	PresenceTTL time.Duration
 	// Events receives node events (optional callbacks).
 	Events Events
 	// Gater, if set, filters connections (tests use it to partition peers).
@@ -145,6 +150,9 @@ func (c *Config) ensureDefaults() {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.PresenceTTL <= 0 || c.PresenceTTL > MaxPresenceTTL {
+		c.PresenceTTL = MaxPresenceTTL
 	}
 }
 

@@ -49,6 +49,7 @@ type Node struct {
 	opening   map[string]chan struct{} // documents being loaded, closed when done
 	closed    bool
 	pool      *workPool     // runs every document's work
+	presence  *presenceMgr  // every document's presence, one goroutine
 	beacons   atomic.Uint64 // numbers summary beacons (see wire.Summary.Beacon), from the clock at Open
 }
 
@@ -135,6 +136,8 @@ func Open(ctx context.Context, cfg Config) (n *Node, err error) {
 		return nil, err
 	}
 	cleanup = append(cleanup, func() { _ = n.gossip.Close() })
+	n.presence = newPresenceMgr(n, cfg.Registerer)
+	cleanup = append(cleanup, n.presence.close)
 	sl := wire.DefaultSyncLimits()
 	sl.Envelope = storedLimits
 	n.syncer = cnet.NewSyncer(n.h, cnet.SyncerConfig{
@@ -347,6 +350,11 @@ func (n *Node) openDoc(name string, o docOptions) (*Doc, error) {
 		return nil, err
 	}
 	d.topic = t
+	if err := n.presence.join(name, writers); err != nil {
+		_ = t.Close()
+		r.close()
+		return nil, err
+	}
 	return d, nil
 }
 
@@ -392,6 +400,7 @@ func (n *Node) closeAll() error {
 		docs = append(docs, d)
 	}
 	n.mu.Unlock()
+	n.presence.close()    // goodbyes first, while the network is up
 	_ = n.watcher.Close() // no more connection events reach the documents
 	for _, d := range docs {
 		d.close()
