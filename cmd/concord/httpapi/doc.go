@@ -5,8 +5,15 @@
 //	GET  /v1/status             node identity, addresses, peers, open documents
 //	GET  /v1/docs/{doc}         a document's JSON view, version vector, outbox depth
 //	POST /v1/docs/{doc}/ops     a batch of ops, applied as one transaction
-//	GET  /v1/docs/{doc}/events  text/event-stream, one "change" event per change
+//	GET  /v1/docs/{doc}/events  text/event-stream, one "change" event per change,
+//	                            one "presence" event per presence change
 //	GET  /metrics               the node's Prometheus registry
+//
+// and presence (ephemeral, see presence.go):
+//
+//	PUT    /v1/docs/{doc}/presence[/{client}]  set this peer's (or a client's) entry, a JSON object ≤ 4 KiB
+//	DELETE /v1/docs/{doc}/presence[/{client}]  clear it
+//	GET    /v1/docs/{doc}/presence             every entry the peer sees, with its age
 //
 // Every error is a JSON object {"error": "..."} with a 4xx (or, for a
 // failure of the node itself, 5xx) status.

@@ -29,10 +29,12 @@ func statusOf(err error) int {
 	case errors.Is(err, crdt.ErrTypeConflict), errors.Is(err, crdt.ErrSeqIndex), errors.Is(err, concord.ErrStaleBase):
 		return http.StatusConflict
 	case errors.Is(err, crdt.ErrInvalidPath), errors.Is(err, crdt.ErrInvalidValue), errors.Is(err, crdt.ErrInvalidOp),
-		errors.Is(err, crdt.ErrInvalidUTF8), errors.Is(err, concord.ErrInvalidDocName):
+		errors.Is(err, crdt.ErrInvalidUTF8), errors.Is(err, concord.ErrInvalidDocName), errors.Is(err, concord.ErrPresenceInvalid):
 		return http.StatusBadRequest
-	case errors.Is(err, concord.ErrTooLarge):
+	case errors.Is(err, concord.ErrTooLarge), errors.Is(err, concord.ErrPresenceTooLarge):
 		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, concord.ErrPresenceFull):
+		return http.StatusConflict
 	case errors.Is(err, concord.ErrNotWriter):
 		return http.StatusForbidden
 	case errors.Is(err, concord.ErrTooManyDocs):

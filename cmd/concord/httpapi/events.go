@@ -113,12 +113,17 @@ func appendChange(buf, head, value []byte, missed uint64) []byte {
 	return append(buf, "}\n\n"...)
 }
 
-// events streams the document's changes as server-sent events:
+// events streams the document's changes and presence as server-sent
+// events:
 //
 //	event: change
 //	data: {"doc":..., "local":..., "origin":..., "paths":[...], "value":...}
 //
-// with a ": heartbeat" comment every Options.Heartbeat. The stream ends when
+//	event: presence
+//	data: {"doc":..., "key":"<peer id>[/<client>]", "state":{...} or null}
+//
+// (one presence event per entry present first, then one per change), with
+// a ": heartbeat" comment every Options.Heartbeat. The stream ends when
 // the client goes away, the request context ends or the document closes.
 func (a *API) events(w http.ResponseWriter, r *http.Request) {
 	flusher, ok := w.(http.Flusher)
@@ -138,6 +143,8 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) {
 	defer a.streams.Add(-1)
 	h, s := a.hubs.join(d)
 	defer a.hubs.leave(h, s)
+	ps, present := a.presenceStream(d)
+	defer ps.Close()
 	hd := w.Header()
 	hd.Set("Content-Type", "text/event-stream")
 	hd.Set("Cache-Control", "no-cache")
@@ -152,7 +159,11 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) {
 	flusher.Flush()
 	tick := time.NewTicker(a.opts.Heartbeat)
 	defer tick.Stop()
-	var buf []byte
+	buf, err := writePresenceEntries(w, nil, d.Name(), present)
+	if err != nil {
+		return
+	}
+	flusher.Flush()
 	for {
 		var err error
 		select {
@@ -165,6 +176,11 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			buf, err = writeChange(w, buf[:0], ch, h.latest.Load(), s.missed.Load())
+		case ev, ok := <-ps.C:
+			if !ok {
+				return
+			}
+			buf, err = writePresence(w, buf[:0], ev, ps.Missed())
 		}
 		if err != nil {
 			a.opts.Logger.Debug("event stream ended", "doc", d.Name(), "err", err)

@@ -39,6 +39,10 @@ type Options struct {
 	MaxStreams int
 	// Logger. Default: discard.
 	Logger *slog.Logger
+	// PresenceLease is how long a presence entry set over HTTP holds
+	// without another PUT (see Doc.SetClientPresence). Default
+	// DefaultPresenceLease.
+	PresenceLease time.Duration
 
 	// Access. Every request, on every route (preflights included), passes
 	// two checks, each refused with 403:
@@ -96,6 +100,9 @@ func New(node *concord.Node, opts Options) *API {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	if opts.PresenceLease <= 0 {
+		opts.PresenceLease = DefaultPresenceLease
+	}
 	if opts.Gatherer == nil {
 		if reg := node.Registry(); reg != nil {
 			opts.Gatherer = reg
@@ -109,6 +116,7 @@ func New(node *concord.Node, opts Options) *API {
 	a.mux.HandleFunc("GET /v1/docs/{doc}/events", a.events)
 	a.mux.HandleFunc("POST /v1/docs/{doc}/cursors", a.postCursors)
 	a.mux.HandleFunc("POST /v1/docs/{doc}/indexes", a.postIndexes)
+	a.routePresence()
 	if opts.Gatherer != nil {
 		a.mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{}))
 	}
