@@ -143,6 +143,7 @@ func (m *presenceMgr) send(msgs []outMsg, timeout time.Duration, flushed bool) {
 			continue
 		}
 		m.metrics.updates.WithLabelValues(cnet.DirectionOut).Inc()
+		m.metrics.bytes.Add(float64(len(b)))
 	}
 }
 

@@ -96,6 +96,7 @@ type outMsg struct {
 type presenceMetrics struct {
 	entries *prometheus.GaugeVec
 	updates *prometheus.CounterVec
+	bytes   prometheus.Counter
 }
 
 func newPresenceMetrics(reg prometheus.Registerer) *presenceMetrics {
@@ -108,9 +109,13 @@ func newPresenceMetrics(reg prometheus.Registerer) *presenceMetrics {
 			Name: "concord_presence_updates_total",
 			Help: "Presence messages applied from peers (in) and published (out).",
 		}, []string{"direction"}),
+		bytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "concord_presence_sent_bytes_total",
+			Help: "Bytes of the presence messages published (their encoding, without GossipSub's framing).",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.entries, m.updates)
+		reg.MustRegister(m.entries, m.updates, m.bytes)
 	}
 	return m
 }

@@ -124,6 +124,9 @@ func TestPresenceSetSeenByPeer(t *testing.T) {
 	if n := counterValue(t, a, "concord_presence_updates_total", map[string]string{"direction": "out"}); n < 1 {
 		t.Fatalf("updates out %v", n)
 	}
+	if n := counterValue(t, a, "concord_presence_sent_bytes_total", nil); n < 150 {
+		t.Fatalf("bytes out %v", n)
+	}
 	if n := counterValue(t, a, "concord_presence_entries", map[string]string{"doc": "room"}); n != 2 {
 		t.Fatalf("A's entries gauge %v", n)
 	}
