@@ -33,6 +33,8 @@ Scenarios (default: all):
   b4         the B4 editing trace through the API, one transaction per edit
   keystroke  the bytes of one typed character on the wire
   textmerge  2 peers type 10k characters each apart into a 100k text
+  presence   2 peers, 400 presence updates (8 clients, one every 10 ms):
+             set → remote event, bytes per update
 
 Flags:
   --scenario NAME   run one scenario
@@ -111,6 +113,8 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		r, err = bench.Keystroke(ctx, o, 10_000)
 	case "textmerge":
 		r, err = bench.TextMerge(ctx, o, 100_000, 10_000)
+	case "presence":
+		r, err = bench.Presence(ctx, o, 400, 8, 10*time.Millisecond)
 	default:
 		fmt.Fprintf(stderr, "concord bench: unknown scenario %q\n\n%s", *scenario, benchUsage)
 		return usagef("unknown scenario %q", *scenario)

@@ -84,3 +84,22 @@ func TestBenchScaleScenarios(t *testing.T) {
 		}
 	}
 }
+
+// The presence scenario reports its latencies and the bytes of one update.
+func TestBenchPresence(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run([]string{"bench", "--scenario", "presence", "--json"}, nil, &out, &errb); code != exitOK {
+		t.Fatalf("presence --json: exit %d: %s", code, errb.String())
+	}
+	var got struct {
+		Scenario string             `json:"scenario"`
+		Metrics  map[string]float64 `json:"metrics"`
+	}
+	if err := json.Unmarshal(bytes.TrimSpace(out.Bytes()), &got); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, out.String())
+	}
+	m := got.Metrics
+	if got.Scenario != "presence" || m["deliveries"] != 400 || m["p50_ms"] <= 0 || m["p99_ms"] < m["p50_ms"] || m["update_bytes"] < 150 || m["update_bytes"] > 1024 {
+		t.Fatalf("unexpected object: %s", out.String())
+	}
+}

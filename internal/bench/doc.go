@@ -5,7 +5,7 @@
 // # Ownership and imports
 //
 // The package owns the scenarios (Convergence, Throughput, Latency,
-// Catchup), their default sizes (All) and the figures they report (Result,
+// Catchup, Presence and the text ones), their default sizes (All) and the figures they report (Result,
 // Metric); it holds no replication rule. It may import the root package
 // concord (the public API under test) and net, for what a scenario needs
 // beyond that API: the connection gater that partitions two nodes and the
