@@ -23,6 +23,15 @@
 //	fmt.Println(string(doc.JSON())) // {"items":["milk"],"title":"Saturday"}
 //	for ch := range doc.Subscribe(64).C { ... } // local and remote changes
 //
+// Presence is ephemeral per-document state (who is here, their cursor),
+// never stored: each peer's entries, and its clients', signed and
+// gossiped on the document's presence topic, gone from every view within
+// Config.PresenceTTL (30 s) after their owner stops refreshing them:
+//
+//	err = doc.SetPresence(map[string]any{"name": "ann", "cursor": "…"})
+//	for ev := range doc.SubscribePresence(64).C { ... } // everyone's changes
+//	entries := doc.Presence()
+//
 // Errors from writes wrap the crdt package's sentinels (crdt.ErrTypeConflict
 // for an op of the wrong kind, crdt.ErrInvalidPath, crdt.ErrInvalidValue,
 // crdt.ErrInvalidOp) or this package's (ErrTooLarge, ErrNotWriter,
@@ -30,8 +39,9 @@
 //
 // The packages underneath: crdt (the pure CRDT core and codec), engine
 // (one document's replication as a deterministic state machine), wire (the
-// byte formats), store (the only package that touches disk) and net
-// (libp2p host, gossip, the sync stream, peer supervisor, metrics).
+// byte formats), store (the only package that touches disk), net
+// (libp2p host, gossip, the sync stream, peer supervisor, metrics) and
+// internal/presence (the rules of presence).
 //
 // This package owns the Node and Doc API, configuration, every goroutine
 // (a node-wide worker pool carries out what the documents' engines ask
