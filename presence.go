@@ -57,7 +57,9 @@ type PresenceEntry struct {
 	Client string
 	// State is the entry's JSON object (do not modify it).
 	State json.RawMessage
-	// Age is the time since the entry was last set or refreshed.
+	// Age is the time since the entry was last heard of: its last message
+	// for another peer's entry (a refresh counts), the last Set for an own
+	// one.
 	Age time.Duration
 	// Self is true for this node's own entries.
 	Self bool
