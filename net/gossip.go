@@ -173,7 +173,7 @@ func NewGossip(h host.Host, cfg GossipConfig) (*Gossip, error) {
 		pubsub.WithRawTracer(trace),
 	}
 	if cfg.Discovery != nil {
-		opts = append(opts, pubsub.WithDiscovery(cfg.Discovery))
+		opts = append(opts, pubsub.WithDiscovery(presenceOffRendezvous{cfg.Discovery}))
 	}
 	for _, t := range cfg.Tracers {
 		opts = append(opts, pubsub.WithRawTracer(t))

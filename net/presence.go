@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/discovery"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/concord-p2p/concord/wire"
@@ -124,6 +127,40 @@ func presenceReason(err error) string {
 		return rr.Reason()
 	}
 	return "refused"
+}
+
+// presenceOffRendezvous keeps presence topics out of the topic rendezvous
+// (GossipConfig.Discovery): a presence topic's peers are its document
+// topic's, which is advertised and looked up already, so advertising both
+// would only double the records and lookups. Other namespaces pass
+// through. (GossipSub names a topic's namespace "floodsub:" + topic.)
+type presenceOffRendezvous struct{ discovery.Discovery }
+
+// presenceAdvertTTL is what Advertise answers for a presence topic: when
+// to ask again.
+const presenceAdvertTTL = 24 * time.Hour
+
+func isPresenceNS(ns string) bool {
+	return strings.HasPrefix(strings.TrimPrefix(ns, "floodsub:"), presenceTopicPrefix)
+}
+
+// Advertise advertises ns unless it is a presence topic's.
+func (d presenceOffRendezvous) Advertise(ctx context.Context, ns string, opts ...discovery.Option) (time.Duration, error) {
+	if isPresenceNS(ns) {
+		return presenceAdvertTTL, nil
+	}
+	return d.Discovery.Advertise(ctx, ns, opts...)
+}
+
+// FindPeers looks peers of ns up unless it is a presence topic's (then
+// it finds none).
+func (d presenceOffRendezvous) FindPeers(ctx context.Context, ns string, opts ...discovery.Option) (<-chan peer.AddrInfo, error) {
+	if isPresenceNS(ns) {
+		ch := make(chan peer.AddrInfo)
+		close(ch)
+		return ch, nil
+	}
+	return d.Discovery.FindPeers(ctx, ns, opts...)
 }
 
 // validatePresence decodes and checks a message for doc: it returns the

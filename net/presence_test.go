@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/discovery"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/prometheus/client_golang/prometheus"
@@ -322,4 +323,56 @@ func TestPresencePublishFlushed(t *testing.T) {
 		g, _ := b.hd.got()
 		return len(g) == 1 && reflect.DeepEqual(g[0], bye)
 	})
+}
+
+// fakeRendezvous records what it is asked.
+type fakeRendezvous struct {
+	mu  sync.Mutex
+	nss []string
+}
+
+func (f *fakeRendezvous) Advertise(_ context.Context, ns string, _ ...discovery.Option) (time.Duration, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.nss = append(f.nss, "advertise "+ns)
+	return time.Minute, nil
+}
+
+func (f *fakeRendezvous) FindPeers(_ context.Context, ns string, _ ...discovery.Option) (<-chan peer.AddrInfo, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.nss = append(f.nss, "find "+ns)
+	ch := make(chan peer.AddrInfo)
+	close(ch)
+	return ch, nil
+}
+
+// Presence topics stay out of the topic rendezvous (their peers are the
+// document topic's); document topics go through.
+func TestPresenceOffRendezvous(t *testing.T) {
+	f := &fakeRendezvous{}
+	d := presenceOffRendezvous{f}
+	ctx := context.Background()
+	for _, ns := range []string{"floodsub:" + PresenceTopicName("d"), PresenceTopicName("d")} {
+		if ttl, err := d.Advertise(ctx, ns); err != nil || ttl != presenceAdvertTTL {
+			t.Fatalf("advertise %s: %v %v", ns, ttl, err)
+		}
+		ch, err := d.FindPeers(ctx, ns)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := <-ch; ok {
+			t.Fatal("found a peer for a presence topic")
+		}
+	}
+	doc := "floodsub:" + TopicName("x/concord/presence/y")
+	if _, err := d.Advertise(ctx, doc); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.FindPeers(ctx, doc); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"advertise " + doc, "find " + doc}; !slices.Equal(f.nss, want) {
+		t.Fatalf("asked %v, want %v", f.nss, want)
+	}
 }
