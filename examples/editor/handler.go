@@ -1,0 +1,49 @@
+package main
+
+import (
+	_ "embed"
+	"html/template"
+	"net/http"
+
+	"github.com/concord-p2p/concord"
+	"github.com/concord-p2p/concord/cmd/concord/httpapi"
+)
+
+//go:embed index.html
+var indexHTML string
+
+var indexTmpl = template.Must(template.New("index").Parse(indexHTML))
+
+// textsyncJS is the page's model of the text (code points, splices, their
+// transform over concurrent ones, the diff of a textarea edit, caret
+// mapping) and the bookkeeping between the peer's text and the view:
+// pure JavaScript, served as is.
+//
+//go:embed textsync.js
+var textsyncJS []byte
+
+// editorJS binds the textarea, the event stream and presence to the API.
+//
+//go:embed editor.js
+var editorJS []byte
+
+// NewHandler serves the editor page at / (its scripts at /textsync.js and
+// /editor.js) and the demo peer's HTTP+SSE API (package httpapi) under
+// /v1/, for the document doc.
+func NewHandler(node *concord.Node, doc string) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/v1/", httpapi.New(node, httpapi.Options{}))
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		_ = indexTmpl.Execute(w, struct{ Doc string }{doc})
+	})
+	for name, body := range map[string][]byte{"/textsync.js": textsyncJS, "/editor.js": editorJS} {
+		mux.HandleFunc("GET "+name, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
+			w.Header().Set("Cache-Control", "no-store")
+			_, _ = w.Write(body)
+		})
+	}
+	return mux
+}
