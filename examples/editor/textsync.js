@@ -359,7 +359,10 @@ const TextSync = (() => {
         ps.push(splice(p.index, p.delete, p.text));
       }
       for (const p of ev.paths || []) touched = touched || isPrefix(p, this.path);
-      if (touched && ps.length === 0) return {...none, resync: true}; // set or deleted: not a splice
+      // Set or deleted: not a splice (unless it is the page's own change,
+      // whose delete others had made already).
+      const own = this.inflight !== null && this.inflight.n === ev.n;
+      if (touched && ps.length === 0 && !own) return {...none, resync: true};
       const prev = this.text;
       try {
         this.text = applyAll(prev, ps);
@@ -371,19 +374,47 @@ const TextSync = (() => {
       this.remember(ev.n, ps);
       let view = [];
       const inf = this.inflight;
-      if (inf && inf.n === ev.n) {
-        // The change holding our splice: the peer moved it as the page did,
-        // unless they disagree (then rebase on the peer's text).
-        const expect = applyAll(prev, inf.ops);
-        this.inflight = null;
-        if (expect !== this.text) {
-          this.mismatches++;
-          [this.pending, view] = xformLists(this.pending, [diff(expect, this.text)]);
-        }
-      } else {
+      const over = (B) => { // move the page's later edits over others' splices
+        let v;
+        [this.pending, v] = xformLists(this.pending, B);
+        view = view.concat(v);
+      };
+      if (!inf || inf.n !== ev.n) {
         let rest = ps;
         if (inf) [inf.ops, rest] = xformLists(inf.ops, ps);
-        [this.pending, view] = xformLists(this.pending, rest);
+        over(rest);
+        return {view: view, text: ps};
+      }
+      // The change holding our splice. The peer joins consecutive local
+      // transactions into one change, so others' splices (another tab's)
+      // may come before or after ours: ours are the run of one to three
+      // splices (a delete the peer split, and the insert) doing what the
+      // page's prediction does; those before it are others', applied
+      // first.
+      this.inflight = null;
+      // Ours may have come to nothing (deleting what others had deleted).
+      let cur = prev, ours = inf.ops, k = 0, found = -1;
+      for (;;) {
+        const want = applyAll(cur, ours);
+        if (want === cur) found = 0;
+        if (found >= 0 || k === ps.length) break;
+        for (let m = k + 1; m <= Math.min(ps.length, k + 3) && found < 0; m++) {
+          if (applyAll(cur, ps.slice(k, m)) === want) found = m - k;
+        }
+        if (found >= 0) break;
+        let rest;
+        [ours, rest] = xformLists(ours, [ps[k]]);
+        over(rest);
+        cur = apply(cur, ps[k++]);
+      }
+      if (found >= 0) {
+        over(ps.slice(k + found));
+      } else {
+        // The peer moved it otherwise than the page did: rebase on the
+        // peer's text.
+        this.mismatches++;
+        const d = diff(applyAll(this.text, ours), this.text);
+        over(d ? [d] : []);
       }
       return {view: view, text: ps};
     }

@@ -154,19 +154,31 @@
     next = 0;
     const keep = 12; // changes the model keeps for bases
     const peer = {text: uniq(int(6)), n: 1e6 + int(1000), log: [], inserted: new Set()};
-    const publish = (ps, paths) => {
+    // The peer announces a change once durable; until then, a POST that
+    // comes next joins it (consecutive local transactions are one change).
+    const settle = () => {
+      for (const ch of peer.log) {
+        if (ch.sent) continue;
+        ch.sent = true;
+        for (const p of ch.ps) for (const c of chars(p.text)) peer.inserted.add(c);
+        for (const pg of pages) pg.events.push({n: ch.n, patches: ch.ps.map((p) => ({path: ["text"], ...p})), paths: ch.paths});
+      }
+    };
+    const publish = (ps, paths, open) => {
+      settle();
       peer.n++;
-      peer.log.push({n: peer.n, ps});
+      peer.log.push({n: peer.n, ps: ps.slice(), paths: paths, sent: false, open: open});
       if (peer.log.length > keep) peer.log.shift();
-      for (const p of ps) for (const c of chars(p.text)) peer.inserted.add(c);
-      for (const pg of pages) pg.events.push({n: peer.n, patches: ps.map((p) => ({path: ["text"], ...p})), paths: paths});
+      if (!open) settle();
     };
     const post = (op) => {
-      if (op.base < peer.n - keep) return {status: 409, error: "base too old"};
+      if (op.base < peer.n - keep || op.base > peer.n) return {status: 409, error: "base too old"};
       let ops = [T.splice(op.index, op.delete, op.text)];
       for (const ch of peer.log) if (ch.n > op.base) ops = T.xformLists(ops, ch.ps)[0];
       peer.text = T.applyAll(peer.text, ops);
-      publish(ops, [["text"]]);
+      const last = peer.log[peer.log.length - 1];
+      if (last && last.open && !last.sent && rnd() < 0.5) last.ps.push(...ops);
+      else publish(ops, [["text"]], true);
       return {status: 200, n: peer.n};
     };
     const pages = [];
@@ -199,6 +211,7 @@
       if (pg.sync && !pg.get && !(pg.c.inflight && pg.c.inflight.state === "sent") && choice < 0.5) {
         pg.sync = false;
         pg.c.beginSync();
+        settle(); // a read closes the open change
         pg.get = {text: peer.text, n: peer.n};
       } else if (pg.get && choice < 0.3) {
         const g = pg.get;
@@ -255,7 +268,9 @@
     const steps = 60 + int(200);
     for (let s = 0; s < steps; s++) {
       const r = rnd();
-      if (r < 0.08) {
+      if (r < 0.05) {
+        settle();
+      } else if (r < 0.08) {
         const sp = randSplice(T.cpLen(peer.text), uniq); // another peer's edit
         peer.text = T.apply(peer.text, sp);
         publish([sp], [["text"]]);
@@ -273,6 +288,7 @@
           sync: pg.sync, get: !!pg.get, events: pg.events.length, answer: pg.answer, req: pg.req,
           inflight: pg.c.inflight, pending: pg.c.pending, n: pg.c.n, peer: peer.n, held: pg.c.held.length, syncing: pg.c.syncing}))));
       }
+      if (rnd() < 0.3) settle();
       act(pages[int(pages.length)], true);
     }
     for (const pg of pages) {
