@@ -82,19 +82,31 @@ const TextSync = (() => {
 
   // diff is the splice that turns old into cur (null when they are equal):
   // their common prefix and suffix stay. caret, the caret's code point
-  // index in cur after the edit, settles what a repeated character leaves
-  // ambiguous: an edit ends at the caret, so the suffix kept starts at or
-  // after it.
+  // index in cur after the edit (when it is one), settles what a repeated
+  // character leaves ambiguous: an edit ends at the caret, so the suffix
+  // kept starts at or after it. Without, the longest prefix is kept first.
   function diff(old, cur, caret) {
     if (old === cur) return null;
     const a = Array.from(old), b = Array.from(cur);
-    if (caret === undefined || caret === null || caret > b.length) caret = b.length;
-    let suffix = 0;
-    const maxSuffix = Math.min(a.length, b.length - caret);
-    while (suffix < maxSuffix && a[a.length - 1 - suffix] === b[b.length - 1 - suffix]) suffix++;
-    let prefix = 0;
-    const maxPrefix = Math.min(a.length, b.length) - suffix;
-    while (prefix < maxPrefix && a[prefix] === b[prefix]) prefix++;
+    const most = Math.min(a.length, b.length);
+    const tail = (max) => {
+      let n = 0;
+      while (n < max && a[a.length - 1 - n] === b[b.length - 1 - n]) n++;
+      return n;
+    };
+    const head = (max) => {
+      let n = 0;
+      while (n < max && a[n] === b[n]) n++;
+      return n;
+    };
+    let prefix, suffix;
+    if (caret === undefined || caret === null) {
+      prefix = head(most);
+      suffix = tail(most - prefix);
+    } else {
+      suffix = tail(Math.max(0, Math.min(a.length, b.length - caret)));
+      prefix = head(most - suffix);
+    }
     return splice(prefix, a.length - prefix - suffix, b.slice(prefix, b.length - suffix).join(""));
   }
 

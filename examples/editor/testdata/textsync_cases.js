@@ -76,6 +76,15 @@
     }
     if (T.apply(old, d) !== cur) fail("diff applies", {old, cur, caret, d});
     if ((sp.delete === 0 || sp.text === "") && JSON.stringify(d) !== JSON.stringify(sp)) fail("diff of an insert or delete", {old, sp, d});
+    // Without a caret (a re-read): the longest common prefix, then the
+    // longest common suffix of the rest.
+    const e = T.diff(old, cur);
+    const A = chars(old), B = chars(cur), most = Math.min(A.length, B.length);
+    const pre = e.index, suf = A.length - e.index - e.delete;
+    if (T.apply(old, e) !== cur) fail("diff without a caret applies", {old, cur, e});
+    if (!(pre === most || A[pre] !== B[pre]) || !(pre + suf === most || A[A.length - 1 - suf] !== B[B.length - 1 - suf])) {
+      fail("diff without a caret keeps the most", {old, cur, e});
+    }
   }
 
   // xform converges whichever splice the peer applied first, and keeps
