@@ -83,7 +83,7 @@
       for (const x of remotes.values()) { x.pos = null; x.needs = true; }
     } else if (r.text.length > 0) {
       for (const x of remotes.values()) {
-        if (x.pos) x.pos = {c: T.mapIndexAll(x.pos.c, r.text, true), a: T.mapIndexAll(x.pos.a, r.text, true)};
+        if (x.pos) x.pos = {c: T.mapCursorAll(x.pos.c, r.text), a: T.mapCursorAll(x.pos.a, r.text)};
         if (x.unknown) x.needs = true;
       }
     }
@@ -301,7 +301,7 @@
       if (!x.got || client.syncing || x.got.m > client.n) continue;
       const ps = client.since(x.got.m);
       if (ps === null) { x.needs = again = true; x.got = null; continue; }
-      x.pos = {c: T.mapIndexAll(x.got.c, ps, true), a: T.mapIndexAll(x.got.a, ps, true)};
+      x.pos = {c: T.mapCursorAll(x.got.c, ps), a: T.mapCursorAll(x.got.a, ps)};
       x.got = null;
     }
     if (again || [...remotes.values()].some((x) => x.needs)) resolveCursors();

@@ -182,6 +182,22 @@ const TextSync = (() => {
     return c;
   }
 
+  // mapCursor moves the position of an element (where a stable cursor on
+  // it shows) over a splice, as the peer places it: a survivor moves with
+  // the text around it (after an insert at its index); a deleted one goes
+  // where it would be, before the inserted text.
+  function mapCursor(c, sp) {
+    const j = sp.index, e = sp.delete;
+    if (c < j) return c;
+    if (c < j + e) return j;
+    return c - e + cpLen(sp.text);
+  }
+
+  function mapCursorAll(c, list) {
+    for (const sp of list) c = mapCursor(c, sp);
+    return c;
+  }
+
   // compose joins b, made after a, into one splice when b touches what a
   // inserted (typing on, backspacing); null when it does not.
   function compose(a, b) {
@@ -239,10 +255,9 @@ const TextSync = (() => {
       return applyAll(applyAll(this.text, this.inflight ? this.inflight.ops : []), this.pending);
     }
 
-    // toView maps an index in text to the view (an element's position, as
-    // a cursor on it: it moves right over an insert at it).
+    // toView maps an element's position (a cursor's) in text to the view.
     toView(i) {
-      return mapIndexAll(mapIndexAll(i, this.inflight ? this.inflight.ops : [], true), this.pending, true);
+      return mapCursorAll(mapCursorAll(i, this.inflight ? this.inflight.ops : []), this.pending);
     }
 
     // settled says the view is the peer's text: no edit of the page's is
@@ -447,5 +462,5 @@ const TextSync = (() => {
     }
   }
 
-  return {cpLen, toUnits, toPoints, wellFormed, splice, apply, applyAll, diff, xform, xformLists, mapIndex, mapIndexAll, compose, Client};
+  return {cpLen, toUnits, toPoints, wellFormed, splice, apply, applyAll, diff, xform, xformLists, mapIndex, mapIndexAll, mapCursor, mapCursorAll, compose, Client};
 })();

@@ -140,6 +140,9 @@
     if (c > 0 && !gone(c - 1) && out[l - 1] !== arr[c - 1]) fail("caret after its character", {v0, p, c, l});
     if (c < arr.length && !gone(c) && out[r] !== arr[c]) fail("cursor on its character", {v0, p, c, r});
     if (c === p.index && l !== p.index) fail("an insert at the caret goes after it", {p, c, l});
+    const m = T.mapCursor(c, p);
+    if (c < arr.length && !gone(c) && m !== r) fail("a cursor on a survivor moves as with stickRight", {v0, p, c, m, r});
+    if (gone(c) && m !== p.index) fail("a cursor on a deleted character goes to the splice's index", {v0, p, c, m});
   }
 
   // compose joins two edits into one with the same effect.
