@@ -14,12 +14,12 @@ import (
 // browser is a headless Chromium driven with chromedp; each page is a tab
 // context.
 type browser struct {
-	t   *testing.T
+	t   testing.TB
 	ctx context.Context
 }
 
 // startBrowser runs headless Chromium, or skips the test when there is none.
-func startBrowser(t *testing.T) *browser {
+func startBrowser(t testing.TB) *browser {
 	t.Helper()
 	return &browser{t: t, ctx: browsertest.Start(t)}
 }

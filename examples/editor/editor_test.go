@@ -23,7 +23,7 @@ import (
 
 // editorPeer is an in-memory peer serving the editor page; mods adjust its
 // config. The page's HTTP traffic passes a gate the test can close.
-func editorPeer(t *testing.T, mods ...func(*concord.Config)) (*concord.Node, *httptest.Server, *gate) {
+func editorPeer(t testing.TB, mods ...func(*concord.Config)) (*concord.Node, *httptest.Server, *gate) {
 	t.Helper()
 	cfg := concord.Config{
 		ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}, FastGossip: true, SummaryInterval: 200 * time.Millisecond,
