@@ -166,6 +166,7 @@
     }
     ta.disabled = false;
     showState();
+    if (!lastState) schedulePresence(); // here, before the first keystroke
     if (syncAgain) resync();
   }
 
@@ -246,11 +247,6 @@
   // reconnect, when events may have been missed).
   async function refreshPresence() {
     try {
-      if (!myKey) {
-        const r = await fetch("/v1/status");
-        myKey = (await r.json()).peer_id + "/" + clientID;
-        schedulePresence();
-      }
       const r = await fetch(api + "/presence");
       if (!r.ok) return;
       const peers = (await r.json()).peers || {};
@@ -450,7 +446,25 @@
   // For the page's tests and the curious.
   window.editor = {client: client, remotes: remotes, key: () => myKey, me: me};
 
+  // Start: learn the peer's ID (this tab's presence key is "<peer
+  // id>/<client>"), then follow the document.
+  (async function start() {
+    for (let delay = 250; ; delay = Math.min(5000, delay * 2)) {
+      try {
+        const r = await fetch("/v1/status");
+        const id = (await r.json()).peer_id;
+        if (typeof id === "string") {
+          myKey = id + "/" + clientID;
+          break;
+        }
+      } catch (e) { /* not reachable yet */ }
+      reachable = false;
+      showState();
+      await new Promise((ok) => setTimeout(ok, delay));
+    }
+    reachable = true;
+    connect();
+  })();
   renderWho();
   showState();
-  connect();
 })();
