@@ -176,6 +176,7 @@
     events = new EventSource(api + "/events");
     events.onopen = () => {
       streamOpen = true;
+      presenceMissed = 0;
       streamDelay = 0;
       client.streamOpened();
       resync();
@@ -207,10 +208,13 @@
   const names = ["Ada", "Alan", "Barbara", "Dennis", "Edsger", "Frances", "Grace", "Ken", "Leslie", "Radia"];
   const params = new URLSearchParams(location.search);
   const clientID = Math.random().toString(36).slice(2, 10);
+  const isColor = (c) => typeof c === "string" && /^#[0-9a-f]{6}$/i.test(c);
   const me = {
     name: params.get("name") || names[Math.floor(Math.random() * names.length)],
-    color: palette[Math.floor(Math.random() * palette.length)],
+    color: isColor(params.get("color")) ? params.get("color") : palette[Math.floor(Math.random() * palette.length)],
   };
+  // The colour is picked again, once, if someone here has it already.
+  let colorChosen = isColor(params.get("color"));
   nameInput.value = me.name;
   let myKey = null;
   let lastState = null;
@@ -220,7 +224,12 @@
   // does not know yet)}.
   const remotes = new Map();
 
+  let presenceMissed = 0;
   function onPresence(ev) {
+    if ((ev.missed || 0) > presenceMissed) { // the stream dropped some: read them all
+      presenceMissed = ev.missed;
+      refreshPresence();
+    }
     if (!myKey || ev.key === myKey) return;
     const st = ev.state;
     if (!st || typeof st !== "object") remotes.delete(ev.key);
@@ -233,7 +242,7 @@
   function setRemote(key, st) {
     const old = remotes.get(key);
     const x = {
-      name: String(st.name || key.slice(-6)), color: /^#[0-9a-f]{6}$/i.test(st.color) ? st.color : "#888888",
+      name: String(st.name || key.slice(-6)), color: isColor(st.color) ? st.color : "#888888",
       cursor: typeof st.cursor === "string" ? st.cursor : null,
       anchor: typeof st.anchor === "string" ? st.anchor : null,
       pos: null, got: null, needs: false, unknown: false,
@@ -252,6 +261,15 @@
       const peers = (await r.json()).peers || {};
       for (const k of [...remotes.keys()]) if (!(k in peers)) remotes.delete(k);
       for (const [k, v] of Object.entries(peers)) if (k !== myKey && v && v.state && typeof v.state === "object") setRemote(k, v.state);
+      if (!colorChosen) {
+        colorChosen = true;
+        const used = new Set([...remotes.values()].map((x) => x.color));
+        const free = palette.filter((c) => !used.has(c));
+        if (used.has(me.color) && free.length > 0) {
+          me.color = free[Math.floor(Math.random() * free.length)];
+          schedulePresence();
+        }
+      }
       resolveCursors();
       renderWho();
       renderOverlay();

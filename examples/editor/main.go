@@ -8,7 +8,9 @@
 //	go run ./examples/editor --http 127.0.0.1:8080
 //	go run ./examples/editor --data ./editor-b --http 127.0.0.1:8081 --bootstrap <a listen address>
 //
-// The text is the Text at ["text"] of the document "editor" (--doc). The
+// Open http://127.0.0.1:8080/ (and :8081): each tab is someone with a name
+// and a colour of its own (?name=Ada&color=%23e6194b picks them). The
+// text is the Text at ["text"] of the document "editor" (--doc). The
 // page sends each edit as a splice made on the text as of a numbered
 // change ("base"), which the peer moves over the changes it applied since;
 // it applies the others' edits from the patches of change events, moving
