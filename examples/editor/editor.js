@@ -19,7 +19,13 @@
   // shown is the textarea's value as the page last left it.
   let shown = "";
 
-  const showError = (e) => { errorBox.textContent = e ? String(e.message || e) : ""; };
+  // showError shows an error (from: what it came from; a re-read that
+  // works clears its own errors only).
+  let errorFrom = null;
+  const showError = (e, from) => {
+    errorBox.textContent = e ? String(e.message || e) : "";
+    errorFrom = e ? from || null : null;
+  };
 
   async function postJSON(url, method, body) {
     const r = await fetch(url, {method: method, headers: {"Content-Type": "application/json"}, body: JSON.stringify(body)});
@@ -119,10 +125,15 @@
       if (inf) setTimeout(() => { if (client.inflight === inf) resync(); }, 3000);
       return;
     }
+    // A base the peer cannot rebase from (409 "stale base": it no longer
+    // keeps the changes since, or one replaced the text): re-read, rebase
+    // and send again. So after a failure of the peer; any other refusal
+    // drops the splice (the re-read shows what the peer has).
     const err = res.body.error || ("HTTP " + res.status);
-    const again = res.ok || res.status >= 500 || res.status === 429 || (res.status === 409 && /too old/.test(err));
+    const stale = res.status === 409 && /stale base|too old/.test(err);
+    const again = stale || res.ok || res.status >= 500 || res.status === 429;
     client.refused(again);
-    if (!again || !/too old/.test(err)) showError(err);
+    if (!stale) showError(err);
     resync();
   }
 
@@ -151,11 +162,18 @@
           syncDelay = 0;
           if (ta.value !== shown) onInput();
           handle(client.resync(text || "", body.n));
-          showError("");
+          if (ta.value !== client.view()) { // a splice the peer refused is gone from the view
+            const c = T.toPoints(ta.value, ta.selectionEnd);
+            ta.value = shown = client.view();
+            const u = T.toUnits(shown, c);
+            ta.setSelectionRange(u, u);
+            renderOverlay();
+          }
+          if (errorFrom === "sync") showError("");
           break;
         } catch (e) {
           if (e instanceof TypeError) reachable = false;
-          else showError(e);
+          else showError(e, "sync");
           showState();
           syncDelay = Math.min(5000, Math.max(250, syncDelay * 2));
           await new Promise((ok) => setTimeout(ok, syncDelay * (0.5 + Math.random() / 2)));

@@ -60,10 +60,12 @@ type gate struct {
 	next http.Handler
 	srv  *httptest.Server
 	down atomic.Bool
+	// noStreams refuses event streams (dropped as when down).
+	noStreams atomic.Bool
 }
 
 func (g *gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if g.down.Load() {
+	if g.down.Load() || g.noStreams.Load() && strings.HasSuffix(r.URL.Path, "/events") {
 		if c, _, err := http.NewResponseController(w).Hijack(); err == nil {
 			_ = c.Close()
 		}
@@ -428,5 +430,38 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 			t.Fatalf("timed out after %v waiting for %s", d, what)
 		}
 		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+// The peer keeps the changes a splice's base is rebased over only while
+// someone follows its events: with the page's stream cut, a change made
+// meanwhile is not kept, and the page's next splice (on the view before
+// it) is refused as stale (409). The page reads the text again, moves its
+// keystroke over what changed, and sends it again; nothing is lost.
+func TestStaleBaseInChromium(t *testing.T) {
+	br := startBrowser(t)
+	a, srv, g := editorPeer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	d, _ := a.Doc(ctx, "editor")
+	if err := d.Splice(ctx, []string{"text"}, 0, 0, "old text"); err != nil {
+		t.Fatal(err)
+	}
+	page := br.openEditor(srv.URL + "/")
+	logPages(t, br, map[string]context.Context{"page": page})
+	br.waitText(page, "old text", 10*time.Second, "the page")
+	g.noStreams.Store(true)
+	g.srv.CloseClientConnections()
+	br.waitEval(page, pageState+` === "reconnecting…"`, 10*time.Second, "the page to lose its stream")
+	if err := d.Splice(ctx, []string{"text"}, 0, 0, "X"); err != nil { // no one listens: not kept
+		t.Fatal(err)
+	}
+	br.typeText(page, 8, "!")
+	waitFor(t, 10*time.Second, "the peer's text", func() bool { return textOf(d) == "Xold text!" })
+	g.noStreams.Store(false)
+	br.waitEval(page, connected, 20*time.Second, "the page to reconnect")
+	br.waitText(page, "Xold text!", 10*time.Second, "the page")
+	if got := string(br.eval(page, `document.getElementById("error").textContent`)); got != `""` {
+		t.Errorf("the page shows the error %s", got)
 	}
 }
