@@ -205,7 +205,10 @@
         seenChanges++;
         if (ta.value !== shown) onInput();
         handle(client.change(JSON.parse(m.data)));
-      } catch (e) { showError(e); }
+      } catch (e) { // not expected: start again from the peer's text
+        showError(e, "sync");
+        resync();
+      }
     });
     events.addEventListener("presence", (m) => {
       try { onPresence(JSON.parse(m.data)); } catch (e) { showError(e); }
