@@ -22,13 +22,18 @@ var indexTmpl = template.Must(template.New("index").Parse(indexHTML))
 //go:embed textsync.js
 var textsyncJS []byte
 
-// editorJS binds the textarea, the event stream and presence to the API.
+// editorJS binds the textarea and the event stream to the API.
 //
 //go:embed editor.js
 var editorJS []byte
 
-// NewHandler serves the editor page at / (its scripts at /textsync.js and
-// /editor.js) and the demo peer's HTTP+SSE API (package httpapi) under
+// presenceJS shows who is here and where their cursors are.
+//
+//go:embed presence.js
+var presenceJS []byte
+
+// NewHandler serves the editor page at / (its scripts at /textsync.js,
+// /presence.js and /editor.js) and the demo peer's HTTP+SSE API (package httpapi) under
 // /v1/, for the document doc.
 func NewHandler(node *concord.Node, doc string) http.Handler {
 	mux := http.NewServeMux()
@@ -38,7 +43,7 @@ func NewHandler(node *concord.Node, doc string) http.Handler {
 		w.Header().Set("Cache-Control", "no-store")
 		_ = indexTmpl.Execute(w, struct{ Doc string }{doc})
 	})
-	for name, body := range map[string][]byte{"/textsync.js": textsyncJS, "/editor.js": editorJS} {
+	for name, body := range map[string][]byte{"/textsync.js": textsyncJS, "/presence.js": presenceJS, "/editor.js": editorJS} {
 		mux.HandleFunc("GET "+name, func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
 			w.Header().Set("Cache-Control", "no-store")
