@@ -52,6 +52,7 @@ func run(args []string) error {
 	doc := fs.String("doc", "editor", "document holding the text (at [\"text\"])")
 	fs.Var(&listen, "listen", "libp2p listen multiaddr, repeatable (default loopback TCP, random port)")
 	fs.Var(&bootstrap, "bootstrap", "peer multiaddr (…/p2p/<id>) to keep connected, repeatable")
+	presenceTTL := fs.Duration("presence-ttl", 0, "how long other peers keep this peer's presence (who is here, cursors) without a refresh (default and at most 30s)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -61,7 +62,7 @@ func run(args []string) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	node, err := concord.Open(ctx, concord.Config{DataDir: *data, ListenAddrs: listen, Bootstrap: bootstrap})
+	node, err := concord.Open(ctx, concord.Config{DataDir: *data, ListenAddrs: listen, Bootstrap: bootstrap, PresenceTTL: *presenceTTL})
 	if err != nil {
 		return fmt.Errorf("open the node: %w", err)
 	}
