@@ -177,10 +177,10 @@ func BenchmarkKeystrokeBrowser(b *testing.B) {
 	srvA, srvB, _ := benchPair(b)
 	pageA, pageB := br.openEditor(srvA+"/"), brB.openEditor(srvB+"/")
 	brB.waitText(pageB, ".", 20*time.Second, "page B")
-	br.eval(pageA, `(() => { window.typedAt = {};
+	br.Eval(pageA, `(() => { window.typedAt = {};
 		document.getElementById("text").addEventListener("beforeinput", (e) => { typedAt[e.data] = Date.now(); }, true);
 		return true })()`)
-	brB.eval(pageB, `(() => { window.seenAt = {};
+	brB.Eval(pageB, `(() => { window.seenAt = {};
 		const orig = HTMLTextAreaElement.prototype.setRangeText;
 		HTMLTextAreaElement.prototype.setRangeText = function (...args) {
 			const r = orig.apply(this, args), now = Date.now();
@@ -199,13 +199,13 @@ func BenchmarkKeystrokeBrowser(b *testing.B) {
 		if _, err := chromedp.Run(pageA, chromedp.KeyEvent(key)); err != nil {
 			b.Fatal(err)
 		}
-		brB.waitEval(pageB, `seenAt[`+jsString(key)+`] !== undefined`, 10*time.Second, "keystroke "+key+" on page B")
-		br.waitEval(pageA, `editor.client.settled()`, 10*time.Second, "page A to see its keystroke's change")
+		brB.WaitEval(pageB, `seenAt[`+jsString(key)+`] !== undefined`, 10*time.Second, "keystroke "+key+" on page B")
+		br.WaitEval(pageA, `editor.client.settled()`, 10*time.Second, "page A to see its keystroke's change")
 	}
 	b.StopTimer()
 	var typed, seen map[string]int64
-	br.evalInto(pageA, `typedAt`, &typed)
-	brB.evalInto(pageB, `seenAt`, &seen)
+	br.EvalInto(pageA, `typedAt`, &typed)
+	brB.EvalInto(pageB, `seenAt`, &seen)
 	lat := make([]time.Duration, 0, len(keys))
 	for _, k := range keys {
 		lat = append(lat, time.Duration(seen[k]-typed[k])*time.Millisecond)

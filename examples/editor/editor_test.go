@@ -95,8 +95,8 @@ const (
 // connected.
 func (b *browser) openEditor(url string) context.Context {
 	b.t.Helper()
-	page := b.open(url)
-	b.waitEval(page, connected, 20*time.Second, "the page at "+url+" to connect")
+	page := b.Open(url)
+	b.WaitEval(page, connected, 20*time.Second, "the page at "+url+" to connect")
 	return page
 }
 
@@ -104,7 +104,7 @@ func (b *browser) openEditor(url string) context.Context {
 func (b *browser) text(page context.Context) string {
 	b.t.Helper()
 	var s string
-	b.evalInto(page, pageText, &s)
+	b.EvalInto(page, pageText, &s)
 	return s
 }
 
@@ -162,7 +162,7 @@ func (ty *typist) run(b *browser, keys int) error {
 	for k := 0; k < keys; k++ {
 		if k > 0 && ty.rng.IntN(10) == 0 {
 			var n int
-			v, err := b.tryEval(ty.page, `Array.from(`+pageText+`).length`)
+			v, err := b.TryEval(ty.page, `Array.from(`+pageText+`).length`)
 			if err == nil {
 				err = json.Unmarshal(v, &n)
 			}
@@ -173,12 +173,12 @@ func (ty *typist) run(b *browser, keys int) error {
 				return err
 			}
 		} else if k > 0 {
-			v, err := b.tryEval(ty.page, caretAfter+`(`+jsString(string(ty.typed[len(ty.typed)-1]))+`)`)
+			v, err := b.TryEval(ty.page, caretAfter+`(`+jsString(string(ty.typed[len(ty.typed)-1]))+`)`)
 			if err != nil {
 				return err
 			}
 			if string(v) != "true" {
-				info, _ := b.tryEval(ty.page, `JSON.stringify({value: `+pageText+`, start: document.getElementById("text").selectionStart, end: document.getElementById("text").selectionEnd})`)
+				info, _ := b.TryEval(ty.page, `JSON.stringify({value: `+pageText+`, start: document.getElementById("text").selectionStart, end: document.getElementById("text").selectionEnd})`)
 				return fmt.Errorf("keystroke %d: the caret is not right after %q, which the page typed last: %s", k, ty.typed[len(ty.typed)-1], info)
 			}
 		}
@@ -233,7 +233,7 @@ func logPages(t *testing.T, br *browser, pages map[string]context.Context) {
 			return
 		}
 		for name, p := range pages {
-			v, err := br.tryEval(p, `JSON.stringify({state: `+pageState+`, error: document.getElementById("error").textContent,
+			v, err := br.TryEval(p, `JSON.stringify({state: `+pageState+`, error: document.getElementById("error").textContent,
 				text: `+pageText+`, n: editor.client.n, inflight: editor.client.inflight, pending: editor.client.pending, mismatches: editor.client.mismatches})`)
 			t.Logf("page %s: %s %v", name, v, err)
 		}
@@ -300,13 +300,13 @@ func TestTypingTogetherInChromium(t *testing.T) {
 	}
 	countOnce(t, ta, tys[0].typed, tys[1].typed)
 	for name, p := range map[string]context.Context{"A": pageA, "B": pageB} {
-		if got := string(br.eval(p, pageFailed)); got != "0" {
+		if got := string(br.Eval(p, pageFailed)); got != "0" {
 			t.Errorf("page %s predicted %s of its own changes wrong", name, got)
 		}
 	}
 	// Each page's caret is still after what it typed last.
 	for i, ty := range tys {
-		if got := string(br.eval(ty.page, caretAfter+`(`+jsString(string(ty.typed[len(ty.typed)-1]))+`)`)); got != "true" {
+		if got := string(br.Eval(ty.page, caretAfter+`(`+jsString(string(ty.typed[len(ty.typed)-1]))+`)`)); got != "true" {
 			t.Errorf("page %c's caret moved from after its last keystroke", 'A'+i)
 		}
 	}
@@ -401,7 +401,7 @@ func TestEditingOfflineInChromium(t *testing.T) {
 	br.waitText(pageB, "alpha beta", 20*time.Second, "page B")
 
 	gA.close()
-	br.waitEval(pageA, pageState+` === "reconnecting…"`, 10*time.Second, "page A to show it lost its peer")
+	br.WaitEval(pageA, pageState+` === "reconnecting…"`, 10*time.Second, "page A to show it lost its peer")
 	br.typeText(pageA, 5, " gamma")
 	br.typeText(pageB, 0, ">> ")
 	br.waitText(pageA, "alpha gamma beta", 5*time.Second, "page A, offline")
@@ -412,7 +412,7 @@ func TestEditingOfflineInChromium(t *testing.T) {
 	}
 
 	gA.open()
-	br.waitEval(pageA, connected, 20*time.Second, "page A to reconnect")
+	br.WaitEval(pageA, connected, 20*time.Second, "page A to reconnect")
 	want := ">> alpha gamma beta"
 	br.waitText(pageA, want, 20*time.Second, "page A, back")
 	br.waitText(pageB, want, 20*time.Second, "page B")
@@ -452,16 +452,16 @@ func TestStaleBaseInChromium(t *testing.T) {
 	br.waitText(page, "old text", 10*time.Second, "the page")
 	g.noStreams.Store(true)
 	g.srv.CloseClientConnections()
-	br.waitEval(page, pageState+` === "reconnecting…"`, 10*time.Second, "the page to lose its stream")
+	br.WaitEval(page, pageState+` === "reconnecting…"`, 10*time.Second, "the page to lose its stream")
 	if err := d.Splice(ctx, []string{"text"}, 0, 0, "X"); err != nil { // no one listens: not kept
 		t.Fatal(err)
 	}
 	br.typeText(page, 8, "!")
 	waitFor(t, 10*time.Second, "the peer's text", func() bool { return textOf(d) == "Xold text!" })
 	g.noStreams.Store(false)
-	br.waitEval(page, connected, 20*time.Second, "the page to reconnect")
+	br.WaitEval(page, connected, 20*time.Second, "the page to reconnect")
 	br.waitText(page, "Xold text!", 10*time.Second, "the page")
-	if got := string(br.eval(page, `document.getElementById("error").textContent`)); got != `""` {
+	if got := string(br.Eval(page, `document.getElementById("error").textContent`)); got != `""` {
 		t.Errorf("the page shows the error %s", got)
 	}
 }

@@ -37,7 +37,7 @@ func (b *browser) moveCaret(page context.Context, i int) {
 // shift+arrow keys would, the anchor at from.
 func (b *browser) selectRange(page context.Context, from, to int) {
 	b.t.Helper()
-	b.eval(page, fmt.Sprintf(`(() => { const ta = document.getElementById("text"), v = ta.value;
+	b.Eval(page, fmt.Sprintf(`(() => { const ta = document.getElementById("text"), v = ta.value;
 		ta.focus(); ta.setSelectionRange(TextSync.toUnits(v, %d), TextSync.toUnits(v, %d), "forward"); return true })()`, from, to-1))
 	ctx, cancel := context.WithTimeout(page, 10*time.Second)
 	defer cancel()
@@ -91,29 +91,29 @@ func TestPresenceInChromium(t *testing.T) {
 	br.waitText(pageB, "hello world", 20*time.Second, "page B")
 
 	// Each lists the other, and shows the other's caret where it is.
-	br.waitEval(pageA, listed("Bob"), 20*time.Second, "page A to list Bob")
-	br.waitEval(pageB, listed("Ada"), 20*time.Second, "page B to list Ada")
+	br.WaitEval(pageA, listed("Bob"), 20*time.Second, "page A to list Bob")
+	br.WaitEval(pageB, listed("Ada"), 20*time.Second, "page B to list Ada")
 	br.moveCaret(pageB, 6)
-	br.waitEval(pageA, remoteCaret("Bob")+` === 6`, 20*time.Second, "page A to show Bob's caret at 6")
+	br.WaitEval(pageA, remoteCaret("Bob")+` === 6`, 20*time.Second, "page A to show Bob's caret at 6")
 	br.moveCaret(pageA, 11)
-	br.waitEval(pageB, remoteCaret("Ada")+` === 11`, 20*time.Second, "page B to show Ada's caret at 11")
+	br.WaitEval(pageB, remoteCaret("Ada")+` === 11`, 20*time.Second, "page B to show Ada's caret at 11")
 	// Bob selects "hello": Ada sees it highlighted, his caret at its end.
 	br.selectRange(pageB, 0, 5)
-	br.waitEval(pageA, `[...document.querySelectorAll("#overlay .rsel")].map((e) => e.textContent).join("") === "hello" && `+remoteCaret("Bob")+` === 5`,
+	br.WaitEval(pageA, `[...document.querySelectorAll("#overlay .rsel")].map((e) => e.textContent).join("") === "hello" && `+remoteCaret("Bob")+` === 5`,
 		20*time.Second, "page A to show Bob's selection")
 	// Ada types before Bob's caret: it stays on its character, with no
 	// new presence from Bob.
 	br.typeText(pageA, 0, "¡")
-	br.waitEval(pageA, remoteCaret("Bob")+` === 6`, 10*time.Second, "Bob's caret to move with its character on page A")
-	br.waitEval(pageB, remoteCaret("Ada")+` === 1`, 10*time.Second, "page B to show Ada's caret after what she typed")
+	br.WaitEval(pageA, remoteCaret("Bob")+` === 6`, 10*time.Second, "Bob's caret to move with its character on page A")
+	br.WaitEval(pageB, remoteCaret("Ada")+` === 1`, 10*time.Second, "page B to show Ada's caret after what she typed")
 
 	// A third page, Grace's, a second tab on peer A: page A shows two
 	// remote cursors.
 	pageC := br.openEditor(srvA.URL + "/?name=Grace&color=%234363d8")
 	br.waitText(pageC, "¡hello world", 20*time.Second, "page C")
 	br.moveCaret(pageC, 12)
-	br.waitEval(pageA, remoteCaret("Grace")+` === 12`, 20*time.Second, "page A to show Grace's caret")
-	br.waitEval(pageB, remoteCaret("Grace")+` === 12 && `+listed("Grace"), 20*time.Second, "page B to show Grace's caret")
+	br.WaitEval(pageA, remoteCaret("Grace")+` === 12`, 20*time.Second, "page A to show Grace's caret")
+	br.WaitEval(pageB, remoteCaret("Grace")+` === 12 && `+listed("Grace"), 20*time.Second, "page B to show Grace's caret")
 	grace := 12
 	if os.Getenv("CONCORD_SCREENSHOT") == "1" {
 		grace = screenshot(t, br, pageA, pageB, pageC)
@@ -124,10 +124,10 @@ func TestPresenceInChromium(t *testing.T) {
 	b.kill()
 	killed := time.Now()
 	for _, p := range []context.Context{pageA, pageC} {
-		br.waitEval(p, remoteCaret("Bob")+` === null && !`+listed("Bob"), ttl+5*time.Second, "Bob's cursor to go")
+		br.WaitEval(p, remoteCaret("Bob")+` === null && !`+listed("Bob"), ttl+5*time.Second, "Bob's cursor to go")
 	}
 	t.Logf("Bob's cursor went %v after the kill (presence TTL %v)", time.Since(killed).Round(10*time.Millisecond), ttl)
-	if got := string(br.eval(pageA, remoteCaret("Grace"))); got != fmt.Sprint(grace) {
+	if got := string(br.Eval(pageA, remoteCaret("Grace"))); got != fmt.Sprint(grace) {
 		t.Fatalf("page A shows Grace's caret at %s after Bob went, want %d", got, grace)
 	}
 	// Grace closes her tab: it says goodbye (DELETE), and she goes from
@@ -136,7 +136,7 @@ func TestPresenceInChromium(t *testing.T) {
 	if err := chromedp.Cancel(pageC); err != nil {
 		t.Fatal(err)
 	}
-	br.waitEval(pageA, remoteCaret("Grace")+` === null && !`+listed("Grace"), 10*time.Second, "Grace's cursor to go")
+	br.WaitEval(pageA, remoteCaret("Grace")+` === null && !`+listed("Grace"), 10*time.Second, "Grace's cursor to go")
 	t.Logf("Grace's cursor went %v after she closed her tab", time.Since(closed).Round(10*time.Millisecond))
 }
 
@@ -148,16 +148,16 @@ func screenshot(t *testing.T, br *browser, pageA, pageB, pageC context.Context) 
 	end := func(p context.Context) int { return len([]rune(br.text(p))) }
 	br.typeText(pageA, 12, "!\n\nThree people edit this text at once, each on their own page: ")
 	br.typeText(pageC, end(pageC), "Grace types here, ")
-	br.waitEval(pageB, `editor.client.settled() && `+pageText+`.includes("Grace types here, ")`, 20*time.Second, "page B")
+	br.WaitEval(pageB, `editor.client.settled() && `+pageText+`.includes("Grace types here, ")`, 20*time.Second, "page B")
 	br.typeText(pageB, end(pageB), "Bob there.\nTheir carets and selections show in their colours, with their names.")
-	br.waitEval(pageA, pageText+`.endsWith("with their names.") && editor.client.settled()`, 20*time.Second, "page A")
+	br.WaitEval(pageA, pageText+`.endsWith("with their names.") && editor.client.settled()`, 20*time.Second, "page A")
 	text := br.text(pageA)
 	at := func(s string) int { return utf8.RuneCountInString(text[:strings.Index(text, s)]) }
 	sel, grace := at("selections"), at("colours")+len("colours")
 	br.selectRange(pageB, sel, sel+len("selections"))
 	br.moveCaret(pageC, grace)
 	br.moveCaret(pageA, utf8.RuneCountInString(text))
-	br.waitEval(pageA, `[...document.querySelectorAll("#overlay .rsel")].map((e) => e.textContent).join("") === "selections" && `+
+	br.WaitEval(pageA, `[...document.querySelectorAll("#overlay .rsel")].map((e) => e.textContent).join("") === "selections" && `+
 		remoteCaret("Grace")+` === `+fmt.Sprint(grace), 20*time.Second, "page A to show both")
 	if _, err := chromedp.Run(pageA, chromedp.EmulateViewport(820, 400)); err != nil {
 		t.Fatal(err)

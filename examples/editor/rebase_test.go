@@ -30,7 +30,7 @@ func TestRebaseAgreesWithPeerInChromium(t *testing.T) {
 		Cases    int
 		Failures []string
 	}
-	if err := json.Unmarshal(br.eval(page, fmt.Sprintf("(%s)(%d, %d)", rebaseCases, seed, count)), &got); err != nil {
+	if err := json.Unmarshal(br.Eval(page, fmt.Sprintf("(%s)(%d, %d)", rebaseCases, seed, count)), &got); err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range got.Failures {

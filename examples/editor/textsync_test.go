@@ -47,15 +47,15 @@ func scriptPage(t *testing.T) *httptest.Server {
 // what their pages typed, and no own change predicted wrong.
 func TestTextSyncInChromium(t *testing.T) {
 	br := startBrowser(t)
-	page := br.open(scriptPage(t).URL + "/")
-	br.waitEval(page, `typeof TextSync === "object"`, 20*time.Second, "textsync.js")
+	page := br.Open(scriptPage(t).URL + "/")
+	br.WaitEval(page, `typeof TextSync === "object"`, 20*time.Second, "textsync.js")
 	seed := time.Now().UnixNano() & 0x7fffffff
 	const count = 2000
 	var got struct {
 		Cases    int
 		Failures []string
 	}
-	if err := json.Unmarshal(br.eval(page, fmt.Sprintf("(%s)(%d, %d)", textsyncCases, seed, count)), &got); err != nil {
+	if err := json.Unmarshal(br.Eval(page, fmt.Sprintf("(%s)(%d, %d)", textsyncCases, seed, count)), &got); err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range got.Failures {

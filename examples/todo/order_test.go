@@ -68,10 +68,10 @@ const orderCases = `(() => {
 func TestOrderModelInChromium(t *testing.T) {
 	br := startBrowser(t)
 	_, srv := todoPeer(t)
-	page := br.open(srv.URL + "/")
-	br.waitEval(page, `typeof TodoOrder === "object"`, 20*time.Second, "order.js")
+	page := br.Open(srv.URL + "/")
+	br.WaitEval(page, `typeof TodoOrder === "object"`, 20*time.Second, "order.js")
 	var got map[string]json.RawMessage
-	if err := json.Unmarshal(br.eval(page, orderCases), &got); err != nil {
+	if err := json.Unmarshal(br.Eval(page, orderCases), &got); err != nil {
 		t.Fatal(err)
 	}
 	for k, want := range map[string]string{
@@ -128,12 +128,12 @@ func TestConcurrentMovesInChromium(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pageA, pageB := br.open(srvA.URL+"/"), br.open(srvB.URL+"/")
+	pageA, pageB := br.Open(srvA.URL+"/"), br.Open(srvB.URL+"/")
 	t.Cleanup(func() {
 		if t.Failed() {
 			page := `document.getElementById("state").textContent + " " + document.getElementById("items").outerHTML + document.getElementById("error").textContent`
 			t.Logf("A: %s %v\nB: %s %v\npage A: %s\npage B: %s", dA.JSON(), dA.Status().Version, dB.JSON(), dB.Status().Version,
-				br.eval(pageA, page), br.eval(pageB, page))
+				br.Eval(pageA, page), br.Eval(pageB, page))
 		}
 	})
 	start := []string{"one", "two", "three", "old"}
@@ -179,7 +179,7 @@ func TestConcurrentMovesInChromium(t *testing.T) {
 		if got := br.shownIDs(p); !slices.Equal(got, want) {
 			t.Fatalf("page %s shows %v, the list is %v", name, got, want)
 		}
-		if got := string(br.eval(p, `document.getElementById("error").textContent`)); got != `""` {
+		if got := string(br.Eval(p, `document.getElementById("error").textContent`)); got != `""` {
 			t.Fatalf("page %s shows the error %s", name, got)
 		}
 	}

@@ -59,7 +59,7 @@ const (
 // addItem adds an item in page, as a user would.
 func (b *browser) addItem(page context.Context, text string) {
 	b.t.Helper()
-	b.eval(page, `(() => { document.getElementById("new").value = `+jsString(text)+`;
+	b.Eval(page, `(() => { document.getElementById("new").value = `+jsString(text)+`;
 		document.getElementById("add-form").requestSubmit(); return true })()`)
 }
 
@@ -69,7 +69,7 @@ func (b *browser) click(page context.Context, text, cls string) {
 	b.t.Helper()
 	expr := `(() => { const li = [...document.querySelectorAll("#items li")].find(li => li.querySelector(".text").textContent === ` + jsString(text) + `);
 		const bt = li && li.querySelector("button.` + cls + `"); if (!bt || bt.disabled) return false; bt.click(); return true })()`
-	if got := string(b.eval(page, expr)); got != "true" {
+	if got := string(b.Eval(page, expr)); got != "true" {
 		b.t.Fatalf("no enabled %s button in the row of %q", cls, text)
 	}
 }
@@ -87,7 +87,7 @@ func (b *browser) drag(page context.Context, from, to string) {
 			el.dispatchEvent(new DragEvent(type, {bubbles: true, cancelable: true, dataTransfer: dt}));
 		}
 		return true })()`
-	if got := string(b.eval(page, expr)); got != "true" {
+	if got := string(b.Eval(page, expr)); got != "true" {
 		b.t.Fatalf("no rows %q and %q to drag between", from, to)
 	}
 }
@@ -96,14 +96,14 @@ func (b *browser) drag(page context.Context, from, to string) {
 func (b *browser) waitTexts(page context.Context, want []string, d time.Duration, what string) {
 	b.t.Helper()
 	w, _ := json.Marshal(want)
-	b.waitEval(page, `JSON.stringify(`+shownTexts+`) === `+jsString(string(w)), d, what+" "+string(w))
+	b.WaitEval(page, `JSON.stringify(`+shownTexts+`) === `+jsString(string(w)), d, what+" "+string(w))
 }
 
 // shownIDs returns the ids of the items page shows, in order.
 func (b *browser) shownIDs(page context.Context) []string {
 	b.t.Helper()
 	var ids []string
-	if err := json.Unmarshal(b.eval(page, shownIDs), &ids); err != nil {
+	if err := json.Unmarshal(b.Eval(page, shownIDs), &ids); err != nil {
 		b.t.Fatal(err)
 	}
 	return ids
@@ -155,17 +155,17 @@ func TestTodoPageInChromium(t *testing.T) {
 	}
 	dA, _ := a.Doc(ctx, "todo")
 	dB, _ := b.Doc(ctx, "todo")
-	pageA, pageB := br.open(srvA.URL+"/"), br.open(srvB.URL+"/")
+	pageA, pageB := br.Open(srvA.URL+"/"), br.Open(srvB.URL+"/")
 	t.Cleanup(func() {
 		if t.Failed() {
 			page := `document.getElementById("state").textContent + " " + document.getElementById("items").outerHTML + document.getElementById("error").textContent`
 			t.Logf("A: %s %v\nB: %s %v\npage A: %s\npage B: %s", dA.JSON(), dA.Status().Version, dB.JSON(), dB.Status().Version,
-				br.eval(pageA, page), br.eval(pageB, page))
+				br.Eval(pageA, page), br.Eval(pageB, page))
 		}
 	})
 	live := `document.getElementById("state")?.textContent === "live"`
-	br.waitEval(pageA, live, 20*time.Second, "page A's event stream")
-	br.waitEval(pageB, live, 20*time.Second, "page B's event stream")
+	br.WaitEval(pageA, live, 20*time.Second, "page A's event stream")
+	br.WaitEval(pageB, live, 20*time.Second, "page B's event stream")
 
 	// Add an item in page A, as a user would.
 	br.addItem(pageA, "buy milk")
@@ -176,8 +176,8 @@ func TestTodoPageInChromium(t *testing.T) {
 		t.Fatalf("peer B holds %s", got)
 	}
 	// Tick it off in page B: page A follows.
-	br.eval(pageB, `(() => { document.querySelector("#items li input[type=checkbox]").click(); return true })()`)
-	br.waitEval(pageA, `document.querySelector("#items li")?.classList.contains("done") === true`, 20*time.Second, "the done flag set in page B to appear in page A")
+	br.Eval(pageB, `(() => { document.querySelector("#items li input[type=checkbox]").click(); return true })()`)
+	br.WaitEval(pageA, `document.querySelector("#items li")?.classList.contains("done") === true`, 20*time.Second, "the done flag set in page B to appear in page A")
 
 	// Two more, one from each page; each goes at the end of the list.
 	br.addItem(pageB, "bread")
@@ -197,7 +197,7 @@ func TestTodoPageInChromium(t *testing.T) {
 	br.waitTexts(pageA, cab, 20*time.Second, "page A to show")
 	br.waitTexts(pageB, cab, 20*time.Second, "page B to show")
 	// The first row cannot go up, the last cannot go down.
-	if got := string(br.eval(pageA, `document.querySelector("#items li:first-child button.up").disabled && document.querySelector("#items li:last-child button.down").disabled`)); got != "true" {
+	if got := string(br.Eval(pageA, `document.querySelector("#items li:first-child button.up").disabled && document.querySelector("#items li:last-child button.down").disabled`)); got != "true" {
 		t.Fatalf("the first row's up or the last row's down button is enabled")
 	}
 	// Both pages show the document's list, on both peers: each id once.
@@ -236,7 +236,7 @@ func TestTodoPageInChromium(t *testing.T) {
 	}
 	// Neither page was reloaded: the first navigation is still the only one.
 	for _, p := range []context.Context{pageA, pageB} {
-		if got := string(br.eval(p, `performance.getEntriesByType("navigation").length === 1 && performance.getEntriesByType("navigation")[0].type === "navigate"`)); got != "true" {
+		if got := string(br.Eval(p, `performance.getEntriesByType("navigation").length === 1 && performance.getEntriesByType("navigation")[0].type === "navigate"`)); got != "true" {
 			t.Fatalf("page was reloaded")
 		}
 	}
