@@ -83,31 +83,31 @@ func (t *Txn) value(v any) json.RawMessage {
 
 // Set writes v (any JSON-marshalable value, or json.RawMessage) at path.
 func (t *Txn) Set(path []string, v any) *Txn {
-	t.ops = append(t.ops, crdt.Set(path, t.value(v)))
+	t.add(crdt.Set(path, t.value(v)))
 	return t
 }
 
 // Delete removes what path holds.
 func (t *Txn) Delete(path ...string) *Txn {
-	t.ops = append(t.ops, crdt.Delete(path))
+	t.add(crdt.Delete(path))
 	return t
 }
 
 // Inc adds by to the counter at path.
 func (t *Txn) Inc(path []string, by int64) *Txn {
-	t.ops = append(t.ops, crdt.Inc(path, by))
+	t.add(crdt.Inc(path, by))
 	return t
 }
 
 // Add adds the scalar v to the set at path.
 func (t *Txn) Add(path []string, v any) *Txn {
-	t.ops = append(t.ops, crdt.Add(path, t.value(v)))
+	t.add(crdt.Add(path, t.value(v)))
 	return t
 }
 
 // Remove removes the scalar v from the set at path.
 func (t *Txn) Remove(path []string, v any) *Txn {
-	t.ops = append(t.ops, crdt.Remove(path, t.value(v)))
+	t.add(crdt.Remove(path, t.value(v)))
 	return t
 }
 

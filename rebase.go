@@ -2,7 +2,7 @@ package concord
 
 import (
 	"encoding/json"
-	"errors"
+	"fmt"
 
 	"github.com/concord-p2p/concord/crdt"
 	"github.com/concord-p2p/concord/engine"
@@ -40,19 +40,31 @@ func (t *Txn) Op(op crdt.Op) *Txn { return t.OpAt(0, op) }
 // OpAt adds op, a splice made on the view after change base (0: on the
 // current view), to the transaction: the node rebases it over the changes
 // since when it applies it. The transaction fails with ErrStaleBase when
-// it cannot.
+// it cannot. A splice with a base must be the only op on its path (and
+// the paths above and below it) in the transaction: another would have to
+// be rebased over too (crdt.ErrInvalidOp otherwise).
 func (t *Txn) OpAt(base uint64, op crdt.Op) *Txn {
-	if base != 0 && op.Kind != crdt.OpSplice && t.err == nil {
-		t.err = errors.New("concord: only a splice takes a base")
+	if base == 0 {
+		t.add(op)
+		return t
 	}
-	if base != 0 && t.bases == nil {
+	if op.Kind != crdt.OpSplice && t.err == nil {
+		t.err = fmt.Errorf("%w: only a splice takes a base", crdt.ErrInvalidOp)
+	}
+	if t.bases == nil {
 		t.bases = make([]uint64, len(t.ops), len(t.ops)+1)
 	}
 	t.ops = append(t.ops, op)
-	if t.bases != nil {
-		t.bases = append(t.bases, base)
-	}
+	t.bases = append(t.bases, base)
 	return t
+}
+
+// add adds an op without a base.
+func (t *Txn) add(op crdt.Op) {
+	t.ops = append(t.ops, op)
+	if t.bases != nil {
+		t.bases = append(t.bases, 0)
+	}
 }
 
 // SpliceAt is Splice on the view after change base (see OpAt).

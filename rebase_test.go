@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -132,5 +133,70 @@ func TestSpliceAtStaleBase(t *testing.T) {
 	}
 	if v := d.JSON(); string(v) != `{}` {
 		t.Fatalf("view %s", v)
+	}
+}
+
+// A transaction mixing plain ops and splices with bases keeps each base on
+// its own op; a second based splice on one path, a huge delete and a
+// transaction that replaced the text are refused.
+func TestSpliceAtInTransactions(t *testing.T) {
+	ctx := context.Background()
+	d := openDoc(t, testNode(t, ""), "notes")
+	sub := d.Subscribe(64)
+	defer sub.Close()
+	a, b := []string{"a"}, []string{"b"}
+	if err := d.Update(ctx, func(tx *Txn) { tx.Splice(a, 0, 0, "abc").Splice(b, 0, 0, "xyz") }); err != nil {
+		t.Fatal(err)
+	}
+	_, base := d.JSONAt()
+	if err := d.Update(ctx, func(tx *Txn) { tx.Splice(a, 0, 0, "0").Splice(b, 0, 0, "0") }); err != nil {
+		t.Fatal(err)
+	}
+	err := d.Update(ctx, func(tx *Txn) {
+		tx.SpliceAt(base, a, 1, 0, "1").Set([]string{"title"}, "t").Splice([]string{"c"}, 0, 0, "-").SpliceAt(base, b, 3, 0, "!")
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := string(d.JSON()); v != `{"a":"0a1bc","b":"0xyz!","c":"-","title":"t"}` {
+		t.Fatalf("view %s", v)
+	}
+	_, base = d.JSONAt()
+	for _, c := range []struct {
+		name string
+		fn   func(*Txn)
+		want error
+	}{
+		{"two based splices on one path", func(tx *Txn) { tx.SpliceAt(base, a, 0, 0, "x").SpliceAt(base, a, 1, 0, "y") }, crdt.ErrInvalidOp},
+		{"a based splice and a plain one on one path", func(tx *Txn) { tx.Splice(a, 0, 0, "x").SpliceAt(base, a, 1, 0, "y") }, crdt.ErrInvalidOp},
+		{"a based splice below a set", func(tx *Txn) { tx.Set(a, 1).SpliceAt(base, []string{"a", "t"}, 0, 0, "y") }, crdt.ErrInvalidOp},
+		{"a delete past any length", func(tx *Txn) { tx.SpliceAt(base, a, 1, 1<<40, "") }, crdt.ErrInvalidOp},
+		{"a base on a set", func(tx *Txn) { tx.OpAt(base, crdt.Set(a, json.RawMessage(`1`))) }, crdt.ErrInvalidOp},
+	} {
+		if err := d.Update(ctx, c.fn); !errors.Is(err, c.want) {
+			t.Errorf("%s: %v, want %v", c.name, err, c.want)
+		}
+	}
+	// One transaction deletes the text and makes a new one: its change has
+	// no patches for the path, so a splice on the old text cannot move over it.
+	if err := d.Update(ctx, func(tx *Txn) { tx.Delete(a...).Splice(a, 0, 0, "new") }); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Update(ctx, func(tx *Txn) { tx.SpliceAt(base, a, 0, 0, "x") }); !errors.Is(err, ErrStaleBase) {
+		t.Fatalf("over a replaced text: %v", err)
+	}
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case ch := <-sub.C:
+			if len(ch.Paths) == 1 && fmt.Sprint(ch.Paths[0]) == "[a]" && ch.Local && ch.N > base {
+				if len(ch.Patches) != 0 {
+					t.Fatalf("the replacing change has patches %v", ch.Patches)
+				}
+				return
+			}
+		case <-deadline:
+			t.Fatal("no change event for the replaced text")
+		}
 	}
 }

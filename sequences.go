@@ -19,7 +19,7 @@ import (
 // Splice deletes del code points at index of the text at path and inserts
 // text there. On a path that holds nothing it creates the text.
 func (t *Txn) Splice(path []string, index, del int, text string) *Txn {
-	t.ops = append(t.ops, crdt.Splice(path, index, del, text))
+	t.add(crdt.Splice(path, index, del, text))
 	return t
 }
 
@@ -32,13 +32,13 @@ func (t *Txn) SpliceList(path []string, index, del int, values ...any) *Txn {
 	for i, v := range values {
 		vs[i] = t.value(v)
 	}
-	t.ops = append(t.ops, crdt.SpliceList(path, index, del, vs...))
+	t.add(crdt.SpliceList(path, index, del, vs...))
 	return t
 }
 
 // SpliceDelete deletes del elements at index of the text or list at path.
 func (t *Txn) SpliceDelete(path []string, index, del int) *Txn {
-	t.ops = append(t.ops, crdt.SpliceDelete(path, index, del))
+	t.add(crdt.SpliceDelete(path, index, del))
 	return t
 }
 

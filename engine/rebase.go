@@ -3,6 +3,7 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"unicode/utf8"
 
@@ -261,6 +262,17 @@ func (d *Doc) rebaseOps(ops []crdt.Op, bases []uint64) ([]crdt.Op, error) {
 		}
 		if op.Kind != crdt.OpSplice {
 			return nil, fmt.Errorf("%w: op %d: only a splice takes a base", crdt.ErrInvalidOp, i)
+		}
+		if op.Index < 0 || op.Del < 0 || op.Index > math.MaxInt32 || op.Del > math.MaxInt32 {
+			return nil, fmt.Errorf("%w: op %d: splice at %d deleting %d", crdt.ErrInvalidOp, i, op.Index, op.Del)
+		}
+		// Another op of the transaction on the path (a second splice, with
+		// a base or not, or a write at or above it) would have to be
+		// rebased over too: a splice with a base is its path's only op.
+		for j, o := range ops {
+			if j != i && (isPrefix(o.Path, op.Path) || isPrefix(op.Path, o.Path)) {
+				return nil, fmt.Errorf("%w: op %d: a splice with a base must be the only op on %q in its transaction (op %d is on %q)", crdt.ErrInvalidOp, i, op.Path, j, o.Path)
+			}
 		}
 		ps, err := d.rebase.since(bases[i], op.Path)
 		if err != nil {

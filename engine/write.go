@@ -113,6 +113,7 @@ func (d *Doc) apply(now time.Time, ops []crdt.Op, bases []uint64) error {
 		for _, op := range ops {
 			paths = append(paths, op.Path)
 		}
+		patches = replacedWithout(ops, patches)
 	}
 	d.noteLocal(paths, patches)
 	d.lastNow = now
@@ -251,4 +252,31 @@ func (d *Doc) checkWaiters() {
 		kept = append(kept, w)
 	}
 	d.waiters = kept
+}
+
+// replacedWithout drops the patches of the sequences that a transaction's
+// other ops replaced or removed (a delete, a set at or above the path):
+// patches describe splices only, so with such an op in between they would
+// not turn the old view into the new one. The path then changed without
+// patches: subscribers read it again, and no splice is rebased over it.
+func replacedWithout(ops []crdt.Op, patches []crdt.SeqPatch) []crdt.SeqPatch {
+	if len(patches) == 0 {
+		return patches
+	}
+	var replaced [][]string
+	for _, op := range ops {
+		if op.Kind != crdt.OpSplice {
+			replaced = append(replaced, op.Path)
+		}
+	}
+	if len(replaced) == 0 {
+		return patches
+	}
+	out := patches[:0:0]
+	for _, p := range patches {
+		if !slices.ContainsFunc(replaced, func(r []string) bool { return isPrefix(r, p.Path) || isPrefix(p.Path, r) }) {
+			out = append(out, p)
+		}
+	}
+	return out
 }
