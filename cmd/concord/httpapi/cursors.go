@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -49,7 +50,12 @@ type indexesView struct {
 func readCursorsBody(w http.ResponseWriter, r *http.Request) (b cursorsBody, path []string, ok bool) {
 	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 256<<10))
 	if err != nil {
-		writeError(w, http.StatusRequestEntityTooLarge, "body too large")
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, http.StatusRequestEntityTooLarge, "body over 256 KiB")
+		} else {
+			writeError(w, http.StatusBadRequest, "read body: "+err.Error())
+		}
 		return b, nil, false
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))

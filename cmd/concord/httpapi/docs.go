@@ -33,9 +33,10 @@ type docView struct {
 	Value   json.RawMessage    `json:"value"`
 	Version crdt.VersionVector `json:"version"`
 	Outbox  int                `json:"outbox"`
-	// N is the number of the change the view follows (GET), or of the
-	// change that holds the batch (POST of ops): the base of a splice made
-	// on it, and how a client knows its own change in the events.
+	// N is, for GET, the number of the change the view follows: the base
+	// of a splice made on that view. For a POST of ops it is the number of
+	// the change that holds the batch (how a client knows its own change
+	// in the events), not a base: the answer's value may be later.
 	N uint64 `json:"n"`
 }
 
