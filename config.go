@@ -73,8 +73,8 @@ type Config struct {
 	// /concord, seeded with Bootstrap only, never public peers) on which
 	// GossipSub advertises each document's topic and looks up more peers
 	// when a topic's mesh is short. A node that knows any one Concord peer
-	// then finds the others of its documents. Default false (the demo peer
-	// turns it on).
+	// then finds the others of its documents. Off in a zero Config, on in
+	// DefaultConfig (and so in the demo peer).
 	Discovery bool
 	// MDNS also finds peers on the local network with multicast DNS (the
 	// demo peer's --mdns). Implies Discovery. Never in tests or CI.

@@ -5,7 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
+
+	ds "github.com/ipfs/go-datastore"
+	dssync "github.com/ipfs/go-datastore/sync"
 
 	dht "github.com/libp2p/go-libp2p-kad-dht"
 	"github.com/libp2p/go-libp2p/core/discovery"
@@ -30,6 +34,65 @@ const DHTProtocolPrefix = "/concord"
 
 // MDNSServiceName is the mDNS service Concord peers announce.
 const MDNSServiceName = "_concord-p2p._udp"
+
+// MaxProviderRecords bounds the provider records a node's DHT keeps for
+// others (each a few hundred bytes, kept 48 h); past it new records are
+// refused until old ones expire, so a peer flooding it with records costs
+// this node at most tens of MiB.
+const MaxProviderRecords = 1 << 16
+
+// errDatastoreFull is a bounded datastore's refusal.
+var errDatastoreFull = errors.New("net: DHT record store full")
+
+// boundedDatastore is an in-memory datastore holding at most max keys.
+type boundedDatastore struct {
+	ds.Datastore
+	mu  sync.Mutex
+	n   int
+	max int
+}
+
+func newBoundedDatastore(max int) *boundedDatastore {
+	return &boundedDatastore{Datastore: dssync.MutexWrap(ds.NewMapDatastore()), max: max}
+}
+
+func (b *boundedDatastore) Put(ctx context.Context, k ds.Key, v []byte) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	had, err := b.Datastore.Has(ctx, k)
+	if err != nil {
+		return err
+	}
+	if !had && b.n >= b.max {
+		return errDatastoreFull
+	}
+	if err := b.Datastore.Put(ctx, k, v); err != nil {
+		return err
+	}
+	if !had {
+		b.n++
+	}
+	return nil
+}
+
+func (b *boundedDatastore) Delete(ctx context.Context, k ds.Key) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	had, err := b.Datastore.Has(ctx, k)
+	if err != nil || !had {
+		return err
+	}
+	if err := b.Datastore.Delete(ctx, k); err != nil {
+		return err
+	}
+	b.n--
+	return nil
+}
+
+// Batch applies its writes through Put and Delete, so they are bounded too.
+func (b *boundedDatastore) Batch(context.Context) (ds.Batch, error) {
+	return ds.NewBasicBatch(b), nil
+}
 
 // DiscoveryConfig configures StartDiscovery.
 type DiscoveryConfig struct {
@@ -66,6 +129,9 @@ func StartDiscovery(h host.Host, cfg DiscoveryConfig) (*Discovery, error) {
 		dht.Mode(dht.ModeServer),
 		dht.BootstrapPeers(cfg.Bootstrap...),
 		dht.DisableValues(), // rendezvous needs provider records only
+		// A server stores the provider records other peers send it: bounded,
+		// so that no peer can make it hold unbounded memory.
+		dht.ProviderDatastore(newBoundedDatastore(MaxProviderRecords)),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("net: start the DHT: %w", err)
