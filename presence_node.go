@@ -33,6 +33,9 @@ const (
 	// presenceEarly is how long after a peer joins a presence topic the
 	// node sends its entries again (debounced: joins within it share one).
 	presenceEarly = 150 * time.Millisecond
+	// presenceEarlyEvery is the least time between two early refreshes of
+	// a document.
+	presenceEarlyEvery = time.Second
 	// presencePublishTimeout bounds one publish.
 	presencePublishTimeout = 2 * time.Second
 	// presenceGoodbyeTimeout bounds the goodbyes of Node.Close.
@@ -74,6 +77,7 @@ type docPresence struct {
 	own       map[string]*ownEntry // by client ("" for the node's own)
 	subs      map[*PresenceSubscription]struct{}
 	refreshAt time.Time // early refresh after a peer joined; zero: none
+	lastEarly time.Time // when the last early refresh was scheduled
 	next      time.Time // when the loop must look at the document next; zero: never
 	dirty     bool      // the loop must look at it now
 }
@@ -308,10 +312,14 @@ func (dp *docPresence) PresencePeerJoined(peer.ID) {
 	m := dp.mgr
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.closed || len(dp.own) == 0 || !dp.refreshAt.IsZero() {
+	now := m.now()
+	// At most one early refresh a second: any peer can send subscriptions
+	// again and again.
+	if m.closed || len(dp.own) == 0 || !dp.refreshAt.IsZero() || now.Sub(dp.lastEarly) < presenceEarlyEvery {
 		return
 	}
-	dp.refreshAt = m.now().Add(presenceEarly)
+	dp.lastEarly = now
+	dp.refreshAt = now.Add(presenceEarly)
 	dp.dirty = true
 	m.wake()
 }

@@ -254,13 +254,18 @@ func (t *Table) put(e *Entry) (Event, bool) {
 // remove clears key, remembering stamp as its last.
 func (t *Table) remove(key string, stamp uint64, expired bool) (Event, bool) {
 	e, ok := t.entries[key]
-	if ok {
-		stamp = max(stamp, e.Stamp)
-	}
-	t.remember(key, stamp)
 	if !ok {
+		// A goodbye for a key not held is remembered only when its key is
+		// remembered already: otherwise a peer could flush the memory of
+		// others' goodbyes with goodbyes for keys of its own, and replay
+		// an old message of theirs.
+		if _, known := t.gone.Peek(key); known {
+			t.remember(key, stamp)
+		}
 		return Event{}, false
 	}
+	stamp = max(stamp, e.Stamp)
+	t.remember(key, stamp)
 	delete(t.entries, key)
 	if e.Client != "" {
 		if t.clients[e.Peer]--; t.clients[e.Peer] <= 0 {

@@ -158,7 +158,9 @@ func TestRememberedBound(t *testing.T) {
 	a := testPeer(t, 1)
 	tb := New(testPeer(t, 0))
 	for i := range MaxRemembered + 1 {
-		mustApply(t, tb, msg(a, fmt.Sprintf("c%d", i), time.Second, time.Second, ""), t0)
+		c := fmt.Sprintf("c%d", i)
+		mustApply(t, tb, msg(a, c, time.Second, time.Second, `{}`), t0)
+		mustApply(t, tb, msg(a, c, 2*time.Second, time.Second, ""), t0)
 	}
 	if tb.gone.Len() != MaxRemembered {
 		t.Fatalf("remembers %d keys, bound %d", tb.gone.Len(), MaxRemembered)
@@ -360,5 +362,22 @@ func TestOwnEntries(t *testing.T) {
 	es := tb.Entries()
 	if len(es) != 1 || !bytes.Equal(es[0].State, []byte(`{"c":2}`)) || es[0].TTL != 0 {
 		t.Fatalf("entries %+v", es)
+	}
+}
+
+// Goodbyes for keys nobody held are not remembered: a peer cannot flush
+// the memory of others' goodbyes with goodbyes of its own and then replay
+// an old message of theirs.
+func TestGoodbyesOfUnknownKeysAreNotRemembered(t *testing.T) {
+	a, b := testPeer(t, 1), testPeer(t, 2)
+	tb := New(testPeer(t, 0))
+	old := msg(b, "", time.Second, time.Second, `{"b":1}`)
+	mustApply(t, tb, old, t0)
+	mustApply(t, tb, msg(b, "", 2*time.Second, time.Second, ""), t0)
+	for i := range MaxRemembered + 1 {
+		_, _, _ = tb.Apply(msg(a, fmt.Sprintf("c%d", i), 3*time.Second, time.Second, ""), t0)
+	}
+	if _, _, err := tb.Apply(old, t0); !errors.Is(err, ErrStale) {
+		t.Fatalf("the replay came back after a flood of goodbyes: %v", err)
 	}
 }
