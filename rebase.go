@@ -34,6 +34,13 @@ func (d *Doc) JSONAt() (v json.RawMessage, n uint64) {
 	return v, n
 }
 
+// Position returns the number of the change the document's view follows
+// now, as JSONAt does, without encoding the view.
+func (d *Doc) Position() (n uint64) {
+	d.r.position(func(_ *crdt.State, at uint64) { n = at })
+	return n
+}
+
 // Op adds a built op (crdt.Set, crdt.Splice, ...) to the transaction.
 func (t *Txn) Op(op crdt.Op) *Txn { return t.OpAt(0, op) }
 

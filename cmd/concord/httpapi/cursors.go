@@ -88,7 +88,7 @@ func (a *API) postCursors(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	_, n := d.JSONAt()
+	n := d.Position()
 	out := cursorsView{Cursors: make([]string, len(b.Indexes)), N: n}
 	for i, idx := range b.Indexes {
 		if idx < 0 {
