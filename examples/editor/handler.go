@@ -6,7 +6,7 @@ import (
 	"net/http"
 
 	"github.com/concord-p2p/concord"
-	"github.com/concord-p2p/concord/cmd/concord/httpapi"
+	"github.com/concord-p2p/concord/internal/webpeer"
 )
 
 //go:embed index.html
@@ -36,19 +36,5 @@ var presenceJS []byte
 // /presence.js and /editor.js) and the demo peer's HTTP+SSE API (package httpapi) under
 // /v1/, for the document doc.
 func NewHandler(node *concord.Node, doc string) http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("/v1/", httpapi.New(node, httpapi.Options{}))
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Header().Set("Cache-Control", "no-store")
-		_ = indexTmpl.Execute(w, struct{ Doc string }{doc})
-	})
-	for name, body := range map[string][]byte{"/textsync.js": textsyncJS, "/presence.js": presenceJS, "/editor.js": editorJS} {
-		mux.HandleFunc("GET "+name, func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
-			w.Header().Set("Cache-Control", "no-store")
-			_, _ = w.Write(body)
-		})
-	}
-	return mux
+	return webpeer.Handler(node, doc, indexTmpl, map[string][]byte{"/textsync.js": textsyncJS, "/presence.js": presenceJS, "/editor.js": editorJS})
 }

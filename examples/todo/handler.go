@@ -6,7 +6,7 @@ import (
 	"net/http"
 
 	"github.com/concord-p2p/concord"
-	"github.com/concord-p2p/concord/cmd/concord/httpapi"
+	"github.com/concord-p2p/concord/internal/webpeer"
 )
 
 //go:embed index.html
@@ -24,17 +24,5 @@ var orderJS []byte
 // NewHandler serves the todo page at / (and its script at /order.js) and
 // the demo peer's HTTP+SSE API (package httpapi) under /v1/.
 func NewHandler(node *concord.Node, doc string) http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("/v1/", httpapi.New(node, httpapi.Options{}))
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Header().Set("Cache-Control", "no-store")
-		_ = indexTmpl.Execute(w, struct{ Doc string }{doc})
-	})
-	mux.HandleFunc("GET /order.js", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
-		w.Header().Set("Cache-Control", "no-store")
-		_, _ = w.Write(orderJS)
-	})
-	return mux
+	return webpeer.Handler(node, doc, indexTmpl, map[string][]byte{"/order.js": orderJS})
 }

@@ -19,17 +19,14 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/concord-p2p/concord"
+	"github.com/concord-p2p/concord/internal/webpeer"
 )
 
 type listFlag []string
@@ -66,36 +63,5 @@ func run() error {
 	if _, err := node.Doc(ctx, *doc); err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", *addr)
-	if err != nil {
-		return err
-	}
-	apiCtx, cancelAPI := context.WithCancel(context.Background())
-	srv := &http.Server{
-		Handler:           NewHandler(node, *doc),
-		ReadHeaderTimeout: 10 * time.Second,
-		BaseContext:       func(net.Listener) context.Context { return apiCtx }, // ends event streams at shutdown
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	fmt.Printf("peer %s\n", node.ID())
-	for _, a := range node.Addrs() {
-		fmt.Printf("listen %s\n", a)
-	}
-	fmt.Printf("http http://%s/\nready\n", ln.Addr())
-
-	select {
-	case <-ctx.Done():
-	case err = <-served:
-	}
-	cancelAPI()
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if serr := srv.Shutdown(sctx); serr != nil {
-		err = errors.Join(err, serr)
-	}
-	if errors.Is(err, http.ErrServerClosed) {
-		err = nil
-	}
-	return err
+	return webpeer.Serve(ctx, node, NewHandler(node, *doc), *addr)
 }
