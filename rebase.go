@@ -17,7 +17,7 @@ import (
 // it: text inserted before the index moves it right (at the same index,
 // the other text comes first), text deleted before it moves it left, text
 // inserted inside the deleted range stays. The node keeps the patches of
-// about the last thousand changes with sequence edits for this.
+// the last 256 changes with sequence edits (1 MiB) for this.
 
 // ErrStaleBase is returned for a splice whose base can no longer be
 // rebased: the changes after it are not kept any more (or were applied

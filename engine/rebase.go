@@ -27,10 +27,13 @@ import (
 var ErrStaleBase = errors.New("concord: stale base")
 
 // Bounds of the changes kept for rebasing: those with sequence patches,
-// at most this many and this many bytes of patches.
+// at most this many and this many bytes of patches, per document (so at
+// most MaxDocs MiB for a node whose documents all have listeners). A
+// client is rarely more than a few changes behind; one further behind
+// reads the document again.
 const (
-	maxRebaseChanges = 1024
-	maxRebaseBytes   = 4 << 20
+	maxRebaseChanges = 256
+	maxRebaseBytes   = 1 << 20
 	maxBarePaths     = 64 // paths changed without patches kept per change
 )
 
