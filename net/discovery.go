@@ -89,9 +89,51 @@ func (b *boundedDatastore) Delete(ctx context.Context, k ds.Key) error {
 	return nil
 }
 
-// Batch applies its writes through Put and Delete, so they are bounded too.
+// Batch applies its writes through Put and Delete, in the order they
+// were made, so they are bounded too and a batch past the bound keeps
+// its first writes (go-datastore's basic batch applies them in map order).
 func (b *boundedDatastore) Batch(context.Context) (ds.Batch, error) {
-	return ds.NewBasicBatch(b), nil
+	return &orderedBatch{d: b}, nil
+}
+
+// orderedBatch is a batch of writes applied in order on Commit.
+type orderedBatch struct {
+	d   *boundedDatastore
+	ops []batchOp
+}
+
+type batchOp struct {
+	k      ds.Key
+	v      []byte
+	delete bool
+}
+
+func (o *orderedBatch) Put(_ context.Context, k ds.Key, v []byte) error {
+	o.ops = append(o.ops, batchOp{k: k, v: v})
+	return nil
+}
+
+func (o *orderedBatch) Delete(_ context.Context, k ds.Key) error {
+	o.ops = append(o.ops, batchOp{k: k, delete: true})
+	return nil
+}
+
+// Commit applies the writes in order and stops at the first error.
+func (o *orderedBatch) Commit(ctx context.Context) error {
+	ops := o.ops
+	o.ops = nil
+	for _, op := range ops {
+		var err error
+		if op.delete {
+			err = o.d.Delete(ctx, op.k)
+		} else {
+			err = o.d.Put(ctx, op.k, op.v)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // DiscoveryConfig configures StartDiscovery.
