@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/concord-p2p/concord/crdt"
 	"github.com/concord-p2p/concord/engine"
+	"github.com/concord-p2p/concord/internal/workpool"
 	cnet "github.com/concord-p2p/concord/net"
 	"github.com/concord-p2p/concord/store"
 	"github.com/concord-p2p/concord/wire"
@@ -53,11 +55,14 @@ type driverDeps struct {
 	// pieceBytes bounds an own delta's payload (0: maxPayload); tests lower it.
 	pieceBytes int
 	// pool runs the work; nil: a pool of the driver's own (tests).
-	pool *workPool
+	pool *workpool.Pool
 	// connected reports whether a peer is connected to us (summaries).
 	connected func(peer.ID) bool
 	// pull starts an exchange with a peer (the engine's pull rules).
 	pull func(peer.ID, *driver)
+	// inboxBytes, shared by a node's documents, bounds what their inboxes
+	// hold together (nil: only each document's own bound).
+	inboxBytes *atomic.Int64
 }
 
 var _ engine.Storage = store.DocLog{}
@@ -74,7 +79,7 @@ type driver struct {
 	d    driverDeps
 	logv engine.Storage
 	chk  *engine.Checker // gossip validation, outside the engine (concurrent)
-	pool *workPool
+	pool *workpool.Pool
 	own  bool // the pool is the driver's own
 
 	mu       sync.Mutex // guards eng and the fields below; never held across I/O
@@ -86,12 +91,15 @@ type driver struct {
 	timerAt  time.Time
 	closed   bool
 
-	qmu       sync.Mutex // guards the work queue
-	work      []work
-	outcomes  []work     // appends' outcomes (never wait for room)
-	room      *sync.Cond // on qmu: work has room, or the queue drained
-	scheduled bool       // the driver is in the pool's queue or running
-	inflight  int        // appends handed to the store, outcome not yet applied
+	qmu         sync.Mutex // guards the work queue
+	work        []work
+	outcomes    []work     // appends' outcomes (never wait for room)
+	room        *sync.Cond // on qmu: work has room, or the queue drained
+	scheduled   bool       // the driver is in the pool's queue or running
+	inflight    int        // appends handed to the store, outcome not yet applied
+	inbox       []inbound  // gossip's messages, waiting for the worker
+	inboxBytes  int64      // their inboxCost
+	inboxClosed bool
 
 	subMu     sync.Mutex // guards subs and subClosed; taken before mu
 	subs      map[*Subscription]struct{}
@@ -115,7 +123,7 @@ func openDriver(doc string, d driverDeps) (*driver, error) {
 	}
 	r.room = sync.NewCond(&r.qmu)
 	if r.pool == nil {
-		r.pool, r.own = newWorkPool(1), true
+		r.pool, r.own = workpool.New(1), true
 	}
 	eng, warn, err := engine.New(engine.Config{
 		Doc: doc, Self: d.self, SelfPeer: d.selfPeer, Key: d.key, Writers: d.writers,
@@ -128,7 +136,7 @@ func openDriver(doc string, d driverDeps) (*driver, error) {
 	})
 	if err != nil {
 		if r.own {
-			r.pool.close()
+			r.pool.Close()
 		}
 		return nil, err
 	}
@@ -307,6 +315,7 @@ func (r *driver) close() {
 	r.queueLocked(r.takeLocked(true))
 	r.mu.Unlock()
 	r.qmu.Lock()
+	r.closeInboxLocked()
 	for r.scheduled || r.inflight > 0 || len(r.work) > 0 || len(r.outcomes) > 0 {
 		r.room.Wait()
 	}
@@ -325,7 +334,7 @@ func (r *driver) close() {
 	r.subs = map[*Subscription]struct{}{}
 	r.subMu.Unlock()
 	if r.own {
-		r.pool.close()
+		r.pool.Close()
 	}
 }
 
@@ -334,20 +343,6 @@ func (r *driver) close() {
 // Validate is gossip's check (many goroutines, outside the engine).
 func (r *driver) Validate(from peer.ID, e *wire.Envelope) error {
 	return engine.Validate(r.logv, r.chk, from, e)
-}
-
-// Deliver takes validated envelopes from gossip.
-func (r *driver) Deliver(from peer.ID, envs []*wire.Envelope) {
-	r.step(func(e *engine.Doc) { e.Receive(r.d.now(), from, envs, true) })
-}
-
-// Summary takes a summary from gossip.
-func (r *driver) Summary(from peer.ID, s *wire.Summary) {
-	connected := true
-	if p, err := wire.PeerOf(s.Origin); err == nil && r.d.connected != nil {
-		connected = r.d.connected(p)
-	}
-	r.step(func(e *engine.Doc) { e.Summary(r.d.now(), from, s, connected) })
 }
 
 // Doc implements cnet.SyncDoc.

@@ -34,7 +34,7 @@ func (r *driver) outcome(w work) {
 func (r *driver) scheduleLocked() {
 	if !r.scheduled {
 		r.scheduled = true
-		r.pool.schedule(r)
+		r.pool.Schedule(r)
 	}
 }
 
@@ -43,12 +43,12 @@ func (r *driver) scheduleLocked() {
 // a worker while others wait.
 const maxRun = 64
 
-// run drains the work queue; the pool calls it on one worker at a time.
-func (r *driver) run() {
+// Run drains the work queue; the pool calls it on one worker at a time.
+func (r *driver) Run() {
 	for n := 0; ; n++ {
 		r.qmu.Lock()
-		if n == maxRun && (len(r.outcomes) > 0 || len(r.work) > 0) {
-			r.pool.schedule(r) // still scheduled: back in line
+		if n == maxRun && (len(r.outcomes) > 0 || len(r.work) > 0 || len(r.inbox) > 0) {
+			r.pool.Schedule(r) // still scheduled: back in line
 			r.qmu.Unlock()
 			return
 		}
@@ -61,6 +61,13 @@ func (r *driver) run() {
 			w = r.work[0]
 			r.work = r.work[1:]
 			r.room.Broadcast()
+		case len(r.inbox) > 0:
+			// Gossip's messages come after the work queued before them, so
+			// that each adds at most one Ready to a short queue.
+			in := r.takeInboxLocked()
+			r.qmu.Unlock()
+			r.stepInbound(in)
+			continue
 		default:
 			r.scheduled = false
 			r.room.Broadcast()

@@ -18,6 +18,7 @@ import (
 
 	"github.com/concord-p2p/concord/crdt"
 	"github.com/concord-p2p/concord/engine"
+	"github.com/concord-p2p/concord/internal/workpool"
 	cnet "github.com/concord-p2p/concord/net"
 	"github.com/concord-p2p/concord/store"
 	"github.com/concord-p2p/concord/wire"
@@ -48,9 +49,10 @@ type Node struct {
 	docs      map[string]*Doc
 	opening   map[string]chan struct{} // documents being loaded, closed when done
 	closed    bool
-	pool      *workPool     // runs every document's work
-	presence  *presenceMgr  // every document's presence, one goroutine
-	beacons   atomic.Uint64 // numbers summary beacons (see wire.Summary.Beacon), from the clock at Open
+	pool      *workpool.Pool // runs every document's work
+	inbox     atomic.Int64   // bytes waiting in every document's gossip inbox
+	presence  *presenceMgr   // every document's presence, one goroutine
+	beacons   atomic.Uint64  // numbers summary beacons (see wire.Summary.Beacon), from the clock at Open
 }
 
 // Open starts a node: it opens the store (creating the node key on first
@@ -130,8 +132,8 @@ func Open(ctx context.Context, cfg Config) (n *Node, err error) {
 		cleanup = append(cleanup, func() { _ = n.disc.Close() })
 		gc.Discovery = n.disc.Rendezvous()
 	}
-	n.pool = newWorkPool(max(8, 4*runtime.GOMAXPROCS(0)))
-	cleanup = append(cleanup, n.pool.close)
+	n.pool = workpool.New(max(8, 4*runtime.GOMAXPROCS(0)))
+	cleanup = append(cleanup, n.pool.Close)
 	if n.gossip, err = cnet.NewGossip(n.h, gc); err != nil {
 		return nil, err
 	}
@@ -335,9 +337,10 @@ func (n *Node) openDoc(name string, o docOptions) (*Doc, error) {
 				t.Publish(e)
 			}
 		},
-		pool:      n.pool,
-		connected: func(p peer.ID) bool { return cnet.Connected(n.h, p) },
-		pull:      func(p peer.ID, r *driver) { n.syncer.Trigger(p, r) },
+		pool:       n.pool,
+		inboxBytes: &n.inbox,
+		connected:  func(p peer.ID) bool { return cnet.Connected(n.h, p) },
+		pull:       func(p peer.ID, r *driver) { n.syncer.Trigger(p, r) },
 	}
 	r, err := openDriver(name, deps)
 	if err != nil {
@@ -405,7 +408,7 @@ func (n *Node) closeAll() error {
 	for _, d := range docs {
 		d.close()
 	}
-	n.pool.close()
+	n.pool.Close()
 	close(n.quit)
 	n.wg.Wait()
 	n.stopWatch()
