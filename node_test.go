@@ -42,9 +42,12 @@ func TestGoroutinesPerDoc(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	per := float64(runtime.NumGoroutine()-before) / docs
-	t.Logf("%.2f goroutines per document", per)
-	if per > 2.5 {
-		t.Fatalf("%.2f goroutines per document, want at most 2 (the topic's read loop and publisher)", per)
+	// None is per document: gossip delivers in its validators and
+	// publishes on shared workers, the node's pool runs every document's
+	// work. A few may come and go (validations, timers) while this counts.
+	extra := runtime.NumGoroutine() - before
+	t.Logf("%d more goroutines for %d documents", extra, docs)
+	if extra > 20 {
+		t.Fatalf("%d more goroutines for %d documents, want none per document", extra, docs)
 	}
 }

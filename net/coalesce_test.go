@@ -1,7 +1,6 @@
 package net
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -139,7 +138,8 @@ func TestPublishQueueBytesBound(t *testing.T) {
 	cfg := DefaultGossipConfig()
 	cfg.QueueBytes = 10 << 10
 	cfg.Metrics = m
-	tp := &Topic{g: &Gossip{cfg: cfg}, queue: make(chan *wire.Envelope, 100), ctx: context.Background()}
+	// scheduled: the test takes from the queue itself, no worker does.
+	tp := &Topic{g: &Gossip{cfg: cfg}, scheduled: true}
 	e := &wire.Envelope{Payload: make([]byte, 1000)} // costs 1064 bytes
 	for range 20 {
 		tp.Publish(e)
@@ -150,13 +150,13 @@ func TestPublishQueueBytesBound(t *testing.T) {
 	if got := counterValue(m.Dropped.WithLabelValues("gossip_out", "full")); got != 11 {
 		t.Fatalf("%v drops counted, want 11", got)
 	}
-	tp.take(<-tp.queue)
+	tp.takeLocked(1)
 	tp.Publish(e)
 	if len(tp.queue) != 9 {
 		t.Fatalf("taking one did not make room: %d queued", len(tp.queue))
 	}
 	// The author's decoded delta counts eight times over.
-	tp2 := &Topic{g: &Gossip{cfg: cfg}, queue: make(chan *wire.Envelope, 100), ctx: context.Background()}
+	tp2 := &Topic{g: &Gossip{cfg: cfg}, scheduled: true}
 	tp2.Publish(&wire.Envelope{Payload: make([]byte, 1000), Delta: crdt.New()})
 	tp2.Publish(&wire.Envelope{Payload: make([]byte, 1000), Delta: crdt.New()})
 	if len(tp2.queue) != 1 {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/concord-p2p/concord/crdt"
+	"github.com/concord-p2p/concord/internal/workpool"
 	"github.com/concord-p2p/concord/wire"
 )
 
@@ -43,8 +45,8 @@ type GossipConfig struct {
 	// eight times over when the author's decoded delta rides along); past
 	// it new envelopes are dropped and counted like overflow. Default 64 MiB.
 	QueueBytes int64
-	// PeerQueueSize is GossipSub's per-peer outbound queue, validate queue
-	// and subscription buffer. Default 1024 (the library's 32 drops bursts).
+	// PeerQueueSize is GossipSub's per-peer outbound queue and validate
+	// queue. Default 1024 (the library's 32 drops bursts).
 	PeerQueueSize int
 	// Limits bound decoded messages.
 	Limits wire.Limits
@@ -87,11 +89,14 @@ type Handler interface {
 	// error naming the reason to reject. It runs concurrently.
 	Validate(from peer.ID, e *wire.Envelope) error
 	// Deliver hands over the validated, non-duplicate envelopes of one
-	// message, in order.
+	// message, in order. It runs in GossipSub's validator, concurrently
+	// with other messages, and must not wait: a handler queues what it
+	// gets (bounded, counting what it drops).
 	Deliver(from peer.ID, envs []*wire.Envelope)
 	// Summary hands over a summary beacon relayed by from. Its Origin is
 	// authenticated only when it names from itself (a direct neighbour over
-	// a secure channel); a relayed summary is a hint, not an ack.
+	// a secure channel); a relayed summary is a hint, not an ack. Like
+	// Deliver, it must not wait.
 	Summary(from peer.ID, s *wire.Summary)
 }
 
@@ -123,6 +128,7 @@ type Gossip struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	trace  *presenceTracer // presence topics' joins and flushes
+	pool   *workpool.Pool  // publishes every topic's queue
 
 	mu       sync.Mutex
 	topics   map[string]*Topic
@@ -206,7 +212,9 @@ func NewGossip(h host.Host, cfg GossipConfig) (*Gossip, error) {
 			h.SetStreamHandler(protocol.ID(proto), func(s network.Stream) { _ = s.Reset() })
 		}
 	}
-	return &Gossip{h: h, cfg: cfg, ps: ps, ctx: ctx, cancel: cancel, trace: trace, topics: map[string]*Topic{}, presence: map[string]*PresenceTopic{}}, nil
+	return &Gossip{h: h, cfg: cfg, ps: ps, ctx: ctx, cancel: cancel, trace: trace,
+		pool:   workpool.New(publishWorkers()),
+		topics: map[string]*Topic{}, presence: map[string]*PresenceTopic{}}, nil
 }
 
 // PeerFeatures returns the optional features peer p announced through
@@ -269,25 +277,45 @@ func (g *Gossip) Close() error {
 		_ = t.Close()
 	}
 	g.cancel()
+	g.pool.Close()
 	return nil
 }
 
-// Topic is one document's GossipSub topic.
+// publishWorkers is the number of goroutines publishing for all of a
+// node's topics: a publish can wait on GossipSub's event loop, so a few
+// per core keep one slow topic from holding the others back.
+func publishWorkers() int { return max(4, 2*runtime.GOMAXPROCS(0)) }
+
+// Topic is one document's GossipSub topic. It costs no goroutine: what
+// arrives is decoded, checked and handed to the handler in the topic's
+// validator, and what is published waits in the topic's queue until one
+// of the Gossip's publish workers takes it. The node relays the topic (it
+// announces it and joins its mesh) without a subscription, since nothing
+// is delivered past the validator.
 type Topic struct {
 	g      *Gossip
 	doc    string
 	hd     Handler
 	topic  *pubsub.Topic
-	sub    *pubsub.Subscription
-	queue  chan *wire.Envelope
-	queued atomic.Int64 // queueCost of the envelopes in queue
-	ctx    context.Context
+	relay  pubsub.RelayCancelFunc
+	ctx    context.Context // cancelled by Close: a publish in flight ends
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	closed atomic.Bool
 	once   sync.Once
+
+	mu        sync.Mutex // guards the queue and the fields below
+	queue     []*wire.Envelope
+	queued    int64      // queueCost of the envelopes in queue
+	scheduled bool       // in the publish pool's queue, running, or its flush timer armed
+	running   bool       // a worker is publishing what it took
+	idle      *sync.Cond // on mu: running went false
+	timer     *time.Timer
+	co        Coalescer // the handler's, if it coalesces
 }
 
-// Join subscribes to doc's topic; hd receives what arrives.
+// Join subscribes to doc's topic; hd receives what arrives. Errors:
+// ErrClosed, a topic already joined, or a failure of GossipSub wrapped
+// with context.
 func (g *Gossip) Join(doc string, hd Handler) (*Topic, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -300,10 +328,23 @@ func (g *Gossip) Join(doc string, hd Handler) (*Topic, error) {
 	name := TopicName(doc)
 	self := g.h.ID()
 	m := g.cfg.Metrics
-	var joined atomic.Pointer[Topic] // set below, once joined
-	err := g.ps.RegisterTopicValidator(name, func(ctx context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
+	ctx, cancel := context.WithCancel(g.ctx)
+	t := &Topic{g: g, doc: doc, hd: hd, ctx: ctx, cancel: cancel}
+	t.idle = sync.NewCond(&t.mu)
+	t.co, _ = hd.(Coalescer)
+	// The topic first, then its validator, then the relay that brings
+	// messages in: the validator always sees t.topic set.
+	var err error
+	if t.topic, err = g.ps.Join(name); err != nil {
+		cancel()
+		return nil, fmt.Errorf("net: join topic %q: %w", doc, err)
+	}
+	err = g.ps.RegisterTopicValidator(name, func(ctx context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
 		if from == self {
 			return pubsub.ValidationAccept // our own publish
+		}
+		if t.closed.Load() {
+			return pubsub.ValidationIgnore
 		}
 		d, reason, res := g.validate(doc, hd, msg)
 		switch res {
@@ -312,50 +353,54 @@ func (g *Gossip) Join(doc string, hd Handler) (*Topic, error) {
 		case pubsub.ValidationIgnore:
 			m.Ignore(reason)
 		case pubsub.ValidationAccept:
-			if t, f := joined.Load(), envFeatures(d.envs); f != 0 && t != nil && !t.topicSpeaks(f) {
+			// GossipSub calls a topic's validator once per message (it marks
+			// a message seen before validating it), so this is the one
+			// delivery; the handler queues it and never waits.
+			t.deliver(msg.ReceivedFrom, d)
+			if f := envFeatures(d.envs); f != 0 && !t.topicSpeaks(f) {
 				// A topic peer did not announce what these deltas use: take
 				// them here, and do not relay them (it would refuse them).
-				t.deliver(msg.ReceivedFrom, d)
 				m.Ignore("relay_needs_feature")
 				return pubsub.ValidationIgnore
 			}
-			msg.ValidatorData = d
 		}
 		return res
 	})
 	if err != nil {
+		cancel()
+		_ = t.topic.Close()
 		return nil, fmt.Errorf("net: register validator: %w", err)
 	}
-	topic, err := g.ps.Join(name)
-	if err != nil {
+	if t.relay, err = t.topic.Relay(); err != nil {
+		cancel()
 		_ = g.ps.UnregisterTopicValidator(name)
-		return nil, fmt.Errorf("net: join topic: %w", err)
+		_ = t.topic.Close()
+		return nil, fmt.Errorf("net: relay topic %q: %w", doc, err)
 	}
-	sub, err := topic.Subscribe(pubsub.WithBufferSize(g.cfg.PeerQueueSize))
-	if err != nil {
-		_ = topic.Close()
-		_ = g.ps.UnregisterTopicValidator(name)
-		return nil, fmt.Errorf("net: subscribe: %w", err)
-	}
-	ctx, cancel := context.WithCancel(g.ctx)
-	t := &Topic{g: g, doc: doc, hd: hd, topic: topic, sub: sub, queue: make(chan *wire.Envelope, g.cfg.QueueSize), ctx: ctx, cancel: cancel}
-	joined.Store(t)
 	g.topics[doc] = t
-	t.wg.Add(2)
-	go t.readLoop()
-	go t.publishLoop()
 	return t, nil
 }
 
 // Peers returns the peers known to subscribe to the topic.
 func (t *Topic) Peers() []peer.ID { return t.topic.ListPeers() }
 
-// Close leaves the topic.
+// Close leaves the topic. What is still queued is not published (the
+// outbox and anti-entropy carry it) and is counted as dropped.
 func (t *Topic) Close() error {
 	t.once.Do(func() {
+		t.closed.Store(true)
 		t.cancel()
-		t.sub.Cancel()
-		t.wg.Wait()
+		t.mu.Lock()
+		if t.timer != nil {
+			t.timer.Stop()
+		}
+		for t.running {
+			t.idle.Wait()
+		}
+		t.g.cfg.Metrics.DropN("gossip_out", "closed", len(t.queue))
+		t.queue, t.queued = nil, 0
+		t.mu.Unlock()
+		t.relay()
 		_ = t.topic.Close()
 		_ = t.g.ps.UnregisterTopicValidator(TopicName(t.doc))
 		t.g.mu.Lock()

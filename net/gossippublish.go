@@ -15,24 +15,30 @@ import (
 // Publish queues e for gossip. It never blocks: when the queue is full the
 // envelope is dropped and counted; anti-entropy delivers it later.
 func (t *Topic) Publish(e *wire.Envelope) {
-	select {
-	case <-t.ctx.Done():
-		t.g.cfg.Metrics.Drop("gossip_out", "closed")
-		return
-	default:
-	}
+	m := t.g.cfg.Metrics
 	c := queueCost(e)
-	if t.queued.Add(c) > t.g.cfg.QueueBytes {
-		t.queued.Add(-c)
-		t.g.cfg.Metrics.Drop("gossip_out", "full")
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	switch {
+	case t.closed.Load():
+		m.Drop("gossip_out", "closed")
+		return
+	case len(t.queue) >= t.g.cfg.QueueSize || t.queued+c > t.g.cfg.QueueBytes:
+		m.Drop("gossip_out", "full")
 		return
 	}
-	select {
-	case t.queue <- e:
-	default:
-		t.queued.Add(-c)
-		t.g.cfg.Metrics.Drop("gossip_out", "full")
+	t.queue = append(t.queue, e)
+	t.queued += c
+	if t.scheduled {
+		return
 	}
+	t.scheduled = true
+	if d := t.g.cfg.FlushInterval; d > 0 {
+		// Wait that long for more to share the message.
+		t.timer = time.AfterFunc(d, func() { t.g.pool.Schedule(t) })
+		return
+	}
+	t.g.pool.Schedule(t)
 }
 
 // queueCost estimates the memory an envelope holds while queued: a decoded
@@ -43,12 +49,6 @@ func queueCost(e *wire.Envelope) int64 {
 		n *= 8
 	}
 	return n
-}
-
-// take receives from the queue and releases the envelope's cost.
-func (t *Topic) take(e *wire.Envelope) *wire.Envelope {
-	t.queued.Add(-queueCost(e))
-	return e
 }
 
 // PublishSummary publishes a summary beacon now.
@@ -66,16 +66,57 @@ func (t *Topic) PublishSummary(ctx context.Context, s *wire.Summary) error {
 	return nil
 }
 
-func (t *Topic) publishLoop() {
-	defer t.wg.Done()
-	bb := wire.NewBatchBuilder(t.g.cfg.Limits.MaxMessageBytes)
+// Run publishes what is queued: a publish worker calls it, for one
+// topic at a time. Natural batching: it takes whatever is queued now (at
+// most maxTake), publishes it and goes back in line if more came
+// meanwhile. Under load batches grow while Publish runs; an idle writer's
+// delta goes out at once.
+func (t *Topic) Run() {
+	t.mu.Lock()
+	if t.closed.Load() || len(t.queue) == 0 {
+		t.scheduled = false
+		t.mu.Unlock()
+		return
+	}
+	taken := t.takeLocked(maxTake)
+	t.running = true
+	t.mu.Unlock()
+
+	t.publish(taken)
+
+	t.mu.Lock()
+	t.running = false
+	t.idle.Broadcast()
+	if len(t.queue) > 0 && !t.closed.Load() {
+		t.g.pool.Schedule(t) // still scheduled: back in line
+	} else {
+		t.scheduled = false
+	}
+	t.mu.Unlock()
+}
+
+// takeLocked takes up to n envelopes off the queue and releases their
+// cost. Caller holds t.mu.
+func (t *Topic) takeLocked(n int) []*wire.Envelope {
+	n = min(len(t.queue), n)
+	taken := make([]*wire.Envelope, n)
+	copy(taken, t.queue)
+	clear(t.queue[:n])
+	t.queue = t.queue[n:]
+	if len(t.queue) == 0 {
+		t.queue = nil // the drained backing array goes
+	}
+	for _, e := range taken {
+		t.queued -= queueCost(e)
+	}
+	return taken
+}
+
+// publish coalesces the runs of taken and publishes them in as few
+// messages as fit.
+func (t *Topic) publish(taken []*wire.Envelope) {
 	m := t.g.cfg.Metrics
-	taken := make([]*wire.Envelope, 0, 64)
-	defer func() {
-		// Closing: what is still taken, batched or queued is not published
-		// (the outbox and anti-entropy carry it); count it.
-		m.DropN("gossip_out", "closed", len(taken)+bb.Len()+len(t.queue))
-	}()
+	bb := wire.NewBatchBuilder(t.g.cfg.Limits.MaxMessageBytes)
 	flush := func() {
 		if bb.Len() == 0 {
 			return
@@ -87,7 +128,11 @@ func (t *Topic) publishLoop() {
 			return
 		}
 		if err := t.topic.Publish(t.ctx, b); err != nil {
-			m.DropN("gossip_out", "publish", n)
+			reason := "publish"
+			if t.ctx.Err() != nil {
+				reason = "closed"
+			}
+			m.DropN("gossip_out", reason, n)
 			return
 		}
 		if m != nil {
@@ -109,63 +154,24 @@ func (t *Topic) publishLoop() {
 			}
 		}
 	}
-	co, _ := t.hd.(Coalescer)
-	for {
-		select {
-		case <-t.ctx.Done():
-			return
-		case e := <-t.queue:
-			// Natural batching: take whatever is queued now (at most
-			// maxTake), publish it, repeat. Under load batches grow while
-			// Publish runs; an idle writer's delta goes out at once.
-			// FlushInterval, if set, waits that long for more.
-			taken = append(taken[:0], t.take(e))
-			var timer <-chan time.Time
-			if t.g.cfg.FlushInterval > 0 {
-				timer = time.After(t.g.cfg.FlushInterval)
-			}
-		collect:
-			for len(taken) < maxTake {
-				select {
-				case e := <-t.queue:
-					taken = append(taken, t.take(e))
-					continue
-				default:
-				}
-				if timer == nil {
-					break collect
-				}
-				select {
-				case e := <-t.queue:
-					taken = append(taken, t.take(e))
-				case <-timer:
-					break collect
-				case <-t.ctx.Done():
-					return
-				}
-			}
-			c := co
-			speaks := t.topicFeatures()
-			if c != nil && !speaks.Has(wire.FeatureAggregates) {
-				// A topic peer that did not announce aggregates would refuse
-				// them: the run goes as it is.
-				c = nil
-			}
-			for _, e := range coalesceRuns(c, taken, t.g.cfg.Limits, t.g.cfg.Logger) {
-				if !speaks.Has(e.Features) {
-					// A topic peer would refuse it (a delta holding
-					// sequences, a peer without them): the peers that speak
-					// it pull it by sync, after the next summary.
-					m.Drop("gossip_out", "needs_feature")
-					continue
-				}
-				add(e)
-			}
-			clear(taken)
-			taken = taken[:0]
-			flush()
-		}
+	c := t.co
+	speaks := t.topicFeatures()
+	if c != nil && !speaks.Has(wire.FeatureAggregates) {
+		// A topic peer that did not announce aggregates would refuse
+		// them: the run goes as it is.
+		c = nil
 	}
+	for _, e := range coalesceRuns(c, taken, t.g.cfg.Limits, t.g.cfg.Logger) {
+		if !speaks.Has(e.Features) {
+			// A topic peer would refuse it (a delta holding sequences, a
+			// peer without them): the peers that speak it pull it by sync,
+			// after the next summary.
+			m.Drop("gossip_out", "needs_feature")
+			continue
+		}
+		add(e)
+	}
+	flush()
 }
 
 // maxTake bounds the envelopes the publisher takes from its queue at once

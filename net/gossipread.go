@@ -10,8 +10,8 @@ import (
 )
 
 // The read side of a topic: the validator GossipSub runs on every message
-// (decode, bounds, the handler's checks) and the loop that hands what it
-// accepted to the handler.
+// (decode, bounds, the handler's checks), which hands what it accepted to
+// the handler.
 
 type decoded struct {
 	envs    []*wire.Envelope
@@ -115,25 +115,6 @@ func reasonOf(err error) string {
 		return "bad_replica"
 	}
 	return "malformed"
-}
-
-func (t *Topic) readLoop() {
-	defer t.wg.Done()
-	self := t.g.h.ID()
-	for {
-		msg, err := t.sub.Next(t.ctx)
-		if err != nil {
-			return
-		}
-		if msg.ReceivedFrom == self {
-			continue
-		}
-		d, ok := msg.ValidatorData.(*decoded)
-		if !ok {
-			continue
-		}
-		t.deliver(msg.ReceivedFrom, d)
-	}
 }
 
 // deliver hands a validated message to the handler.

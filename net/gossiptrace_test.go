@@ -369,8 +369,9 @@ func (h *blockingHandler) Summary(from peer.ID, s *wire.Summary) {
 }
 
 // TestPubsubQueueDropsCounted: with GossipSub's queues small and the
-// subscriber stalled, every message is either delivered or counted as
-// dropped on the validation queue or the subscription buffer.
+// handler stalled (which a handler must not do: this one holds the
+// validators), every message is either delivered or counted as dropped on
+// the validation queue.
 func TestPubsubQueueDropsCounted(t *testing.T) {
 	const doc, sent = "d", 200
 	bh := &blockingHandler{release: make(chan struct{})}
@@ -403,9 +404,6 @@ func TestPubsubQueueDropsCounted(t *testing.T) {
 	waitFor(t, 10*time.Second, "every message delivered or counted", func() bool {
 		return float64(bh.count())+drops() == sent
 	})
-	if got := counterValue(m.Dropped.WithLabelValues("gossipsub_subscription", "full")); got == 0 {
-		t.Fatalf("no subscription drop counted (validate queue drops %v)", drops())
-	}
 	if r := byReason(t, m.MessagesRejected); len(r) != 0 {
 		t.Fatalf("drops counted as rejections: %v", r)
 	}
