@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -139,4 +140,19 @@ func TestProgramInChromium(t *testing.T) {
 	defer cancel()
 	dA, _ := a.Doc(ctx, "editor")
 	waitFor(t, 20*time.Second, "the page's text on the bootstrap peer", func() bool { return textOf(dA) == "from the program" })
+}
+
+// testSeed returns a random test's seed: def, or CONCORD_TEST_SEED's value
+// when set (to explore other cases; a failure names its seed).
+func testSeed(t *testing.T, def int64) int64 {
+	t.Helper()
+	if v := os.Getenv("CONCORD_TEST_SEED"); v != "" {
+		s, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			t.Fatalf("CONCORD_TEST_SEED: %v", err)
+		}
+		def = s & 0x7fffffff
+	}
+	t.Logf("seed %d", def)
+	return def
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"testing"
-	"time"
 )
 
 // rebaseCases is an async function (seed, count) → {cases, failures} run
@@ -24,7 +23,10 @@ func TestRebaseAgreesWithPeerInChromium(t *testing.T) {
 	br := startBrowser(t)
 	_, srv, _ := editorPeer(t)
 	page := br.openEditor(srv.URL + "/")
-	seed := time.Now().UnixNano() & 0x7fffffff
+	// Seed 2140003494 holds case 32, where our deleted range closes up
+	// around others' insert-then-delete (the peer's tombstones then sit
+	// before our text).
+	seed := testSeed(t, 2140003494)
 	const count = 96
 	var got struct {
 		Cases    int

@@ -193,8 +193,21 @@ const TextSync = (() => {
     return c - e + cpLen(sp.text);
   }
 
+  // mapCursorAll moves an element's position over splices in turn. Once
+  // the element is deleted it is a tombstone right before the element now
+  // at its index, and the peer puts text inserted at that index after
+  // tombstones: the position stays before it.
   function mapCursorAll(c, list) {
-    for (const sp of list) c = mapCursor(c, sp);
+    let dead = false;
+    for (const sp of list) {
+      const j = sp.index, e = sp.delete;
+      if (!dead) {
+        dead = c >= j && c < j + e;
+        c = mapCursor(c, sp);
+      } else if (c > j) {
+        c = c > j + e ? c - e + cpLen(sp.text) : j;
+      }
+    }
     return c;
   }
 
@@ -257,7 +270,7 @@ const TextSync = (() => {
 
     // toView maps an element's position (a cursor's) in text to the view.
     toView(i) {
-      return mapCursorAll(mapCursorAll(i, this.inflight ? this.inflight.ops : []), this.pending);
+      return mapCursorAll(i, (this.inflight ? this.inflight.ops : []).concat(this.pending));
     }
 
     // settled says the view is the peer's text: no edit of the page's is
