@@ -90,7 +90,8 @@ func (s *State) Apply(replica ReplicaID, ts HLC, ops ...Op) (*State, error) {
 // transactions into one delta passes the same acc each time, which costs
 // no intermediate state. acc must only ever receive deltas of s.
 func (s *State) ApplyTo(acc *State, replica ReplicaID, ts HLC, ops ...Op) error {
-	norm, err := s.validate(ops)
+	var one [1]Op // a transaction of one op, the usual, validates without allocating
+	norm, err := s.validate(ops, one[:0])
 	if err != nil {
 		return err
 	}
@@ -140,7 +141,7 @@ func (s *State) applyOne(replica ReplicaID, ts HLC, op Op, d *State) {
 		}
 		s.applySplice(replica, target, op, d)
 	case OpSet:
-		d.insertReg(d.ensure(op.Path), regDot{dot: dot, hlc: ts, val: op.Value})
+		d.insertReg(d.ensureReg(op.Path), regDot{dot: dot, hlc: ts, val: op.Value})
 	case OpInc:
 		var old int64
 		if e != nil && e.counter() != nil {
@@ -162,10 +163,25 @@ func (s *State) applyOne(replica ReplicaID, ts HLC, op Op, d *State) {
 		s.cc.Add(dot)
 		target := e
 		if target == nil {
-			target = s.ensure(op.Path)
+			if op.Kind == OpSet {
+				target = s.ensureReg(op.Path)
+			} else {
+				target = s.ensure(op.Path)
+			}
 		}
 		switch op.Kind {
 		case OpSet:
+			if reg := target.register(); reg != nil {
+				// The set covers every value the register holds: they
+				// leave here, so that the new one takes their place
+				// rather than growing the register (the loop below
+				// finds them gone from s).
+				for _, x := range reg.dots {
+					delete(s.idx, x.dot)
+				}
+				clear(reg.dots)
+				reg.dots = reg.dots[:0]
+			}
 			s.insertReg(target, regDot{dot: dot, hlc: ts, val: op.Value})
 		case OpInc:
 			s.insertCtr(target, newCtr)
@@ -196,13 +212,13 @@ func compareDots(a, b Dot) int {
 }
 
 // validate checks ops against the current state and against each other, in
-// order, and returns them with values in compact form.
-func (s *State) validate(ops []Op) ([]Op, error) {
+// order, and returns them with values in compact form, appended to out.
+func (s *State) validate(ops []Op, out []Op) ([]Op, error) {
 	if len(ops) == 0 {
 		return nil, fmt.Errorf("%w: empty transaction", ErrInvalidOp)
 	}
 	ov := overlay{s: s}
-	out := make([]Op, len(ops))
+	out = slices.Grow(out[:0], len(ops))
 	for i, op := range ops {
 		fail := func(err error, format string, a ...any) ([]Op, error) {
 			return nil, fmt.Errorf("%w: op %d (%s %q): %w", err, i, op.Kind, strings.Join(op.Path, "."), fmt.Errorf(format, a...))
@@ -268,7 +284,7 @@ func (s *State) validate(ops []Op) ([]Op, error) {
 				ov.put(op.Path, want)
 			}
 		}
-		out[i] = op
+		out = append(out, op)
 	}
 	return out, nil
 }

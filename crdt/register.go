@@ -32,6 +32,13 @@ type register struct {
 
 var _ kindStore = (*register)(nil)
 
+// regEntry is an entry allocated together with its register, for a key
+// that a register write creates.
+type regEntry struct {
+	e entry
+	r register
+}
+
 // init readies an empty register in place.
 func (r *register) init() *register {
 	r.dots = r.one[:0]

@@ -131,6 +131,24 @@ func (s *State) ensure(path []string) *entry {
 	return e
 }
 
+// ensureReg is ensure for a register write: a key it creates gets its
+// register in the same allocation.
+func (s *State) ensureReg(path []string) *entry {
+	n := s.root
+	if len(path) > 1 {
+		n = s.ensure(path[:len(path)-1]).subMap(0)
+	}
+	k := path[len(path)-1]
+	e := n.kids[k]
+	if e == nil {
+		x := &regEntry{e: entry{parent: n, key: k}}
+		x.e.vals[KindRegister-1] = x.r.init()
+		e = &x.e
+		n.kids[k] = e
+	}
+	return e
+}
+
 // removeDot deletes d from the store and prunes emptied entries. It returns
 // the entry that held it (nil when absent).
 func (s *State) removeDot(d Dot) *entry {
