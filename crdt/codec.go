@@ -163,7 +163,7 @@ func encodeContext(cc *CausalContext, index map[ReplicaID]uint64) (vv map[uint64
 			vv[index[r]] = n
 		}
 	}
-	for r, ivs := range cc.cloud {
+	for r, ivs := range cc.clouds() {
 		if cloud == nil {
 			cloud = map[uint64][]uint64{}
 		}

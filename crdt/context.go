@@ -1,6 +1,9 @@
 package crdt
 
-import "sort"
+import (
+	"iter"
+	"sort"
+)
 
 // interval is a closed range [lo, hi] of counters.
 type interval struct{ lo, hi uint64 }
@@ -12,13 +15,67 @@ type interval struct{ lo, hi uint64 }
 //
 // The zero value is not usable; call NewCausalContext.
 type CausalContext struct {
-	vv    VersionVector
-	cloud map[ReplicaID][]interval // sorted, disjoint, non-adjacent, all > vv[r]+1
+	vv VersionVector
+	// The dot cloud, per replica: sorted, disjoint, non-adjacent
+	// intervals, all > vv[r]+1 (see cloudOf, setCloud, clouds). One
+	// replica's is held inline, in r1 and iv1 — most clouds name one
+	// replica, a local delta's its author, and need no map then — and
+	// the others in more, which never holds r1.
+	r1   ReplicaID
+	iv1  []interval  // empty when no replica is held inline
+	buf1 [2]interval // iv1's first backing array
+	// used1: buf1 has been handed out. It is never reused, as a caller
+	// may still hold the cloud it backed.
+	used1 bool
+	more  map[ReplicaID][]interval
 }
 
 // NewCausalContext returns an empty causal context.
 func NewCausalContext() *CausalContext {
-	return &CausalContext{vv: VersionVector{}, cloud: map[ReplicaID][]interval{}}
+	return &CausalContext{vv: VersionVector{}}
+}
+
+// cloudOf returns r's cloud (nil when it has none). The caller must not
+// modify it.
+func (c *CausalContext) cloudOf(r ReplicaID) []interval {
+	if len(c.iv1) > 0 && c.r1 == r {
+		return c.iv1
+	}
+	return c.more[r]
+}
+
+// setCloud makes ivs r's cloud (none when ivs is empty).
+func (c *CausalContext) setCloud(r ReplicaID, ivs []interval) {
+	switch {
+	case len(ivs) == 0:
+		if c.r1 == r {
+			c.iv1 = nil
+		}
+		delete(c.more, r)
+	case len(c.iv1) > 0 && c.r1 == r:
+		c.iv1 = ivs
+	case len(c.iv1) == 0 && len(c.more[r]) == 0:
+		c.r1, c.iv1 = r, ivs
+	default:
+		if c.more == nil {
+			c.more = map[ReplicaID][]interval{}
+		}
+		c.more[r] = ivs
+	}
+}
+
+// clouds yields every replica's cloud. The caller must not modify them.
+func (c *CausalContext) clouds() iter.Seq2[ReplicaID, []interval] {
+	return func(yield func(ReplicaID, []interval) bool) {
+		if len(c.iv1) > 0 && !yield(c.r1, c.iv1) {
+			return
+		}
+		for r, ivs := range c.more {
+			if !yield(r, ivs) {
+				return
+			}
+		}
+	}
 }
 
 // VV returns the contiguous part of the context. The caller must not modify it.
@@ -27,8 +84,8 @@ func (c *CausalContext) VV() VersionVector { return c.vv }
 // CloudSize returns the number of intervals in the dot cloud (zero once every
 // gap has been filled).
 func (c *CausalContext) CloudSize() int {
-	n := 0
-	for _, iv := range c.cloud {
+	n := len(c.iv1)
+	for _, iv := range c.more {
 		n += len(iv)
 	}
 	return n
@@ -39,7 +96,7 @@ func (c *CausalContext) Contains(d Dot) bool {
 	if d.Counter <= c.vv[d.Replica] {
 		return true
 	}
-	ivs := c.cloud[d.Replica]
+	ivs := c.cloudOf(d.Replica)
 	if len(ivs) == 0 {
 		return false
 	}
@@ -49,7 +106,7 @@ func (c *CausalContext) Contains(d Dot) bool {
 
 // Max returns the highest counter seen from r, in the vector or the cloud.
 func (c *CausalContext) Max(r ReplicaID) uint64 {
-	if ivs := c.cloud[r]; len(ivs) > 0 {
+	if ivs := c.cloudOf(r); len(ivs) > 0 {
 		return ivs[len(ivs)-1].hi
 	}
 	return c.vv[r]
@@ -75,14 +132,16 @@ func (c *CausalContext) AddRange(r ReplicaID, lo, hi uint64) {
 		c.absorb(r)
 		return
 	}
-	if c.cloud == nil {
-		c.cloud = map[ReplicaID][]interval{}
-	}
-	ivs := c.cloud[r]
-	// Fast paths: append after the last interval, or extend it.
+	ivs := c.cloudOf(r)
+	// Fast paths: start the cloud, append after its last interval, or
+	// extend that.
 	n := len(ivs)
+	if n == 0 && len(c.iv1) == 0 && !c.used1 {
+		c.r1, c.iv1, c.used1 = r, append(c.buf1[:0], interval{lo, hi}), true
+		return
+	}
 	if n == 0 || ivs[n-1].hi+1 < lo {
-		c.cloud[r] = append(ivs, interval{lo, hi})
+		c.setCloud(r, append(ivs, interval{lo, hi}))
 		return
 	}
 	if lo >= ivs[n-1].lo {
@@ -102,16 +161,18 @@ func (c *CausalContext) AddRange(r ReplicaID, lo, hi uint64) {
 		}
 		j++
 	}
+	// A new slice, not an edit in place: a caller walking the cloud may
+	// add to it as it goes (see missingSpans).
 	out := make([]interval, 0, len(ivs)-(j-i)+1)
 	out = append(out, ivs[:i]...)
 	out = append(out, interval{nlo, nhi})
 	out = append(out, ivs[j:]...)
-	c.cloud[r] = out
+	c.setCloud(r, out)
 }
 
 // absorb folds cloud intervals adjacent to the vector into it.
 func (c *CausalContext) absorb(r ReplicaID) {
-	ivs := c.cloud[r]
+	ivs := c.cloudOf(r)
 	top := c.vv[r]
 	k := 0
 	for k < len(ivs) && ivs[k].lo <= top+1 {
@@ -124,11 +185,7 @@ func (c *CausalContext) absorb(r ReplicaID) {
 		return
 	}
 	c.vv[r] = top
-	if k == len(ivs) {
-		delete(c.cloud, r)
-	} else {
-		c.cloud[r] = append([]interval(nil), ivs[k:]...)
-	}
+	c.setCloud(r, append([]interval(nil), ivs[k:]...))
 }
 
 // Merge adds every dot of o to c.
@@ -136,8 +193,8 @@ func (c *CausalContext) Merge(o *CausalContext) {
 	for r, n := range o.vv {
 		c.AddRange(r, 1, n)
 	}
-	for r, ivs := range o.cloud {
-		if len(ivs) > 8 && len(c.cloud[r]) > 8 {
+	for r, ivs := range o.clouds() {
+		if len(ivs) > 8 && len(c.cloudOf(r)) > 8 {
 			c.mergeCloud(r, ivs) // linear, where interval-by-interval would be quadratic
 			continue
 		}
@@ -149,7 +206,7 @@ func (c *CausalContext) Merge(o *CausalContext) {
 
 // mergeCloud joins the sorted intervals ivs into r's cloud in one pass.
 func (c *CausalContext) mergeCloud(r ReplicaID, ivs []interval) {
-	a, top := c.cloud[r], c.vv[r]
+	a, top := c.cloudOf(r), c.vv[r]
 	out := make([]interval, 0, len(a)+len(ivs))
 	push := func(iv interval) {
 		if iv.hi <= top {
@@ -172,7 +229,7 @@ func (c *CausalContext) mergeCloud(r ReplicaID, ivs []interval) {
 			j++
 		}
 	}
-	c.cloud[r] = out
+	c.setCloud(r, out)
 	if len(out) > 0 && out[0].lo <= top+1 {
 		c.absorb(r)
 	}
@@ -180,9 +237,12 @@ func (c *CausalContext) mergeCloud(r ReplicaID, ivs []interval) {
 
 // Clone returns a deep copy of c.
 func (c *CausalContext) Clone() *CausalContext {
-	out := &CausalContext{vv: c.vv.Clone(), cloud: make(map[ReplicaID][]interval, len(c.cloud))}
-	for r, ivs := range c.cloud {
-		out.cloud[r] = append([]interval(nil), ivs...)
+	out := &CausalContext{vv: c.vv.Clone()}
+	if len(c.more) > 0 {
+		out.more = make(map[ReplicaID][]interval, len(c.more))
+	}
+	for r, ivs := range c.clouds() {
+		out.setCloud(r, append([]interval(nil), ivs...))
 	}
 	return out
 }
@@ -200,7 +260,7 @@ func (c *CausalContext) dotCount() uint64 {
 	for _, v := range c.vv {
 		add(v)
 	}
-	for _, ivs := range c.cloud {
+	for _, ivs := range c.clouds() {
 		for _, iv := range ivs {
 			add(iv.hi - iv.lo + 1)
 		}
@@ -217,7 +277,7 @@ func (c *CausalContext) eachDot(fn func(Dot) bool) {
 			}
 		}
 	}
-	for r, ivs := range c.cloud {
+	for r, ivs := range c.clouds() {
 		for _, iv := range ivs {
 			for k := iv.lo; ; k++ {
 				if !fn(Dot{r, k}) {
@@ -233,13 +293,13 @@ func (c *CausalContext) eachDot(fn func(Dot) bool) {
 
 // replicas returns every replica mentioned in c, sorted.
 func (c *CausalContext) replicas() []ReplicaID {
-	seen := make(map[ReplicaID]struct{}, len(c.vv)+len(c.cloud))
+	seen := make(map[ReplicaID]struct{}, len(c.vv)+len(c.more)+1)
 	for r, n := range c.vv {
 		if n > 0 {
 			seen[r] = struct{}{}
 		}
 	}
-	for r := range c.cloud {
+	for r := range c.clouds() {
 		seen[r] = struct{}{}
 	}
 	out := make([]ReplicaID, 0, len(seen))
@@ -261,7 +321,7 @@ func (c *CausalContext) remove(o *CausalContext) {
 			c.removeRange(r, 1, n)
 		}
 	}
-	for r, ivs := range o.cloud {
+	for r, ivs := range o.clouds() {
 		for _, iv := range ivs {
 			c.removeRange(r, iv.lo, iv.hi)
 		}
@@ -274,7 +334,7 @@ func (c *CausalContext) removeRange(r ReplicaID, lo, hi uint64) {
 	if n := c.vv[r]; n > 0 {
 		ivs = append(ivs, interval{1, n})
 	}
-	ivs = append(ivs, c.cloud[r]...)
+	ivs = append(ivs, c.cloudOf(r)...)
 	var out []interval
 	for _, iv := range ivs {
 		if iv.hi < lo || iv.lo > hi {
@@ -289,12 +349,9 @@ func (c *CausalContext) removeRange(r ReplicaID, lo, hi uint64) {
 		}
 	}
 	delete(c.vv, r)
-	delete(c.cloud, r)
 	if len(out) > 0 && out[0].lo == 1 {
 		c.vv[r] = out[0].hi
 		out = out[1:]
 	}
-	if len(out) > 0 {
-		c.cloud[r] = out
-	}
+	c.setCloud(r, out)
 }

@@ -131,7 +131,6 @@ func (s *State) applyOne(replica ReplicaID, ts HLC, op Op, d *State) {
 	var newCtr ctrDot
 	if op.Kind != OpDelete && op.Kind != OpRemove && op.Kind != OpSplice {
 		dot = Dot{replica, s.cc.Max(replica) + 1}
-		d.cc.Add(dot)
 	}
 	switch op.Kind {
 	case OpSplice:
@@ -198,6 +197,11 @@ func (s *State) applyOne(replica ReplicaID, ts HLC, op Op, d *State) {
 		d.cc.Add(c)
 		d.removeDot(c) // an earlier op of the same batch may hold it
 		s.removeDot(c)
+	}
+	if dot.Counter != 0 {
+		// After the covered dots, which are older: the delta's context
+		// then extends at its end.
+		d.cc.Add(dot)
 	}
 	if cap(covered) <= 256 {
 		s.covered = covered[:0]

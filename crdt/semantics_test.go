@@ -239,7 +239,7 @@ func TestOutOfOrderDeltasAndGaps(t *testing.T) {
 		t.Fatalf("reverse delivery diverged:\n%s\n%s", a.JSON(), b.JSON())
 	}
 	if b.cc.CloudSize() != 0 {
-		t.Fatalf("cloud not folded: %v", b.cc.cloud)
+		t.Fatalf("cloud not folded: %v", cloudMap(b.cc))
 	}
 }
 

@@ -372,7 +372,7 @@ func deleteDots(cc *CausalContext, runs []drun, order []int, table []ReplicaID) 
 		if v := cc.vv[r]; v > 0 {
 			walk(1, v)
 		}
-		for _, iv := range cc.cloud[r] {
+		for _, iv := range cc.cloudOf(r) {
 			walk(iv.lo, iv.hi)
 		}
 	}

@@ -128,7 +128,7 @@ func (s *Seq[V]) baseCovered(floor VersionVector) bool {
 			return false
 		}
 	}
-	for r, ivs := range s.base.cloud {
+	for r, ivs := range s.base.clouds() {
 		if len(ivs) > 0 && ivs[len(ivs)-1].hi > floor[r] {
 			return false
 		}

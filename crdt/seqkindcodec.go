@@ -157,7 +157,7 @@ func (c *CausalContext) covers(o *CausalContext) bool {
 			return false
 		}
 	}
-	for r, ivs := range o.cloud {
+	for r, ivs := range o.clouds() {
 		for _, iv := range ivs {
 			if !c.containsRange(r, iv.lo, iv.hi) {
 				return false
@@ -172,7 +172,7 @@ func (c *CausalContext) containsRange(r ReplicaID, lo, hi uint64) bool {
 		return true
 	}
 	lo = max(lo, c.vv[r]+1)
-	for _, iv := range c.cloud[r] {
+	for _, iv := range c.cloudOf(r) {
 		if iv.lo <= lo && iv.hi >= hi {
 			return true
 		}

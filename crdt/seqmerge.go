@@ -394,7 +394,7 @@ func missingSpans(cc *CausalContext, r ReplicaID, lo, hi uint64, fn func(a, b ui
 		}
 		lo = top + 1
 	}
-	ivs := cc.cloud[r]
+	ivs := cc.cloudOf(r)
 	k := sort.Search(len(ivs), func(k int) bool { return ivs[k].hi >= lo })
 	for c := lo; c <= hi; {
 		if k == len(ivs) || ivs[k].lo > hi {

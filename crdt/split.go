@@ -81,7 +81,7 @@ func split(d *State, origin ReplicaID, lim Limits) ([]*State, []int) {
 		if n := d.cc.vv[r]; n > 0 {
 			walk(1, n)
 		}
-		for _, iv := range d.cc.cloud[r] {
+		for _, iv := range d.cc.cloudOf(r) {
 			walk(iv.lo, iv.hi)
 		}
 	}
