@@ -310,7 +310,7 @@ func (at *decodeAt) dot(ri, c uint64) (Dot, error) {
 	if c == 0 {
 		return d, fmt.Errorf("%w: zero counter", ErrMalformed)
 	}
-	if _, dup := at.s.idx[d]; dup {
+	if at.s.idx.has(d) {
 		return d, fmt.Errorf("%w: dot %s:%d appears twice", ErrMalformed, r, c)
 	}
 	if !at.s.cc.Contains(d) {

@@ -34,7 +34,7 @@ func (s *State) insertCtr(e *entry, c ctrDot) {
 		e.vals[KindCounter-1] = ctr
 	}
 	ctr.dots = append(ctr.dots, c)
-	s.idx[c.dot] = loc{e: e, kind: KindCounter}
+	s.idx.put(c.dot, loc{e: e, kind: KindCounter})
 }
 
 func (c *counter) empty() bool { return len(c.dots) == 0 }

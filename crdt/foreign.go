@@ -7,7 +7,7 @@ package crdt
 // dots could make receivers keep its text under that replica's IDs (the
 // first run integrated with a dot wins), so a receiver refuses it.
 func (s *State) Foreign(origin ReplicaID) bool {
-	for d := range s.idx {
+	for d := range s.idx.all() {
 		if d.Replica != origin {
 			return true
 		}

@@ -73,21 +73,22 @@ func (s *State) merge(src *State, touched func(e *entry, removed bool), keepHeld
 	m := merger{src: src, touched: touched, keepHeld: keepHeld}
 	// 1. Remove our dots that src has seen but no longer holds.
 	remove := func(d Dot) {
-		if _, live := src.idx[d]; live {
+		if src.idx.has(d) {
 			return
 		}
-		if _, ok := s.idx[d]; !ok {
+		l, ok := s.idx.get(d)
+		if !ok {
 			return
 		}
 		if touched != nil {
-			touched(s.idx[d].e, true)
+			touched(l.e, true)
 		}
 		s.removeDot(d)
 	}
-	if src.cc.dotCount() <= uint64(len(s.idx)) {
+	if src.cc.dotCount() <= uint64(s.idx.len()) {
 		src.cc.eachDot(func(d Dot) bool { remove(d); return true })
 	} else {
-		for d := range s.idx {
+		for d := range s.idx.all() {
 			if src.cc.Contains(d) {
 				remove(d)
 			}
@@ -95,8 +96,8 @@ func (s *State) merge(src *State, touched func(e *entry, removed bool), keepHeld
 	}
 	// 2. Add the dots src holds that we have not seen, walking both trees
 	// together (no per-dot path lookups).
-	if len(src.idx) > 2*len(s.idx)+1024 {
-		s.idx = growMap(s.idx, len(s.idx)+len(src.idx))
+	if src.idx.len() > 2*s.idx.len()+1024 {
+		s.idx.grow(s.idx.len() + src.idx.len())
 	}
 	s.mergeNode(s.root, src.root, m)
 	// 3. Join the causal contexts, but for what the sequences refused.
@@ -184,7 +185,7 @@ func (s *State) yields(d Dot, de *entry, w write, m merger) (loc, bool) {
 	if m.keepHeld {
 		return loc{}, false
 	}
-	l, ok := s.idx[d]
+	l, ok := s.idx.get(d)
 	if !ok {
 		return loc{}, false // seen and removed
 	}
@@ -199,7 +200,7 @@ func (s *State) yields(d Dot, de *entry, w write, m merger) (loc, bool) {
 
 // unseen reports whether d is neither held nor in the causal context.
 func (s *State) unseen(d Dot) bool {
-	if _, ok := s.idx[d]; ok {
+	if s.idx.has(d) {
 		return false
 	}
 	return !s.cc.Contains(d)

@@ -176,7 +176,7 @@ func (s *State) applyOne(replica ReplicaID, ts HLC, op Op, d *State) {
 				// rather than growing the register (the loop below
 				// finds them gone from s).
 				for _, x := range reg.dots {
-					delete(s.idx, x.dot)
+					s.idx.del(x.dot)
 				}
 				clear(reg.dots)
 				reg.dots = reg.dots[:0]

@@ -58,7 +58,7 @@ func (s *State) insertReg(e *entry, r regDot) {
 		e.vals[KindRegister-1] = reg
 	}
 	reg.dots = append(reg.dots, r)
-	s.idx[r.dot] = loc{e: e, kind: KindRegister}
+	s.idx.put(r.dot, loc{e: e, kind: KindRegister})
 }
 
 func (r *register) empty() bool { return len(r.dots) == 0 }

@@ -166,7 +166,7 @@ func (s *State) insertMade(e *entry, k Kind, d Dot) {
 		sl := listSlot(e)
 		sl.made = append(sl.made, d)
 	}
-	s.idx[d] = loc{e: e, kind: k}
+	s.idx.put(d, loc{e: e, kind: k})
 }
 
 // mergeSlot merges src, a sequence of a merged state, into de's. In a

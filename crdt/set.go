@@ -31,7 +31,7 @@ func (s *State) insertElem(e *entry, elem string, d Dot) {
 		e.vals[KindSet-1] = st
 	}
 	st.elems[elem] = append(st.elems[elem], d)
-	s.idx[d] = loc{e: e, kind: KindSet, elem: elem}
+	s.idx.put(d, loc{e: e, kind: KindSet, elem: elem})
 }
 
 func (st *set) empty() bool { return len(st.elems) == 0 }

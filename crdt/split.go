@@ -55,7 +55,7 @@ func split(d *State, origin ReplicaID, lim Limits) ([]*State, []int) {
 	}
 	// The dots held by entries, per replica, in order.
 	held := map[ReplicaID][]uint64{}
-	for dot := range d.idx {
+	for dot := range d.idx.all() {
 		held[dot.Replica] = append(held[dot.Replica], dot.Counter)
 	}
 	sp.p = sp.newPiece()
@@ -168,7 +168,7 @@ func (sp *splitter) continues(r ReplicaID, pos uint64) bool {
 // the end of the context interval they belong to.
 func (sp *splitter) addHeld(r ReplicaID, pos, c, hi uint64) {
 	d := Dot{r, c}
-	l := sp.src.idx[d]
+	l, _ := sp.src.idx.get(d)
 	if sp.continues(r, pos) {
 		if cost, ok := sp.heldCost(l, d); sp.fits(cost, ok) {
 			sp.commitHeld(l, d, cost)

@@ -44,7 +44,7 @@ type loc struct {
 type State struct {
 	cc   *CausalContext
 	root *mapNode
-	idx  map[Dot]loc
+	idx  dotIndex
 	// edits, while a merge runs, collects the sequence patches it makes.
 	edits *editLog
 	// joining, while JoinDelta runs, joins sequence changes as changes.
@@ -75,7 +75,7 @@ func New() *State {
 	}{}
 	a.cc.vv = VersionVector{}
 	a.root.kids = map[string]*entry{}
-	a.s = State{cc: &a.cc, root: &a.root, idx: map[Dot]loc{}}
+	a.s = State{cc: &a.cc, root: &a.root}
 	return &a.s
 }
 
@@ -83,10 +83,10 @@ func New() *State {
 func (s *State) Context() *CausalContext { return s.cc }
 
 // Dots returns the number of live dots in s (its metadata size in events).
-func (s *State) Dots() int { return len(s.idx) }
+func (s *State) Dots() int { return s.idx.len() }
 
 // IsEmpty reports whether s holds no dots and an empty causal context.
-func (s *State) IsEmpty() bool { return len(s.idx) == 0 && s.cc.dotCount() == 0 }
+func (s *State) IsEmpty() bool { return s.idx.len() == 0 && s.cc.dotCount() == 0 }
 
 // Clone returns a deep copy of s.
 func (s *State) Clone() *State {
@@ -152,11 +152,11 @@ func (s *State) ensureReg(path []string) *entry {
 // removeDot deletes d from the store and prunes emptied entries. It returns
 // the entry that held it (nil when absent).
 func (s *State) removeDot(d Dot) *entry {
-	l, ok := s.idx[d]
+	l, ok := s.idx.get(d)
 	if !ok {
 		return nil
 	}
-	delete(s.idx, d)
+	s.idx.del(d)
 	s.removeAt(l, d)
 	return l.e
 }
