@@ -71,6 +71,17 @@ func (r *driver) receive(in inbound) {
 		r.d.metrics.Drop("gossip_in", "full")
 		return
 	}
+	if in.summary != nil {
+		// Only a peer's latest summary matters: one still waiting from
+		// the same origin and sender is replaced, not joined.
+		for i := range r.inbox {
+			if w := &r.inbox[i]; w.summary != nil && w.from == in.from && w.summary.Origin == in.summary.Origin {
+				w.summary, w.connected = in.summary, in.connected
+				r.d.metrics.Drop("gossip_in", "superseded")
+				return
+			}
+		}
+	}
 	if node != nil && node.Add(in.cost) > maxNodeInboxBytes {
 		node.Add(-in.cost)
 		r.d.metrics.Drop("gossip_in", "node_full")

@@ -357,6 +357,13 @@ func (g *Gossip) Join(doc string, hd Handler) (*Topic, error) {
 			// a message seen before validating it), so this is the one
 			// delivery; the handler queues it and never waits.
 			t.deliver(msg.ReceivedFrom, d)
+			if d.summary != nil {
+				// A summary is for the peers its author is connected to
+				// (flood publishing sends it to all of them): relayed on,
+				// every peer would get every peer's beacons, N² messages
+				// per interval, and a relayed summary is only a hint.
+				return pubsub.ValidationIgnore
+			}
 			if f := envFeatures(d.envs); f != 0 && !t.topicSpeaks(f) {
 				// A topic peer did not announce what these deltas use: take
 				// them here, and do not relay them (it would refuse them).
