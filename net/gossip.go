@@ -67,6 +67,11 @@ type GossipConfig struct {
 	// instead of to every topic peer (what it does by default, for the
 	// lowest latency). For measuring the trade (internal/meshsim).
 	NoFloodPublish bool
+	// IDontWantThreshold is the size from which a GossipSub peer that
+	// receives a message tells its mesh peers IDONTWANT (GossipSub v1.2),
+	// so they do not send it a copy. Default 0: the library's 1 KiB, which
+	// most deltas are under. For measuring the trade (internal/meshsim).
+	IDontWantThreshold int
 	// Tracers are more GossipSub tracers (a simulation's counters).
 	Tracers []pubsub.RawTracer
 	Metrics *Metrics
@@ -188,6 +193,9 @@ func NewGossip(h host.Host, cfg GossipConfig) (*Gossip, error) {
 	if cfg.FastHeartbeat {
 		p.HeartbeatInitialDelay = 10 * time.Millisecond
 		p.HeartbeatInterval = 50 * time.Millisecond
+	}
+	if cfg.IDontWantThreshold > 0 {
+		p.IDontWantMessageThreshold = cfg.IDontWantThreshold
 	}
 	if cfg.MeshDegree > 0 {
 		p.D = cfg.MeshDegree

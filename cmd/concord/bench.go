@@ -48,6 +48,8 @@ Flags:
   --docs N          documents of docs
   --no-flood        mesh: authors send to their mesh only, not to every
                     topic peer
+  --idontwant B     mesh: GossipSub IDONTWANT for messages from B bytes
+                    (default 1024, the library's)
   --json            print one JSON object per scenario on its own line:
                     {"scenario": NAME, "params": {...}, "metrics": {"<name>": n}}
 
@@ -65,6 +67,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	writes := fs.Int("writes", 0, "")
 	docs := fs.Int("docs", 1000, "")
 	noFlood := fs.Bool("no-flood", false, "")
+	idontwant := fs.Int("idontwant", 0, "")
 	if err := parseFlags(fs, benchUsage, args, stdout, stderr); err != nil {
 		return err
 	}
@@ -106,7 +109,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	case "docs":
 		r, err = bench.Docs(ctx, o, or(docs, 1000))
 	case "mesh":
-		r, err = bench.Mesh(ctx, o, or(peers, 100), or(writes, 100), !*noFlood)
+		r, err = bench.Mesh(ctx, o, or(peers, 100), or(writes, 100), !*noFlood, *idontwant)
 	case "b4":
 		r, err = bench.B4API(ctx, o)
 	case "keystroke":

@@ -9,17 +9,18 @@ import (
 
 // Mesh runs the gossip layer of peers peers over mocknet (see package
 // meshsim): writes from random peers into 3 documents, 5 ms links.
-func Mesh(ctx context.Context, o Options, peers, writes int, flood bool) (Result, error) {
-	r, err := meshsim.Run(ctx, meshsim.Config{Peers: peers, Writes: writes, MeshDegree: o.MeshDegree, NoFloodPublish: !flood, Progress: o.Progress})
+// idontwant is GossipSub's IDONTWANT threshold in bytes (0: its 1 KiB).
+func Mesh(ctx context.Context, o Options, peers, writes int, flood bool, idontwant int) (Result, error) {
+	r, err := meshsim.Run(ctx, meshsim.Config{Peers: peers, Writes: writes, MeshDegree: o.MeshDegree, NoFloodPublish: !flood, IDontWant: idontwant, Progress: o.Progress})
 	if err != nil {
 		return Result{}, err
 	}
 	c := r.Config
 	return Result{
 		Scenario: "gossip layer over mocknet", Name: "mesh",
-		Params: fmt.Sprintf("%d GossipSub peers in one process (mocknet, %v links, each dialling %d earlier peers), %d documents, %d writes every %v from random peers, mesh degree %s, flood publishing %v",
-			c.Peers, c.Latency, c.Dials, c.Docs, c.Writes, c.Interval, degree(o), flood),
-		ParamMap: map[string]any{"peers": c.Peers, "docs": c.Docs, "writes": c.Writes, "link_latency_ms": c.Latency.Milliseconds(), "dials_per_peer": c.Dials, "mesh_degree": degreeN(o), "flood_publish": flood},
+		Params: fmt.Sprintf("%d GossipSub peers in one process (mocknet, %v links, each dialling %d earlier peers), %d documents, %d writes every %v from random peers, mesh degree %s, flood publishing %v, IDONTWANT from %d bytes",
+			c.Peers, c.Latency, c.Dials, c.Docs, c.Writes, c.Interval, degree(o), flood, idontwantN(idontwant)),
+		ParamMap: map[string]any{"peers": c.Peers, "docs": c.Docs, "writes": c.Writes, "link_latency_ms": c.Latency.Milliseconds(), "dials_per_peer": c.Dials, "mesh_degree": degreeN(o), "flood_publish": flood, "idontwant_bytes": idontwantN(idontwant)},
 		Metrics: []Metric{
 			{Key: "converged_after_last_write_s", Name: "last write → every peer holds all", Value: r.ConvergedAfterLastWrite.Seconds(), Unit: "s"},
 			{Key: "spread_p50_ms", Name: "p50 write → last peer", Value: float64(r.P50.Microseconds()) / 1000, Unit: "ms"},
@@ -29,4 +30,12 @@ func Mesh(ctx context.Context, o Options, peers, writes int, flood bool) (Result
 			{Key: "setup_s", Name: "swarm up, meshes grafted", Value: r.Setup.Seconds(), Unit: "s"},
 		},
 	}, nil
+}
+
+// idontwantN is the IDONTWANT threshold in effect.
+func idontwantN(b int) int {
+	if b > 0 {
+		return b
+	}
+	return 1024
 }

@@ -56,7 +56,10 @@ type Config struct {
 	MeshDegree int
 	// NoFloodPublish turns flood publishing off (see net.GossipConfig).
 	NoFloodPublish bool
-	Seed           uint64
+	// IDontWant is GossipSub's IDONTWANT threshold in bytes (see
+	// net.GossipConfig; 0: the library's 1 KiB).
+	IDontWant int
+	Seed      uint64
 	// Progress, if set, gets a line now and then.
 	Progress io.Writer
 }
@@ -245,6 +248,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		gc.QueueSize = 256
 		gc.MeshDegree = cfg.MeshDegree
 		gc.NoFloodPublish = cfg.NoFloodPublish
+		gc.IDontWantThreshold = cfg.IDontWant
 		gc.Metrics = cnet.NewMetrics(prometheus.NewRegistry())
 		counters[i] = &counter{mesh: map[string]int{}}
 		gc.Tracers = []pubsub.RawTracer{counters[i]}
