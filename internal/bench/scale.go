@@ -69,6 +69,9 @@ func Join(ctx context.Context, o Options, txns, perTxn int) (Result, error) {
 		return Result{}, err
 	}
 	c.docs = append(c.docs, d)
+	if o.joinConnect != nil {
+		o.joinConnect()
+	}
 	start := time.Now()
 	if err := nd.Connect(ctx, c.nodes[0].Addrs()[0]); err != nil {
 		return Result{}, err
