@@ -4,7 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"sort"
+	"slices"
+	"strings"
 )
 
 // The map kind: a nested observed-remove map, whose content is entries.
@@ -76,24 +77,45 @@ func (n *mapNode) mergeInto(s *State, de *entry, m merger) bool {
 // writeJSON writes the map as an object with sorted keys, leaving out the
 // keys that show nothing.
 func (n *mapNode) writeJSON(buf *bytes.Buffer) {
-	buf.WriteByte('{')
-	keys := make([]string, 0, len(n.kids))
+	type shown struct {
+		key  string
+		e    *entry
+		kind Kind
+	}
+	kids := make([]shown, 0, len(n.kids))
 	for k, e := range n.kids {
-		if e.kind() != KindNone {
-			keys = append(keys, k)
+		if kind := e.kind(); kind != KindNone {
+			kids = append(kids, shown{k, e, kind})
 		}
 	}
-	sort.Strings(keys)
-	for i, k := range keys {
+	slices.SortFunc(kids, func(a, b shown) int { return strings.Compare(a.key, b.key) })
+	buf.WriteByte('{')
+	for i, x := range kids {
 		if i > 0 {
 			buf.WriteByte(',')
 		}
-		kb, _ := json.Marshal(k)
-		buf.Write(kb)
+		writeJSONKey(buf, x.key)
 		buf.WriteByte(':')
-		writeEntry(buf, n.kids[k])
+		x.e.at(x.kind).writeJSON(buf)
 	}
 	buf.WriteByte('}')
+}
+
+// writeJSONKey writes k as a JSON string, as encoding/json does: a key of
+// printable ASCII that needs no escape is written as it is, any other
+// through json.Marshal (which escapes HTML characters, U+2028 and U+2029,
+// and replaces invalid UTF-8).
+func writeJSONKey(buf *bytes.Buffer, k string) {
+	for i := 0; i < len(k); i++ {
+		if c := k[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			kb, _ := json.Marshal(k)
+			buf.Write(kb)
+			return
+		}
+	}
+	buf.WriteByte('"')
+	buf.WriteString(k)
+	buf.WriteByte('"')
 }
 
 // wMap is a map encoded: key → entry.
