@@ -266,6 +266,12 @@ func decode(b []byte, origin ReplicaID, lim Limits) (*State, error) {
 			s.cc.AddRange(r, flat[j], flat[j+1])
 		}
 	}
+	if n := len(w.Root); n > 1 {
+		// Room for the top-level keys, and for a dot each: a big state or
+		// delta would otherwise grow both maps step by step.
+		s.root.kids = make(map[string]*entry, n)
+		s.idx.grow(n)
+	}
 	budget := lim.MaxBytes // what the document's compressed sequence columns may inflate to
 	s.decodingState = origin == ""
 	err := decodeMap(s, nil, w.Root, rep, 0, lim, &budget)

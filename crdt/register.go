@@ -192,7 +192,9 @@ func (w *wRegister) decode(at *decodeAt) error {
 		if err := CheckJSONText(r.V); err != nil {
 			return fmt.Errorf("%w: register value: %w", ErrMalformed, err)
 		}
-		at.s.insertReg(at.entry(), regDot{dot: d, hlc: HLC(r.H), val: append([]byte(nil), r.V...)})
+		// r.V is the decoder's own copy, not part of the input: kept as
+		// it is.
+		at.s.insertReg(at.entry(), regDot{dot: d, hlc: HLC(r.H), val: r.V})
 	}
 	return nil
 }
