@@ -27,9 +27,9 @@ func TestMaxDocs(t *testing.T) {
 	}
 }
 
-// Documents cost no goroutines of their own beyond their gossip topic's
-// read loop and publisher: the node's worker pool carries out every
-// document's work.
+// Documents cost no goroutines of their own: the node's worker pool
+// carries out every document's work, and gossip topics run on GossipSub's
+// validators and a few shared publishers.
 func TestGoroutinesPerDoc(t *testing.T) {
 	n := testNode(t, "")
 	ctx := context.Background()
