@@ -86,7 +86,13 @@ func (d *Doc) evictOldestPeer() {
 // we) hold: the log below it may be folded. Peers silent for longer than
 // the retention are left out.
 func (d *Doc) CompactionFloor(now time.Time) crdt.VersionVector {
-	floor := d.st.Contiguous()
+	return d.floorOf(now, d.st.Contiguous())
+}
+
+// floorOf lowers held (a fresh vector of what is held here, modified) to
+// the compaction floor.
+func (d *Doc) floorOf(now time.Time, held crdt.VersionVector) crdt.VersionVector {
+	floor := held
 	for p, v := range d.peerVV {
 		if d.cfg.Retention > 0 && now.Sub(d.peerSeen[p]) > d.cfg.Retention {
 			continue // gone too long: it will catch up by snapshot
