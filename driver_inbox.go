@@ -31,15 +31,11 @@ type inbound struct {
 }
 
 // inboxCost estimates what a message holds while it waits: its payloads
-// and signatures, and their decoded deltas (several times the encoding).
+// and signatures (received envelopes are decoded later, by the engine).
 func inboxCost(envs []*wire.Envelope) int64 {
 	n := int64(256)
 	for _, e := range envs {
-		c := int64(len(e.Payload) + len(e.Sig) + 96)
-		if e.Delta != nil {
-			c *= 4
-		}
-		n += c
+		n += int64(len(e.Payload) + len(e.Sig) + 96)
 	}
 	return n
 }
@@ -63,24 +59,16 @@ func (r *driver) receive(in inbound) {
 	node := r.d.inboxBytes
 	r.qmu.Lock()
 	defer r.qmu.Unlock()
-	switch {
-	case r.inboxClosed:
+	if r.inboxClosed {
 		r.d.metrics.Drop("gossip_in", "closed")
 		return
-	case len(r.inbox) >= maxInbox || r.inboxBytes+in.cost > maxInboxBytes:
-		r.d.metrics.Drop("gossip_in", "full")
+	}
+	if in.summary != nil && r.supersedeLocked(in) {
 		return
 	}
-	if in.summary != nil {
-		// Only a peer's latest summary matters: one still waiting from
-		// the same origin and sender is replaced, not joined.
-		for i := range r.inbox {
-			if w := &r.inbox[i]; w.summary != nil && w.from == in.from && w.summary.Origin == in.summary.Origin {
-				w.summary, w.connected = in.summary, in.connected
-				r.d.metrics.Drop("gossip_in", "superseded")
-				return
-			}
-		}
+	if len(r.inbox) >= maxInbox || r.inboxBytes+in.cost > maxInboxBytes {
+		r.d.metrics.Drop("gossip_in", "full")
+		return
 	}
 	if node != nil && node.Add(in.cost) > maxNodeInboxBytes {
 		node.Add(-in.cost)
@@ -90,6 +78,32 @@ func (r *driver) receive(in inbound) {
 	r.inboxBytes += in.cost
 	r.inbox = append(r.inbox, in)
 	r.scheduleLocked()
+}
+
+// supersedeLocked settles a summary when one from the same origin and
+// sender still waits (only a peer's latest summary matters): the newer
+// beacon of the two stays, in the waiting one's place, and the other is
+// dropped as superseded. It reports whether in was settled so (even in a
+// full inbox). Beacons count up per origin, but validators run
+// concurrently, so the older may come second. Caller holds r.qmu.
+func (r *driver) supersedeLocked(in inbound) bool {
+	for i := range r.inbox {
+		w := &r.inbox[i]
+		if w.summary == nil || w.from != in.from || w.summary.Origin != in.summary.Origin {
+			continue
+		}
+		if in.summary.Beacon > w.summary.Beacon {
+			d := in.cost - w.cost
+			r.inboxBytes += d
+			if node := r.d.inboxBytes; node != nil {
+				node.Add(d)
+			}
+			*w = in
+		}
+		r.d.metrics.Drop("gossip_in", "superseded")
+		return true
+	}
+	return false
 }
 
 // takeInboxLocked takes the inbox's first message. Caller holds r.qmu.
@@ -121,6 +135,7 @@ func (r *driver) stepInbound(in inbound) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
+		r.d.metrics.Drop("gossip_in", "closed")
 		return
 	}
 	if in.summary != nil {

@@ -87,4 +87,20 @@ func TestInboxSupersedesSummaries(t *testing.T) {
 	if fmt.Sprint(got) != "[p/a/4 p/b/4 q/a/4]" || dropped(m, "superseded") != 12 {
 		t.Fatalf("inbox %v, %v superseded", got, dropped(m, "superseded"))
 	}
+	// An older beacon coming second does not replace the newer one.
+	r.Summary(peer.ID("p"), &wire.Summary{Origin: "a", Beacon: 2})
+	if b := r.inbox[0].summary.Beacon; b != 4 || dropped(m, "superseded") != 13 {
+		t.Fatalf("an older beacon replaced a newer one: %d waits", b)
+	}
+	// A full inbox still takes a newer summary in the older one's place,
+	// and its bytes are the newer one's.
+	for len(r.inbox) < maxInbox {
+		r.Deliver("p", []*wire.Envelope{{Payload: make([]byte, 10)}})
+	}
+	big := &wire.Summary{Origin: "a", Beacon: 9, VV: crdt.VersionVector{"a": 1, "b": 2, "c": 3}}
+	before := r.inboxBytes
+	r.Summary(peer.ID("p"), big)
+	if r.inbox[0].summary != big || dropped(m, "full") != 0 || r.inboxBytes != before+3*48 {
+		t.Fatalf("a full inbox: waiting %+v, %v dropped as full, bytes %d (from %d)", r.inbox[0].summary, dropped(m, "full"), r.inboxBytes, before)
+	}
 }

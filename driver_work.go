@@ -43,8 +43,13 @@ func (r *driver) scheduleLocked() {
 // a worker while others wait.
 const maxRun = 64
 
+// inboxTurn is how many queued items at most go before the inbox's next
+// message (see Run).
+const inboxTurn = 8
+
 // Run drains the work queue; the pool calls it on one worker at a time.
 func (r *driver) Run() {
+	sinceInbox := 0 // items taken since the inbox's last message
 	for n := 0; ; n++ {
 		r.qmu.Lock()
 		if n == maxRun && (len(r.outcomes) > 0 || len(r.work) > 0 || len(r.inbox) > 0) {
@@ -53,7 +58,19 @@ func (r *driver) Run() {
 			return
 		}
 		var w work
+		// Gossip's messages come after the work queued before them, so
+		// that each adds at most one Ready to a short queue — but one
+		// every inboxTurn items at least, so that writers and sync
+		// sessions keeping the queue busy do not starve the inbox.
+		takeIn := len(r.inbox) > 0 && (sinceInbox >= inboxTurn || len(r.outcomes)+len(r.work) == 0) && len(r.work) < maxWork
+		sinceInbox++
 		switch {
+		case takeIn:
+			sinceInbox = 0
+			in := r.takeInboxLocked()
+			r.qmu.Unlock()
+			r.stepInbound(in)
+			continue
 		case len(r.outcomes) > 0:
 			w = r.outcomes[0]
 			r.outcomes = r.outcomes[1:]
@@ -61,13 +78,6 @@ func (r *driver) Run() {
 			w = r.work[0]
 			r.work = r.work[1:]
 			r.room.Broadcast()
-		case len(r.inbox) > 0:
-			// Gossip's messages come after the work queued before them, so
-			// that each adds at most one Ready to a short queue.
-			in := r.takeInboxLocked()
-			r.qmu.Unlock()
-			r.stepInbound(in)
-			continue
 		default:
 			r.scheduled = false
 			r.room.Broadcast()

@@ -200,7 +200,7 @@ func (d *logReader) aggregate(run []store.Entry) (store.Entry, error) {
 // no error, when the join's payload would exceed MaxPayload: the run then
 // travels as it is (each of its deltas fits).
 // It is a pure function, safe for concurrent use (gossip coalesces the runs
-// it queues on its own goroutine).
+// it queues on its shared publish workers).
 func Coalesce(doc string, self crdt.ReplicaID, key crypto.PrivKey, run []*wire.Envelope) (*wire.Envelope, error) {
 	if len(run) < 2 || len(run) > wire.MaxAggregateRun {
 		return nil, fmt.Errorf("aggregate of %d deltas", len(run))

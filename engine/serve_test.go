@@ -36,6 +36,13 @@ func TestCoalesceFreshSetsAsDecodedJoin(t *testing.T) {
 			e.Dot = st.Context().Max(a.rep)
 			run = append(run, e)
 		}
+		payloads := make([][]byte, len(run))
+		for i, e := range run {
+			payloads[i] = e.Payload
+		}
+		if _, fast := crdt.JoinDisjointDeltas(a.rep, payloads, payloadLimits); fast == overwrite {
+			t.Fatalf("overwrite %v: joined without decoding %v", overwrite, fast)
+		}
 		agg, err := Coalesce("agg", a.rep, a.key, run)
 		if err != nil || agg == nil {
 			t.Fatal(overwrite, agg, err)

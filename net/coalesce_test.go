@@ -162,4 +162,20 @@ func TestPublishQueueBytesBound(t *testing.T) {
 	if len(tp2.queue) != 1 {
 		t.Fatalf("%d envelopes with decoded deltas queued, want 1", len(tp2.queue))
 	}
+	// The node's bound holds across its topics, and taking gives it back.
+	cfg.NodeQueueBytes = 5 << 10
+	g := &Gossip{cfg: cfg}
+	ta, tb := &Topic{g: g, scheduled: true}, &Topic{g: g, scheduled: true}
+	for range 3 {
+		ta.Publish(e)
+		tb.Publish(e)
+	}
+	if len(ta.queue)+len(tb.queue) != 4 || counterValue(m.Dropped.WithLabelValues("gossip_out", "node_full")) != 2 {
+		t.Fatalf("%d+%d queued within the node's 5 KiB", len(ta.queue), len(tb.queue))
+	}
+	ta.takeLocked(2)
+	tb.Publish(e)
+	if len(tb.queue) != 3 || g.queued.Load() != 3*queueCost(e) {
+		t.Fatalf("taking did not give the node's room back: %d queued, %d bytes", len(tb.queue), g.queued.Load())
+	}
 }

@@ -33,8 +33,10 @@ var ErrClosed = errors.New("net: closed")
 // GossipConfig configures the GossipSub layer.
 type GossipConfig struct {
 	// FlushInterval is how long a published envelope waits for others to
-	// share its message. Default 0: natural batching (whatever queued up
-	// while the previous message was being published goes in the next).
+	// share its message, when it is the first after the queue was idle
+	// (what queues while a batch is published goes in the next at once).
+	// Default 0: natural batching (whatever queued up while the previous
+	// message was being published goes in the next).
 	FlushInterval time.Duration
 	// QueueSize bounds envelopes waiting to be published per document.
 	// Overflow policy: the new envelope is dropped and counted
@@ -45,6 +47,10 @@ type GossipConfig struct {
 	// eight times over when the author's decoded delta rides along); past
 	// it new envelopes are dropped and counted like overflow. Default 64 MiB.
 	QueueBytes int64
+	// NodeQueueBytes bounds the same for all of the node's topics together
+	// (drops counted as reason="node_full"). Default 256 MiB (4 ×
+	// QueueBytes when that is set and this is not).
+	NodeQueueBytes int64
 	// PeerQueueSize is GossipSub's per-peer outbound queue and validate
 	// queue. Default 1024 (the library's 32 drops bursts).
 	PeerQueueSize int
@@ -65,7 +71,9 @@ type GossipConfig struct {
 	// NoFloodPublish turns GossipSub's flood publishing off: an author
 	// then sends its own messages to its mesh peers only, like a relay,
 	// instead of to every topic peer (what it does by default, for the
-	// lowest latency). For measuring the trade (internal/meshsim).
+	// lowest latency). Summaries, which reach an author's connected peers
+	// by flood publishing and are not relayed, are then relayed like
+	// deltas. For measuring the trade (internal/meshsim).
 	NoFloodPublish bool
 	// IDontWantThreshold is the size from which a GossipSub peer that
 	// receives a message tells its mesh peers IDONTWANT (GossipSub v1.2),
@@ -80,7 +88,7 @@ type GossipConfig struct {
 
 // DefaultGossipConfig returns the documented defaults.
 func DefaultGossipConfig() GossipConfig {
-	return GossipConfig{QueueSize: 8192, QueueBytes: 64 << 20, PeerQueueSize: 1024, Limits: wire.DefaultLimits()}
+	return GossipConfig{QueueSize: 8192, QueueBytes: 64 << 20, NodeQueueBytes: 256 << 20, PeerQueueSize: 1024, Limits: wire.DefaultLimits()}
 }
 
 // maxPubsubMessage is GossipSub's maximum RPC size, in bytes (its default).
@@ -134,6 +142,7 @@ type Gossip struct {
 	cancel context.CancelFunc
 	trace  *presenceTracer // presence topics' joins and flushes
 	pool   *workpool.Pool  // publishes every topic's queue
+	queued atomic.Int64    // queueCost of every topic's queued envelopes
 
 	mu       sync.Mutex
 	topics   map[string]*Topic
@@ -152,6 +161,9 @@ func NewGossip(h host.Host, cfg GossipConfig) (*Gossip, error) {
 	}
 	if cfg.PeerQueueSize <= 0 {
 		cfg.PeerQueueSize = d.PeerQueueSize
+	}
+	if cfg.NodeQueueBytes <= 0 {
+		cfg.NodeQueueBytes = 4 * cfg.QueueBytes
 	}
 	if cfg.Limits.MaxMessageBytes == 0 {
 		cfg.Limits = d.Limits
@@ -321,7 +333,8 @@ type Topic struct {
 	co        Coalescer // the handler's, if it coalesces
 }
 
-// Join subscribes to doc's topic; hd receives what arrives. Errors:
+// Join joins doc's topic (it relays the topic, announcing it and joining
+// its mesh, without a subscription); hd receives what arrives. Errors:
 // ErrClosed, a topic already joined, or a failure of GossipSub wrapped
 // with context.
 func (g *Gossip) Join(doc string, hd Handler) (*Topic, error) {
@@ -361,15 +374,20 @@ func (g *Gossip) Join(doc string, hd Handler) (*Topic, error) {
 		case pubsub.ValidationIgnore:
 			m.Ignore(reason)
 		case pubsub.ValidationAccept:
-			// GossipSub calls a topic's validator once per message (it marks
-			// a message seen before validating it), so this is the one
-			// delivery; the handler queues it and never waits.
+			// GossipSub (v0.19) calls a topic's validator once per message:
+			// it marks a message seen before validating it. So this is the
+			// one delivery (a GossipSub that marked it after would deliver
+			// concurrent copies twice: harmless, as the engine drops
+			// duplicates, but each costs inbox room). The handler queues
+			// it and never waits.
 			t.deliver(msg.ReceivedFrom, d)
-			if d.summary != nil {
+			if d.summary != nil && !g.cfg.NoFloodPublish {
 				// A summary is for the peers its author is connected to
 				// (flood publishing sends it to all of them): relayed on,
 				// every peer would get every peer's beacons, N² messages
 				// per interval, and a relayed summary is only a hint.
+				// Without flood publishing an author reaches its mesh
+				// only, so summaries are relayed as before.
 				return pubsub.ValidationIgnore
 			}
 			if f := envFeatures(d.envs); f != 0 && !t.topicSpeaks(f) {
@@ -413,6 +431,7 @@ func (t *Topic) Close() error {
 			t.idle.Wait()
 		}
 		t.g.cfg.Metrics.DropN("gossip_out", "closed", len(t.queue))
+		t.g.queued.Add(-t.queued)
 		t.queue, t.queued = nil, 0
 		t.mu.Unlock()
 		t.relay()

@@ -9,8 +9,9 @@ import (
 	"github.com/concord-p2p/concord/wire"
 )
 
-// The publish side of a topic: the bounded queue, the loop that batches
-// and coalesces what it takes from it, and summary beacons.
+// The publish side of a topic: the bounded queue, Run (on the Gossip's
+// shared publish workers), which batches and coalesces what it takes from
+// it, and summary beacons.
 
 // Publish queues e for gossip. It never blocks: when the queue is full the
 // envelope is dropped and counted; anti-entropy delivers it later.
@@ -25,6 +26,11 @@ func (t *Topic) Publish(e *wire.Envelope) {
 		return
 	case len(t.queue) >= t.g.cfg.QueueSize || t.queued+c > t.g.cfg.QueueBytes:
 		m.Drop("gossip_out", "full")
+		return
+	}
+	if t.g.queued.Add(c) > t.g.cfg.NodeQueueBytes {
+		t.g.queued.Add(-c)
+		m.Drop("gossip_out", "node_full")
 		return
 	}
 	t.queue = append(t.queue, e)
@@ -106,9 +112,12 @@ func (t *Topic) takeLocked(n int) []*wire.Envelope {
 	if len(t.queue) == 0 {
 		t.queue = nil // the drained backing array goes
 	}
+	var c int64
 	for _, e := range taken {
-		t.queued -= queueCost(e)
+		c += queueCost(e)
 	}
+	t.queued -= c
+	t.g.queued.Add(-c)
 	return taken
 }
 

@@ -37,35 +37,63 @@ func TestSummariesAreNotRelayed(t *testing.T) {
 	waitFor(t, 10*time.Second, "the raw peer in b's topic", func() bool {
 		return slices.Contains(tb.topic.ListPeers(), r.h.ID())
 	})
-	// a's summary, then deltas until one reaches r through b (b forwards
-	// once r is in its mesh, a heartbeat or two): r gets the deltas and
-	// never the summary, which b took.
+	// Deltas until one reaches r through b (b forwards once r is in its
+	// mesh, a heartbeat or two). Then summaries, each followed by a delta
+	// as a marker: r reads until the last marker, and none of what it gets
+	// may be a summary, which b takes.
 	origin := wire.ReplicaFor(a.h.ID(), 1)
-	deadline := time.Now().Add(30 * time.Second)
-	for seq := uint64(1); ; seq++ {
-		if time.Now().After(deadline) {
-			t.Fatal("the raw peer got none of a's deltas")
-		}
-		if err := ta.PublishSummary(ctx, &wire.Summary{Doc: doc, Origin: origin, Beacon: seq}); err != nil {
-			t.Fatal(err)
-		}
-		ta.Publish(&wire.Envelope{Doc: doc, Origin: "a", Seq: seq, Payload: []byte{0xa0}, Sig: []byte{1}})
-		wctx, wcancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	next := func(timeout time.Duration) (uint64, uint64, bool) {
+		wctx, wcancel := context.WithTimeout(context.Background(), timeout)
+		defer wcancel()
 		msg, err := sub.Next(wctx)
-		wcancel()
 		if err != nil {
-			continue
+			return 0, 0, false
 		}
 		typ, err := wire.MessageType(msg.Data, wire.DefaultLimits())
 		if err != nil {
 			t.Fatal(err)
 		}
-		if typ == wire.TypeSummary {
+		if typ != wire.TypeBatch {
+			return typ, 0, true
+		}
+		bt, err := wire.DecodeBatch(msg.Data, wire.DefaultLimits())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return typ, bt.Envelopes[len(bt.Envelopes)-1].Seq, true
+	}
+	delta := func(seq uint64) *wire.Envelope {
+		return &wire.Envelope{Doc: doc, Origin: "a", Seq: seq, Payload: []byte{0xa0}, Sig: []byte{1}}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	seq := uint64(0)
+	for {
+		if time.Now().After(deadline) {
+			t.Fatal("the raw peer got none of a's deltas")
+		}
+		seq++
+		ta.Publish(delta(seq))
+		if _, _, ok := next(500 * time.Millisecond); ok {
+			break
+		}
+	}
+	const beacons = 20
+	for i := range uint64(beacons) {
+		if err := ta.PublishSummary(ctx, &wire.Summary{Doc: doc, Origin: origin, Beacon: i + 1}); err != nil {
+			t.Fatal(err)
+		}
+		seq++
+		ta.Publish(delta(seq))
+	}
+	for last := uint64(0); last < seq; {
+		typ, s, ok := next(10 * time.Second)
+		switch {
+		case !ok:
+			t.Fatalf("the raw peer got deltas up to %d of %d", last, seq)
+		case typ == wire.TypeSummary:
 			t.Fatal("b relayed a's summary")
 		}
-		break
+		last = max(last, s)
 	}
-	if rb.count() == 0 {
-		t.Fatal("b did not take a's summary")
-	}
+	waitFor(t, 10*time.Second, "b to take a's summaries", func() bool { return rb.count() >= beacons })
 }

@@ -125,7 +125,7 @@ const EditorPresence = (page) => {
       if (!x.got || client.syncing || x.got.m > client.n) continue;
       const ps = client.since(x.got.m);
       if (ps === null) { x.needs = again = true; x.got = null; continue; }
-      x.pos = {c: T.mapCursorAll(x.got.c, ps), a: T.mapCursorAll(x.got.a, ps)};
+      x.pos = {c: T.mapCursorState({c: x.got.c, dead: false}, ps), a: T.mapCursorState({c: x.got.a, dead: false}, ps)};
       x.got = null;
     }
     if (again || [...remotes.values()].some((x) => x.needs)) resolveCursors();
@@ -214,7 +214,7 @@ const EditorPresence = (page) => {
     for (const [key, x] of remotes) {
       if (!x.pos) continue;
       const clamp = (i) => Math.max(0, Math.min(text.length, i));
-      const c = clamp(client.toView(x.pos.c)), a = clamp(client.toView(x.pos.a));
+      const c = clamp(client.toView(x.pos.c.c, x.pos.c.dead)), a = clamp(client.toView(x.pos.a.c, x.pos.a.dead));
       marks.push({key: key, x: x, c: c, lo: Math.min(a, c), hi: Math.max(a, c)});
     }
     const bounds = [...new Set([0, text.length, ...marks.flatMap((m) => [m.c, m.lo, m.hi])])].sort((p, q) => p - q);
@@ -268,7 +268,7 @@ const EditorPresence = (page) => {
       for (const x of remotes.values()) { x.pos = null; x.needs = true; }
     } else if (r.text.length > 0) {
       for (const x of remotes.values()) {
-        if (x.pos) x.pos = {c: T.mapCursorAll(x.pos.c, r.text), a: T.mapCursorAll(x.pos.a, r.text)};
+        if (x.pos) x.pos = {c: T.mapCursorState(x.pos.c, r.text), a: T.mapCursorState(x.pos.a, r.text)};
         if (x.unknown) x.needs = true;
       }
     }

@@ -198,7 +198,14 @@ const TextSync = (() => {
   // at its index, and the peer puts text inserted at that index after
   // tombstones: the position stays before it.
   function mapCursorAll(c, list) {
-    let dead = false;
+    return mapCursorState({c, dead: false}, list).c;
+  }
+
+  // mapCursorState is mapCursorAll for a position that may be a deleted
+  // element's already ({c, dead}, as it returns): a caller mapping a
+  // cursor change by change keeps the state between the calls.
+  function mapCursorState(pos, list) {
+    let {c, dead} = pos;
     for (const sp of list) {
       const j = sp.index, e = sp.delete;
       if (!dead) {
@@ -208,7 +215,7 @@ const TextSync = (() => {
         c = c > j + e ? c - e + cpLen(sp.text) : j;
       }
     }
-    return c;
+    return {c, dead};
   }
 
   // compose joins b, made after a, into one splice when b touches what a
@@ -268,9 +275,10 @@ const TextSync = (() => {
       return applyAll(applyAll(this.text, this.inflight ? this.inflight.ops : []), this.pending);
     }
 
-    // toView maps an element's position (a cursor's) in text to the view.
-    toView(i) {
-      return mapCursorAll(i, (this.inflight ? this.inflight.ops : []).concat(this.pending));
+    // toView maps an element's position (a cursor's) in text to the view;
+    // dead: the element is deleted already.
+    toView(i, dead) {
+      return mapCursorState({c: i, dead: !!dead}, (this.inflight ? this.inflight.ops : []).concat(this.pending)).c;
     }
 
     // settled says the view is the peer's text: no edit of the page's is
@@ -475,5 +483,5 @@ const TextSync = (() => {
     }
   }
 
-  return {cpLen, toUnits, toPoints, wellFormed, splice, apply, applyAll, diff, xform, xformLists, mapIndex, mapIndexAll, mapCursor, mapCursorAll, compose, Client};
+  return {cpLen, toUnits, toPoints, wellFormed, splice, apply, applyAll, diff, xform, xformLists, mapIndex, mapIndexAll, mapCursor, mapCursorAll, mapCursorState, compose, Client};
 })();

@@ -145,6 +145,27 @@
     if (gone(c) && m !== p.index) fail("a cursor on a deleted character goes to the splice's index", {v0, p, c, m});
   }
 
+  // Mapped over splices one call at a time, a cursor keeps what one call
+  // over all of them does: once its character is deleted, text inserted
+  // at its index goes after it (the peer puts inserts after tombstones).
+  function cursorStates() {
+    const v0 = uniq(1 + int(10)), arr = chars(v0);
+    const c = int(arr.length + 1);
+    let v = v0;
+    const list = [];
+    for (let m = 1 + int(4); m > 0; m--) {
+      const sp = randSplice(T.cpLen(v), uniq);
+      list.push(sp);
+      v = T.apply(v, sp);
+    }
+    const all = T.mapCursorAll(c, list);
+    let pos = {c, dead: false};
+    for (const sp of list) pos = T.mapCursorState(pos, [sp]);
+    if (pos.c !== all) fail("a cursor mapped change by change lands where one mapping puts it", {v0, list, c, all, pos});
+    const gone = c < arr.length && !chars(v).includes(arr[c]);
+    if (pos.dead !== gone) fail("a cursor knows its character is deleted", {v0, list, c, pos, gone});
+  }
+
   // compose joins two edits into one with the same effect.
   function composes() {
     const v0 = uniq(int(10));
@@ -312,7 +333,7 @@
     if (new Set(out).size !== out.length) throw new Error("a character twice in " + JSON.stringify(peer.text));
   }
 
-  const all = {codePoints, diffs, pair, lists, carets, composes, simulate};
+  const all = {codePoints, diffs, pair, lists, carets, cursorStates, composes, simulate};
   for (let k = 0; k < count; k++) {
     for (const [name, f] of Object.entries(all)) {
       if (name === "simulate" && k % 10 !== 0) continue;
