@@ -91,19 +91,30 @@ func (s *State) Apply(replica ReplicaID, ts HLC, ops ...Op) (*State, error) {
 // no intermediate state. acc must only ever receive deltas of s.
 func (s *State) ApplyTo(acc *State, replica ReplicaID, ts HLC, ops ...Op) error {
 	var one [1]Op // a transaction of one op, the usual, validates without allocating
-	norm, err := s.validate(ops, one[:0])
+	norm, at, err := s.validate(ops, one[:0])
 	if err != nil {
 		return err
 	}
 	for _, op := range norm {
-		s.applyOne(replica, ts, op, acc)
+		s.applyOne(replica, ts, op, acc, at)
+		at = found{}
 	}
 	return nil
 }
 
+// found is an entry that validation looked up, so that applying the op
+// need not look it up again: e (nil when absent) is at the path of the
+// transaction's op when ok. Only a one-op transaction has one (a later op
+// of a longer one sees what the earlier ones changed).
+type found struct {
+	e  *entry
+	ok bool
+}
+
 // applyOne applies one validated op to s and joins its delta into d. It
 // mutates both directly (the fast path of Merge for a delta minted here).
-func (s *State) applyOne(replica ReplicaID, ts HLC, op Op, d *State) {
+// at, when ok, is the entry at op.Path.
+func (s *State) applyOne(replica ReplicaID, ts HLC, op Op, d *State, at found) {
 	// The dots the op observes and so covers. A write also covers the
 	// non-map stores it observed along its path: it resolves, in favour of
 	// maps, type conflicts above it.
@@ -123,7 +134,13 @@ func (s *State) applyOne(replica ReplicaID, ts HLC, op Op, d *State) {
 			}
 		}
 	}
-	e := s.lookup(op.Path)
+	e := at.e
+	if !at.ok {
+		e = s.lookup(op.Path)
+	}
+	// covered[gone:gone+n] are dots that leave s before the loop below
+	// (a set's old values), so that it need not look them up there.
+	gone, n := len(covered), 0
 	if e != nil {
 		covered = e.covered(covered, op, replica, false)
 	}
@@ -175,8 +192,12 @@ func (s *State) applyOne(replica ReplicaID, ts HLC, op Op, d *State) {
 				// leave here, so that the new one takes their place
 				// rather than growing the register (the loop below
 				// finds them gone from s).
+				// register.covered put them first of e's in covered.
 				for _, x := range reg.dots {
 					s.idx.del(x.dot)
+				}
+				if target == e {
+					n = len(reg.dots)
 				}
 				clear(reg.dots)
 				reg.dots = reg.dots[:0]
@@ -192,11 +213,14 @@ func (s *State) applyOne(replica ReplicaID, ts HLC, op Op, d *State) {
 		// In order, each dot extends the delta's context at its end; in map
 		// order a big delete would insert into the middle every time.
 		slices.SortFunc(covered, compareDots)
+		n = 0 // s.removeDot finds them gone
 	}
-	for _, c := range covered {
+	for i, c := range covered {
 		d.cc.Add(c)
 		d.removeDot(c) // an earlier op of the same batch may hold it
-		s.removeDot(c)
+		if i < gone || i >= gone+n {
+			s.removeDot(c)
+		}
 	}
 	if dot.Counter != 0 {
 		// After the covered dots, which are older: the delta's context
@@ -216,16 +240,18 @@ func compareDots(a, b Dot) int {
 }
 
 // validate checks ops against the current state and against each other, in
-// order, and returns them with values in compact form, appended to out.
-func (s *State) validate(ops []Op, out []Op) ([]Op, error) {
+// order, and returns them with values in compact form, appended to out,
+// and the entry it found at the op's path for a one-op transaction.
+func (s *State) validate(ops []Op, out []Op) ([]Op, found, error) {
+	var at found
 	if len(ops) == 0 {
-		return nil, fmt.Errorf("%w: empty transaction", ErrInvalidOp)
+		return nil, at, fmt.Errorf("%w: empty transaction", ErrInvalidOp)
 	}
 	ov := overlay{s: s}
 	out = slices.Grow(out[:0], len(ops))
 	for i, op := range ops {
-		fail := func(err error, format string, a ...any) ([]Op, error) {
-			return nil, fmt.Errorf("%w: op %d (%s %q): %w", err, i, op.Kind, strings.Join(op.Path, "."), fmt.Errorf(format, a...))
+		fail := func(err error, format string, a ...any) ([]Op, found, error) {
+			return nil, found{}, fmt.Errorf("%w: op %d (%s %q): %w", err, i, op.Kind, strings.Join(op.Path, "."), fmt.Errorf(format, a...))
 		}
 		if len(op.Path) == 0 {
 			return fail(ErrInvalidPath, "path is empty")
@@ -269,7 +295,14 @@ func (s *State) validate(ops []Op, out []Op) ([]Op, error) {
 					return fail(ErrTypeConflict, "%s holds a %s, not a map", strings.Join(op.Path[:j], "."), k)
 				}
 			}
-			if k := ov.kind(op.Path); k != KindNone && k != want {
+			var k Kind
+			if len(ops) == 1 {
+				at = found{e: s.lookup(op.Path), ok: true}
+				k = at.e.kind()
+			} else {
+				k = ov.kind(op.Path)
+			}
+			if k != KindNone && k != want {
 				if op.Kind == OpRemove {
 					return fail(ErrTypeConflict, "key holds a %s, not a set", k)
 				}
@@ -290,7 +323,7 @@ func (s *State) validate(ops []Op, out []Op) ([]Op, error) {
 		}
 		out = append(out, op)
 	}
-	return out, nil
+	return out, at, nil
 }
 
 // overlay tracks the kinds that earlier ops of a transaction give to paths.
