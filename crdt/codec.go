@@ -269,7 +269,7 @@ func decode(b []byte, origin ReplicaID, lim Limits) (*State, error) {
 	if n := len(w.Root); n > 1 {
 		// Room for the top-level keys, and for a dot each: a big state or
 		// delta would otherwise grow both maps step by step.
-		s.root.kids = make(map[string]*entry, n)
+		s.root.kids.grow(n)
 		s.idx.grow(n)
 	}
 	budget := lim.MaxBytes // what the document's compressed sequence columns may inflate to

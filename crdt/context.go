@@ -15,6 +15,8 @@ type interval struct{ lo, hi uint64 }
 //
 // The zero value is not usable; call NewCausalContext.
 type CausalContext struct {
+	// vv is nil until it holds something (a delta's context, most of
+	// the time: see setVV).
 	vv VersionVector
 	// The dot cloud, per replica: sorted, disjoint, non-adjacent
 	// intervals, all > vv[r]+1 (see cloudOf, setCloud, clouds). One
@@ -79,7 +81,20 @@ func (c *CausalContext) clouds() iter.Seq2[ReplicaID, []interval] {
 }
 
 // VV returns the contiguous part of the context. The caller must not modify it.
-func (c *CausalContext) VV() VersionVector { return c.vv }
+func (c *CausalContext) VV() VersionVector {
+	if c.vv == nil {
+		return VersionVector{}
+	}
+	return c.vv
+}
+
+// setVV sets r's entry of the vector, making the vector when c has none.
+func (c *CausalContext) setVV(r ReplicaID, n uint64) {
+	if c.vv == nil {
+		c.vv = VersionVector{}
+	}
+	c.vv[r] = n
+}
 
 // CloudSize returns the number of intervals in the dot cloud (zero once every
 // gap has been filled).
@@ -128,7 +143,7 @@ func (c *CausalContext) AddRange(r ReplicaID, lo, hi uint64) {
 		return
 	}
 	if lo <= top+1 {
-		c.vv[r] = hi
+		c.setVV(r, hi)
 		c.absorb(r)
 		return
 	}
@@ -184,7 +199,7 @@ func (c *CausalContext) absorb(r ReplicaID) {
 	if k == 0 {
 		return
 	}
-	c.vv[r] = top
+	c.setVV(r, top)
 	c.setCloud(r, append([]interval(nil), ivs[k:]...))
 }
 
@@ -350,7 +365,7 @@ func (c *CausalContext) removeRange(r ReplicaID, lo, hi uint64) {
 	}
 	delete(c.vv, r)
 	if len(out) > 0 && out[0].lo == 1 {
-		c.vv[r] = out[0].hi
+		c.setVV(r, out[0].hi)
 		out = out[1:]
 	}
 	c.setCloud(r, out)

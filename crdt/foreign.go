@@ -19,7 +19,7 @@ func foreignSeqs(n *mapNode, origin ReplicaID) bool {
 	if n == nil {
 		return false
 	}
-	for _, e := range n.kids {
+	for _, e := range n.kids.all() {
 		if t := e.text(); t != nil && (t.seq != nil || foreignChange(t.delta, origin)) {
 			return true
 		}

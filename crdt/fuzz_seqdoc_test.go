@@ -143,7 +143,7 @@ func seqPathsIn(s *State) [][]string {
 		if n == nil {
 			return
 		}
-		for k, e := range n.kids {
+		for k, e := range n.kids.all() {
 			p := append(slices.Clone(prefix), k)
 			if k := e.kind(); k == KindText || k == KindList {
 				out = append(out, p)

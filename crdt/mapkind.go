@@ -12,10 +12,10 @@ import (
 
 // mapNode is a map of a document: the root, or the map kind's store at a
 // key. It holds no dots itself: its writes are those of its entries, and
-// State.idx locates them there.
+// State.idx locates them there. Its entries are a keyMap.
 type mapNode struct {
 	owner *entry // nil for the document root
-	kids  map[string]*entry
+	kids  keyMap
 }
 
 var _ kindStore = (*mapNode)(nil)
@@ -23,19 +23,20 @@ var _ kindStore = (*mapNode)(nil)
 // subMap returns e's map, creating it with room for hint keys.
 func (e *entry) subMap(hint int) *mapNode {
 	if e.sub == nil {
-		e.sub = &mapNode{owner: e, kids: make(map[string]*entry, hint)}
+		e.sub = &mapNode{owner: e}
+		e.sub.kids.grow(hint)
 		e.vals[KindMap-1] = e.sub
 	}
 	return e.sub
 }
 
-func (n *mapNode) empty() bool { return len(n.kids) == 0 }
+func (n *mapNode) empty() bool { return n.kids.len() == 0 }
 
 // visible reports whether a key of the map shows something: a map whose
 // keys hold only deleted texts (tombstones kept as anchors) shows as
 // nothing, as it would had they been registers.
 func (n *mapNode) visible() bool {
-	for _, e := range n.kids {
+	for _, e := range n.kids.all() {
 		if e.kind() != KindNone {
 			return true
 		}
@@ -49,7 +50,7 @@ func (n *mapNode) covered(out []Dot, op Op, replica ReplicaID, _ bool) []Dot {
 	if op.Kind != OpDelete {
 		return out
 	}
-	for _, e := range n.kids {
+	for _, e := range n.kids.all() {
 		out = e.covered(out, op, replica, false)
 	}
 	return out
@@ -68,8 +69,8 @@ func (n *mapNode) splitAdd(*State, *entry, Dot, string) {}
 // mergeInto merges the map's entries into de's map (see State.mergeNode);
 // what it adds is at those entries, not at de.
 func (n *mapNode) mergeInto(s *State, de *entry, m merger) bool {
-	if len(n.kids) > 0 {
-		s.mergeNode(de.subMap(len(n.kids)), n, m)
+	if n.kids.len() > 0 {
+		s.mergeNode(de.subMap(n.kids.len()), n, m)
 	}
 	return false
 }
@@ -82,8 +83,8 @@ func (n *mapNode) writeJSON(buf *bytes.Buffer) {
 		e    *entry
 		kind Kind
 	}
-	kids := make([]shown, 0, len(n.kids))
-	for k, e := range n.kids {
+	kids := make([]shown, 0, n.kids.len())
+	for k, e := range n.kids.all() {
 		if kind := e.kind(); kind != KindNone {
 			kids = append(kids, shown{k, e, kind})
 		}
@@ -127,11 +128,11 @@ func (n *mapNode) encode(we *wEntry, index map[ReplicaID]uint64, origin ReplicaI
 
 // encodeKids encodes the map's entries (nil when it has none).
 func (n *mapNode) encodeKids(index map[ReplicaID]uint64, origin ReplicaID) wMap {
-	if len(n.kids) == 0 {
+	if n.kids.len() == 0 {
 		return nil
 	}
-	out := make(wMap, len(n.kids))
-	for k, e := range n.kids {
+	out := make(wMap, n.kids.len())
+	for k, e := range n.kids.all() {
 		we := &wEntry{}
 		for _, v := range e.vals {
 			if v != nil {

@@ -112,18 +112,18 @@ func (s *State) merge(src *State, touched func(e *entry, removed bool), keepHeld
 // mergeNode adds to dst (a map of s) the dots of src (the same map in
 // another state) that s has not seen.
 func (s *State) mergeNode(dst, src *mapNode, m merger) {
-	if len(src.kids) > 2*len(dst.kids)+1024 {
-		dst.kids = growMap(dst.kids, len(dst.kids)+len(src.kids))
+	if src.kids.len() > 2*dst.kids.len()+1024 {
+		dst.kids.grow(dst.kids.len() + src.kids.len())
 	}
 	// Large merges allocate new entries, and their registers, in slabs
 	// rather than one by one.
 	var slab []entry
 	var regSlab []register // made when first needed, as big as what is left of slab
-	if len(src.kids) >= 64 {
-		slab = make([]entry, 0, len(src.kids))
+	if src.kids.len() >= 64 {
+		slab = make([]entry, 0, src.kids.len())
 	}
-	for k, se := range src.kids {
-		de := dst.kids[k]
+	for k, se := range src.kids.all() {
+		de := dst.kids.get(k)
 		created := false
 		if de == nil {
 			if len(slab) < cap(slab) {
@@ -139,7 +139,7 @@ func (s *State) mergeNode(dst, src *mapNode, m merger) {
 			} else {
 				de = &entry{parent: dst, key: k}
 			}
-			dst.kids[k] = de
+			dst.kids.put(k, de)
 			created = true
 		}
 		added := false
@@ -152,7 +152,7 @@ func (s *State) mergeNode(dst, src *mapNode, m merger) {
 			m.touched(de, false)
 		}
 		if created && de.empty() {
-			delete(dst.kids, k)
+			dst.kids.del(k)
 		}
 	}
 }

@@ -122,7 +122,7 @@ func (s *State) applyOne(replica ReplicaID, ts HLC, op Op, d *State, at found) {
 	if op.Kind != OpDelete && op.Kind != OpRemove && len(op.Path) > 1 {
 		n := s.root
 		for _, k := range op.Path[:len(op.Path)-1] {
-			e := n.kids[k]
+			e := n.kids.get(k)
 			if e == nil {
 				break
 			}

@@ -36,7 +36,7 @@ func (l *editLog) noteBefore(s *State, n *mapNode, prefix []string) {
 	if n == nil {
 		return
 	}
-	for k, e := range n.kids {
+	for k, e := range n.kids.all() {
 		path := append(prefix[:len(prefix):len(prefix)], k)
 		if e.text() != nil || e.list() != nil {
 			if l.before == nil {

@@ -245,7 +245,7 @@ func hasSeqs(n *mapNode) bool {
 	if n == nil {
 		return false
 	}
-	for _, e := range n.kids {
+	for _, e := range n.kids.all() {
 		if !e.text().empty() || !e.list().empty() || hasSeqs(e.sub) {
 			return true
 		}

@@ -3,8 +3,6 @@ package crdt
 import (
 	"encoding/json"
 	"fmt"
-	"maps"
-	"slices"
 	"unicode/utf8"
 )
 
@@ -169,8 +167,8 @@ func (s *State) deleteSeqs(replica ReplicaID, e *entry, d *State) {
 	s.deleteSeqsAt(replica, e, d)
 	if e.sub != nil {
 		// In key order: the deletes' dots are numbered alike on every run.
-		for _, k := range slices.Sorted(maps.Keys(e.sub.kids)) {
-			s.deleteSeqs(replica, e.sub.kids[k], d)
+		for _, k := range e.sub.kids.sorted() {
+			s.deleteSeqs(replica, e.sub.kids.get(k), d)
 		}
 	}
 }

@@ -280,9 +280,9 @@ func (sp *splitter) heldCost(l loc, d Dot) (cost int, ok bool) {
 		var kids int
 		switch {
 		case parent == nil:
-			kids = len(p.s.root.kids)
+			kids = p.s.root.kids.len()
 		case p.ents[parent] != nil && p.ents[parent].sub != nil:
-			kids = len(p.ents[parent].sub.kids)
+			kids = p.ents[parent].sub.kids.len()
 		}
 		if kids == 0 {
 			cost += 2 // the map's field key (or root key) and header
@@ -319,7 +319,7 @@ func (sp *splitter) ensure(e *entry) *entry {
 		n = pa.subMap(0)
 	}
 	a := &entry{parent: n, key: e.key}
-	n.kids[e.key] = a
+	n.kids.put(e.key, a)
 	p.ents[e] = a
 	return a
 }

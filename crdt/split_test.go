@@ -181,10 +181,10 @@ func scatteredDelete(t testing.TB, n int, direct, keep bool) (before, delta *Sta
 		for i := 0; i < n; i++ {
 			r := splitReps[(i/perTxn)%len(splitReps)]
 			c := 2*uint64(i/(perTxn*len(splitReps))*perTxn+i%perTxn) + 1
-			e := m.kids[strconv.Itoa(i)]
+			e := m.kids.get(strconv.Itoa(i))
 			if e == nil {
 				e = &entry{parent: m, key: strconv.Itoa(i)}
-				m.kids[e.key] = e
+				m.kids.put(e.key, e)
 			}
 			s.insertReg(e, regDot{dot: Dot{r, c}, hlc: HLC(i - i%perTxn + 1), val: js(`1`)})
 			s.cc.AddRange(r, c, c+1) // c+1: the overwritten o
@@ -289,7 +289,7 @@ func TestSplitDeleteReceiver(t *testing.T) {
 		left -= int(got.cc.dotCount())
 		k := 0
 		if e := r.lookup([]string{"m"}); e != nil && e.sub != nil {
-			k = len(e.sub.kids)
+			k = e.sub.kids.len()
 		}
 		if k != left {
 			t.Fatalf("after piece %d: %d values left, want %d", i, k, left)

@@ -2,8 +2,6 @@ package crdt
 
 import (
 	"encoding/json"
-	"maps"
-	"slices"
 	"unicode/utf8"
 )
 
@@ -23,7 +21,7 @@ func hasSeqContent(n *mapNode) bool {
 	if n == nil {
 		return false
 	}
-	for _, e := range n.kids {
+	for _, e := range n.kids.all() {
 		if t := e.text(); t != nil && !t.content().IsEmpty() || e.list() != nil && !e.list().content().IsEmpty() || hasSeqContent(e.sub) {
 			return true
 		}
@@ -52,8 +50,8 @@ func seqBudget(lim Limits) int { return max(lim.MaxBytes*3/4-1024, 256) }
 // seqPieces returns one piece per chunk of each sequence change under n.
 func seqPieces(n *mapNode, prefix []string, budget int) []*State {
 	var out []*State
-	for _, k := range sortedKeys(n.kids) {
-		e := n.kids[k]
+	for _, k := range n.kids.sorted() {
+		e := n.kids.get(k)
 		path := append(prefix[:len(prefix):len(prefix)], k)
 		if t := e.text(); t != nil && t.delta != nil {
 			for _, c := range chunkSeq(t.delta, budget) {
@@ -155,14 +153,10 @@ func valueCost[V SeqValue](v V) int {
 	return 1
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	return slices.Sorted(maps.Keys(m))
-}
-
 // partSeqs copies d's map n into rest without the sequence changes, and
 // those into seqs with their dots.
 func partSeqs(n *mapNode, rest, seqs *State, prefix []string) {
-	for k, e := range n.kids {
+	for k, e := range n.kids.all() {
 		path := append(prefix[:len(prefix):len(prefix)], k)
 		var re *entry
 		at := func() *entry {

@@ -73,8 +73,6 @@ func New() *State {
 		cc   CausalContext
 		root mapNode
 	}{}
-	a.cc.vv = VersionVector{}
-	a.root.kids = map[string]*entry{}
 	a.s = State{cc: &a.cc, root: &a.root}
 	return &a.s
 }
@@ -103,7 +101,7 @@ func (s *State) lookup(path []string) *entry {
 		if n == nil {
 			return nil
 		}
-		e = n.kids[k]
+		e = n.kids.get(k)
 		if e == nil {
 			return nil
 		}
@@ -119,10 +117,10 @@ func (s *State) ensure(path []string) *entry {
 	n := s.root
 	var e *entry
 	for i, k := range path {
-		e = n.kids[k]
+		e = n.kids.get(k)
 		if e == nil {
 			e = &entry{parent: n, key: k}
-			n.kids[k] = e
+			n.kids.put(k, e)
 		}
 		if i < len(path)-1 {
 			n = e.subMap(0)
@@ -139,12 +137,12 @@ func (s *State) ensureReg(path []string) *entry {
 		n = s.ensure(path[:len(path)-1]).subMap(0)
 	}
 	k := path[len(path)-1]
-	e := n.kids[k]
+	e := n.kids.get(k)
 	if e == nil {
 		x := &regEntry{e: entry{parent: n, key: k}}
 		x.e.vals[KindRegister-1] = x.r.init()
 		e = &x.e
-		n.kids[k] = e
+		n.kids.put(k, e)
 	}
 	return e
 }
@@ -172,8 +170,8 @@ func (s *State) removeAt(l loc, d Dot) {
 func (s *State) prune(e *entry) {
 	for e != nil && e.empty() {
 		p := e.parent
-		if p.kids[e.key] == e {
-			delete(p.kids, e.key)
+		if p.kids.get(e.key) == e {
+			p.kids.del(e.key)
 		}
 		e = p.owner
 	}
