@@ -5,20 +5,42 @@ import (
 	"testing"
 )
 
-// TestDotIndexModel: random puts and deletes leave a dotIndex holding what
-// a plain map holds, whether its first dot is inline or not.
+// TestDotIndexModel: random puts, deletes (some while walking all) and
+// grows leave a dotIndex holding what a plain map holds, whether its
+// first dot is inline or not, and however its replicas' maps come and go.
 func TestDotIndexModel(t *testing.T) {
-	for seed := range uint64(20) {
+	reps := []ReplicaID{"A", "B", "C"}
+	for seed := range uint64(40) {
 		rng := rand.New(rand.NewPCG(seed, 3))
 		var x dotIndex
 		model := map[Dot]loc{}
 		entries := []*entry{{key: "a"}, {key: "b"}}
-		for step := range 400 {
-			d := Dot{ReplicaID([]string{"A", "B"}[rng.IntN(2)]), 1 + uint64(rng.IntN(6))}
-			if rng.IntN(3) == 0 {
+		for step := range 600 {
+			d := Dot{reps[rng.IntN(len(reps))], 1 + uint64(rng.IntN(6))}
+			switch r := rng.IntN(12); {
+			case r < 4:
 				x.del(d)
 				delete(model, d)
-			} else {
+			case r == 4:
+				// Delete every other dot while walking the index.
+				i := 0
+				for d := range x.all() {
+					if i%2 == 0 {
+						x.del(d)
+						delete(model, d)
+					}
+					i++
+				}
+			case r == 5 && step%2 == 0:
+				x.grow(rng.IntN(100))
+			case r == 5:
+				// Grow for a source of many dots of some replicas.
+				var src dotIndex
+				for c := range uint64(1100 + rng.IntN(400)) {
+					src.put(Dot{reps[rng.IntN(2)], 100 + c}, loc{})
+				}
+				x.growFor(&src)
+			default:
 				l := loc{e: entries[rng.IntN(2)], kind: KindRegister}
 				x.put(d, l)
 				model[d] = l
@@ -36,18 +58,23 @@ func TestDotIndexModel(t *testing.T) {
 			if seen != len(model) {
 				t.Fatalf("seed %d step %d: all gave %d dots, want %d", seed, step, seen, len(model))
 			}
-			for r := range 2 {
+			for _, r := range append(reps, "Z") {
 				for c := range uint64(7) {
-					d := Dot{ReplicaID([]string{"A", "B"}[r]), c}
+					d := Dot{r, c}
 					l, ok := x.get(d)
-					if want, wok := model[d]; ok != wok || l != want {
+					if want, wok := model[d]; ok != wok || l != want || x.has(d) != wok {
 						t.Fatalf("seed %d step %d: get(%v) = %v %v, want %v %v", seed, step, d, l, ok, want, wok)
 					}
 				}
 			}
 			if x.has1 {
-				if _, dup := x.more[x.one]; dup {
-					t.Fatalf("seed %d step %d: %v inline and in the map", seed, step, x.one)
+				if _, dup := x.of(x.one.Replica)[x.one.Counter]; dup {
+					t.Fatalf("seed %d step %d: %v inline and in a map", seed, step, x.one)
+				}
+			}
+			if x.m1 != nil {
+				if _, dup := x.more[x.r1]; dup {
+					t.Fatalf("seed %d step %d: replica %s's map held twice", seed, step, x.r1)
 				}
 			}
 		}

@@ -97,7 +97,7 @@ func (s *State) merge(src *State, touched func(e *entry, removed bool), keepHeld
 	// 2. Add the dots src holds that we have not seen, walking both trees
 	// together (no per-dot path lookups).
 	if src.idx.len() > 2*s.idx.len()+1024 {
-		s.idx.grow(s.idx.len() + src.idx.len())
+		s.idx.growFor(&src.idx)
 	}
 	s.mergeNode(s.root, src.root, m)
 	// 3. Join the causal contexts, but for what the sequences refused.
