@@ -23,7 +23,7 @@ var _ kindStore = (*counter)(nil)
 
 // counter returns e's counter, or nil.
 func (e *entry) counter() *counter {
-	c, _ := e.vals[KindCounter-1].(*counter)
+	c, _ := e.at(KindCounter).(*counter)
 	return c
 }
 
@@ -31,7 +31,7 @@ func (s *State) insertCtr(e *entry, c ctrDot) {
 	ctr := e.counter()
 	if ctr == nil {
 		ctr = &counter{}
-		e.vals[KindCounter-1] = ctr
+		e.setAt(KindCounter, ctr)
 	}
 	ctr.dots = append(ctr.dots, c)
 	s.idx.put(c.dot, loc{e: e, kind: KindCounter})

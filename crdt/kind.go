@@ -1,6 +1,9 @@
 package crdt
 
-import "bytes"
+import (
+	"bytes"
+	"iter"
+)
 
 // Kind is the CRDT type held at a key of a document map.
 type Kind uint8
@@ -104,12 +107,46 @@ type kindStore interface {
 }
 
 // at returns e's store of kind k, or nil.
-func (e *entry) at(k Kind) kindStore { return e.vals[k-1] }
+func (e *entry) at(k Kind) kindStore {
+	if e.k1 == k {
+		return e.v1
+	}
+	if e.more == nil {
+		return nil
+	}
+	return e.more[k-1]
+}
+
+// setAt makes v e's store of kind k. A store, once set, stays.
+func (e *entry) setAt(k Kind, v kindStore) {
+	if e.k1 == KindNone || e.k1 == k {
+		e.k1, e.v1 = k, v
+		return
+	}
+	if e.more == nil {
+		e.more = new([numKinds]kindStore)
+	}
+	e.more[k-1] = v
+}
+
+// stores yields e's stores, by kind.
+func (e *entry) stores() iter.Seq[kindStore] {
+	return func(yield func(kindStore) bool) {
+		for k := KindRegister; k <= KindList; k++ {
+			if v := e.at(k); v != nil && !yield(v) {
+				return
+			}
+		}
+	}
+}
 
 // empty reports whether every store of e is empty.
 func (e *entry) empty() bool {
-	for _, v := range e.vals {
-		if v != nil && !v.empty() {
+	if e.more == nil {
+		return e.v1 == nil || e.v1.empty()
+	}
+	for v := range e.stores() {
+		if !v.empty() {
 			return false
 		}
 	}
@@ -121,8 +158,14 @@ func (e *entry) kind() Kind {
 	if e == nil {
 		return KindNone
 	}
+	if e.more == nil { // one store at most
+		if e.v1 != nil && e.v1.visible() {
+			return e.k1
+		}
+		return KindNone
+	}
 	for _, k := range kindOrder {
-		if v := e.vals[k-1]; v != nil && v.visible() {
+		if v := e.at(k); v != nil && v.visible() {
 			return k
 		}
 	}
@@ -132,8 +175,14 @@ func (e *entry) kind() Kind {
 // covered appends the dots that op, by replica, observes in e's stores (see
 // kindStore.covered).
 func (e *entry) covered(out []Dot, op Op, replica ReplicaID, below bool) []Dot {
+	if e.more == nil { // one store at most
+		if e.v1 != nil {
+			out = e.v1.covered(out, op, replica, below)
+		}
+		return out
+	}
 	for _, k := range storeOrder {
-		if v := e.vals[k-1]; v != nil {
+		if v := e.at(k); v != nil {
 			out = v.covered(out, op, replica, below)
 		}
 	}

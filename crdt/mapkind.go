@@ -25,7 +25,7 @@ func (e *entry) subMap(hint int) *mapNode {
 	if e.sub == nil {
 		e.sub = &mapNode{owner: e}
 		e.sub.kids.grow(hint)
-		e.vals[KindMap-1] = e.sub
+		e.setAt(KindMap, e.sub)
 	}
 	return e.sub
 }
@@ -134,10 +134,8 @@ func (n *mapNode) encodeKids(index map[ReplicaID]uint64, origin ReplicaID) wMap 
 	out := make(wMap, n.kids.len())
 	for k, e := range n.kids.all() {
 		we := &wEntry{}
-		for _, v := range e.vals {
-			if v != nil {
-				v.encode(we, index, origin)
-			}
+		for v := range e.stores() {
+			v.encode(we, index, origin)
 		}
 		out[k] = we
 	}

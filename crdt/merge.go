@@ -134,7 +134,7 @@ func (s *State) mergeNode(dst, src *mapNode, m merger) {
 						regSlab = make([]register, 0, cap(slab)-len(slab)+1)
 					}
 					regSlab = append(regSlab, register{})
-					de.vals[KindRegister-1] = regSlab[len(regSlab)-1].init()
+					de.setAt(KindRegister, regSlab[len(regSlab)-1].init())
 				}
 			} else {
 				de = &entry{parent: dst, key: k}
@@ -144,7 +144,7 @@ func (s *State) mergeNode(dst, src *mapNode, m merger) {
 		}
 		added := false
 		for _, k := range storeOrder {
-			if v := se.vals[k-1]; v != nil && v.mergeInto(s, de, m) {
+			if v := se.at(k); v != nil && v.mergeInto(s, de, m) {
 				added = true
 			}
 		}

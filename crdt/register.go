@@ -47,7 +47,7 @@ func (r *register) init() *register {
 
 // register returns e's register, or nil.
 func (e *entry) register() *register {
-	r, _ := e.vals[KindRegister-1].(*register)
+	r, _ := e.at(KindRegister).(*register)
 	return r
 }
 
@@ -55,7 +55,7 @@ func (s *State) insertReg(e *entry, r regDot) {
 	reg := e.register()
 	if reg == nil {
 		reg = new(register).init()
-		e.vals[KindRegister-1] = reg
+		e.setAt(KindRegister, reg)
 	}
 	reg.dots = append(reg.dots, r)
 	s.idx.put(r.dot, loc{e: e, kind: KindRegister})

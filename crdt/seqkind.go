@@ -135,10 +135,10 @@ func seqKindOf[V SeqValue]() Kind {
 // seqSlotOf returns e's text (V rune) or list, creating it.
 func seqSlotOf[V SeqValue](e *entry) *seqSlot[V] {
 	k := seqKindOf[V]()
-	sl, _ := e.vals[k-1].(*seqSlot[V])
+	sl, _ := e.at(k).(*seqSlot[V])
 	if sl == nil {
 		sl = &seqSlot[V]{}
-		e.vals[k-1] = sl
+		e.setAt(k, sl)
 	}
 	return sl
 }
@@ -148,13 +148,13 @@ func listSlot(e *entry) *seqSlot[json.RawMessage] { return seqSlotOf[json.RawMes
 
 // text returns e's text, or nil.
 func (e *entry) text() *seqSlot[rune] {
-	sl, _ := e.vals[KindText-1].(*seqSlot[rune])
+	sl, _ := e.at(KindText).(*seqSlot[rune])
 	return sl
 }
 
 // list returns e's list, or nil.
 func (e *entry) list() *seqSlot[json.RawMessage] {
-	sl, _ := e.vals[KindList-1].(*seqSlot[json.RawMessage])
+	sl, _ := e.at(KindList).(*seqSlot[json.RawMessage])
 	return sl
 }
 

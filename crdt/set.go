@@ -20,7 +20,7 @@ var _ kindStore = (*set)(nil)
 
 // set returns e's set, or nil.
 func (e *entry) set() *set {
-	s, _ := e.vals[KindSet-1].(*set)
+	s, _ := e.at(KindSet).(*set)
 	return s
 }
 
@@ -28,7 +28,7 @@ func (s *State) insertElem(e *entry, elem string, d Dot) {
 	st := e.set()
 	if st == nil {
 		st = &set{elems: map[string][]Dot{}}
-		e.vals[KindSet-1] = st
+		e.setAt(KindSet, st)
 	}
 	st.elems[elem] = append(st.elems[elem], d)
 	s.idx.put(d, loc{e: e, kind: KindSet, elem: elem})

@@ -5,7 +5,7 @@ package crdt
 const MaxPathDepth = 32
 
 // entry is the value at one key of a map: one store per CRDT kind it has
-// received, in vals at index kind-1 (see kindStore). Normally one store is
+// received (see kindStore, at and setAt). Normally one store is
 // non-empty; concurrent writes of different kinds can fill several, and
 // the visible kind is then the first of kindOrder: map > list > text >
 // set > counter > register (see Kind resolution in doc.go). A later local write at the key
@@ -13,8 +13,13 @@ const MaxPathDepth = 32
 type entry struct {
 	parent *mapNode
 	key    string
-	vals   [numKinds]kindStore
-	sub    *mapNode // vals[KindMap-1] as a map, for walking paths (see subMap)
+	// The stores: the first the key received, of kind k1, in v1 (most
+	// keys only ever hold one kind), and any other in more, at index
+	// kind-1 — so that an entry is small and holds few pointers.
+	v1   kindStore
+	more *[numKinds]kindStore
+	sub  *mapNode // at(KindMap) as a map, for walking paths (see subMap)
+	k1   Kind
 }
 
 func (e *entry) path() []string {
@@ -140,7 +145,7 @@ func (s *State) ensureReg(path []string) *entry {
 	e := n.kids.get(k)
 	if e == nil {
 		x := &regEntry{e: entry{parent: n, key: k}}
-		x.e.vals[KindRegister-1] = x.r.init()
+		x.e.setAt(KindRegister, x.r.init())
 		e = &x.e
 		n.kids.put(k, e)
 	}
