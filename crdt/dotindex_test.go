@@ -37,7 +37,7 @@ func TestDotIndexModel(t *testing.T) {
 				// Grow for a source of many dots of some replicas.
 				var src dotIndex
 				for c := range uint64(1100 + rng.IntN(400)) {
-					src.put(Dot{reps[rng.IntN(2)], 100 + c}, loc{})
+					src.put(Dot{reps[rng.IntN(2)], 100 + c}, loc{e: entries[0]})
 				}
 				x.growFor(&src)
 			default:
@@ -68,7 +68,7 @@ func TestDotIndexModel(t *testing.T) {
 				}
 			}
 			if x.has1 {
-				if _, dup := x.of(x.one.Replica)[x.one.Counter]; dup {
+				if m := x.of(x.one.Replica); m != nil && m.has(x.one.Counter) {
 					t.Fatalf("seed %d step %d: %v inline and in a map", seed, step, x.one)
 				}
 			}
