@@ -94,7 +94,7 @@ func (r *driver) Run() {
 				r.updateOutboxMetric()
 				r.stepFromWork(func(e *engine.Doc) { e.Acknowledged(w.ackUpTo, w.err) })
 			} else {
-				r.stepFromWork(func(e *engine.Doc) { e.Persisted(w.appendID, w.err) })
+				r.stepFromWork(func(e *engine.Doc) { e.Persisted(r.d.now(), w.appendID, w.err) })
 			}
 			r.qmu.Lock()
 			r.inflight--

@@ -93,6 +93,11 @@ type Config struct {
 	// VerifiedCache bounds the envelopes remembered as verified (default
 	// 65,536).
 	VerifiedCache int
+	// GroupWait bounds how long the next own delta waits, once one became
+	// durable, for the writers it answered to write again and join it
+	// (group.go); the wait is also at most the time that delta took to
+	// persist. Default (0) DefaultGroupWait, 2 ms; negative: never wait.
+	GroupWait time.Duration
 }
 
 // Storage is what an engine reads of its document's durable log. Only

@@ -37,6 +37,8 @@ type Doc struct {
 	nextProp   uint64
 	lastNow    time.Time // of the last proposal applied (the clock of signing)
 	ownFlight  int       // own appends not yet persisted
+	hold       groupHold // the next cut waits for the writers just answered (group.go)
+	now        time.Time // the latest time stepped with (Propose, Persisted, Tick)
 	holdWrites bool      // an encoding of durable state only is wanted (snapshot, compaction)
 
 	// Appends asked for, not yet reported persisted.
@@ -98,6 +100,7 @@ type batch struct {
 	own     bool
 	envs    []*wire.Envelope // own: to publish once durable
 	props   []uint64         // own: proposals it carries
+	cutAt   time.Time        // own: when it was cut
 	changes []*pendingChange // announced once durable
 }
 
@@ -117,6 +120,9 @@ func New(cfg Config) (d *Doc, warn error, err error) {
 	}
 	if cfg.VerifiedCache <= 0 {
 		cfg.VerifiedCache = 1 << 16
+	}
+	if cfg.GroupWait == 0 {
+		cfg.GroupWait = DefaultGroupWait
 	}
 	cache, err := simplelru.NewLRU[[32]byte, struct{}](cfg.VerifiedCache, nil)
 	if err != nil {
@@ -352,11 +358,13 @@ func (d *Doc) Close() {
 	for s := range d.sessions {
 		s.closed = true
 	}
+	d.cut() // writes waiting for their group are persisted still
 }
 
-// Persisted reports the outcome of Append id. A failure marks the engine
-// failed: every later write is refused.
-func (d *Doc) Persisted(id uint64, err error) {
+// Persisted reports the outcome of Append id, known at now. A failure
+// marks the engine failed: every later write is refused.
+func (d *Doc) Persisted(now time.Time, id uint64, err error) {
+	d.now = now
 	b := d.flight[id]
 	if b == nil {
 		return
@@ -386,6 +394,7 @@ func (d *Doc) Persisted(id uint64, err error) {
 		for _, p := range b.props {
 			d.rd.Committed = append(d.rd.Committed, Commit{p, cerr})
 		}
+		d.holdCut(now, b)
 	} else if err != nil {
 		d.rd.Warnings = append(d.rd.Warnings, fmt.Errorf("persist received deltas: %w", err))
 	}

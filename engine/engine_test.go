@@ -334,7 +334,7 @@ func TestHeldWriteAnsweredOnFailure(t *testing.T) {
 	if n := d.Pending(); n != 2 {
 		t.Fatalf("%d pending, want the one in flight and the held one", n)
 	}
-	d.Persisted(inflight.Appends[0].ID, errors.New("disk gone"))
+	d.Persisted(time.Now(), inflight.Appends[0].ID, errors.New("disk gone"))
 	answered := false
 	for _, c := range d.Ready().Committed {
 		if c.ID == held {

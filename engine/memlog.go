@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"time"
 
 	"github.com/concord-p2p/concord/crdt"
 	"github.com/concord-p2p/concord/store"
@@ -31,11 +32,15 @@ func NewMemoryLog() *MemoryLog {
 
 // Apply carries out the writes of rd on the log (appends, fork proofs,
 // acknowledgments, snapshots) and reports each to d; the Ready those
-// reports produce is d's next.
-func (m *MemoryLog) Apply(d *Doc, rd Ready) {
+// reports produce is d's next. The appends are reported durable at the
+// latest time d was stepped with: they took no time.
+func (m *MemoryLog) Apply(d *Doc, rd Ready) { m.ApplyAt(d, rd, d.now) }
+
+// ApplyAt is Apply with the appends reported durable at now.
+func (m *MemoryLog) ApplyAt(d *Doc, rd Ready, now time.Time) {
 	for _, a := range rd.Appends {
 		if err := a.Seal(); err != nil {
-			d.Persisted(a.ID, err)
+			d.Persisted(now, a.ID, err)
 			continue
 		}
 		for _, e := range a.Entries {
@@ -50,7 +55,7 @@ func (m *MemoryLog) Apply(d *Doc, rd Ready) {
 				m.outbox[e.Seq] = true
 			}
 		}
-		d.Persisted(a.ID, nil)
+		d.Persisted(now, a.ID, nil)
 	}
 	for _, fw := range rd.Forks {
 		m.forks = append(m.forks, fw.Proofs...)

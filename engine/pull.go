@@ -129,11 +129,19 @@ func (d *Doc) noteGap(now time.Time, from peer.ID, origin crdt.ReplicaID, seq ui
 
 // Deadline returns when Tick next has something to do; false: nothing
 // scheduled.
-func (d *Doc) Deadline() (time.Time, bool) { return d.gapAt, !d.gapAt.IsZero() }
+func (d *Doc) Deadline() (time.Time, bool) {
+	if d.hold.want > 0 && (d.gapAt.IsZero() || d.hold.until.Before(d.gapAt)) {
+		return d.hold.until, true
+	}
+	return d.gapAt, !d.gapAt.IsZero()
+}
 
-// Tick advances the engine's timers to now: gaps noted GapGrace ago that
-// are still open are pulled from their senders.
+// Tick advances the engine's timers to now: the pending own writes are
+// cut once their wait for more (group.go) is over, and gaps noted
+// GapGrace ago that are still open are pulled from their senders.
 func (d *Doc) Tick(now time.Time) {
+	d.now = now
+	d.tickHold(now)
 	if d.gapAt.IsZero() || now.Before(d.gapAt) {
 		return
 	}

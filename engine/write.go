@@ -50,6 +50,7 @@ func (d *Doc) ProposeAt(now time.Time, ops []crdt.Op, bases []uint64) (id, chang
 	if n := TxnBytes(ops); n > MaxTxnBytes {
 		return 0, 0, fmt.Errorf("%w: %d bytes", ErrTooLarge, n)
 	}
+	d.now = now
 	switch {
 	case d.closed:
 		return 0, 0, ErrClosed
@@ -121,9 +122,10 @@ func (d *Doc) apply(now time.Time, ops []crdt.Op, bases []uint64) error {
 }
 
 // cut turns the pending writes into one signed delta (or several pieces)
-// when no own delta is being persisted.
+// when no own delta is being persisted and the cut does not wait for more
+// (group.go).
 func (d *Doc) cut() {
-	if d.pending == nil || d.ownFlight > 0 {
+	if d.pending == nil || d.ownFlight > 0 || d.holding() {
 		return
 	}
 	delta, props, changes := d.pending, d.pendProps, d.takeLocal()
@@ -146,7 +148,7 @@ func (d *Doc) cut() {
 		return
 	}
 	b := d.append(entries, true)
-	b.envs, b.props, b.changes = envs, props, changes
+	b.envs, b.props, b.changes, b.cutAt = envs, props, changes, d.now
 	a := &d.rd.Appends[len(d.rd.Appends)-1]
 	a.envs, a.key = envs, d.cfg.Key
 	d.ownFlight++

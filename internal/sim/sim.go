@@ -323,7 +323,7 @@ func (s *sim) drain(i int) {
 			if err := a.Seal(); err != nil {
 				s.fail("replica %d: seal: %v", i, err)
 			}
-			sr.d.Persisted(a.ID, sr.st.Append(s.ctx, simDoc, own, a.Entries))
+			sr.d.Persisted(s.clock(i), a.ID, sr.st.Append(s.ctx, simDoc, own, a.Entries))
 		}
 		for _, fw := range rd.Forks {
 			added := false
