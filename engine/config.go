@@ -93,10 +93,10 @@ type Config struct {
 	// VerifiedCache bounds the envelopes remembered as verified (default
 	// 65,536).
 	VerifiedCache int
-	// GroupWait bounds how long the next own delta waits, once one became
-	// durable, for the writers it answered to write again and join it
-	// (group.go); the wait is also at most the time that delta took to
-	// persist. Default (0) DefaultGroupWait, 2 ms; negative: never wait.
+	// GroupWait, when positive, lets the next own delta wait, once one
+	// became durable, for the writers it answered to write again and join
+	// it (group.go): at most GroupWait, and at most the time that delta
+	// took to persist. Default 0: the next delta is cut at once.
 	GroupWait time.Duration
 }
 

@@ -121,9 +121,6 @@ func New(cfg Config) (d *Doc, warn error, err error) {
 	if cfg.VerifiedCache <= 0 {
 		cfg.VerifiedCache = 1 << 16
 	}
-	if cfg.GroupWait == 0 {
-		cfg.GroupWait = DefaultGroupWait
-	}
 	cache, err := simplelru.NewLRU[[32]byte, struct{}](cfg.VerifiedCache, nil)
 	if err != nil {
 		return nil, nil, err

@@ -8,6 +8,9 @@ import (
 	"github.com/concord-p2p/concord/crdt"
 )
 
+// waiting turns the group commit's wait on (2 ms at most).
+func waiting(c *Config) { c.GroupWait = 2 * time.Millisecond }
+
 // groupStart cuts a delta carrying one write, then proposes n more while
 // it is in flight, and reports it durable at epoch+took. It returns the
 // Ready of that report and the IDs of the n pending proposals.
@@ -46,13 +49,13 @@ func appended(t *testing.T, d *Doc, log *MemoryLog, rd Ready, at time.Time) []Co
 // waits in the next. The next cut waits until the answered writer wrote
 // again, and both writes go out as one delta.
 func TestGroupCommitWaitsForAnsweredWriters(t *testing.T) {
-	d, log, _ := newDoc(t, "g")
-	rd, ids := groupStart(t, d, log, 1, time.Millisecond)
+	d, log, _ := newDoc(t, "g", waiting)
+	rd, ids := groupStart(t, d, log, 1, 1500*time.Microsecond)
 	if len(rd.Committed) != 1 || len(rd.Appends) != 0 {
 		t.Fatalf("after the first delta: committed %+v, %d appends; want its writer answered and the next cut waiting", rd.Committed, len(rd.Appends))
 	}
 	at, ok := d.Deadline()
-	if want := epoch.Add(2 * time.Millisecond); !ok || !at.Equal(want) {
+	if want := epoch.Add(3 * time.Millisecond); !ok || !at.Equal(want) {
 		t.Fatalf("deadline %v %v, want %v (as long as the first delta took)", at, ok, want)
 	}
 	again, err := d.Propose(epoch.Add(time.Millisecond), set("first", "3"))
@@ -72,46 +75,46 @@ func TestGroupCommitWaitsForAnsweredWriters(t *testing.T) {
 // until the wait is over (Tick), and no longer than the delta took to
 // persist.
 func TestGroupCommitWaitEnds(t *testing.T) {
-	d, log, _ := newDoc(t, "g")
-	rd, ids := groupStart(t, d, log, 2, 500*time.Microsecond)
+	d, log, _ := newDoc(t, "g", waiting)
+	rd, ids := groupStart(t, d, log, 2, time.Millisecond)
 	if len(rd.Appends) != 0 {
 		t.Fatalf("%d appends, want the cut waiting", len(rd.Appends))
 	}
-	d.Tick(epoch.Add(900 * time.Microsecond))
+	d.Tick(epoch.Add(1900 * time.Microsecond))
 	if d.HasReady() {
 		t.Fatalf("cut before the wait was over: %+v", d.Ready())
 	}
-	d.Tick(epoch.Add(time.Millisecond))
-	got := appended(t, d, log, d.Ready(), epoch.Add(2*time.Millisecond))
+	d.Tick(epoch.Add(2 * time.Millisecond))
+	got := appended(t, d, log, d.Ready(), epoch.Add(3*time.Millisecond))
 	if len(got) != 2 || got[0].ID != ids[0] || got[1].ID != ids[1] {
 		t.Fatalf("answered %+v, want %v", got, ids)
 	}
 	// The two writers just answered are waited for in turn, again as long
 	// as their delta took.
-	if at, ok := d.Deadline(); !ok || !at.Equal(epoch.Add(3*time.Millisecond)) {
+	if at, ok := d.Deadline(); !ok || !at.Equal(epoch.Add(4*time.Millisecond)) {
 		t.Fatalf("deadline %v %v, want a wait for the two answered", at, ok)
 	}
 }
 
-// The wait is bounded by Config.GroupWait, and a negative GroupWait turns
-// it off.
+// The wait is bounded by Config.GroupWait, and without GroupWait there is
+// none.
 func TestGroupCommitWaitBound(t *testing.T) {
 	d, log, _ := newDoc(t, "g", func(c *Config) { c.GroupWait = 3 * time.Millisecond })
 	groupStart(t, d, log, 1, 10*time.Millisecond)
 	if at, ok := d.Deadline(); !ok || !at.Equal(epoch.Add(13*time.Millisecond)) {
 		t.Fatalf("deadline %v %v, want GroupWait after the delta was durable", at, ok)
 	}
-	d, log, _ = newDoc(t, "g", func(c *Config) { c.GroupWait = -1 })
+	d, log, _ = newDoc(t, "g", func(c *Config) { c.GroupWait = 0 })
 	rd, _ := groupStart(t, d, log, 1, 10*time.Millisecond)
 	if len(rd.Appends) != 1 {
-		t.Fatalf("GroupWait < 0: %d appends, want the next delta cut at once", len(rd.Appends))
+		t.Fatalf("no GroupWait: %d appends, want the next delta cut at once", len(rd.Appends))
 	}
 }
 
 // No wait for a lone writer (one outstanding proposal), nor when persisting
-// took next to no time (a memory store).
+// took less than minGroupWait (a memory store).
 func TestGroupCommitNoWait(t *testing.T) {
-	d, log, _ := newDoc(t, "g")
+	d, log, _ := newDoc(t, "g", waiting)
 	rd, _ := groupStart(t, d, log, 0, time.Millisecond)
 	if _, ok := d.Deadline(); ok || len(rd.Committed) != 1 {
 		t.Fatalf("lone writer: a wait was started (committed %+v)", rd.Committed)
@@ -122,7 +125,7 @@ func TestGroupCommitNoWait(t *testing.T) {
 	if rd := d.Ready(); len(rd.Appends) != 1 {
 		t.Fatalf("lone writer's next write: %d appends, want it cut at once", len(rd.Appends))
 	}
-	d, log, _ = newDoc(t, "g")
+	d, log, _ = newDoc(t, "g", waiting)
 	if rd, _ := groupStart(t, d, log, 3, 10*time.Microsecond); len(rd.Appends) != 1 {
 		t.Fatalf("quick persist: %d appends, want the pending writes cut at once", len(rd.Appends))
 	}
@@ -132,7 +135,7 @@ func TestGroupCommitNoWait(t *testing.T) {
 // others still go out together. Closing the engine ends the wait: the
 // pending writes are persisted still.
 func TestGroupCommitRefusalAndClose(t *testing.T) {
-	d, log, _ := newDoc(t, "g")
+	d, log, _ := newDoc(t, "g", waiting)
 	_, ids := groupStart(t, d, log, 1, time.Millisecond)
 	if _, err := d.Propose(epoch.Add(time.Millisecond), []crdt.Op{crdt.Set(nil, []byte("1"))}); err == nil {
 		t.Fatal("a set of the root was accepted")
