@@ -93,6 +93,17 @@ type Config struct {
 	// author that signs badly can get a neighbour to store a delta that
 	// third parties then refuse. Default false: every delta is checked.
 	TrustAuthorChannel bool
+	// GroupCommitWait, when positive, lets a document's next own delta
+	// wait, once the previous one is durable, for the writers that delta
+	// answered to write again, so that concurrent writers that each wait
+	// for durability share one delta (one signature, one sync) instead of
+	// alternating between two. The wait ends when they are back, or after
+	// GroupCommitWait, or after as long as the previous delta took to
+	// persist; a lone writer never waits. It pays on disks whose sync
+	// takes milliseconds; on fast storage (tmpfs) under CPU load it made
+	// deltas smaller and throughput lower (BENCHMARKS.md, "Scale: durable
+	// throughput"). Default 0: off.
+	GroupCommitWait time.Duration
 	// PresenceTTL is how long peers keep this node's presence entries
 	// without a refresh (the ttl_ms of its presence messages); the node
 	// refreshes them every PresenceTTL/3. Default and cap 30 s

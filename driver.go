@@ -42,7 +42,8 @@ type driverDeps struct {
 	selfPeer      peer.ID
 	writers       map[peer.ID]bool // nil: anyone
 	ackPeers      int
-	trustAuthor   bool // skip signature checks of envelopes from their own author
+	trustAuthor   bool          // skip signature checks of envelopes from their own author
+	groupWait     time.Duration // engine.Config.GroupWait
 	snapshotAfter int
 	compactAfter  int
 	retention     time.Duration // peers silent this long do not hold compaction back (0: forever)
@@ -127,7 +128,7 @@ func openDriver(doc string, d driverDeps) (*driver, error) {
 	}
 	eng, warn, err := engine.New(engine.Config{
 		Doc: doc, Self: d.self, SelfPeer: d.selfPeer, Key: d.key, Writers: d.writers,
-		AckPeers: d.ackPeers, TrustAuthor: d.trustAuthor, SnapshotAfter: d.snapshotAfter,
+		AckPeers: d.ackPeers, TrustAuthor: d.trustAuthor, GroupWait: d.groupWait, SnapshotAfter: d.snapshotAfter,
 		CompactAfter: d.compactAfter, Retention: d.retention, PieceBytes: d.pieceBytes,
 		Storage: r.logv,
 		// Change numbers from the boot time (ms), so that a number from

@@ -325,7 +325,7 @@ func (n *Node) openDoc(name string, o docOptions) (*Doc, error) {
 	d := &Doc{n: n, name: name}
 	deps := driverDeps{
 		store: n.st, key: n.key, self: n.self, selfPeer: n.h.ID(), writers: writers,
-		ackPeers: max(o.ackPeers, 1), trustAuthor: n.cfg.TrustAuthorChannel, snapshotAfter: n.cfg.SnapshotAfter, compactAfter: n.cfg.CompactAfter, retention: n.cfg.CompactRetention,
+		ackPeers: max(o.ackPeers, 1), trustAuthor: n.cfg.TrustAuthorChannel, groupWait: n.cfg.GroupCommitWait, snapshotAfter: n.cfg.SnapshotAfter, compactAfter: n.cfg.CompactAfter, retention: n.cfg.CompactRetention,
 		now: n.cfg.Now, metrics: n.metrics, log: n.cfg.Logger.With("doc", name),
 		onEquivocation: n.cfg.Events.Equivocation,
 		publish: func(e *wire.Envelope) {

@@ -43,6 +43,8 @@ Flags:
   --degree D        GossipSub mesh degree (default 6)
   --trust-author    skip the signature check of deltas straight from their
                     author (Config.TrustAuthorChannel)
+  --group-wait D    let concurrent writers share a delta, waiting up to D
+                    (e.g. 2ms) for them (Config.GroupCommitWait)
   --peers N         peers of converge, latency and scale
   --writes W        writes of converge, latency (per second), scale
   --docs N          documents of docs
@@ -62,6 +64,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	pebble := fs.Bool("pebble", false, "")
 	degree := fs.Int("degree", 0, "")
 	trust := fs.Bool("trust-author", false, "")
+	groupWait := fs.Duration("group-wait", 0, "")
 	asJSON := fs.Bool("json", false, "")
 	peers := fs.Int("peers", 0, "")
 	writes := fs.Int("writes", 0, "")
@@ -76,7 +79,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	o := bench.Options{MeshDegree: *degree, TrustAuthorChannel: *trust, Progress: stderr}
+	o := bench.Options{MeshDegree: *degree, TrustAuthorChannel: *trust, GroupCommitWait: *groupWait, Progress: stderr}
 	or := func(v *int, d int) int {
 		if *v > 0 {
 			return *v

@@ -83,6 +83,8 @@ type Options struct {
 	// TrustAuthorChannel skips the signature check of deltas received
 	// straight from their author (concord.Config.TrustAuthorChannel).
 	TrustAuthorChannel bool
+	// GroupCommitWait is concord.Config.GroupCommitWait (0: off).
+	GroupCommitWait time.Duration
 	// Progress, if set, gets a line now and then on long runs.
 	Progress io.Writer
 
@@ -111,7 +113,7 @@ func newCluster(ctx context.Context, o Options, n int, doc string, connectAll bo
 	dir := o.Dir
 	c := &cluster{}
 	for i := 0; i < n; i++ {
-		cfg := concord.Config{SummaryInterval: 500 * time.Millisecond, MeshDegree: o.MeshDegree, TrustAuthorChannel: o.TrustAuthorChannel}
+		cfg := concord.Config{SummaryInterval: 500 * time.Millisecond, MeshDegree: o.MeshDegree, TrustAuthorChannel: o.TrustAuthorChannel, GroupCommitWait: o.GroupCommitWait}
 		if dir != "" {
 			cfg.DataDir = fmt.Sprintf("%s/node%d", dir, i)
 		}

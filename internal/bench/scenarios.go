@@ -111,7 +111,7 @@ func Throughput(ctx context.Context, o Options, writers, total int) (Result, err
 	return Result{
 		Scenario: "throughput", Name: "tput",
 		Params:   fmt.Sprintf("2 peers, %d concurrent writers, %d writes, store=%s", writers, per*writers, storeName(o)),
-		ParamMap: map[string]any{"peers": 2, "writers": writers, "writes": per * writers, "store": storeName(o), "mesh_degree": degreeN(o)},
+		ParamMap: map[string]any{"peers": 2, "writers": writers, "writes": per * writers, "store": storeName(o), "mesh_degree": degreeN(o), "group_wait_ms": float64(o.GroupCommitWait) / 1e6},
 		Metrics: []Metric{
 			{Key: "writes_durable_both_per_s", Name: "writes durable on both peers", Value: rate, Unit: "writes/s", Target: "≥ 50000", Met: met(rate >= 50000)},
 			{Key: "writes_durable_local_per_s", Name: "writes durable locally", Value: writes / local.Seconds(), Unit: "writes/s"},
