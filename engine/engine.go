@@ -29,8 +29,7 @@ type Doc struct {
 	closed    bool
 	track     bool // compute the paths of each change (someone listens)
 
-	// Local writes: applied to state at once, cut into a delta (group
-	// commit) when no own delta is being persisted.
+	// Local writes: applied at once, cut into a delta (group commit) when no own delta persists.
 	pending    *crdt.State
 	pendProps  []uint64
 	held       []heldProposal // arrived while a durable encoding was wanted
