@@ -379,9 +379,9 @@ func (h docHandler) Coalesce(run []*wire.Envelope) (*wire.Envelope, error) {
 	return h.d.r.coalesce(run)
 }
 
-// Deliver hands validated envelopes to the engine, which repairs a gap —
-// a delta whose predecessor we do not hold — by sync if it is still there
-// after a grace period (engine.GapGrace).
+// Deliver queues validated envelopes for the engine (the document's
+// inbox), which repairs a gap — a delta whose predecessor we do not hold —
+// by sync if it is still there after a grace period (engine.GapGrace).
 func (h docHandler) Deliver(from peer.ID, envs []*wire.Envelope) { h.d.r.Deliver(from, envs) }
 
 // Summary hands a summary to the engine: an acknowledgment when it comes
