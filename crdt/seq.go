@@ -126,13 +126,20 @@ type Seq[V SeqValue] struct {
 	unbounded bool
 	cfg       SeqConfig
 	stats     SeqStats
+	// orphaned tells that an insert was held back for a collected origin
+	// (merges then look for what would bring it back: seqrepair.go).
+	orphaned bool
 }
 
 // SeqStats counts what a Seq did that is not visible in its value.
 type SeqStats struct {
-	// Orphans counts the inserts dropped because they refer to elements
-	// this replica has already garbage-collected (see GC).
+	// Orphans counts the inserts held back because they name an element
+	// this replica has garbage-collected (see GC), until a whole state
+	// brings it back (Revived).
 	Orphans uint64
+	// Revived counts the collected elements integrated again, as
+	// tombstones, because a held-back insert named them.
+	Revived uint64
 	// Refused counts the held-back changes Merge refused because holding
 	// them would exceed MaxPending: their dots stay out of the context
 	// (and the caller's: see State.SeqRefused), so they merge when sent

@@ -17,6 +17,7 @@ type seqSim struct {
 	names    []ReplicaID
 	shadow   [][]rune // each replica's text rebuilt from patches alone
 	inflight []seqMsg
+	sent     []*SeqDelta[rune] // every delta made, in order
 }
 
 type seqMsg struct {
@@ -49,6 +50,7 @@ func (s *seqSim) broadcast(from int, d *SeqDelta[rune]) {
 		panic(err)
 	}
 	d = back
+	s.sent = append(s.sent, d)
 	for j := range s.reps {
 		if j != from {
 			s.inflight = append(s.inflight, seqMsg{j, d})

@@ -5,28 +5,21 @@ package crdt
 // A deleted element stays as a tombstone because inserts can name it as
 // an origin: one typed next to it before the delete arrived, and one typed
 // after it by a replica that still holds it (Fugue anchors on the element
-// right before the insertion point, deleted or not). Dropping a tombstone
-// is safe when no insert this replica has not yet integrated names it:
+// right before the insertion point, deleted or not). GC(floor) drops the
+// tombstones whose insert and delete floor covers — a version vector every
+// known replica's context covers (the document's compaction floor) — and
+// that no element it keeps and no held-back insert names: what it keeps
+// integrates and orders as before.
 //
-//  1. every replica has integrated its insert and its delete, so it is a
-//     tombstone everywhere and nothing will re-send either; and
-//  2. every insert not yet integrated here was made by a replica that had
-//     already dropped it (or never held it).
-//
-// GC(floor) takes the first condition from floor, a version vector every
-// replica's context covers (the minimum of the peers' version vectors, as
-// the sync layer sees them): the element's dot and its delete's dot are
-// both ≤ floor. The second is the caller's: it holds when every replica
-// collects with the same floor before editing on (a quiet, synced group),
-// or with a second round — replicas announce the floor they collected
-// with, and a replica collects with F only once every peer has announced
-// F and it has integrated every dot the peers had when they did.
-//
-// GC drops a tombstone only if no element it keeps names it as an origin
-// and no held-back change names it: what it keeps still integrates and
-// orders the same. An insert that names a dropped element anyway (the
-// second condition broken) is counted in SeqStats.Orphans and dropped
-// (its dots are recorded, so it is not asked for again).
+// The floor makes it likely, not certain, that nothing will name a dropped
+// element again: a replica the floor did not count, or one that typed next
+// to a tombstone before the floor passed it, can still send such an
+// insert. It is held back, not lost (seqrepair.go): the replicas that
+// integrated it hold the element it names, and a whole state from one of
+// them brings the element back. GC itself keeps the sequence's order: it
+// drops only elements nothing here names, and the dots of what it drops
+// join the delete dots, so a whole state tells its receivers that those
+// elements are deleted (they are not in it to say so as tombstones).
 //
 // The stamp of a tombstone is the dot of the delete that made it (kept in
 // memory, not encoded): a tombstone from a whole state or a decoded

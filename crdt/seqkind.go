@@ -190,11 +190,14 @@ func mergeSlot[V SeqValue](s *State, de *entry, k Kind, slot func(*entry) *seqSl
 		return true
 	}
 	seq := dst.state()
-	lost := seq.stats.Orphans + seq.stats.Invalid
+	lost, orphans := seq.stats.Invalid, seq.stats.Orphans
 	seq.unbounded = s.unbounded
 	ps := seq.Merge(c)
 	seq.unbounded = false
-	s.seqLost += seq.stats.Orphans + seq.stats.Invalid - lost
+	s.seqLost += seq.stats.Invalid - lost
+	if seq.stats.Orphans != orphans {
+		s.mayWant = true // WantsCollected looks again
+	}
 	if r := seq.takeRefused(); r != nil {
 		if s.refused == nil {
 			s.refused = NewCausalContext()

@@ -43,6 +43,9 @@ func (s *Seq[V]) Merge(d *SeqDelta[V]) []Patch[V] {
 		}
 	}
 	if d.dots != nil {
+		if s.collectedBy(d.dots, &ps) {
+			progress = true
+		}
 		s.pend.addDel(pendDel{dots: d.dots})
 	}
 	if s.pend.n > 0 && (progress || d.dots != nil) {
@@ -72,7 +75,14 @@ func (s *Seq[V]) takeRefused() *CausalContext {
 // reports whether anything was integrated.
 func (s *Seq[V]) mergeRuns(runs []seqRun[V], ps *patches[V]) bool {
 	progress := false
+	var revive []uint64
+	if s.pend.n > 0 && s.orphaned {
+		revive = s.revivals(runs) // collected elements held-back inserts need
+	}
 	for _, i := range s.order(runs) {
+		if revive != nil && revive[i] != 0 && s.revive(runs[i], revive[i], ps) {
+			progress = true
+		}
 		if s.mergeRun(runs[i], ps) {
 			progress = true
 		}
@@ -167,19 +177,25 @@ func (s *Seq[V]) mergeRun(run seqRun[V], ps *patches[V]) bool {
 		if !run.del {
 			vals = run.vals[a-lo : b-lo+1 : b-lo+1]
 		}
-		switch s.ready(ol, or) {
+		switch st := s.ready(ol, or); st {
 		case originsPresent:
 			if s.integrate(sid{r, a}, ol, or, int(b-a+1), vals, ps) {
 				progress = true
+				if !run.del {
+					s.deleteCollected(run.id.Replica, a, b, ps)
+				}
 			} else {
 				s.stats.Invalid++
 			}
 			s.cc.AddRange(run.id.Replica, a, b)
-		case originsCollected:
-			s.stats.Orphans++
-			s.cc.AddRange(run.id.Replica, a, b)
 		default:
-			s.pend.addRun(seqRun[V]{id: Dot{run.id.Replica, a}, ol: s.dot(ol), or: run.or, n: b - a + 1, vals: vals, del: run.del, gen: run.gen})
+			held := s.pend.addRun(seqRun[V]{id: Dot{run.id.Replica, a}, ol: s.dot(ol), or: run.or, n: b - a + 1, vals: vals, del: run.del, gen: run.gen})
+			s.orphaned = s.orphaned || st == originsCollected
+			if held && st == originsCollected && run.gen == 0 {
+				// An origin was collected here: held back until a whole
+				// state brings it back (seqrepair.go).
+				s.stats.Orphans++
+			}
 		}
 	})
 	return progress

@@ -42,10 +42,10 @@ func (pd *pendDel) size() int {
 	return int(min(rangeLen(pd.ranges), 1<<30))
 }
 
-func (p *seqPending[V]) addRun(r seqRun[V]) {
+func (p *seqPending[V]) addRun(r seqRun[V]) bool {
 	k := pendKey{r.id, r.n}
 	if _, dup := p.seen[k]; dup {
-		return
+		return false
 	}
 	if p.seen == nil {
 		p.seen = map[pendKey]struct{}{}
@@ -56,6 +56,7 @@ func (p *seqPending[V]) addRun(r seqRun[V]) {
 	}
 	p.runs = append(p.runs, r)
 	p.n += int(r.n)
+	return true
 }
 
 // addDel holds a delete back. A delete already held (one dot names one

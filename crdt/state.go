@@ -66,6 +66,9 @@ type State struct {
 	// seqRefused counts the merges that refused some (SeqRefused).
 	refused    *CausalContext
 	seqRefused uint64
+	// mayWant, unless wantChecked is unset, tells that a sequence may
+	// hold back an insert for a collected element (WantsCollected).
+	mayWant, wantChecked bool
 	// covered is applyOne's buffer for the dots an op covers, kept
 	// between ops while small.
 	covered []Dot
