@@ -126,9 +126,11 @@ type Seq[V SeqValue] struct {
 	unbounded bool
 	cfg       SeqConfig
 	stats     SeqStats
-	// orphaned tells that an insert was held back for a collected origin
-	// (merges then look for what would bring it back: seqrepair.go).
+	// orphaned tells that an insert may be held back for a collected
+	// origin (merges then look for what would bring it back: seqrepair.go).
 	orphaned bool
+	// stateDots, while a whole state merges, are its delete dots.
+	stateDots *CausalContext
 }
 
 // SeqStats counts what a Seq did that is not visible in its value.

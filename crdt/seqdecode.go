@@ -79,6 +79,7 @@ func decodeSeq[V SeqValue](b []byte, lim Limits, budget *int) (*Seq[V], error) {
 	s.t.build(items)
 	s.buildIndex()
 	s.delcc = deleteDots(cc, runs, order, table)
+	s.orphaned = true // what it holds back may name collected elements (seqrepair.go)
 	s.base = s.delcc.Clone()
 	return s, nil
 }

@@ -43,8 +43,11 @@ type SeqPatch struct {
 	List bool
 }
 
+// empty reports whether the slot holds nothing. A sequence whose elements
+// were all collected still holds its delete dots: they tell a receiver of
+// this state which elements are deleted (seqrepair.go).
 func (sl *seqSlot[V]) empty() bool {
-	return sl == nil || len(sl.made) == 0 && (sl.seq == nil || sl.seq.Items() == 0 && sl.seq.pend.n == 0) && sl.delta.IsEmpty()
+	return sl == nil || len(sl.made) == 0 && (sl.seq == nil || sl.seq.Items() == 0 && sl.seq.pend.n == 0 && sl.seq.delcc.dotCount() == 0) && sl.delta.IsEmpty()
 }
 
 // visible reports whether the key shows the sequence: it was created and
@@ -195,7 +198,7 @@ func mergeSlot[V SeqValue](s *State, de *entry, k Kind, slot func(*entry) *seqSl
 	ps := seq.Merge(c)
 	seq.unbounded = false
 	s.seqLost += seq.stats.Invalid - lost
-	if seq.stats.Orphans != orphans {
+	if seq.stats.Orphans != orphans || seq.pend.n > 0 {
 		s.mayWant = true // WantsCollected looks again
 	}
 	if r := seq.takeRefused(); r != nil {

@@ -34,7 +34,9 @@ func encodeSlot[V SeqValue](sl *seqSlot[V], index map[ReplicaID]uint64, origin R
 	}
 	switch {
 	case sl.seq != nil && sl.delta == nil && origin == "":
-		if sl.seq.Items() > 0 {
+		if sl.seq.Items() > 0 || sl.seq.delcc.dotCount() > 0 {
+			// (Delete dots alone once every element was collected: they
+			// tell a receiver which elements are deleted.)
 			w.State = EncodeSeq(sl.seq)
 		}
 		if h := sl.seq.held(); !h.IsEmpty() {

@@ -35,6 +35,10 @@ func (s *Seq[V]) Merge(d *SeqDelta[V]) []Patch[V] {
 		return nil
 	}
 	var ps patches[V]
+	if d.dots != nil {
+		s.stateDots = d.dots // see mergeDel
+		defer func() { s.stateDots = nil }()
+	}
 	s.pend.cur++ // what this merge holds back is marked with it (see refuse)
 	progress := s.mergeRuns(d.runs, &ps)
 	for _, del := range d.dels {
@@ -114,6 +118,7 @@ func (s *Seq[V]) mergeOneDel(pd pendDel, ps *patches[V]) bool {
 // addStateDots records the delete dots of a whole state, whose tombstones
 // carry no stamp of their own.
 func (s *Seq[V]) addStateDots(cc *CausalContext) {
+	s.orphaned = s.orphaned || s.pend.n > 0 // they may name what these dots say was collected
 	s.cc.Merge(cc)
 	s.delcc.Merge(cc)
 	s.base.Merge(cc)
@@ -372,6 +377,14 @@ func (s *Seq[V]) mergeDel(ranges []seqRange, st sid, ps *patches[V]) []seqRange 
 		}
 		lo, hi := rg.id.Counter, rg.id.Counter+rg.n-1
 		missingSpans(s.cc, rg.id.Replica, lo, hi, func(a, b uint64) {
+			if s.stateDots != nil {
+				// Elements the whole state being merged collected: deleted
+				// there, never to arrive here.
+				missingSpans(s.stateDots, rg.id.Replica, a, b, func(a, b uint64) {
+					rest = append(rest, seqRange{Dot{rg.id.Replica, a}, b - a + 1})
+				})
+				return
+			}
 			rest = append(rest, seqRange{Dot{rg.id.Replica, a}, b - a + 1})
 		})
 		r, ok := s.repIdx[rg.id.Replica]

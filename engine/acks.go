@@ -13,6 +13,13 @@ import (
 // Acknowledgments: what peers are known to hold, which empties the outbox
 // and sets the compaction floor.
 
+type ackWaiter struct {
+	id       uint64 // WaitAcked ticket
+	prop     uint64 // proposals up to this one must be cut first
+	target   uint64 // own seq to be acknowledged, once resolved
+	resolved bool
+}
+
 // maxPeersPerDoc bounds the peers whose holdings a document remembers
 // (for acknowledgments and the compaction floor); past it the peer heard
 // from least recently is forgotten.

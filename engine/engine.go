@@ -51,6 +51,7 @@ type Doc struct {
 	forkWrites    map[uint64]*pendingFork
 	nextForkWrite uint64
 	claims        map[crdt.ReplicaID]claimRef
+	gc            tombstoneGC // collection and repair of sequence tombstones (tombstones.go)
 
 	// Acknowledgments.
 	peerVV   map[peer.ID]crdt.VersionVector
@@ -103,13 +104,6 @@ type batch struct {
 	changes []*pendingChange // announced once durable
 }
 
-type ackWaiter struct {
-	id       uint64 // WaitAcked ticket
-	prop     uint64 // proposals up to this one must be cut first
-	target   uint64 // own seq to be acknowledged, once resolved
-	resolved bool
-}
-
 // New loads a document's engine from its storage: the snapshot, then the
 // log, then the fork proofs. Unreadable entries are skipped (anti-entropy
 // fetches them again) and reported in the returned warning.
@@ -147,7 +141,7 @@ func New(cfg Config) (d *Doc, warn error, err error) {
 		d.snapVV = snap.VV.Clone()
 		for _, e := range decodeHeads(snap.Heads) {
 			if delta, err := crdt.DecodeDelta(e.Payload, e.Origin, payloadLimits); err == nil {
-				d.noteClaims(delta, e.Origin, e.LastSeq())
+				d.noteClaims(delta, e.Origin, e.LastSeq(), e.LastSeq())
 			}
 		}
 	}
@@ -167,7 +161,7 @@ func New(cfg Config) (d *Doc, warn error, err error) {
 			return nil
 		}
 		d.state.MergeStored(delta) // the log's order may hold back what arrived in order
-		d.noteClaims(delta, e.Replica, e.Seq)
+		d.noteClaims(delta, e.Replica, e.Seq, env.LastSeq())
 		if h := crdt.HLC(env.HLC); h > d.clock {
 			d.clock = h
 		}

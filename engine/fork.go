@@ -171,7 +171,7 @@ func (d *Doc) ForksStored(id uint64, added bool, err error) {
 		}
 		return
 	}
-	d.noteClaims(pf.delta, pf.origin, pf.seq) // its proof is served as a head (heads.go)
+	d.noteClaims(pf.delta, pf.origin, pf.seq, 0) // its proof is served as a head (heads.go); a fork proves no dot count
 	var paths [][]string
 	var patches []crdt.SeqPatch
 	if d.track {
@@ -196,7 +196,7 @@ func (d *Doc) loadForks() error {
 			continue
 		}
 		d.state.MergeStored(delta) // stored proofs, as the log
-		d.noteClaims(delta, env.Origin, env.Seq)
+		d.noteClaims(delta, env.Origin, env.Seq, 0)
 		d.forks[forkKey{f.Replica, f.Seq, f.ID}] = true
 	}
 	return err

@@ -44,9 +44,11 @@ type claimRef struct {
 }
 
 // noteClaims records the claims delta, stored at (origin, slot), makes of
-// other replicas' dots.
-func (d *Doc) noteClaims(delta *crdt.State, origin crdt.ReplicaID, slot uint64) {
+// other replicas' dots, and (last, when not 0: the delta's last sequence
+// number) how many dots its author had minted by then (tombstones.go).
+func (d *Doc) noteClaims(delta *crdt.State, origin crdt.ReplicaID, slot, last uint64) {
 	cc := delta.Context()
+	d.gc.mark(origin, last, cc.Max(origin))
 	for _, rep := range cc.Replicas() {
 		if rep == origin {
 			continue // proven by the author's own head

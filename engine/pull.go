@@ -69,8 +69,9 @@ func (d *Doc) Summary(now time.Time, from peer.ID, s *wire.Summary, originConnec
 		}
 	}
 	// When both sides lack something, both see it in each other's
-	// summaries: only the lower ID starts the exchange.
-	if !weLack || (theyLack && d.cfg.SelfPeer > p) {
+	// summaries: only the lower ID starts the exchange. Held-back inserts
+	// for collected elements ask for one too (tombstones.go).
+	if (!weLack || theyLack && d.cfg.SelfPeer > p) && !d.wantsRepair(now) {
 		return
 	}
 	target := p

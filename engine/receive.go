@@ -199,7 +199,7 @@ func (d *Doc) Receive(now time.Time, from peer.ID, envs []*wire.Envelope, gossip
 		}
 		es := d.entriesFor(it.env, it.data, placed)
 		if len(es) > 0 {
-			d.noteClaims(it.delta, it.env.Origin, es[0].Seq) // es[0] holds the envelope
+			d.noteClaims(it.delta, it.env.Origin, es[0].Seq, it.env.LastSeq()) // es[0] holds the envelope
 		}
 		entries = append(entries, es...)
 	}

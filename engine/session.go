@@ -57,6 +57,7 @@ type Session struct {
 	gotDone   bool
 	snapDone  bool
 	noSnap    bool // the peer refuses our snapshots
+	peerWants bool // the peer asks for a whole state (Hello.WantState)
 	logDone   bool
 	sentDone  bool
 	gotDeltas bool
@@ -104,7 +105,9 @@ func (s *Session) Close() {
 // return the same message.
 func (s *Session) Hello() *wire.SyncMsg {
 	if s.hello == nil {
-		s.hello = &wire.SyncMsg{Type: wire.TypeSyncHello, Doc: s.d.cfg.Doc, VV: s.d.Version(), NoSnapshot: !s.d.AcceptsSnapshot(s.peer), Features: wire.SupportedFeatures}
+		noSnap := !s.d.AcceptsSnapshot(s.peer)
+		s.hello = &wire.SyncMsg{Type: wire.TypeSyncHello, Doc: s.d.cfg.Doc, VV: s.d.Version(), NoSnapshot: noSnap, Features: wire.SupportedFeatures,
+			WantState: !noSnap && s.d.state.WantsCollected()}
 	}
 	return s.hello
 }
@@ -126,7 +129,7 @@ func (s *Session) SnapshotAllowed() error {
 		why = "second snapshot"
 	case s.gotDeltas:
 		why = "after deltas"
-	case s.hello.VV.Covers(s.peerVV):
+	case s.hello.VV.Covers(s.peerVV) && !s.hello.WantState:
 		why = "the peer's vector holds nothing we lack"
 	default:
 		return nil
@@ -172,6 +175,7 @@ func (s *Session) Handle(now time.Time, m *wire.SyncMsg) error {
 		s.peerVV = m.VV
 		s.noSnap = m.NoSnapshot
 		s.peerFeatures = m.Features
+		s.peerWants = m.WantState
 	case wire.TypeSyncSnapshot:
 		if err := s.SnapshotAllowed(); err != nil {
 			return err

@@ -48,6 +48,7 @@ type snapReq struct {
 // threshold); ticket is answered in a later Ready's Compacted (an error
 // wrapping ErrUnproven when the state cannot be proven yet).
 func (d *Doc) RequestCompaction(now time.Time, ticket uint64) {
+	d.collectTombstones()
 	d.wantSnap = append(d.wantSnap, &snapReq{upTo: d.CompactionFloor(now), proven: true, ticket: ticket})
 	d.step()
 }
@@ -69,6 +70,7 @@ func (d *Doc) maybeCompact(now time.Time) {
 	if compactionGain(floor, d.snapVV) < uint64(d.cfg.CompactAfter) {
 		return
 	}
+	d.collectTombstones()
 	d.wantSnap = append(d.wantSnap, &snapReq{upTo: floor, proven: true})
 	d.step()
 }
@@ -206,11 +208,13 @@ func (d *Doc) snapshotFor(s *Session, p peer.ID, have crdt.VersionVector) (snap 
 		return wire.Snapshot{State: stored.State, VV: stored.VV, Heads: d.heads(stored.Heads, nil, nil)}, true, false, nil
 	}
 	w := d.cfg.Writers
-	if len(have) > 0 || (w != nil && (!w[d.cfg.SelfPeer] || !w[p])) {
+	want := s != nil && s.peerWants // it holds back inserts for elements it collected
+	if len(have) > 0 && !want || (w != nil && (!w[d.cfg.SelfPeer] || !w[p] && !want)) {
 		// With an allowlist, snapshots travel only between writers: ours
 		// would be refused by a peer that shares the allowlist if we are
 		// not one, and a peer that is not one is better served the log,
-		// which it can pass on (its own snapshots would be refused).
+		// which it can pass on (its own snapshots would be refused) —
+		// unless it wants a whole state to repair what it holds back.
 		return wire.Snapshot{}, false, false, nil
 	}
 	vv := d.st.Contiguous()
@@ -218,7 +222,7 @@ func (d *Doc) snapshotFor(s *Session, p peer.ID, have crdt.VersionVector) (snap 
 	for _, n := range vv {
 		total += n
 	}
-	if total <= uint64(d.cfg.SnapshotAfter) {
+	if total <= uint64(d.cfg.SnapshotAfter) && !want {
 		return wire.Snapshot{}, false, false, nil
 	}
 	if d.snapCache.data != nil && d.snapCache.vv.Equal(vv) {
@@ -320,7 +324,7 @@ func (d *Doc) receiveSnapshot(from peer.ID, snap wire.Snapshot, s *Session, tick
 	}
 	for _, e := range decodeHeads(snap.Heads) {
 		if delta, err := crdt.DecodeDelta(e.Payload, e.Origin, payloadLimits); err == nil {
-			d.noteClaims(delta, e.Origin, e.LastSeq())
+			d.noteClaims(delta, e.Origin, e.LastSeq(), e.LastSeq())
 		}
 	}
 	d.wantSnap = append(d.wantSnap, &snapReq{upTo: vv, extraHeads: snap.Heads, receiver: s, ticket: ticket, change: d.newChange(Change{Peer: from, Paths: paths, Patches: patches})})

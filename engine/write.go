@@ -196,7 +196,7 @@ func (d *Doc) sign(delta *crdt.State, dot uint64) ([]*wire.Envelope, []store.Ent
 			ts = d.clock
 		}
 		d.signedHLC = ts
-		d.noteClaims(p, self, seq+uint64(i))
+		d.noteClaims(p, self, seq+uint64(i), seq+uint64(i))
 		// Signed by the driver, outside its lock (Append.Seal): signing is
 		// the costliest step of a local write, and writers wait for the lock.
 		envs[i] = &wire.Envelope{Doc: d.cfg.Doc, Origin: self, Seq: seq + uint64(i), HLC: uint64(ts), Dot: dot, Features: deltaFeatures(p), Payload: payloads[i], Delta: p}

@@ -30,6 +30,10 @@ type SyncMsg struct {
 	// Features (Hello): the optional features the sender speaks; the
 	// other side sends none it did not announce. Absent: none.
 	Features Features
+	// WantState (Hello): the sender holds back inserts that name elements
+	// it garbage-collected, and asks for a whole state (a snapshot) even
+	// though its vector may hold everything the other side's does.
+	WantState bool
 }
 
 // Snapshot is a compacted state as the sync protocol carries it.
@@ -54,6 +58,7 @@ type syncWire struct {
 	NoSnap bool              `cbor:"6,keyasint,omitempty"`
 	Heads  [][]byte          `cbor:"7,keyasint,omitempty"`
 	Feat   uint64            `cbor:"8,keyasint,omitempty"`
+	Want   bool              `cbor:"9,keyasint,omitempty"`
 }
 
 // SyncLimits bounds what a sync decoder accepts.
@@ -78,7 +83,7 @@ const MaxSyncSeqs = MaxGossipSeqs
 // first frame of a stream is read within this bound.
 func (lim SyncLimits) MaxHelloBytes() int {
 	const (
-		fixed   = 1 + 2*(1+9) + 2 + 1 + 5 + 1 + 9 // map, V and T, NoSnapshot, VV key and map header, Features
+		fixed   = 1 + 2*(1+9) + 2 + 1 + 5 + 1 + 9 + 2 // map, V and T, NoSnapshot, VV key and map header, Features, WantState
 		docName = 1 + 3 + maxDocBytes
 		entry   = 3 + maxReplicaLen + 9 // text header, replica ID, uint64
 	)
@@ -92,7 +97,7 @@ func DefaultSyncLimits() SyncLimits {
 
 // EncodeSyncMsg returns the deterministic encoding of m.
 func EncodeSyncMsg(m *SyncMsg) ([]byte, error) {
-	w := syncWire{V: ProtocolVersion, T: m.Type, Doc: m.Doc, Envs: m.Envelopes, State: m.State, VV: wireVV(m.VV), NoSnap: m.NoSnapshot, Heads: m.Heads, Feat: uint64(m.Features)}
+	w := syncWire{V: ProtocolVersion, T: m.Type, Doc: m.Doc, Envs: m.Envelopes, State: m.State, VV: wireVV(m.VV), NoSnap: m.NoSnapshot, Heads: m.Heads, Feat: uint64(m.Features), Want: m.WantState}
 	out, err := encMode.Marshal(w)
 	if err != nil {
 		return nil, fmt.Errorf("wire: encode sync message: %w", err)
@@ -119,9 +124,9 @@ func DecodeSyncMsg(b []byte, lim SyncLimits) (*SyncMsg, error) {
 	if w.T != TypeSyncSnapshot && len(b) > lim.MaxFrameBytes {
 		return nil, fmt.Errorf("%w: sync frame is %d bytes, limit %d", ErrTooLarge, len(b), lim.MaxFrameBytes)
 	}
-	m := &SyncMsg{Type: w.T, Doc: w.Doc, Envelopes: w.Envs, State: w.State, NoSnapshot: w.NoSnap, Heads: w.Heads, Features: Features(w.Feat)}
-	if w.Feat != 0 && w.T != TypeSyncHello {
-		return nil, fmt.Errorf("%w: sync message type %d carries features", ErrMalformed, w.T)
+	m := &SyncMsg{Type: w.T, Doc: w.Doc, Envelopes: w.Envs, State: w.State, NoSnapshot: w.NoSnap, Heads: w.Heads, Features: Features(w.Feat), WantState: w.Want}
+	if (w.Feat != 0 || w.Want) && w.T != TypeSyncHello {
+		return nil, fmt.Errorf("%w: sync message type %d carries hello fields", ErrMalformed, w.T)
 	}
 	if len(w.Heads) > lim.Envelope.MaxVVEntries {
 		return nil, fmt.Errorf("%w: %d snapshot heads", ErrTooLarge, len(w.Heads))

@@ -367,9 +367,13 @@ func (s *sim) finish() {
 		s.fail("not quiescent after %d repair rounds", 2*n)
 	}
 	d0 := s.reps[0].d
-	want, wantJSON, wantVV := crdt.Encode(d0.State()), d0.State().JSON(), d0.Version()
+	want, wantJSON, wantVV := settled(d0.State()), d0.State().JSON(), d0.Version()
 	for i, sr := range s.reps {
-		if got := crdt.Encode(sr.d.State()); !bytes.Equal(got, want) {
+		if sr.d.State().WantsCollected() {
+			s.fail("replica %d still holds back inserts for collected elements", i)
+		}
+		s.stats.collected += int(sr.d.TombstonesCollected())
+		if got := settled(sr.d.State()); !bytes.Equal(got, want) {
 			s.fail("replica %d diverged from replica 0:\n0: %s\n%d: %s", i, wantJSON, i, sr.d.State().JSON())
 		}
 		if vv := sr.d.Version(); !vvEqual(vv, wantVV) {
@@ -391,6 +395,21 @@ func (s *sim) finish() {
 	s.logf("converged: %s version=%s", wantJSON, fmtVV(s, wantVV))
 	_, _ = s.h.Write(want)
 	s.digest = s.h.Sum(nil)
+}
+
+// settled encodes st as it is once every tombstone every replica holds
+// is collected: replicas that collected at different times hold different
+// tombstones (what nothing names) and agree once all have collected.
+func settled(st *crdt.State) []byte { return crdt.Encode(settledState(st)) }
+
+func settledState(st *crdt.State) *crdt.State {
+	c := st.Clone()
+	all := crdt.VersionVector{} // past every dot, clouds included
+	for _, rep := range c.Context().Replicas() {
+		all[rep] = c.Context().Max(rep)
+	}
+	c.CollectTombstones(all)
+	return c
 }
 
 // shutdown closes every running store (end of run).
@@ -442,6 +461,7 @@ func (a Stats) Exercised() map[string]int {
 		"interrupted": a.interrupted, "compactions": a.compactions, "dups": a.dups,
 		"gossip aggregates": a.aggregates, "split writes": a.splits, "pulls": a.pulls,
 		"splices": a.seqOps, "sequence deletes": a.seqDeleted, "deletes of sequence keys": a.keyDeleted,
+		"collected tombstones": a.collected,
 	}
 }
 

@@ -92,6 +92,7 @@ type Stats struct {
 	exchanges, interrupted, snapshots, partitions, crashes, compactions int
 	hlcRegressions, aggregates, splits, pulls                           int
 	seqOps, seqDeleted, keyDeleted, seqSeeds                            int
+	collected                                                           int // tombstones, counted at the end
 }
 
 func (a *Stats) add(b Stats) {
@@ -116,15 +117,16 @@ func (a *Stats) add(b Stats) {
 	a.seqDeleted += b.seqDeleted
 	a.keyDeleted += b.keyDeleted
 	a.seqSeeds += b.seqSeeds
+	a.collected += b.collected
 }
 
 func (a Stats) String() string {
 	return fmt.Sprintf("writes=%d refused=%d delivered=%d dropped=%d dups=%d reorders=%d summaries=%d "+
 		"exchanges=%d interrupted=%d snapshots=%d partitions=%d crashes=%d compactions=%d hlc_regressions=%d gossip_aggregates=%d split_writes=%d pulls=%d "+
-		"sequence_seeds=%d splices=%d seq_deleted=%d seq_deleted_by_key=%d",
+		"sequence_seeds=%d splices=%d seq_deleted=%d seq_deleted_by_key=%d tombstones_collected=%d",
 		a.writes, a.refused, a.delivered, a.dropped, a.dups, a.reorders, a.summaries,
 		a.exchanges, a.interrupted, a.snapshots, a.partitions, a.crashes, a.compactions, a.hlcRegressions, a.aggregates, a.splits, a.pulls,
-		a.seqSeeds, a.seqOps, a.seqDeleted, a.keyDeleted)
+		a.seqSeeds, a.seqOps, a.seqDeleted, a.keyDeleted, a.collected)
 }
 
 // replica is one node of the simulation. ds survives crashes; st and d are
