@@ -261,6 +261,7 @@ func (in *Inputs) SyncMsgs() ([]NamedMsg, error) {
 	}
 	return []NamedMsg{
 		{"sync-hello", &wire.SyncMsg{Type: wire.TypeSyncHello, Doc: Doc, VV: crdt.VersionVector{a: 1, b: 1}}},
+		{"sync-hello-wantstate", &wire.SyncMsg{Type: wire.TypeSyncHello, Doc: Doc, VV: crdt.VersionVector{a: 3}, WantState: true}},
 		{"sync-hello-nosnapshot", &wire.SyncMsg{Type: wire.TypeSyncHello, Doc: Doc, VV: crdt.VersionVector{a: 3}, NoSnapshot: true}},
 		{"sync-hello-features", &wire.SyncMsg{Type: wire.TypeSyncHello, Doc: Doc, VV: crdt.VersionVector{a: 3}, Features: wire.FeatureAggregates}},
 		{"sync-hello-sequences", &wire.SyncMsg{Type: wire.TypeSyncHello, Doc: SeqDoc, VV: crdt.VersionVector{a: 2}, Features: wire.SupportedFeatures}},
@@ -333,7 +334,7 @@ func SameSyncMsg(id string, got, want *wire.SyncMsg) error {
 	eq := func(x, y [][]byte) bool {
 		return slices.EqualFunc(x, y, func(p, q []byte) bool { return bytes.Equal(p, q) })
 	}
-	if got.Type != want.Type || got.Doc != want.Doc || !got.VV.Equal(want.VV) || got.NoSnapshot != want.NoSnapshot || got.Features != want.Features ||
+	if got.Type != want.Type || got.Doc != want.Doc || !got.VV.Equal(want.VV) || got.NoSnapshot != want.NoSnapshot || got.WantState != want.WantState || got.Features != want.Features ||
 		!bytes.Equal(got.State, want.State) || !eq(got.Envelopes, want.Envelopes) || !eq(got.Heads, want.Heads) {
 		return fmt.Errorf("%s: decodes to %+v, want %+v", id, got, want)
 	}
