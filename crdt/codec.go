@@ -179,10 +179,20 @@ func encodeContext(cc *CausalContext, index map[ReplicaID]uint64) (vv map[uint64
 // Decode decodes a state written by Encode.
 func Decode(b []byte, lim Limits) (*State, error) { return decode(b, "", lim) }
 
-// DecodeDelta decodes a delta written by EncodeDelta for origin.
+// DecodeDelta decodes a delta written by EncodeDelta or
+// EncodeDeltaCompact for origin.
 func DecodeDelta(b []byte, origin ReplicaID, lim Limits) (*State, error) {
 	if origin == "" {
 		return nil, fmt.Errorf("%w: empty origin", ErrMalformed)
+	}
+	if IsCompactDelta(b) {
+		if lim.MaxBytes <= 0 {
+			lim = DefaultLimits()
+		}
+		if len(b) > lim.MaxBytes {
+			return nil, fmt.Errorf("%w: %d bytes > %d", ErrTooLarge, len(b), lim.MaxBytes)
+		}
+		return decodeCompact(b, origin, lim)
 	}
 	return decode(b, origin, lim)
 }

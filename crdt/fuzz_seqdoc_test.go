@@ -93,6 +93,9 @@ func seqDocSeeds(f *testing.F, delta bool) ([]*State, []seqDocDelta) {
 	if delta {
 		for _, x := range deltas {
 			f.Add(EncodeDelta(x.d, x.origin), uint8(slices.Index(seqDocOrigins, x.origin)))
+			if b, ok := EncodeDeltaCompact(x.d, x.origin); ok {
+				f.Add(b, uint8(slices.Index(seqDocOrigins, x.origin)))
+			}
 		}
 		f.Add([]byte{0xa0}, uint8(0))
 		return states, deltas
