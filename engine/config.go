@@ -98,6 +98,11 @@ type Config struct {
 	// it (group.go): at most GroupWait, and at most the time that delta
 	// took to persist. Default 0: the next delta is cut at once.
 	GroupWait time.Duration
+	// Features are the optional parts of the protocol the document
+	// speaks: announced in its sync Hello, used in its own deltas, and
+	// required of what it receives (0: wire.SupportedFeatures). Tests set
+	// fewer to play a peer of an older version.
+	Features wire.Features
 }
 
 // Storage is what an engine reads of its document's durable log. Only

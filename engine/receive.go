@@ -124,6 +124,12 @@ func (d *Doc) Receive(now time.Time, from peer.ID, envs []*wire.Envelope, gossip
 				continue
 			}
 		}
+		if e.Features&^d.features() != 0 {
+			// A feature this document does not speak (it was told so
+			// through Features, as a peer of an older version would be).
+			d.reject("bad_features")
+			continue
+		}
 		delta, err := crdt.DecodeDelta(e.Payload, e.Origin, payloadLimits)
 		if err != nil {
 			d.reject("bad_payload")
@@ -135,9 +141,10 @@ func (d *Doc) Receive(now time.Time, from peer.ID, envs []*wire.Envelope, gossip
 			d.reject("foreign_dots")
 			continue
 		}
-		if delta.HasSequences() != e.Features.Has(wire.FeatureSequences) {
-			// The flag is what keeps sequences from peers that cannot read
-			// them: it must say what the payload holds.
+		if delta.HasSequences() != e.Features.Has(wire.FeatureSequences) || crdt.IsCompactDelta(e.Payload) != e.Features.Has(wire.FeatureCompactSplice) {
+			// The flags are what keep sequences, and the compact form,
+			// from peers that cannot read them: they must say what the
+			// payload holds and how.
 			d.reject("bad_features")
 			continue
 		}

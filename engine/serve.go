@@ -35,6 +35,9 @@ func (d *Doc) takeReader(lr *logReader) {
 	for range lr.seqsLeft {
 		d.drop("sync_out", "needs_sequences")
 	}
+	for range lr.compactLeft {
+		d.drop("sync_out", "needs_compact_splice")
+	}
 }
 
 // logReader reads the log for a peer catching up. It holds no engine
@@ -48,9 +51,15 @@ type logReader struct {
 	hasForks bool
 	legacy   bool // the peer takes no aggregates (it did not announce them)
 	noSeqs   bool // the peer takes no sequences (it did not announce them)
-	warns    []error
-	skipped  int // aggregates and markers left out for a legacy peer
-	seqsLeft int // envelopes holding sequences left out for a peer without them
+	// noCompact: the peer takes no compact splices (it did not announce
+	// them).
+	noCompact bool
+	warns     []error
+	skipped   int // aggregates and markers left out for a legacy peer
+	seqsLeft  int // envelopes holding sequences left out for a peer without them
+	// compactLeft counts the compact envelopes left out for a peer
+	// without them.
+	compactLeft int
 }
 
 func (d *Doc) logReader() *logReader {
@@ -79,7 +88,7 @@ func (d *logReader) missing(have crdt.VersionVector, cur store.Cursor) ([]store.
 			return
 		}
 		if len(run) == 1 {
-			out = append(out, run[0])
+			out = append(out, d.readableOwn(run[0]))
 		} else if agg, err := d.aggregate(run); err == nil {
 			out = append(out, agg)
 		} else {
@@ -133,15 +142,23 @@ func (d *logReader) missing(have crdt.VersionVector, cur store.Cursor) ([]store.
 // withoutSeqs leaves out, for a peer that did not announce
 // wire.FeatureSequences, the envelopes whose payloads hold sequences (it
 // would refuse them): such a peer cannot hold a document that has them.
+// For a peer that did not announce wire.FeatureCompactSplice it leaves
+// out the compact envelopes (see readableOwn for this node's own).
 func (d *logReader) withoutSeqs(batch []store.Entry) []store.Entry {
-	if !d.noSeqs {
+	if !d.noSeqs && !d.noCompact {
 		return batch
 	}
 	out := batch[:0]
 	for _, e := range batch {
-		if env, err := wire.DecodeEnvelope(e.Data, StoredLimits); err == nil && env.Features.Has(wire.FeatureSequences) {
-			d.seqsLeft++
-			continue
+		if env, err := wire.DecodeEnvelope(e.Data, StoredLimits); err == nil {
+			switch {
+			case d.noSeqs && env.Features.Has(wire.FeatureSequences):
+				d.seqsLeft++
+				continue
+			case d.noCompact && env.Features.Has(wire.FeatureCompactSplice):
+				d.compactLeft++
+				continue
+			}
 		}
 		out = append(out, e)
 	}

@@ -106,7 +106,7 @@ func (s *Session) Close() {
 func (s *Session) Hello() *wire.SyncMsg {
 	if s.hello == nil {
 		noSnap := !s.d.AcceptsSnapshot(s.peer)
-		s.hello = &wire.SyncMsg{Type: wire.TypeSyncHello, Doc: s.d.cfg.Doc, VV: s.d.Version(), NoSnapshot: noSnap, Features: wire.SupportedFeatures,
+		s.hello = &wire.SyncMsg{Type: wire.TypeSyncHello, Doc: s.d.cfg.Doc, VV: s.d.Version(), NoSnapshot: noSnap, Features: s.d.features(),
 			WantState: !noSnap && s.d.state.WantsCollected()}
 	}
 	return s.hello

@@ -18,6 +18,7 @@ func (s *Session) logReader() *logReader {
 	lr := s.d.logReader()
 	lr.legacy = !s.peerFeatures.Has(wire.FeatureAggregates)
 	lr.noSeqs = !s.peerFeatures.Has(wire.FeatureSequences)
+	lr.noCompact = !s.peerFeatures.Has(wire.FeatureCompactSplice)
 	return lr
 }
 

@@ -183,6 +183,14 @@ func (d *Doc) sign(delta *crdt.State, dot uint64) ([]*wire.Envelope, []store.Ent
 			payloads = append(payloads, crdt.EncodeDelta(p, self))
 		}
 	}
+	if d.features().Has(wire.FeatureCompactSplice) {
+		// One splice of a text or list (a keystroke): the compact form.
+		for i, p := range pieces {
+			if b, ok := crdt.EncodeDeltaCompact(p, self); ok {
+				payloads[i] = b
+			}
+		}
+	}
 	// Each piece has a timestamp of its own: an author's envelopes never
 	// share one, and never go back.
 	seq := d.nextSeq
@@ -199,7 +207,7 @@ func (d *Doc) sign(delta *crdt.State, dot uint64) ([]*wire.Envelope, []store.Ent
 		d.noteClaims(p, self, seq+uint64(i), seq+uint64(i))
 		// Signed by the driver, outside its lock (Append.Seal): signing is
 		// the costliest step of a local write, and writers wait for the lock.
-		envs[i] = &wire.Envelope{Doc: d.cfg.Doc, Origin: self, Seq: seq + uint64(i), HLC: uint64(ts), Dot: dot, Features: deltaFeatures(p), Payload: payloads[i], Delta: p}
+		envs[i] = &wire.Envelope{Doc: d.cfg.Doc, Origin: self, Seq: seq + uint64(i), HLC: uint64(ts), Dot: dot, Features: payloadFeatures(p, payloads[i]), Payload: payloads[i], Delta: p}
 		entries[i] = store.Entry{Replica: self, Seq: envs[i].Seq}
 	}
 	return envs, entries, nil
@@ -211,6 +219,24 @@ func deltaFeatures(delta *crdt.State) wire.Features {
 		return wire.FeatureSequences
 	}
 	return 0
+}
+
+// payloadFeatures returns the optional parts of the format that delta,
+// encoded as payload, uses: its content's, and the compact splice form.
+func payloadFeatures(delta *crdt.State, payload []byte) wire.Features {
+	f := deltaFeatures(delta)
+	if crdt.IsCompactDelta(payload) {
+		f |= wire.FeatureCompactSplice
+	}
+	return f
+}
+
+// features returns the optional features the document speaks.
+func (d *Doc) features() wire.Features {
+	if d.cfg.Features == 0 {
+		return wire.SupportedFeatures
+	}
+	return d.cfg.Features
 }
 
 // WaitAcked registers a wait until peers (as many as AckPeers) hold every

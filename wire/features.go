@@ -17,10 +17,18 @@ const (
 	// says so in its Features (key 10), signed, so that no peer sends or
 	// relays it to a neighbour that did not announce sequences.
 	FeatureSequences
+	// FeatureCompactSplice: delta payloads in the compact splice form
+	// (crdt.EncodeDeltaCompact, WIRE.md §11.5.7), a CBOR array where the
+	// classic form is a map. An envelope whose payload uses it says so in
+	// its Features, signed (and says FeatureSequences too: a splice holds
+	// a sequence), so that no peer sends or relays it to a neighbour that
+	// did not announce the form. Aggregates are written in the classic
+	// form.
+	FeatureCompactSplice
 )
 
 // SupportedFeatures is what this implementation speaks.
-const SupportedFeatures = FeatureAggregates | FeatureSequences
+const SupportedFeatures = FeatureAggregates | FeatureSequences | FeatureCompactSplice
 
 // Has reports whether f includes every feature of g.
 func (f Features) Has(g Features) bool { return f&g == g }
@@ -29,6 +37,7 @@ func (f Features) Has(g Features) bool { return f&g == g }
 // registers to announce it through identify (the streams themselves are
 // refused: the protocol only announces).
 var FeatureProtocols = map[Features]string{
-	FeatureAggregates: "/concord/feature/aggregates/1",
-	FeatureSequences:  "/concord/feature/sequences/1",
+	FeatureAggregates:    "/concord/feature/aggregates/1",
+	FeatureSequences:     "/concord/feature/sequences/1",
+	FeatureCompactSplice: "/concord/feature/compact-splice/1",
 }

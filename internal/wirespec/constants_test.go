@@ -107,14 +107,16 @@ func TestSpecConstants(t *testing.T) {
 		"crdt.DeltaLimits().MaxElements":   fmt.Sprint(crdt.DeltaLimits().MaxElements),
 		"crdt.hlcLogicalBits":              fmt.Sprint(bitsBelow(uint64(crdt.MakeHLC(1, 0)))),
 
-		"wire.FeatureAggregates":                   fmt.Sprint(uint64(wire.FeatureAggregates)),
-		"wire.FeatureSequences":                    fmt.Sprint(uint64(wire.FeatureSequences)),
-		"wire.SupportedFeatures":                   fmt.Sprint(uint64(wire.SupportedFeatures)),
-		"wire.FeatureProtocols[FeatureAggregates]": strconv.Quote(wire.FeatureProtocols[wire.FeatureAggregates]),
-		"wire.FeatureProtocols[FeatureSequences]":  strconv.Quote(wire.FeatureProtocols[wire.FeatureSequences]),
-		"crdt.SeqFormatVersion":                    itoa(crdt.SeqFormatVersion),
-		"crdt.DefaultSeqConfig().MaxPending":       fmt.Sprint(crdt.DefaultSeqConfig().MaxPending),
-		"crdt.seqZipMin":                           seqZipMin(t),
+		"wire.FeatureAggregates":                      fmt.Sprint(uint64(wire.FeatureAggregates)),
+		"wire.FeatureSequences":                       fmt.Sprint(uint64(wire.FeatureSequences)),
+		"wire.SupportedFeatures":                      fmt.Sprint(uint64(wire.SupportedFeatures)),
+		"wire.FeatureProtocols[FeatureAggregates]":    strconv.Quote(wire.FeatureProtocols[wire.FeatureAggregates]),
+		"wire.FeatureProtocols[FeatureSequences]":     strconv.Quote(wire.FeatureProtocols[wire.FeatureSequences]),
+		"wire.FeatureCompactSplice":                   fmt.Sprint(uint64(wire.FeatureCompactSplice)),
+		"wire.FeatureProtocols[FeatureCompactSplice]": strconv.Quote(wire.FeatureProtocols[wire.FeatureCompactSplice]),
+		"crdt.SeqFormatVersion":                       itoa(crdt.SeqFormatVersion),
+		"crdt.DefaultSeqConfig().MaxPending":          fmt.Sprint(crdt.DefaultSeqConfig().MaxPending),
+		"crdt.seqZipMin":                              seqZipMin(t),
 	}
 	for _, err := range spec.CompareConstants("wire.", actual) {
 		t.Error(err)

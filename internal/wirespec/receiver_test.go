@@ -122,8 +122,8 @@ func TestSpecAggregateIsTheEngines(t *testing.T) {
 	}
 }
 
-// TestSpecReceiverSequences feeds Alice's two text envelopes to a real
-// engine: it ends with her text. The keystroke signed without its f (or
+// TestSpecReceiverSequences feeds Alice's text envelopes to a real
+// engine: it ends with her text, the compact backspace included. The keystroke signed without its f (or
 // with f on a payload holding no sequence) is refused as bad_features, and
 // an envelope whose f holds a bit this version does not speak does not
 // decode (ErrVersion).
@@ -169,8 +169,35 @@ func TestSpecReceiverSequences(t *testing.T) {
 	if _, rj := recv(resign(in.EnvA1, wire.FeatureSequences)); len(rj) != 1 || rj[0] != "bad_features" {
 		t.Fatalf("f on a payload without sequences: refused as %v, want [bad_features]", rj)
 	}
+	// The backspace, compact: taken after the keystroke; refused when its
+	// f does not say compact, or says it of a classic payload.
+	d, rj = recv(sq.EnvCreate, sq.EnvKeystroke, sq.EnvBackspace)
+	if got, _ := d.State().Text([]string{"note"}); len(rj) > 0 || got != "hello" {
+		t.Fatalf("after the compact backspace: %q, refused %v; want \"hello\"", got, rj)
+	}
+	if _, rj := recv(sq.EnvCreate, sq.EnvKeystroke, resign(sq.EnvBackspace, wire.FeatureSequences)); len(rj) != 1 || rj[0] != "bad_features" {
+		t.Fatalf("a compact payload without the compact bit: refused as %v, want [bad_features]", rj)
+	}
+	if _, rj := recv(sq.EnvCreate, resign(sq.EnvKeystroke, wire.FeatureSequences|wire.FeatureCompactSplice)); len(rj) != 1 || rj[0] != "bad_features" {
+		t.Fatalf("the compact bit on a classic payload: refused as %v, want [bad_features]", rj)
+	}
+	// A receiver that does not speak the form (as one of an earlier
+	// version) refuses it.
+	carol, err := NewAuthor(0x03, 0x7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := engine.NewMemoryLog()
+	od, _, err := engine.New(engine.Config{Doc: SeqDoc, Self: carol.Replica, SelfPeer: carol.Peer, Key: carol.Priv, Storage: old, Features: wire.FeatureAggregates | wire.FeatureSequences})
+	if err != nil {
+		t.Fatal(err)
+	}
+	od.Receive(now, in.Bob.Peer, []*wire.Envelope{sq.EnvCreate, sq.EnvKeystroke, sq.EnvBackspace}, false)
+	if rj := settle(od, old); len(rj) != 1 || rj[0] != "bad_features" {
+		t.Fatalf("a receiver without the compact form: refused %v, want [bad_features]", rj)
+	}
 	odd := *sq.EnvKeystroke
-	odd.Features |= 1 << 2
+	odd.Features |= 1 << 40
 	b, err := wire.EncodeEnvelope(&odd)
 	if err != nil {
 		t.Fatal(err)

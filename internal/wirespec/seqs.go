@@ -1,6 +1,8 @@
 package wirespec
 
 import (
+	"fmt"
+
 	"github.com/concord-p2p/concord/crdt"
 	"github.com/concord-p2p/concord/wire"
 )
@@ -39,6 +41,14 @@ type Seqs struct {
 	// EnvCreate and EnvKeystroke are Alice's seqs 1 and 2 of SeqDoc, their
 	// payloads Create and Keystroke, flagged wire.FeatureSequences.
 	EnvCreate, EnvKeystroke *wire.Envelope
+	// Backspace is Alice's next delta after Keystroke: splice 5 1 (delete
+	// dot A:8, of A:7). EnvBackspace is her seq 3 of SeqDoc (T0+3.4s),
+	// its payload Backspace in the compact splice form, flagged
+	// wire.FeatureSequences and wire.FeatureCompactSplice.
+	Backspace    *crdt.State
+	EnvBackspace *wire.Envelope
+	// Tea is Alice's splice 3 0 true of List: element A:5, a list insert.
+	Tea *crdt.State
 }
 
 // buildSeqs builds the sequence inputs.
@@ -85,7 +95,16 @@ func (in *Inputs) buildSeqs() error {
 		Features: wire.FeatureSequences, Payload: crdt.EncodeDelta(sq.Create, a)}
 	sq.EnvKeystroke = &wire.Envelope{Doc: SeqDoc, Origin: a, Seq: 2, HLC: uint64(HLC(3200, 0)), Dot: 7,
 		Features: wire.FeatureSequences, Payload: crdt.EncodeDelta(sq.Keystroke, a)}
-	for _, e := range []*wire.Envelope{sq.EnvCreate, sq.EnvKeystroke} {
+	if sq.Backspace, err = sk.Apply(a, HLC(3400, 0), crdt.SpliceDelete(note, 5, 1)); err != nil {
+		return err
+	}
+	back, ok := crdt.EncodeDeltaCompact(sq.Backspace, a)
+	if !ok {
+		return fmt.Errorf("the backspace has no compact form")
+	}
+	sq.EnvBackspace = &wire.Envelope{Doc: SeqDoc, Origin: a, Seq: 3, HLC: uint64(HLC(3400, 0)), Dot: 8,
+		Features: wire.FeatureSequences | wire.FeatureCompactSplice, Payload: back}
+	for _, e := range []*wire.Envelope{sq.EnvCreate, sq.EnvKeystroke, sq.EnvBackspace} {
 		if err := wire.SignEnvelope(in.Alice.Priv, e); err != nil {
 			return err
 		}
@@ -107,6 +126,7 @@ func (in *Inputs) buildSeqs() error {
 	if err != nil {
 		return err
 	}
+	sq.Tea = tea
 	sq.List = crdt.New()
 	for _, d := range []*crdt.State{made, flour, tea} {
 		sq.List.Merge(d)

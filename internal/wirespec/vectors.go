@@ -62,6 +62,9 @@ func Vectors() ([]Vector, error) {
 	addDelta := func(id string, d *crdt.State, origin crdt.ReplicaID) {
 		b := crdt.EncodeDelta(d, origin)
 		add(Vector{ID: id, Kind: kindHex, Bytes: b, CBOR: true, Check: func(rec []byte) error {
+			if crdt.IsCompactDelta(rec) {
+				return fmt.Errorf("%s: not in the classic form", id)
+			}
 			got, err := crdt.DecodeDelta(rec, origin, crdt.DeltaLimits())
 			if err != nil {
 				return err
@@ -97,6 +100,37 @@ func Vectors() ([]Vector, error) {
 	addDelta("delta-splice", sq.Keystroke, a)
 	addDelta("delta-splice-replace", sq.Replace, a)
 	addDelta("delta-seq-delete", sq.Delete, bob)
+	// The compact splice form of the keystroke, the replace, a backspace
+	// and a list insert.
+	addCompact := func(id string, d *crdt.State, origin crdt.ReplicaID) error {
+		b, ok := crdt.EncodeDeltaCompact(d, origin)
+		if !ok {
+			return fmt.Errorf("%s: no compact form", id)
+		}
+		add(Vector{ID: id, Kind: kindHex, Bytes: b, CBOR: true, Check: func(rec []byte) error {
+			if !crdt.IsCompactDelta(rec) {
+				return fmt.Errorf("%s: not in the compact form", id)
+			}
+			got, err := crdt.DecodeDelta(rec, origin, crdt.DeltaLimits())
+			if err != nil {
+				return err
+			}
+			// The state the classic form gives, in both forms.
+			if err := sameState(id, got, d, func(s *crdt.State) []byte { return crdt.EncodeDelta(s, origin) }); err != nil {
+				return err
+			}
+			return sameState(id, got, d, func(s *crdt.State) []byte { c, _ := crdt.EncodeDeltaCompact(s, origin); return c })
+		}})
+		return nil
+	}
+	for _, c := range []struct {
+		id string
+		d  *crdt.State
+	}{{"compact-splice", sq.Keystroke}, {"compact-splice-replace", sq.Replace}, {"compact-splice-delete", sq.Backspace}, {"compact-splice-list", sq.Tea}} {
+		if err := addCompact(c.id, c.d, a); err != nil {
+			return nil, err
+		}
+	}
 
 	// Envelopes.
 	envVec := func(id string, e *wire.Envelope) error {
@@ -134,6 +168,9 @@ func Vectors() ([]Vector, error) {
 		return nil, err
 	}
 	if err := envVec("envelope-seq", sq.EnvKeystroke); err != nil {
+		return nil, err
+	}
+	if err := envVec("envelope-compact", sq.EnvBackspace); err != nil {
 		return nil, err
 	}
 	signedSeq, err := SigningInput(sq.EnvKeystroke)
@@ -264,7 +301,8 @@ func (in *Inputs) SyncMsgs() ([]NamedMsg, error) {
 		{"sync-hello-wantstate", &wire.SyncMsg{Type: wire.TypeSyncHello, Doc: Doc, VV: crdt.VersionVector{a: 3}, WantState: true}},
 		{"sync-hello-nosnapshot", &wire.SyncMsg{Type: wire.TypeSyncHello, Doc: Doc, VV: crdt.VersionVector{a: 3}, NoSnapshot: true}},
 		{"sync-hello-features", &wire.SyncMsg{Type: wire.TypeSyncHello, Doc: Doc, VV: crdt.VersionVector{a: 3}, Features: wire.FeatureAggregates}},
-		{"sync-hello-sequences", &wire.SyncMsg{Type: wire.TypeSyncHello, Doc: SeqDoc, VV: crdt.VersionVector{a: 2}, Features: wire.SupportedFeatures}},
+		{"sync-hello-sequences", &wire.SyncMsg{Type: wire.TypeSyncHello, Doc: SeqDoc, VV: crdt.VersionVector{a: 2}, Features: wire.FeatureAggregates | wire.FeatureSequences}},
+		{"sync-hello-compact", &wire.SyncMsg{Type: wire.TypeSyncHello, Doc: SeqDoc, VV: crdt.VersionVector{a: 3}, Features: wire.FeatureAggregates | wire.FeatureSequences | wire.FeatureCompactSplice}},
 		{"sync-deltas", &wire.SyncMsg{Type: wire.TypeSyncDeltas, Envelopes: deltas}},
 		{"sync-snapshot", &wire.SyncMsg{Type: wire.TypeSyncSnapshot, VV: in.VV(), State: crdt.Encode(in.Full), Heads: headBytes}},
 		{"sync-done", &wire.SyncMsg{Type: wire.TypeSyncDone, VV: in.VV()}},
