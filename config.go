@@ -12,6 +12,7 @@ import (
 
 	"github.com/concord-p2p/concord/crdt"
 	cnet "github.com/concord-p2p/concord/net"
+	"github.com/concord-p2p/concord/wire"
 )
 
 // Config configures a Node. The zero value works: an in-memory node on a
@@ -115,6 +116,10 @@ type Config struct {
 	Gater *cnet.Gater
 	// Now is the wall clock (for HLC timestamps). Default time.Now.
 	Now func() time.Time
+	// features, when not 0, are the optional wire features the node
+	// announces and speaks (default wire.SupportedFeatures): tests set
+	// fewer to play a node of an older version.
+	features wire.Features
 }
 
 // DefaultConfig returns the configuration of a real peer: data under

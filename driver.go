@@ -55,6 +55,8 @@ type driverDeps struct {
 	onEquivocation func(EquivocationEvent)
 	// pieceBytes bounds an own delta's payload (0: maxPayload); tests lower it.
 	pieceBytes int
+	// features are the wire features the document speaks (0: all).
+	features wire.Features
 	// pool runs the work; nil: a pool of the driver's own (tests).
 	pool *workpool.Pool
 	// connected reports whether a peer is connected to us (summaries).
@@ -130,7 +132,7 @@ func openDriver(doc string, d driverDeps) (*driver, error) {
 		Doc: doc, Self: d.self, SelfPeer: d.selfPeer, Key: d.key, Writers: d.writers,
 		AckPeers: d.ackPeers, TrustAuthor: d.trustAuthor, GroupWait: d.groupWait, SnapshotAfter: d.snapshotAfter,
 		CompactAfter: d.compactAfter, Retention: d.retention, PieceBytes: d.pieceBytes,
-		Storage: r.logv,
+		Features: d.features, Storage: r.logv,
 		// Change numbers from the boot time (ms), so that a number from
 		// before a restart is never one after it (a safe JS integer).
 		FirstChange: uint64(time.Now().UnixMilli()) << 10,

@@ -123,6 +123,7 @@ func Open(ctx context.Context, cfg Config) (n *Node, err error) {
 	gc.FastHeartbeat = cfg.FastGossip
 	gc.FlushInterval = cfg.GossipFlushInterval
 	gc.MeshDegree = cfg.MeshDegree
+	gc.Features = cfg.features
 	gc.Metrics = n.metrics
 	gc.Logger = cfg.Logger
 	if cfg.Discovery || cfg.MDNS {
@@ -326,7 +327,8 @@ func (n *Node) openDoc(name string, o docOptions) (*Doc, error) {
 	deps := driverDeps{
 		store: n.st, key: n.key, self: n.self, selfPeer: n.h.ID(), writers: writers,
 		ackPeers: max(o.ackPeers, 1), trustAuthor: n.cfg.TrustAuthorChannel, groupWait: n.cfg.GroupCommitWait, snapshotAfter: n.cfg.SnapshotAfter, compactAfter: n.cfg.CompactAfter, retention: n.cfg.CompactRetention,
-		now: n.cfg.Now, metrics: n.metrics, log: n.cfg.Logger.With("doc", name),
+		features: n.cfg.features,
+		now:      n.cfg.Now, metrics: n.metrics, log: n.cfg.Logger.With("doc", name),
 		onEquivocation: n.cfg.Events.Equivocation,
 		publish: func(e *wire.Envelope) {
 			if len(e.Payload) > wire.DefaultLimits().MaxPayloadBytes {

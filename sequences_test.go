@@ -27,6 +27,7 @@ func applyPatches(text []rune, path string, ps []crdt.SeqPatch) []rune {
 // random places, each keystroke its own transaction: both end with the same
 // text, every keystroke in it exactly once, and on each peer the patches of
 // the change events, applied in order from the empty text, give that text.
+// The keystrokes travel as compact splices, alone or in aggregates.
 func TestTwoPeersTypeIntoOneText(t *testing.T) {
 	ctx := context.Background()
 	a, b := testNode(t, ""), testNode(t, "")
@@ -62,6 +63,24 @@ func TestTwoPeersTypeIntoOneText(t *testing.T) {
 	if got := len([]rune(text)); got != 2*perPeer {
 		t.Fatalf("text has %d code points, want %d: %q", got, 2*perPeer, text)
 	}
+	// The keystrokes are written in the compact splice form; a burst
+	// travels coalesced into aggregates (in the classic form), a lone
+	// keystroke as it is: one more each, once the other holds it, is in
+	// its log compact, flagged (compactFrom checks every flag).
+	for _, x := range [][2]*Doc{{da, db}, {db, da}} {
+		if n := compactFrom(t, x[0], x[0].n.self); n < perPeer/2 {
+			t.Fatalf("%s wrote %d of its %d keystrokes compact", x[0].n.self, n, perPeer)
+		}
+		before := compactFrom(t, x[1], x[0].n.self)
+		if err := x[0].Splice(ctx, path, 0, 0, "."); err != nil {
+			t.Fatal(err)
+		}
+		waitConverged(t, 20*time.Second, da, db)
+		if n := compactFrom(t, x[1], x[0].n.self); n != before+1 {
+			t.Fatalf("%s's log holds %d compact deltas of %s, want %d", x[1].n.self, n, x[0].n.self, before+1)
+		}
+	}
+	text, _ = da.Text(path...)
 	seen := map[rune]int{}
 	for _, r := range text {
 		seen[r]++

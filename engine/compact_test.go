@@ -125,6 +125,14 @@ func TestSessionPeerWithoutCompactSplice(t *testing.T) {
 	if string(crdt.Encode(b.State())) != string(crdt.Encode(a.State())) {
 		t.Fatal("b's state differs from a's")
 	}
+	// A peer speaking the form is served the compact singles as they are.
+	c, lc, _ := newDoc(t, "k")
+	if drops := exchange(t, a, la, c, lc); len(drops) != 0 {
+		t.Fatalf("drops serving a peer of today: %v", drops)
+	}
+	if env, err := wire.DecodeEnvelope(mustGet(t, lc, o.cfg.Self, 2), StoredLimits); err != nil || env.Last != 0 || !crdt.IsCompactDelta(env.Payload) {
+		t.Fatalf("o's keystroke as c got it from a: %v, %+v; want the compact single", err, env)
+	}
 	// And b's own keystrokes stay classic.
 	if _, err := b.Propose(epoch, splice("t", 0, 0, "q")); err != nil {
 		t.Fatal(err)

@@ -148,3 +148,52 @@ func TestFeaturesGateSequences(t *testing.T) {
 		t.Fatal("a published a sequence delta on a topic with a plain peer")
 	}
 }
+
+// A node announces only the features its config names: a neighbour that
+// did not announce the compact splice form (as a node of an earlier
+// version) is never published a compact delta — the author drops it — and
+// still gets the deltas it reads.
+func TestFeaturesGateCompactSplice(t *testing.T) {
+	const doc = "compactfeat"
+	rb := &deliverRec{}
+	a := newGossipNode(t, doc, &acceptAll{}, nil)
+	b := newGossipNode(t, doc, rb, nil, func(c *GossipConfig) { c.Features = wire.FeatureAggregates | wire.FeatureSequences })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := b.h.Connect(ctx, peer.AddrInfo{ID: a.h.ID(), Addrs: a.h.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	ta := a.g.topics[doc]
+	waitFor(t, 10*time.Second, "b in a's topic, its features identified", func() bool {
+		return slices.Contains(ta.topic.ListPeers(), b.h.ID()) && PeerFeatures(a.h, b.h.ID()).Has(wire.FeatureSequences)
+	})
+	if f := PeerFeatures(a.h, b.h.ID()); f != wire.FeatureAggregates|wire.FeatureSequences {
+		t.Fatalf("b announced %b, want aggregates and sequences only", f)
+	}
+	if ta.topicSpeaks(wire.FeatureCompactSplice) {
+		t.Fatal("a topic with an older peer speaks the compact form")
+	}
+	env := func(seq uint64, f wire.Features) *wire.Envelope {
+		return &wire.Envelope{Doc: doc, Origin: "a", Seq: seq, Features: f, Payload: []byte{0x80}, Sig: []byte{1}}
+	}
+	ta.Publish(env(1, wire.FeatureSequences|wire.FeatureCompactSplice))
+	waitFor(t, 10*time.Second, "the compact publish to be left out", func() bool {
+		return counterValue(a.m.Dropped.WithLabelValues("gossip_out", "needs_feature")) == 1
+	})
+	// A classic one does reach b (published again until one arrives: the
+	// mesh may still be forming).
+	deadline := time.Now().Add(30 * time.Second)
+	for seq, got := uint64(2), false; !got; seq++ {
+		if time.Now().After(deadline) {
+			t.Fatal("b got none of the classic deltas")
+		}
+		ta.Publish(env(seq, wire.FeatureSequences))
+		for try := time.Now().Add(500 * time.Millisecond); !got && time.Now().Before(try); {
+			time.Sleep(10 * time.Millisecond)
+			got = rb.has(seq)
+		}
+	}
+	if rb.has(1) {
+		t.Fatal("b was published a compact delta")
+	}
+}

@@ -82,8 +82,12 @@ type GossipConfig struct {
 	IDontWantThreshold int
 	// Tracers are more GossipSub tracers (a simulation's counters).
 	Tracers []pubsub.RawTracer
-	Metrics *Metrics
-	Logger  *slog.Logger
+	// Features are the optional features the node announces through
+	// identify and speaks on its topics (0: wire.SupportedFeatures).
+	// Tests set fewer to play a node of an older version.
+	Features wire.Features
+	Metrics  *Metrics
+	Logger   *slog.Logger
 }
 
 // DefaultGossipConfig returns the documented defaults.
@@ -227,8 +231,11 @@ func NewGossip(h host.Host, cfg GossipConfig) (*Gossip, error) {
 	}
 	// Announce the optional features this node speaks: identify advertises
 	// the protocols, and peers check them before sending such messages.
+	if cfg.Features == 0 {
+		cfg.Features = wire.SupportedFeatures
+	}
 	for f, proto := range wire.FeatureProtocols {
-		if wire.SupportedFeatures.Has(f) {
+		if cfg.Features.Has(f) {
 			h.SetStreamHandler(protocol.ID(proto), func(s network.Stream) { _ = s.Reset() })
 		}
 	}
@@ -257,7 +264,10 @@ func (t *Topic) topicSpeaks(f wire.Features) bool {
 
 // topicFeatures returns the features every peer of the topic announced.
 func (t *Topic) topicFeatures() wire.Features {
-	f := wire.SupportedFeatures
+	f := t.g.cfg.Features
+	if f == 0 {
+		f = wire.SupportedFeatures
+	}
 	for _, p := range t.topic.ListPeers() {
 		f &= PeerFeatures(t.g.h, p)
 	}

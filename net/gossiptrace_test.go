@@ -91,13 +91,16 @@ type gossipNode struct {
 	hd *recHandler
 }
 
-func newGossipNode(t *testing.T, doc string, hd Handler, rh *recHandler) *gossipNode {
+func newGossipNode(t *testing.T, doc string, hd Handler, rh *recHandler, mods ...func(*GossipConfig)) *gossipNode {
 	t.Helper()
 	h := tcpHost(t)
 	m := NewMetrics(nil)
 	cfg := DefaultGossipConfig()
 	cfg.FastHeartbeat = true
 	cfg.Metrics = m
+	for _, mod := range mods {
+		mod(&cfg)
+	}
 	g, err := NewGossip(h, cfg)
 	if err != nil {
 		t.Fatal(err)
