@@ -10,6 +10,7 @@ import (
 	"github.com/concord-p2p/concord/crdt"
 	cnet "github.com/concord-p2p/concord/net"
 	"github.com/concord-p2p/concord/store"
+	"github.com/concord-p2p/concord/wire"
 )
 
 // Doc is one document hosted by a Node: a JSON-like tree of registers,
@@ -201,6 +202,30 @@ func (d *Doc) Sync(ctx context.Context, p peer.ID) (cnet.SyncStats, error) {
 // hold the document have (the same rule as automatic compaction, without
 // its threshold).
 func (d *Doc) Compact(ctx context.Context) error { return d.r.compactNow(ctx) }
+
+// LackingSizes reports, for each stored delta a peer holding version have
+// lacks from this node's log, the bytes of its encoded envelope and of its
+// payload (the encoded delta). It is a diagnostic, as Lacking is.
+func (d *Doc) LackingSizes(ctx context.Context, have crdt.VersionVector) (envelope, payload []int, err error) {
+	var cur store.Cursor
+	for {
+		batch, next, done, err := d.n.st.Missing(ctx, d.name, have, cur)
+		if err != nil {
+			return envelope, payload, err
+		}
+		for _, e := range batch {
+			env, err := wire.DecodeEnvelope(e.Data, storedLimits)
+			if err != nil {
+				continue // a marker: its aggregate is counted where it is stored
+			}
+			envelope, payload = append(envelope, len(e.Data)), append(payload, len(env.Payload))
+		}
+		cur = next
+		if done {
+			return envelope, payload, nil
+		}
+	}
+}
 
 // Lacking reports how many stored deltas, and how many bytes of encoded
 // envelopes, a peer holding version have lacks from this node's log. It is a

@@ -61,8 +61,9 @@ func B4API(ctx context.Context, o Options) (Result, error) {
 }
 
 // Keystroke measures the bytes one typed character costs on the wire: the
-// envelope of a one-character splice into a text of base characters
-// (typed earlier one by one, so its neighbours are runs).
+// envelope, and its payload, of a one-character splice into the middle of
+// a text of base characters (written in one splice before it, so its
+// neighbours are one run).
 func Keystroke(ctx context.Context, o Options, base int) (Result, error) {
 	c, err := newCluster(ctx, o, 1, "key", true, nil)
 	if err != nil {
@@ -77,19 +78,21 @@ func Keystroke(ctx context.Context, o Options, base int) (Result, error) {
 	if err := d.Splice(ctx, textPath, base/2, 0, "y"); err != nil {
 		return Result{}, err
 	}
-	n, envBytes, err := d.Lacking(ctx, have)
+	envs, payloads, err := d.LackingSizes(ctx, have)
 	if err != nil {
 		return Result{}, err
 	}
-	if n != 1 {
-		return Result{}, fmt.Errorf("a keystroke made %d deltas", n)
+	if len(envs) != 1 {
+		return Result{}, fmt.Errorf("a keystroke made %d deltas", len(envs))
 	}
+	envBytes, payloadBytes := envs[0], payloads[0]
 	return Result{
 		Scenario: "one keystroke on the wire", Name: "keystroke",
 		Params:   fmt.Sprintf("a one-character splice in the middle of a %d-character text", base),
 		ParamMap: map[string]any{"text_chars": base},
 		Metrics: []Metric{
 			{Key: "envelope_bytes", Name: "signed envelope (payload, signature, header)", Value: float64(envBytes), Unit: "bytes"},
+			{Key: "payload_bytes", Name: "payload (the encoded delta)", Value: float64(payloadBytes), Unit: "bytes", Target: "≤ 30", Met: met(payloadBytes <= 30)},
 		},
 	}, nil
 }
