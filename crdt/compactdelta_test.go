@@ -274,3 +274,34 @@ func FuzzDecodeCompactDelta(f *testing.F) {
 		}
 	})
 }
+
+// The keystroke of TestCompactDeltaSize encoded and decoded in both forms.
+func BenchmarkCompactKeystroke(b *testing.B) {
+	a := &docPeer{id: "12D3KooWK99VoVxNE7XzyBwXEzW7xhK7Gpv85r9F3V3fyKSUKPH5.1", s: New()}
+	a.apply(b, Splice([]string{"text"}, 0, 0, strings.Repeat("x", 10_000)))
+	a.ts++
+	d, err := a.s.Apply(a.id, a.ts, Splice([]string{"text"}, 5_000, 0, "y"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	classic, compact := EncodeDelta(d, a.id), compactOf(b, d, a.id)
+	b.Run("encode-classic", func(b *testing.B) {
+		for range b.N {
+			EncodeDelta(d, a.id)
+		}
+	})
+	b.Run("encode-compact", func(b *testing.B) {
+		for range b.N {
+			EncodeDeltaCompact(d, a.id)
+		}
+	})
+	for name, in := range map[string][]byte{"decode-classic": classic, "decode-compact": compact} {
+		b.Run(name, func(b *testing.B) {
+			for range b.N {
+				if _, err := DecodeDelta(in, a.id, DeltaLimits()); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -171,24 +171,27 @@ func (d *Doc) sign(delta *crdt.State, dot uint64) ([]*wire.Envelope, []store.Ent
 	self := d.cfg.Self
 	pieces := []*crdt.State{delta}
 	var payloads [][]byte
+	// One splice of a text or list (a keystroke) in the compact form,
+	// when the peers speak it; anything else in the classic one.
+	compact := d.features().Has(wire.FeatureCompactSplice)
+	encode := func(p *crdt.State) []byte {
+		if compact {
+			if b, ok := crdt.EncodeDeltaCompact(p, self); ok {
+				return b
+			}
+		}
+		return crdt.EncodeDelta(p, self)
+	}
 	// Each context interval and each value costs at least two bytes: a
 	// delta over the bound by that count alone is not encoded whole.
 	if 2*(delta.Context().CloudSize()+delta.Dots()) <= bound {
-		payloads = append(payloads, crdt.EncodeDelta(delta, self))
+		payloads = append(payloads, encode(delta))
 	}
 	if len(payloads) == 0 || len(payloads[0]) > bound {
 		pieces = crdt.SplitDelta(delta, self, crdt.Limits{MaxBytes: bound, MaxElements: payloadLimits.MaxElements})
 		payloads = payloads[:0]
 		for _, p := range pieces {
-			payloads = append(payloads, crdt.EncodeDelta(p, self))
-		}
-	}
-	if d.features().Has(wire.FeatureCompactSplice) {
-		// One splice of a text or list (a keystroke): the compact form.
-		for i, p := range pieces {
-			if b, ok := crdt.EncodeDeltaCompact(p, self); ok {
-				payloads[i] = b
-			}
+			payloads = append(payloads, encode(p))
 		}
 	}
 	// Each piece has a timestamp of its own: an author's envelopes never
