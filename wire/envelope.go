@@ -98,7 +98,8 @@ type Envelope struct {
 	// "Anti-entropy"). 0 in envelopes from before it existed.
 	Dot uint64
 	// Features are the optional parts of the document format the payload
-	// uses (FeatureSequences), signed; 0 for one that uses none.
+	// uses (FeatureSequences, FeatureCompactSplice), signed; 0 for one that
+	// uses none.
 	Features Features
 	Payload  []byte
 	Sig      []byte
