@@ -216,6 +216,15 @@ func decode(b []byte, origin ReplicaID, lim Limits) (*State, error) {
 			return nil, fmt.Errorf("%w: limits: %v", ErrMalformed, err)
 		}
 	}
+	if s, ok := decodeFast(b, origin, lim); ok {
+		return s, nil
+	}
+	return decodeReference(b, origin, lim, dm)
+}
+
+// decodeReference is the decoder of every encoding, through the CBOR
+// library (decodeFast only takes a shortcut for the commonest).
+func decodeReference(b []byte, origin ReplicaID, lim Limits, dm cbor.DecMode) (*State, error) {
 	var w wState
 	if err := dm.Unmarshal(b, &w); err != nil {
 		var me *cbor.MaxArrayElementsError

@@ -1,0 +1,71 @@
+package crdt
+
+import (
+	"strconv"
+	"testing"
+)
+
+// joinBatches returns the encodings of batches aggregates, each the join
+// of txns transactions of per register sets on fresh top-level keys, all
+// by one author in order: what a late joiner receives from the author.
+func joinBatches(tb testing.TB, origin ReplicaID, batches, txns, per int) [][]byte {
+	tb.Helper()
+	src := New()
+	k := 0
+	var out [][]byte
+	for range batches {
+		acc := New()
+		for range txns {
+			ops := make([]Op, per)
+			for i := range ops {
+				ops[i] = Set([]string{"k" + strconv.Itoa(k)}, js(strconv.Itoa(k)))
+				k++
+			}
+			d, err := src.Apply(origin, HLC(1<<40+k), ops...)
+			if err != nil {
+				tb.Fatal(err)
+			}
+			acc.JoinDelta(d)
+		}
+		out = append(out, EncodeDelta(acc, origin))
+	}
+	return out
+}
+
+// BenchmarkJoinBatch: what a late joiner does with one 8,000-key aggregate
+// (8 transactions of 1,000 sets): decode it, and merge it into a document
+// already holding the 48,000 keys written before.
+func BenchmarkJoinBatch(b *testing.B) {
+	encs := joinBatches(b, "A", 7, 8, 1000)
+	enc := encs[6]
+	b.Run("decode", func(b *testing.B) {
+		b.SetBytes(int64(len(enc)))
+		b.ReportAllocs()
+		for range b.N {
+			if _, err := DecodeDelta(enc, "A", DeltaLimits()); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("merge", func(b *testing.B) {
+		base := New()
+		for _, e := range encs[:6] {
+			d, err := DecodeDelta(e, "A", DeltaLimits())
+			if err != nil {
+				b.Fatal(err)
+			}
+			base.Merge(d)
+		}
+		delta, err := DecodeDelta(enc, "A", DeltaLimits())
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		for range b.N {
+			b.StopTimer()
+			s := base.Clone()
+			b.StartTimer()
+			s.Merge(delta)
+		}
+	})
+}
