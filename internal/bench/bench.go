@@ -218,9 +218,17 @@ func converged(docs []*concord.Doc) bool {
 			return false
 		}
 	}
-	a := string(docs[0].JSON())
-	for _, d := range docs[1:] {
-		if string(d.JSON()) != a {
+	// The views are encoded at once, each under its own document's lock:
+	// one after the other, the check would take as long as two encodings
+	// of a big document after the documents agree.
+	views := make([]string, len(docs))
+	var wg sync.WaitGroup
+	for i, d := range docs {
+		wg.Go(func() { views[i] = string(d.JSON()) })
+	}
+	wg.Wait()
+	for _, v := range views[1:] {
+		if v != views[0] {
 			return false
 		}
 	}
