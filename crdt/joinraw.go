@@ -35,6 +35,15 @@ func JoinDisjointDeltas(origin ReplicaID, payloads [][]byte, lim Limits) (enc []
 	if origin == "" || len(payloads) == 0 {
 		return nil, false
 	}
+	if enc, ok := joinDisjointFast(origin, payloads, lim); ok {
+		return enc, true
+	}
+	return joinDisjointReference(origin, payloads, lim)
+}
+
+// joinDisjointReference is JoinDisjointDeltas through the CBOR library
+// (joinDisjointFast only takes a shortcut for deltas in canonical form).
+func joinDisjointReference(origin ReplicaID, payloads [][]byte, lim Limits) (enc []byte, ok bool) {
 	dm := deltaDec
 	if lim != DeltaLimits() {
 		var err error
