@@ -16,8 +16,11 @@ func joinDisjointFast(origin ReplicaID, payloads [][]byte, lim Limits) ([]byte, 
 	if lim.MaxBytes <= 0 {
 		return nil, false
 	}
-	type kv struct{ key, entry []byte } // encoded, as in the payload
+	// A key and its entry, encoded, at payloads[p][k:e] and [e:end]
+	// (offsets, not slices: nothing for the collector to scan).
+	type kv struct{ p, k, e, end int }
 	var root []kv
+	key := func(x kv) []byte { return payloads[x.p][x.k:x.e] }
 	cc := NewCausalContext()
 	var top uint64
 	sorted := true // root, the payloads' keys in turn, is in order
@@ -60,7 +63,11 @@ func joinDisjointFast(origin ReplicaID, payloads [][]byte, lim Limits) ([]byte, 
 				intervals++
 			case f == 5:
 				var kp []byte
-				for range r.count(5) {
+				nk := r.count(5)
+				if root == nil {
+					root = make([]kv, 0, nk*len(payloads))
+				}
+				for range nk {
 					k0 := r.i
 					r.key(3, &kp)
 					e0 := r.i
@@ -84,7 +91,7 @@ func joinDisjointFast(origin ReplicaID, payloads [][]byte, lim Limits) ([]byte, 
 					if r.bad {
 						return nil, false
 					}
-					root = append(root, kv{b[k0:e0], b[e0:r.i]})
+					root = append(root, kv{i, k0, e0, r.i})
 				}
 			default:
 				return nil, false
@@ -96,16 +103,16 @@ func joinDisjointFast(origin ReplicaID, payloads [][]byte, lim Limits) ([]byte, 
 		if r.bad || r.i != len(b) || !version || !flag || intervals != 1 || lo == 0 || lo > hi || hi > MaxCounter || (i > 0 && lo <= top) {
 			return nil, false
 		}
-		if first > 0 && len(root) > first && bytes.Compare(root[first-1].key, root[first].key) >= 0 {
+		if first > 0 && len(root) > first && bytes.Compare(key(root[first-1]), key(root[first])) >= 0 {
 			sorted = false
 		}
 		cc.AddRange(origin, lo, hi)
 		top = hi
 	}
 	if !sorted {
-		slices.SortFunc(root, func(a, b kv) int { return bytes.Compare(a.key, b.key) })
+		slices.SortFunc(root, func(a, b kv) int { return bytes.Compare(key(a), key(b)) })
 		for i := 1; i < len(root); i++ {
-			if bytes.Equal(root[i-1].key, root[i].key) {
+			if bytes.Equal(key(root[i-1]), key(root[i])) {
 				return nil, false // a key in two deltas
 			}
 		}
@@ -121,7 +128,7 @@ func joinDisjointFast(origin ReplicaID, payloads [][]byte, lim Limits) ([]byte, 
 	}
 	size := len(b) + 1 + 9
 	for _, x := range root {
-		size += len(x.key) + len(x.entry)
+		size += x.end - x.k
 	}
 	out := make([]byte, 0, size)
 	out = append(out, b...)
@@ -129,8 +136,7 @@ func joinDisjointFast(origin ReplicaID, payloads [][]byte, lim Limits) ([]byte, 
 	out = append(out, 0x05)
 	out = appendHead(out, 5, uint64(len(root)))
 	for _, x := range root {
-		out = append(out, x.key...)
-		out = append(out, x.entry...)
+		out = append(out, payloads[x.p][x.k:x.end]...)
 	}
 	return out, true
 }
