@@ -21,8 +21,17 @@ func (s *Syncer) write(bw *bufio.Writer, io *streamCounts, mu *sync.Mutex, m *wi
 	}
 	flag, b := frameRaw, raw
 	if len(raw) >= compressMin {
-		if z := s.zenc.EncodeAll(raw, make([]byte, 0, len(raw)/2)); len(z) < len(raw) {
-			flag, b = frameZstd, z
+		enc := s.zenc
+		if len(raw) > zstdSmallWindow {
+			s.zencOnce.Do(func() {
+				s.zencBig, _ = zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithWindowSize(zstdWindow))
+			})
+			enc = s.zencBig
+		}
+		if enc != nil {
+			if z := enc.EncodeAll(raw, make([]byte, 0, len(raw)/2)); len(z) < len(raw) {
+				flag, b = frameZstd, z
+			}
 		}
 	}
 	if m.Type == wire.TypeSyncSnapshot {

@@ -80,8 +80,15 @@ type Syncer struct {
 	h   host.Host
 	cfg SyncerConfig
 
-	zenc *zstd.Encoder
-	zdec *zstd.Decoder // output bounded by the capacity given (DecodeAllCapLimit)
+	// zenc compresses frames of up to zstdSmallWindow bytes, zencBig (made
+	// on first use) bigger ones: an encoder keeps a history of twice its
+	// window, which for the big one is 16 MiB to allocate and fault in —
+	// on the first frame of a node's first exchange, for frames that fit
+	// the small window anyway (where both write the same bytes).
+	zenc     *zstd.Encoder
+	zencBig  *zstd.Encoder
+	zencOnce sync.Once
+	zdec     *zstd.Decoder // output bounded by the capacity given (DecodeAllCapLimit)
 
 	mu       sync.Mutex
 	inflight map[syncKey]*syncSlot
@@ -130,6 +137,9 @@ const (
 // received frame may ask for.
 const zstdWindow = 8 << 20
 
+// zstdSmallWindow is the window of the encoder of frames up to that size.
+const zstdSmallWindow = 1 << 20
+
 // NewSyncer registers the sync protocol handler on h.
 func NewSyncer(h host.Host, cfg SyncerConfig) *Syncer {
 	if cfg.Timeout <= 0 {
@@ -146,7 +156,7 @@ func NewSyncer(h host.Host, cfg SyncerConfig) *Syncer {
 		h: h, cfg: cfg, inflight: map[syncKey]*syncSlot{}, ctx: ctx, cancel: cancel,
 		inPeer: map[peer.ID]int{}, outPeer: map[peer.ID]int{}, outWait: map[peer.ID]int{}, freed: make(chan struct{}),
 	}
-	s.zenc, _ = zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithWindowSize(zstdWindow))
+	s.zenc, _ = zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithWindowSize(zstdSmallWindow))
 	// One decoder for every frame kind: DecodeAll's output is bounded by
 	// the capacity of the buffer it is given, which readFrame sizes (and
 	// reserves) from the frame's declared content size.
@@ -177,6 +187,9 @@ func (s *Syncer) Close() error {
 	s.cancel()
 	s.wg.Wait()
 	_ = s.zenc.Close()
+	if s.zencBig != nil {
+		_ = s.zencBig.Close()
+	}
 	s.zdec.Close()
 	return nil
 }
