@@ -276,7 +276,12 @@ func decodeFast(b []byte, origin ReplicaID, lim Limits) (s *State, ok bool) {
 	}
 	if len(keys) > 1 {
 		s.root.kids.grow(len(keys))
-		s.idx.grow(len(keys))
+		if !ascending(regs) {
+			// Room for the dots in the sparse map, where dots inserted
+			// out of order go; in order (a bulk load: keys in order
+			// written in order), they go to pages, and it is not needed.
+			s.idx.grow(len(keys))
+		}
 	}
 	kb := make([]byte, 0, keyBytes)
 	for _, k := range keys {
@@ -307,4 +312,15 @@ func decodeFast(b []byte, origin ReplicaID, lim Limits) (s *State, ok bool) {
 		s.root.kids.put(ents[i].e.key, &ents[i].e)
 	}
 	return s, true
+}
+
+// ascending reports whether the values' dots are of one replica index and
+// in increasing counter order.
+func ascending(regs []fastReg) bool {
+	for i := 1; i < len(regs); i++ {
+		if regs[i].ri != regs[0].ri || regs[i].c <= regs[i-1].c {
+			return false
+		}
+	}
+	return true
 }

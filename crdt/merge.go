@@ -3,6 +3,7 @@ package crdt
 import (
 	"bytes"
 	"cmp"
+	"iter"
 	"slices"
 	"sort"
 	"strings"
@@ -122,7 +123,7 @@ func (s *State) mergeNode(dst, src *mapNode, m merger) {
 	if src.kids.len() >= 64 {
 		slab = make([]entry, 0, src.kids.len())
 	}
-	for k, se := range src.kids.all() {
+	for k, se := range mergeOrder(src) {
 		de := dst.kids.get(k)
 		created := false
 		if de == nil {
@@ -153,6 +154,39 @@ func (s *State) mergeNode(dst, src *mapNode, m merger) {
 		}
 		if created && de.empty() {
 			dst.kids.del(k)
+		}
+	}
+}
+
+// mergeOrder yields the keys of src, a large map in the order of their
+// registers' first dots: a replica's dots then reach the state's dot index
+// in counter order, where they fill pages (see repDots) rather than the
+// sparse map that dots out of order go to — the difference, for a late
+// joiner, between its document's 100k dots in pages and in a hash map.
+// A small map's keys come in map order.
+func mergeOrder(src *mapNode) iter.Seq2[string, *entry] {
+	if src.kids.len() < 1024 {
+		return src.kids.all()
+	}
+	type kid struct {
+		key string
+		e   *entry
+		c   uint64
+	}
+	kids := make([]kid, 0, src.kids.len())
+	for k, e := range src.kids.all() {
+		var c uint64
+		if r := e.register(); r != nil && len(r.dots) > 0 {
+			c = r.dots[0].dot.Counter
+		}
+		kids = append(kids, kid{k, e, c})
+	}
+	slices.SortFunc(kids, func(a, b kid) int { return cmp.Compare(a.c, b.c) })
+	return func(yield func(string, *entry) bool) {
+		for _, x := range kids {
+			if !yield(x.key, x.e) {
+				return
+			}
 		}
 	}
 }
