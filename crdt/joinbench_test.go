@@ -100,3 +100,20 @@ func BenchmarkJoinDisjoint(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkJoinView: the JSON view of the late joiner's 96,000-key
+// document (what the join scenario's check encodes).
+func BenchmarkJoinView(b *testing.B) {
+	s := New()
+	for _, e := range joinBatches(b, "A", 12, 8, 1000) {
+		d, err := DecodeDelta(e, "A", DeltaLimits())
+		if err != nil {
+			b.Fatal(err)
+		}
+		s.Merge(d)
+	}
+	b.ReportAllocs()
+	for range b.N {
+		s.JSON()
+	}
+}
