@@ -151,14 +151,6 @@ func (s *Seq[V]) retry(ps *patches[V]) {
 	}
 }
 
-func rangeLen(rs []seqRange) uint64 {
-	var n uint64
-	for _, r := range rs {
-		n += r.n
-	}
-	return n
-}
-
 // mergeRun integrates the elements of run not seen yet (and, for a
 // tombstone run, deletes those seen). It reports whether anything was
 // integrated; what waits for an origin goes to pending.
@@ -412,33 +404,6 @@ func (s *Seq[V]) mergeDel(ranges []seqRange, st sid, ps *patches[V]) []seqRange 
 		}
 	}
 	return rest
-}
-
-// missingSpans calls fn for each maximal span of counters lo..hi of r that
-// cc does not hold.
-func missingSpans(cc *CausalContext, r ReplicaID, lo, hi uint64, fn func(a, b uint64)) {
-	if top := cc.vv[r]; lo <= top {
-		if hi <= top {
-			return
-		}
-		lo = top + 1
-	}
-	ivs := cc.cloudOf(r)
-	k := sort.Search(len(ivs), func(k int) bool { return ivs[k].hi >= lo })
-	for c := lo; c <= hi; {
-		if k == len(ivs) || ivs[k].lo > hi {
-			fn(c, hi)
-			return
-		}
-		if ivs[k].lo > c {
-			fn(c, ivs[k].lo-1)
-		}
-		c = ivs[k].hi + 1
-		k++
-		if c == 0 { // wrapped
-			return
-		}
-	}
 }
 
 // order returns the indexes of runs so that a run comes after the runs of
