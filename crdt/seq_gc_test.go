@@ -300,3 +300,43 @@ func TestDocCollectTombstones(t *testing.T) {
 		t.Fatal("the repair reported no patches")
 	}
 }
+
+// A delete held back for an element that another replica has since
+// collected ends when that replica's whole state arrives: the element is
+// deleted there and will never arrive.
+func TestSeqGCHeldDeleteOfCollected(t *testing.T) {
+	a, c := NewText(), NewText()
+	ins(t, a, "A", 0, "abc")
+	d := del(t, a, "A", 2, 1) // c
+	if n := a.GC(a.Context().VV()); n != 1 {
+		t.Fatalf("collected %d", n)
+	}
+	c.Merge(d) // c has not seen "abc": the delete waits for its element
+	if c.Pending() != 1 {
+		t.Fatalf("%d pending", c.Pending())
+	}
+	c.Merge(a.Delta())
+	if c.Pending() != 0 || c.String() != "ab" || !c.Context().Contains(d.dels[0].by) {
+		t.Fatalf("%q, %d pending", c.String(), c.Pending())
+	}
+	mustCheck(t, c)
+}
+
+// An insert naming a delete's dot (no element has it: only a forged delta
+// makes one) is held back, bounded like any held-back change; it never
+// integrates, and the sequence keeps wanting it.
+func TestSeqGCOriginIsADeleteDot(t *testing.T) {
+	a, b := NewText(), NewText()
+	b.Merge(ins(t, a, "A", 0, "ab"))
+	dd := del(t, a, "A", 1, 1)
+	b.Merge(dd)
+	forged := &SeqDelta[rune]{runs: []seqRun[rune]{{id: Dot{"A", 9}, ol: dd.dels[0].by, n: 1, vals: []rune{'x'}}}}
+	b.Merge(forged)
+	if b.Pending() != 1 || !b.WantsCollected() || b.String() != "a" {
+		t.Fatalf("%q, %d pending", b.String(), b.Pending())
+	}
+	b.Merge(a.Delta())
+	if b.Pending() != 1 || b.String() != "a" {
+		t.Fatalf("after a whole state: %q, %d pending", b.String(), b.Pending())
+	}
+}

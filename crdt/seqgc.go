@@ -32,10 +32,14 @@ package crdt
 func (s *Seq[V]) GC(floor VersionVector) int {
 	below := func(r uint32, c uint64) bool { return c <= floor[s.reps[r]] }
 	baseOK := s.baseCovered(floor)
-	var held []sid
+	// The items holding what held-back inserts name are kept whole (one
+	// lookup per origin, not one per item and origin).
+	held := map[sid]bool{}
 	for _, o := range s.pend.origins() {
 		if r, ok := s.repIdx[o.Replica]; ok && o.Counter != 0 {
-			held = append(held, sid{r, o.Counter})
+			if l, j, _, ok := s.locate(sid{r, o.Counter}); ok {
+				held[l.items[j].first()] = true
+			}
 		}
 	}
 	// Candidates: tombstone items below the floor. Within an item each
@@ -47,12 +51,7 @@ func (s *Seq[V]) GC(floor VersionVector) int {
 	var work []ref
 	s.t.each(func(it *sitem[V]) bool {
 		ok := it.del && below(it.rep, it.ctr+uint64(it.n)-1) &&
-			(it.st.c == 0 && baseOK || it.st.c != 0 && below(it.st.r, it.st.c))
-		for _, h := range held {
-			if ok && it.has(h.r, h.c) {
-				ok = false
-			}
-		}
+			(it.st.c == 0 && baseOK || it.st.c != 0 && below(it.st.r, it.st.c)) && !held[it.first()]
 		if ok {
 			keepTo[it.first()] = -1
 		} else {

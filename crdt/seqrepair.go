@@ -1,5 +1,7 @@
 package crdt
 
+import "slices"
+
 // Repair of inserts whose origin was garbage-collected.
 //
 // GC (seqgc.go) drops a tombstone once the floor it is given covers the
@@ -60,41 +62,51 @@ func (s *Seq[V]) WantsCollected() bool { return s.orphaned && len(s.wanted()) > 
 // revivals returns, for each of runs (a change being merged), the highest
 // counter up to which its collected elements are to be integrated again
 // (0: none): those the held-back inserts want, the collected origins of
-// the runs that hold them, and so on. It returns nil when nothing is
-// wanted.
+// the runs that hold them, and so on (at most maxRevivalPasses rounds; a
+// longer chain is finished by the next whole state). It returns nil when
+// nothing is wanted.
 func (s *Seq[V]) revivals(runs []seqRun[V]) []uint64 {
 	want := s.wanted()
 	if len(want) == 0 {
 		return nil
 	}
+	byRep := map[ReplicaID][]uint64{} // wanted counters, sorted per replica
+	add := func(d Dot) {
+		cs := byRep[d.Replica]
+		if k, found := slices.BinarySearch(cs, d.Counter); !found {
+			byRep[d.Replica] = slices.Insert(cs, k, d.Counter)
+		}
+	}
+	for d := range want {
+		add(d)
+	}
 	top := make([]uint64, len(runs))
-	for changed := true; changed; {
+	for pass, changed := 0, true; changed && pass < maxRevivalPasses; pass++ {
 		changed = false
 		for i := range runs {
 			run := &runs[i]
 			if run.id.Counter == 0 || run.n == 0 {
 				continue
 			}
-			lo, hi := run.id.Counter, run.id.Counter+run.n-1
-			t := top[i]
-			for w := range want {
-				if w.Replica == run.id.Replica && w.Counter >= lo && w.Counter <= hi && w.Counter > t {
-					t = w.Counter
-				}
-			}
-			if t == top[i] {
+			cs := byRep[run.id.Replica]
+			hi := run.id.Counter + run.n - 1
+			k, _ := slices.BinarySearch(cs, hi+1) // cs[:k]: the wanted counters up to hi
+			if k == 0 || cs[k-1] < run.id.Counter || cs[k-1] <= top[i] {
 				continue
 			}
-			top[i], changed = t, true
+			top[i], changed = cs[k-1], true
 			for _, o := range [2]Dot{run.ol, run.or} {
 				if s.collectedDot(o) {
-					want[o] = struct{}{}
+					add(o)
 				}
 			}
 		}
 	}
 	return top
 }
+
+// maxRevivalPasses bounds the rounds of revivals.
+const maxRevivalPasses = 64
 
 // revive integrates again, as tombstones, the collected elements of run
 // up to counter top whose origins are here, and reports whether it did.

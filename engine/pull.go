@@ -71,12 +71,12 @@ func (d *Doc) Summary(now time.Time, from peer.ID, s *wire.Summary, originConnec
 	// When both sides lack something, both see it in each other's
 	// summaries: only the lower ID starts the exchange. Held-back inserts
 	// for collected elements ask for one too (tombstones.go).
-	if (!weLack || theyLack && d.cfg.SelfPeer > p) && !d.wantsRepair(now) {
-		return
-	}
 	target := p
 	if !originConnected {
 		target = from
+	}
+	if (!weLack || theyLack && d.cfg.SelfPeer > p) && !d.wantsRepair(now, target) {
+		return
 	}
 	d.rd.Pulls = append(d.rd.Pulls, target)
 }

@@ -208,7 +208,7 @@ func (d *Doc) snapshotFor(s *Session, p peer.ID, have crdt.VersionVector) (snap 
 		return wire.Snapshot{State: stored.State, VV: stored.VV, Heads: d.heads(stored.Heads, nil, nil)}, true, false, nil
 	}
 	w := d.cfg.Writers
-	want := s != nil && s.peerWants // it holds back inserts for elements it collected
+	want := s != nil && s.peerWants && d.servesRepair(p) // it holds back inserts for elements it collected
 	if len(have) > 0 && !want || (w != nil && (!w[d.cfg.SelfPeer] || !w[p] && !want)) {
 		// With an allowlist, snapshots travel only between writers: ours
 		// would be refused by a peer that shares the allowlist if we are

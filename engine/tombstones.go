@@ -4,6 +4,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+
 	"github.com/concord-p2p/concord/crdt"
 )
 
@@ -12,26 +14,35 @@ import (
 // inserts and deletes below the compaction floor (crdt.State
 // CollectTombstones). The floor counts deltas (sequence numbers); the
 // sequences count dots, so the document remembers, for the last deltas of
-// each replica, how many dots the replica had minted by then, and the
-// floor in dots is what those marks prove (a lower bound: collecting less
-// is always safe).
+// each replica, the highest own dot each delta's context carried, and the
+// floor in dots is what those marks show. It is an estimate: the first
+// pieces of a split delta carry the dots its later pieces hold, so a
+// floor can run ahead of what a peer holds; that makes an insert naming a
+// collected element more likely, which the repair below handles.
 //
 // An insert that names a collected element (typed next to it elsewhere
 // before the floor passed it, or by a peer the floor did not count) is
 // held back by the state, not lost. The document then asks the peers it
-// hears from for a whole state (Hello.WantState) — at most every
-// repairEvery — until one that holds the element brings it back.
+// hears from for a whole state (Hello.WantState), waiting longer after
+// each request (wantsRepair), until one that holds the element brings it
+// back.
 
 // dotMarksPerReplica bounds the marks kept per replica.
 const dotMarksPerReplica = 16
 
-// repairEvery spaces the exchanges asked for to repair held-back inserts.
-const repairEvery = 5 * time.Second
+// repairEvery and maxRepairWait space the exchanges asked for to repair
+// held-back inserts.
+const (
+	repairEvery   = 5 * time.Second
+	maxRepairWait = 10 * time.Minute
+)
 
 type tombstoneGC struct {
-	marks     map[crdt.ReplicaID][]dotMark
-	collected uint64    // elements collected so far
-	repairAt  time.Time // the last exchange asked for a repair
+	marks      map[crdt.ReplicaID][]dotMark
+	collected  uint64                // elements collected so far
+	repairAt   time.Time             // the last exchange asked for a repair
+	repairWait time.Duration         // until the next one may be
+	served     map[peer.ID]time.Time // whole states sent on request, by peer
 }
 
 // dotMark: by its delta seq, the replica had minted dots up to dot.
@@ -110,12 +121,34 @@ func (d *Doc) collectTombstones() {
 // has garbage-collected since it was opened.
 func (d *Doc) TombstonesCollected() uint64 { return d.gc.collected }
 
-// wantsRepair reports whether an exchange should be asked for to repair
-// held-back inserts (see above), and if so notes that one was.
-func (d *Doc) wantsRepair(now time.Time) bool {
-	if now.Sub(d.gc.repairAt) < repairEvery || !d.state.WantsCollected() {
+// wantsRepair reports whether an exchange with target should be asked for
+// to repair held-back inserts (see above), and if so notes that one was.
+// The waits between requests double, from repairEvery up to
+// maxRepairWait, while the inserts stay held back: a peer holding none of
+// what they name, or an insert naming what no peer holds (a delete's dot,
+// forged), costs a snapshot at that pace, not a stream of them.
+func (d *Doc) wantsRepair(now time.Time, target peer.ID) bool {
+	if !d.state.WantsCollected() {
+		d.gc.repairWait = 0
 		return false
 	}
-	d.gc.repairAt = now
+	wait := max(d.gc.repairWait, repairEvery)
+	if !d.AcceptsSnapshot(target) || now.Sub(d.gc.repairAt) < wait {
+		return false
+	}
+	d.gc.repairAt, d.gc.repairWait = now, min(2*wait, maxRepairWait)
+	return true
+}
+
+// servesRepair reports whether p, which asks for a whole state, may have
+// one now: at most one every repairEvery per peer.
+func (d *Doc) servesRepair(p peer.ID) bool {
+	if at, ok := d.gc.served[p]; ok && d.now.Sub(at) < repairEvery {
+		return false
+	}
+	if d.gc.served == nil || len(d.gc.served) >= maxPeersPerDoc {
+		d.gc.served = map[peer.ID]time.Time{} // forgetting only lets a peer ask once more
+	}
+	d.gc.served[p] = d.now
 	return true
 }
