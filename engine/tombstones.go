@@ -127,16 +127,19 @@ func (d *Doc) TombstonesCollected() uint64 { return d.gc.collected }
 // maxRepairWait, while the inserts stay held back: a peer holding none of
 // what they name, or an insert naming what no peer holds (a delete's dot,
 // forged), costs a snapshot at that pace, not a stream of them.
+// It runs on every summary, so the state is looked at (a walk of its
+// sequences) at most once every repairEvery.
 func (d *Doc) wantsRepair(now time.Time, target peer.ID) bool {
+	wait := max(d.gc.repairWait, repairEvery)
+	if now.Sub(d.gc.repairAt) < wait || !d.AcceptsSnapshot(target) {
+		return false
+	}
+	d.gc.repairAt = now
 	if !d.state.WantsCollected() {
 		d.gc.repairWait = 0
 		return false
 	}
-	wait := max(d.gc.repairWait, repairEvery)
-	if !d.AcceptsSnapshot(target) || now.Sub(d.gc.repairAt) < wait {
-		return false
-	}
-	d.gc.repairAt, d.gc.repairWait = now, min(2*wait, maxRepairWait)
+	d.gc.repairWait = min(2*wait, maxRepairWait)
 	return true
 }
 
