@@ -226,9 +226,50 @@ func TestBulkLoadLateJoiner(t *testing.T) {
 	if v := counterValue(t, late, "concord_messages_rejected_total", nil); v != 0 {
 		t.Fatalf("%v envelopes rejected", v)
 	}
+	if v := counterValue(t, late, "concord_sync_frames_total", map[string]string{"direction": "in", "form": "columns"}); v == 0 {
+		t.Fatal("the log reached the late joiner in no frame of the column form")
+	}
 	_ = late.Close()
 	again := testNode(t, dir)
 	if got := string(openDoc(t, again, "bulk").JSON()); got != view {
 		t.Fatalf("late joiner after a restart: view differs from the author's")
+	}
+}
+
+// TestOlderPeerSyncsWithoutColumns: a node of an earlier version, which
+// neither announces nor reads the column form of sync frames, catches up
+// with a bulk load from a node of today: every frame it gets is in a form
+// it reads (its reader refuses the column form, which would fail the
+// exchange), and it ends with the author's view.
+func TestOlderPeerSyncsWithoutColumns(t *testing.T) {
+	ctx := context.Background()
+	author := testNode(t, "")
+	da := openDoc(t, author, "bulk")
+	for txn := range 4 {
+		if err := da.Update(ctx, func(tx *Txn) {
+			for k := range 500 {
+				tx.Set([]string{fmt.Sprint("k", txn*500+k)}, txn*500+k)
+			}
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	older := testNode(t, "", func(c *Config) { c.features = wire.PayloadFeatures })
+	do := openDoc(t, older, "bulk")
+	connect(t, older, author)
+	waitConverged(t, 20*time.Second, da, do)
+	if got, want := string(do.JSON()), string(da.JSON()); got != want {
+		t.Fatal("the older node's view differs from the author's")
+	}
+	for _, c := range []struct {
+		n   *Node
+		dir string
+	}{{author, "out"}, {older, "in"}} {
+		if v := counterValue(t, c.n, "concord_sync_frames_total", map[string]string{"direction": c.dir, "form": "columns"}); v != 0 {
+			t.Fatalf("%v frames of the column form (%s)", v, c.dir)
+		}
+	}
+	if v := counterValue(t, older, "concord_sync_frames_total", map[string]string{"direction": "in", "form": "zstd"}); v == 0 {
+		t.Fatal("the older node got no compressed frame: the load was too small to test the form")
 	}
 }

@@ -34,6 +34,9 @@ type Metrics struct {
 	SyncErrors *prometheus.CounterVec
 	// SyncBytes: bytes moved by the sync protocol (label direction: in, out).
 	SyncBytes *prometheus.CounterVec
+	// SyncFrames: sync frames by direction and form (label form: raw,
+	// zstd, columns — the column form, under zstd).
+	SyncFrames *prometheus.CounterVec
 	// SyncDuration: seconds one sync exchange took.
 	SyncDuration prometheus.Histogram
 	// MessagesRejected: received messages rejected, by reason (label
@@ -108,6 +111,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "concord_sync_bytes_total",
 			Help: "Bytes moved by the sync protocol.",
 		}, []string{"direction"}),
+		SyncFrames: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "concord_sync_frames_total",
+			Help: "Sync frames by direction and form (raw, zstd, columns).",
+		}, []string{"direction", "form"}),
 		SyncDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "concord_sync_duration_seconds",
 			Help:    "Duration of one anti-entropy exchange.",
@@ -148,7 +155,7 @@ func (m *Metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{
 		m.ConnectionDuration, m.ReconnectAttempts, m.ReconnectSuccesses, m.Peers,
 		m.DeltaPropagation, m.OutboxDepth, m.SyncExchanges, m.SyncErrors, m.SyncBytes,
-		m.SyncDuration, m.MessagesRejected, m.Equivocations, m.GossipMessages, m.Deltas, m.Dropped,
+		m.SyncFrames, m.SyncDuration, m.MessagesRejected, m.Equivocations, m.GossipMessages, m.Deltas, m.Dropped,
 		m.MessagesIgnored,
 	}
 }
@@ -219,4 +226,19 @@ func (m *Metrics) Drop(queue, reason string) {
 	if m != nil {
 		m.Dropped.WithLabelValues(queue, reason).Inc()
 	}
+}
+
+// syncFrame counts a sync frame with the given flag (nil-safe).
+func (m *Metrics) syncFrame(direction string, flag byte) {
+	if m == nil {
+		return
+	}
+	form := "raw"
+	switch {
+	case flag&frameColumns != 0:
+		form = "columns"
+	case flag&frameZstd != 0:
+		form = "zstd"
+	}
+	m.SyncFrames.WithLabelValues(direction, form).Inc()
 }

@@ -16,6 +16,7 @@ func TestMetricsRegistration(t *testing.T) {
 	m.SyncExchanges.WithLabelValues("ok").Inc()
 	m.SyncErrors.WithLabelValues("timeout").Inc()
 	m.SyncBytes.WithLabelValues(DirectionIn).Add(10)
+	m.syncFrame(DirectionOut, frameZstd|frameColumns)
 	m.GossipMessages.WithLabelValues(DirectionOut).Inc()
 	m.Deltas.WithLabelValues(DirectionIn).Inc()
 	m.Reject("malformed")
@@ -45,6 +46,7 @@ func TestMetricsRegistration(t *testing.T) {
 	nilM.Reject("x")
 	nilM.Drop("q", "r")
 	nilM.Ignore("x")
+	nilM.syncFrame(DirectionIn, frameRaw)
 	nilM.connectionClosed(time.Second)
 	nilM.peerState(StateConnecting, StateConnected)
 }

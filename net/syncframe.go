@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -14,23 +15,31 @@ import (
 	"github.com/concord-p2p/concord/wire"
 )
 
-func (s *Syncer) write(bw *bufio.Writer, io *streamCounts, mu *sync.Mutex, m *wire.SyncMsg) error {
+// write sends m as one frame; columns says the other side reads the
+// column form (both Hellos announced wire.FeatureColumns).
+func (s *Syncer) write(bw *bufio.Writer, io *streamCounts, mu *sync.Mutex, m *wire.SyncMsg, columns bool) error {
 	raw, err := wire.EncodeSyncMsg(m)
 	if err != nil {
 		return err
 	}
 	flag, b := frameRaw, raw
 	if len(raw) >= compressMin {
+		plain, colFlag := raw, frameRaw
+		if columns && len(raw) >= columnsMin && m.Type != wire.TypeSyncHello {
+			if c, err := wire.EncodeColumns(raw); err == nil {
+				plain, colFlag = c, frameColumns
+			}
+		}
 		enc := s.zenc
-		if len(raw) > zstdSmallWindow {
+		if len(plain) > zstdSmallWindow {
 			s.zencOnce.Do(func() {
-				s.zencBig, _ = zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithWindowSize(zstdWindow))
+				s.zencBig, _ = zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithAllLitEntropyCompression(true), zstd.WithWindowSize(zstdWindow))
 			})
 			enc = s.zencBig
 		}
 		if enc != nil {
-			if z := enc.EncodeAll(raw, make([]byte, 0, len(raw)/2)); len(z) < len(raw) {
-				flag, b = frameZstd, z
+			if z := enc.EncodeAll(plain, make([]byte, 0, len(plain)/2)); len(z) < len(raw) {
+				flag, b = frameZstd|colFlag, z
 			}
 		}
 	}
@@ -50,6 +59,7 @@ func (s *Syncer) write(bw *bufio.Writer, io *streamCounts, mu *sync.Mutex, m *wi
 	if err := bw.Flush(); err != nil {
 		return err
 	}
+	s.cfg.Metrics.syncFrame(DirectionOut, flag)
 	mu.Lock()
 	io.msgsOut++
 	io.bytesOut += k + len(b)
@@ -58,7 +68,11 @@ func (s *Syncer) write(bw *bufio.Writer, io *streamCounts, mu *sync.Mutex, m *wi
 }
 
 // Frames on the sync stream: uvarint(length) || flag || body. The body is
-// a sync message's CBOR, zstd-compressed when flag has frameZstd. Only a
+// a sync message's CBOR, zstd-compressed when flag has frameZstd, in the
+// column form (wire.EncodeColumns; under zstd, when both set) when flag
+// has frameColumns — only to a peer whose Hello announced
+// wire.FeatureColumns, only for a message of at least columnsMin bytes
+// other than a Hello, and only compressed. Only a
 // frame flagged frameSnapshot may carry a snapshot and exceed
 // MaxFrameBytes (up to MaxSnapshotBytes, compressed or not), so the reader
 // knows a frame's bound before reading or inflating it. Frames of at least
@@ -67,7 +81,9 @@ const (
 	frameRaw      byte = 0
 	frameZstd     byte = 1
 	frameSnapshot byte = 2
+	frameColumns  byte = 4
 	compressMin        = 256
+	columnsMin         = 4 << 10
 )
 
 // frameBound returns the largest body a frame of the given kind may have
@@ -98,6 +114,16 @@ type frameReader struct {
 	br    *bufio.Reader
 	scope network.ResourceScope
 	held  int
+	// own is what our Hello announced (0 until the exchange runs: the
+	// first frame, a Hello, is never in the column form); peer, what the
+	// peer's Hello announced (0 until it is read), for the writer.
+	own  wire.Features
+	peer atomic.Uint64
+}
+
+// shared returns the features both Hellos announced.
+func (fr *frameReader) shared() wire.Features {
+	return fr.own & wire.Features(fr.peer.Load())
 }
 
 // newFrameReader reads st; scope defaults to st's.
@@ -152,8 +178,11 @@ func (fr *frameReader) next(bound func(snapshot bool) (int, error)) (*wire.SyncM
 	if err != nil {
 		return nil, 0, err
 	}
-	if flag&^(frameZstd|frameSnapshot) != 0 {
+	if flag&^(frameZstd|frameSnapshot|frameColumns) != 0 {
 		return nil, 0, fmt.Errorf("%w: sync frame flag %d", wire.ErrMalformed, flag)
+	}
+	if flag&frameColumns != 0 && !fr.own.Has(wire.FeatureColumns) {
+		return nil, 0, fmt.Errorf("%w: a sync frame in the column form, which this side did not announce", wire.ErrMalformed)
 	}
 	snapshot := flag&frameSnapshot != 0
 	maxBody, err := bound(snapshot)
@@ -191,6 +220,24 @@ func (fr *frameReader) next(bound func(snapshot bool) (int, error)) (*wire.SyncM
 			return nil, 0, fmt.Errorf("%w: sync frame does not decompress within %d bytes: %v", wire.ErrMalformed, plain, err)
 		}
 		fr.unreserve(size) // the compressed body is dropped
+		body, size = out, plain
+	}
+	if flag&frameColumns != 0 {
+		plain, err := wire.ColumnsSize(body)
+		if err != nil {
+			return nil, 0, err
+		}
+		if plain > maxBody {
+			return nil, 0, fmt.Errorf("%w: sync frame rebuilds %d bytes, limit %d", wire.ErrTooLarge, plain, maxBody)
+		}
+		if err := fr.reserve(plain); err != nil {
+			return nil, 0, err
+		}
+		out, err := wire.DecodeColumns(body, plain)
+		if err != nil {
+			return nil, 0, err
+		}
+		fr.unreserve(size) // the column form is dropped
 		body = out
 	}
 	// The decoded message copies its byte strings out of body.
@@ -205,6 +252,10 @@ func (fr *frameReader) next(bound func(snapshot bool) (int, error)) (*wire.SyncM
 	if snapshot != (m.Type == wire.TypeSyncSnapshot) {
 		return nil, 0, fmt.Errorf("%w: frame flag %d does not match message type %d", wire.ErrMalformed, flag, m.Type)
 	}
+	if m.Type == wire.TypeSyncHello {
+		fr.peer.Store(uint64(m.Features))
+	}
+	fr.s.cfg.Metrics.syncFrame(DirectionIn, flag)
 	var hdr [binary.MaxVarintLen64]byte
 	return m, int(n) + binary.PutUvarint(hdr[:], n), nil
 }

@@ -156,7 +156,7 @@ func NewSyncer(h host.Host, cfg SyncerConfig) *Syncer {
 		h: h, cfg: cfg, inflight: map[syncKey]*syncSlot{}, ctx: ctx, cancel: cancel,
 		inPeer: map[peer.ID]int{}, outPeer: map[peer.ID]int{}, outWait: map[peer.ID]int{}, freed: make(chan struct{}),
 	}
-	s.zenc, _ = zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithWindowSize(zstdSmallWindow))
+	s.zenc, _ = zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithAllLitEntropyCompression(true), zstd.WithWindowSize(zstdSmallWindow))
 	// One decoder for every frame kind: DecodeAll's output is bounded by
 	// the capacity of the buffer it is given, which readFrame sizes (and
 	// reserves) from the frame's declared content size.
@@ -363,6 +363,7 @@ func (s *Syncer) run(ctx context.Context, st network.Stream, sess Exchange, fr *
 		fr = s.newFrameReader(st, nil)
 	}
 	hello := sess.Hello() // built before the reader runs: it decides on snapshots
+	fr.own = hello.Features
 	var (
 		mu sync.Mutex // guards io
 		io streamCounts
@@ -414,7 +415,7 @@ func (s *Syncer) run(ctx context.Context, st network.Stream, sess Exchange, fr *
 		<-readerDone // the reset unblocks its read; it must not outlive us
 		return stats(), err
 	}
-	if err := s.write(bw, &io, &mu, hello); err != nil {
+	if err := s.write(bw, &io, &mu, hello, false); err != nil {
 		return fail(err)
 	}
 	readDone := false
@@ -424,7 +425,7 @@ func (s *Syncer) run(ctx context.Context, st network.Stream, sess Exchange, fr *
 			return fail(err)
 		}
 		if m != nil {
-			if err := s.write(bw, &io, &mu, m); err != nil {
+			if err := s.write(bw, &io, &mu, m, fr.shared().Has(wire.FeatureColumns)); err != nil {
 				return fail(err)
 			}
 			if m.Type == wire.TypeSyncDone && initiator {

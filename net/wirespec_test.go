@@ -25,7 +25,7 @@ import (
 
 // quietHost returns a host that listens nowhere: nothing here needs a
 // connection.
-func quietHost(t *testing.T) *Syncer {
+func quietHost(t testing.TB) *Syncer {
 	t.Helper()
 	cfg := LoopbackHostConfig()
 	cfg.ListenAddrs = nil
@@ -82,7 +82,7 @@ func TestWireSpecFrames(t *testing.T) {
 			}
 			var buf bytes.Buffer
 			bw := bufio.NewWriter(&buf)
-			if err := s.write(bw, &streamCounts{}, &sync.Mutex{}, want); err != nil {
+			if err := s.write(bw, &streamCounts{}, &sync.Mutex{}, want, false); err != nil {
 				t.Fatal(err)
 			}
 			written := buf.Bytes()
@@ -295,7 +295,9 @@ func TestWireSpecNetConstants(t *testing.T) {
 		"net.frameRaw":             fmt.Sprint(frameRaw),
 		"net.frameZstd":            fmt.Sprint(frameZstd),
 		"net.frameSnapshot":        fmt.Sprint(frameSnapshot),
+		"net.frameColumns":         fmt.Sprint(frameColumns),
 		"net.compressMin":          fmt.Sprint(compressMin),
+		"net.columnsMin":           fmt.Sprint(columnsMin),
 		"net.zstdWindow":           fmt.Sprint(zstdWindow),
 		"net.maxPubsubMessage":     fmt.Sprint(maxPubsubMessage),
 		"net.maxInbound":           fmt.Sprint(maxInbound),

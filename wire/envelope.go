@@ -263,8 +263,8 @@ func (w *envelopeWire) envelope(lim Limits) (*Envelope, error) {
 		return nil, fmt.Errorf("%w: payload is %d bytes, limit %d", ErrTooLarge, len(w.Payload), lim.MaxPayloadBytes)
 	case len(w.Sig) > maxSigBytes:
 		return nil, fmt.Errorf("%w: signature is %d bytes", ErrMalformed, len(w.Sig))
-	case Features(w.F)&^SupportedFeatures != 0:
-		return nil, fmt.Errorf("%w: envelope uses features %#x this version does not speak", ErrVersion, w.F&^uint64(SupportedFeatures))
+	case Features(w.F)&^PayloadFeatures != 0:
+		return nil, fmt.Errorf("%w: envelope uses features %#x this version does not speak", ErrVersion, w.F&^uint64(PayloadFeatures))
 	}
 	return &Envelope{
 		Doc: w.Doc, Origin: crdt.ReplicaID(w.Origin), Seq: w.Seq, Last: w.Last, HLC: w.HLC, Dot: w.Dot, Features: Features(w.F),

@@ -25,10 +25,19 @@ const (
 	// did not announce the form. Aggregates are written in the classic
 	// form.
 	FeatureCompactSplice
+	// FeatureColumns: sync frames in the column form (EncodeColumns,
+	// WIRE.md §10.7), a lossless rearrangement of a message's bytes that
+	// compresses better. Sync only: a peer sends it on a stream whose
+	// other side announced it in its Hello. Never in an envelope's f.
+	FeatureColumns
 )
 
 // SupportedFeatures is what this implementation speaks.
-const SupportedFeatures = FeatureAggregates | FeatureSequences | FeatureCompactSplice
+const SupportedFeatures = FeatureAggregates | FeatureSequences | FeatureCompactSplice | FeatureColumns
+
+// PayloadFeatures are the features an envelope's f may name: those of
+// its payload.
+const PayloadFeatures = FeatureAggregates | FeatureSequences | FeatureCompactSplice
 
 // Has reports whether f includes every feature of g.
 func (f Features) Has(g Features) bool { return f&g == g }
@@ -40,4 +49,5 @@ var FeatureProtocols = map[Features]string{
 	FeatureAggregates:    "/concord/feature/aggregates/1",
 	FeatureSequences:     "/concord/feature/sequences/1",
 	FeatureCompactSplice: "/concord/feature/compact-splice/1",
+	FeatureColumns:       "/concord/feature/columns/1",
 }

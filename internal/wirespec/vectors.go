@@ -246,6 +246,22 @@ func Vectors() ([]Vector, error) {
 			}
 			return SameSyncMsg(m.ID, got, m.Msg)
 		}})
+		if m.ID != "sync-deltas" {
+			continue
+		}
+		// Its column form (§10.7): the encoder's choices are recorded,
+		// the decoder must rebuild the message byte for byte.
+		cols, err := wire.EncodeColumns(b)
+		if err != nil {
+			return nil, err
+		}
+		add(Vector{ID: "columns-deltas", Kind: kindHex, Bytes: cols, Check: func(rec []byte) error {
+			got, err := wire.DecodeColumns(rec, len(b))
+			if err != nil {
+				return err
+			}
+			return same("columns-deltas rebuilt", got, b)
+		}})
 	}
 
 	// Presence.
@@ -303,6 +319,7 @@ func (in *Inputs) SyncMsgs() ([]NamedMsg, error) {
 		{"sync-hello-features", &wire.SyncMsg{Type: wire.TypeSyncHello, Doc: Doc, VV: crdt.VersionVector{a: 3}, Features: wire.FeatureAggregates}},
 		{"sync-hello-sequences", &wire.SyncMsg{Type: wire.TypeSyncHello, Doc: SeqDoc, VV: crdt.VersionVector{a: 2}, Features: wire.FeatureAggregates | wire.FeatureSequences}},
 		{"sync-hello-compact", &wire.SyncMsg{Type: wire.TypeSyncHello, Doc: SeqDoc, VV: crdt.VersionVector{a: 3}, Features: wire.FeatureAggregates | wire.FeatureSequences | wire.FeatureCompactSplice}},
+		{"sync-hello-columns", &wire.SyncMsg{Type: wire.TypeSyncHello, Doc: SeqDoc, VV: crdt.VersionVector{a: 3}, Features: wire.SupportedFeatures}},
 		{"sync-deltas", &wire.SyncMsg{Type: wire.TypeSyncDeltas, Envelopes: deltas}},
 		{"sync-snapshot", &wire.SyncMsg{Type: wire.TypeSyncSnapshot, VV: in.VV(), State: crdt.Encode(in.Full), Heads: headBytes}},
 		{"sync-done", &wire.SyncMsg{Type: wire.TypeSyncDone, VV: in.VV()}},
