@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"math/rand/v2"
-	"os"
 	"strconv"
 	"sync"
 	"testing"
@@ -221,23 +220,23 @@ func BenchmarkSyncFrameColumns(b *testing.B) {
 			b.Fatal(err)
 		}
 		s := quietHost(b)
-		if dir := os.Getenv("COLS_DUMP"); dir != "" {
-			_ = os.WriteFile(dir+"/"+c.name+".cbor", raw, 0o644)
-		}
 		for _, columns := range []bool{false, true} {
 			name := c.name + "/zstd"
 			if columns {
 				name = c.name + "/columns"
 			}
-			var frame []byte
+			write := func() []byte {
+				var buf bytes.Buffer
+				bw := bufio.NewWriter(&buf)
+				if err := s.write(bw, &streamCounts{}, &sync.Mutex{}, m, columns); err != nil {
+					b.Fatal(err)
+				}
+				return buf.Bytes()
+			}
+			frame := write()
 			b.Run(name+"/write", func(b *testing.B) {
 				for range b.N {
-					var buf bytes.Buffer
-					bw := bufio.NewWriter(&buf)
-					if err := s.write(bw, &streamCounts{}, &sync.Mutex{}, m, columns); err != nil {
-						b.Fatal(err)
-					}
-					frame = buf.Bytes()
+					write()
 				}
 				b.ReportMetric(float64(len(raw)), "cbor_bytes")
 				b.ReportMetric(float64(len(frame)), "frame_bytes")

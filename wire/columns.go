@@ -258,6 +258,9 @@ func (e *colEncoder) item(b []byte, i int, c int32, depth int) (int, error) {
 			if err != nil {
 				return 0, err
 			}
+			if i >= len(b) {
+				return 0, fmt.Errorf("%w: truncated map", errColumns)
+			}
 			kb := b[i]
 			if i, err = e.item(b, i, kc, depth+1); err != nil {
 				return 0, err
