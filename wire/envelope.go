@@ -181,16 +181,13 @@ func SignEnvelope(priv crypto.PrivKey, e *Envelope) error {
 	if err != nil {
 		return err
 	}
-	if !id.MatchesPrivateKey(priv) {
-		return fmt.Errorf("%w: key does not belong to origin %s", ErrBadSignature, id)
-	}
 	msg, err := e.signingBytes()
 	if err != nil {
 		return fmt.Errorf("wire: encode envelope for signing: %w", err)
 	}
-	sig, err := priv.Sign(msg)
+	sig, err := sign(priv, id, msg)
 	if err != nil {
-		return fmt.Errorf("wire: sign envelope: %w", err)
+		return err
 	}
 	e.Sig = sig
 	return nil
