@@ -107,16 +107,13 @@ func SignPresence(priv crypto.PrivKey, p *Presence) error {
 	if err != nil {
 		return err
 	}
-	if !id.MatchesPrivateKey(priv) {
-		return fmt.Errorf("%w: key does not belong to origin %s", ErrBadSignature, id)
-	}
 	msg, err := p.signingBytes()
 	if err != nil {
 		return fmt.Errorf("wire: encode presence for signing: %w", err)
 	}
-	sig, err := priv.Sign(msg)
+	sig, err := sign(priv, id, msg)
 	if err != nil {
-		return fmt.Errorf("wire: sign presence: %w", err)
+		return err
 	}
 	p.Sig = sig
 	return nil

@@ -10,7 +10,8 @@ import (
 	voi "github.com/oasisprotocol/curve25519-voi/primitives/ed25519"
 )
 
-// Signing is on every local write's path, once per delta. Two costs are
+// Signing is on every local write's path, once per delta (and on every
+// presence update). Two costs are
 // taken off it here:
 //
 //   - the check that the key is the origin's: deriving a peer ID from a
