@@ -11,8 +11,7 @@ import (
 )
 
 // Signing is on every local write's path, once per delta (and on every
-// presence update). Two costs are
-// taken off it here:
+// presence update). Two costs are taken off it here:
 //
 //   - the check that the key is the origin's: deriving a peer ID from a
 //     public key (a protobuf encoding and a multihash, ~3 µs) each time.
