@@ -26,7 +26,14 @@ func (s *Syncer) write(bw *bufio.Writer, io *streamCounts, mu *sync.Mutex, m *wi
 	if len(raw) >= compressMin {
 		plain, colFlag := raw, frameRaw
 		if columns && len(raw) >= columnsMin && m.Type != wire.TypeSyncHello {
-			if c, err := wire.EncodeColumns(raw); err == nil {
+			// The reader bounds the column form (what zstd declares) as
+			// well as the message it rebuilds, and the form can be the
+			// larger.
+			bound := s.cfg.Limits.MaxFrameBytes
+			if m.Type == wire.TypeSyncSnapshot {
+				bound = s.cfg.Limits.MaxSnapshotBytes
+			}
+			if c, err := wire.EncodeColumns(raw); err == nil && len(c) <= bound {
 				plain, colFlag = c, frameColumns
 			}
 		}
@@ -166,7 +173,9 @@ const bodyStep = 1 << 20
 // refused before its body is read. Reserved, in turn: the body as
 // received; its decompressed form (the size its zstd header declares,
 // which must be present and within bound; the received body is then
-// released); the decoded message. The peak is about twice the larger form.
+// released); in the column form, the message it rebuilds (the size it
+// declares, within bound; the column form is then released); the decoded
+// message. The peak is about twice the largest form.
 func (fr *frameReader) next(bound func(snapshot bool) (int, error)) (*wire.SyncMsg, int, error) {
 	fr.release()
 	br := fr.br
@@ -251,6 +260,9 @@ func (fr *frameReader) next(bound func(snapshot bool) (int, error)) (*wire.SyncM
 	fr.unreserve(len(body)) // body is dropped; the message stays reserved
 	if snapshot != (m.Type == wire.TypeSyncSnapshot) {
 		return nil, 0, fmt.Errorf("%w: frame flag %d does not match message type %d", wire.ErrMalformed, flag, m.Type)
+	}
+	if flag&frameColumns != 0 && m.Type == wire.TypeSyncHello {
+		return nil, 0, fmt.Errorf("%w: a Hello in the column form", wire.ErrMalformed)
 	}
 	if m.Type == wire.TypeSyncHello {
 		fr.peer.Store(uint64(m.Features))

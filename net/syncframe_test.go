@@ -87,16 +87,69 @@ func TestSyncFrameColumns(t *testing.T) {
 		t.Fatalf("flag %#x without the form, want zstd", f)
 	}
 	t.Logf("%d envelopes: %d bytes zstd, %d in the column form", len(envs), len(plain), len(cols))
+	// Reserved: the body received (comp), then the column form it
+	// inflates to (z), then the message rebuilt (c) and, once decoded, the
+	// message kept until release: the peak is the largest of comp+z, z+c
+	// and 2c, and c stays held until the frame is released.
+	raw, err := wire.EncodeSyncMsg(deltas)
+	if err != nil {
+		t.Fatal(err)
+	}
+	form, err := wire.EncodeColumns(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, k := binary.Uvarint(cols)
+	comp, z, c := len(cols)-k-1, len(form), len(raw)
 	scope := &countingScope{}
-	m, err := read(cols, wire.SupportedFeatures, scope)
+	fr := &frameReader{s: s, br: bufio.NewReader(bytes.NewReader(cols)), scope: scope, own: wire.SupportedFeatures}
+	m, _, err := fr.next(func(bool) (int, error) { return s.cfg.Limits.MaxFrameBytes, nil })
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := sameMsg(m, deltas); err != nil {
 		t.Fatal(err)
 	}
-	if scope.held != 0 || scope.peak == 0 {
-		t.Fatalf("reserved %d at the end (peak %d)", scope.held, scope.peak)
+	if want := max(comp+z, z+c, 2*c); scope.held != c || scope.peak != want {
+		t.Fatalf("held %d after the frame (want %d), peak %d (want %d)", scope.held, c, scope.peak, want)
+	}
+	fr.release()
+	if scope.held != 0 {
+		t.Fatalf("held %d after release", scope.held)
+	}
+	// A message whose column form is larger than itself (pairs [0, ""]:
+	// 3 bytes, 5 in the form), within the bound while its form is not:
+	// the writer sends it without the form, and it reads back.
+	pairs := []byte{0x99, 0x07, 0xd0} // an array of 2000
+	for range 2000 {
+		pairs = append(pairs, 0x82, 0x00, 0x60)
+	}
+	env, err := wire.EncodeEnvelope(&wire.Envelope{Doc: "d", Origin: "A.1", Seq: 1, Payload: pairs, Sig: make([]byte, 64)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := &wire.SyncMsg{Type: wire.TypeSyncDeltas, Doc: "d", Envelopes: [][]byte{env}}
+	braw, _ := wire.EncodeSyncMsg(big)
+	bform, _ := wire.EncodeColumns(braw)
+	if len(bform) <= len(braw) {
+		t.Fatalf("the column form of the pairs is %d bytes, the message %d: the case tests nothing", len(bform), len(braw))
+	}
+	tight := quietHost(t)
+	tight.cfg.Limits.MaxFrameBytes = len(braw)
+	frame := writeWith(t, tight, big, true)
+	if f := flagOf(t, frame); f&frameColumns != 0 {
+		t.Fatalf("flag %#x: a column form of %d bytes past the bound %d", f, len(bform), len(braw))
+	}
+	tfr := &frameReader{s: tight, br: bufio.NewReader(bytes.NewReader(frame)), scope: &network.NullScope{}, own: wire.SupportedFeatures}
+	if _, _, err := tfr.next(func(bool) (int, error) { return len(braw), nil }); err != nil {
+		t.Fatalf("the frame within the bound: %v", err)
+	}
+	// A Hello is never read in the column form, even by a side that
+	// announced it.
+	hform, _ := wire.EncodeColumns(mustEncode(t, &wire.SyncMsg{Type: wire.TypeSyncHello, Doc: "d"}))
+	hframe := append(binary.AppendUvarint(nil, uint64(len(hform)+1)), frameColumns)
+	if _, err := read(append(hframe, hform...), wire.SupportedFeatures, &network.NullScope{}); !errors.Is(err, wire.ErrMalformed) {
+		t.Fatalf("a Hello in the column form: %v", err)
 	}
 	if _, err := read(cols, wire.PayloadFeatures, &network.NullScope{}); !errors.Is(err, wire.ErrMalformed) {
 		t.Fatalf("read without announcing the form: %v", err)
@@ -111,11 +164,29 @@ func TestSyncFrameColumns(t *testing.T) {
 	// A column form declaring 5 MiB, past MaxFrameBytes.
 	body := binary.AppendUvarint(nil, 5<<20)
 	body = append(body, 1, 1, 0x00)
-	frame := binary.AppendUvarint(nil, uint64(len(body)+1))
+	frame = binary.AppendUvarint(nil, uint64(len(body)+1))
 	frame = append(append(frame, frameColumns), body...)
 	if _, err := read(frame, wire.SupportedFeatures, &network.NullScope{}); !errors.Is(err, wire.ErrTooLarge) {
 		t.Fatalf("column form past the bound: %v", err)
 	}
+}
+
+func mustEncode(t *testing.T, m *wire.SyncMsg) []byte {
+	b, err := wire.EncodeSyncMsg(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// writeWith writes m as a frame with s.
+func writeWith(t *testing.T, s *Syncer, m *wire.SyncMsg, columns bool) []byte {
+	var buf bytes.Buffer
+	bw := bufio.NewWriter(&buf)
+	if err := s.write(bw, &streamCounts{}, &sync.Mutex{}, m, columns); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
 }
 
 // countingScope is a resource scope that counts what is reserved.

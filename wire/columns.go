@@ -64,7 +64,7 @@ var errColumns = errors.New("wire: not coverable by the column form")
 // column is one place's state, the same on both sides: its children, the
 // last integer and string written there.
 type column struct {
-	child   [columnSteps]int32 // index + 1 of the column below, 0: none yet
+	child   [columnSteps]uint16 // index + 1 of the column below, 0: none yet
 	buf     []byte             // encoder: what was written; decoder: what is left
 	prevInt uint64
 	prevStr []byte
@@ -148,15 +148,15 @@ func EncodeColumns(b []byte) ([]byte, error) {
 // below returns the column one step below c, making it on first use.
 func (e *colEncoder) below(c int32, step int) (int32, error) {
 	if k := e.cols[c].child[step]; k != 0 {
-		return k - 1, nil
+		return int32(k) - 1, nil
 	}
 	if len(e.cols) >= MaxColumns {
 		return 0, fmt.Errorf("%w: more than %d columns", errColumns, MaxColumns)
 	}
 	e.cols = append(e.cols, column{})
-	k := int32(len(e.cols) - 1)
-	e.cols[c].child[step] = k + 1
-	return k, nil
+	k := len(e.cols) - 1
+	e.cols[c].child[step] = uint16(k + 1)
+	return int32(k), nil
 }
 
 // item writes the item at b[i:] into column c and returns where it ends.
@@ -211,7 +211,7 @@ func (e *colEncoder) item(b []byte, i int, c int32, depth int) (int, error) {
 		}
 		s := b[i : i+int(arg)]
 		if major == 2 {
-			if len(s) >= columnNestMin && nestable(s) {
+			if len(s) >= columnNestMin && nestable(s, depth+1) {
 				col.buf = append(col.buf, flagNested)
 				k, err := e.below(c, stepNested)
 				if err != nil {
@@ -301,14 +301,16 @@ func isTuple(b []byte, i int, n uint64) bool {
 	return mixed
 }
 
-// nestable reports whether s is exactly one well-formed array or map with
-// definite lengths, within MaxColumnDepth: a byte string worth walking
-// into.
-func nestable(s []byte) bool {
+// nestable reports whether s, walked into at depth, is exactly one
+// well-formed array or map with definite lengths within MaxColumnDepth: a
+// byte string worth walking into. (One that is not is written as it is,
+// so a payload nested too deep costs its own columns, not the form of the
+// whole message.)
+func nestable(s []byte, depth int) bool {
 	if major := s[0] >> 5; major != 4 && major != 5 {
 		return false
 	}
-	n, ok := skipItem(s, 0, 0)
+	n, ok := skipItem(s, 0, depth)
 	return ok && n == len(s)
 }
 

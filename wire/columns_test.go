@@ -11,6 +11,8 @@ import (
 	"pgregory.net/rapid"
 )
 
+const sharedText = "concord/keys/0123456789"
+
 // genCBOR draws one well-formed CBOR item with definite lengths, in any
 // width (shortest or not): integers, strings, arrays, maps, tags, floats
 // and simple values, and byte strings that hold another item.
@@ -40,7 +42,10 @@ func genCBOR(t *rapid.T, depth int) []byte {
 	case 0:
 		return head(rapid.SampledFrom([]byte{0, 1}).Draw(t, "major"), num())
 	case 1:
-		s := rapid.SliceOfN(rapid.Byte(), 0, 40).Draw(t, "s")
+		// Strings often share a prefix with the one before at their
+		// place: a prefix of one fixed text, then random bytes.
+		s := []byte(sharedText[:rapid.IntRange(0, len(sharedText)).Draw(t, "prefix")])
+		s = append(s, rapid.SliceOfN(rapid.Byte(), 0, 20).Draw(t, "s")...)
 		return append(head(rapid.SampledFrom([]byte{2, 3}).Draw(t, "major"), uint64(len(s))), s...)
 	case 2:
 		switch rapid.IntRange(0, 3).Draw(t, "simple") {
@@ -235,6 +240,8 @@ func TestColumnsDecodeRefuses(t *testing.T) {
 		"empty tuple":         form(1, []byte{0x80, 1}),
 		"lengths past end":    append(form(7, []byte{0x82, 1}, []byte{0x18, 0xc8, 0x01}, []byte{0x63, 0, 'a', 'b', 'c'})[:4], 0x09),
 		"more than declared":  form(3, []byte{0x8a, 0}, make([]byte, 10)),
+		"empty column":        form(7, []byte{0x82, 1}, []byte{0x18, 0xc8, 0x01}, []byte{0x63, 0, 'a', 'b', 'c'}, []byte{}),
+		"columns past bytes":  {0x01, 0x05, 0x01, 0x01},
 		"huge array":          form(3, []byte{0x9b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0}, []byte{0x00}),
 	} {
 		if _, err := DecodeColumns(in, 1<<10); !errors.Is(err, ErrMalformed) {
@@ -277,6 +284,10 @@ func FuzzColumns(f *testing.F) {
 		if n, ok := skipItem(out, 0, 0); !ok || n != len(out) {
 			t.Fatalf("rebuilt %x, not one item", out)
 		}
-		checkColumnsRoundTrip(t, out)
+		// The decoder rebuilds items the encoder may refuse (a byte
+		// string flagged raw whose content nests too deep to walk).
+		if _, err := EncodeColumns(out); err == nil {
+			checkColumnsRoundTrip(t, out)
+		}
 	})
 }

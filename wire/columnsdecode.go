@@ -41,7 +41,9 @@ func DecodeColumns(b []byte, max int) ([]byte, error) {
 		return nil, fmt.Errorf("%w: column form of %d columns", ErrMalformed, n)
 	}
 	b = b[k:]
-	d := &colDecoder{cols: make([]column, 0, n), out: make([]byte, 0, size)}
+	if n > uint64(len(b)) { // each column holds at least one byte
+		return nil, fmt.Errorf("%w: column form of %d columns in %d bytes", ErrMalformed, n, len(b))
+	}
 	lens := make([]uint64, n)
 	for i := range lens {
 		l, k := binary.Uvarint(b)
@@ -50,7 +52,11 @@ func DecodeColumns(b []byte, max int) ([]byte, error) {
 		}
 		lens[i], b = l, b[k:]
 	}
+	d := &colDecoder{cols: make([]column, 0, n)}
 	for i, l := range lens {
+		if l == 0 { // a column used holds at least the initial byte of an item
+			return nil, fmt.Errorf("%w: column %d is empty", ErrMalformed, i)
+		}
 		if l > uint64(len(b)) {
 			return nil, fmt.Errorf("%w: column %d of %d bytes past the end", ErrMalformed, i, l)
 		}
@@ -60,6 +66,7 @@ func DecodeColumns(b []byte, max int) ([]byte, error) {
 	if len(b) != 0 {
 		return nil, fmt.Errorf("%w: %d bytes after the columns", ErrMalformed, len(b))
 	}
+	d.out = make([]byte, 0, size)
 	d.cols = d.cols[:1] // the others join in the order of their first use
 	if err := d.item(0, 0); err != nil {
 		return nil, err
@@ -82,14 +89,14 @@ func DecodeColumns(b []byte, max int) ([]byte, error) {
 // use.
 func (d *colDecoder) below(c int32, step int) (int32, error) {
 	if k := d.cols[c].child[step]; k != 0 {
-		return k - 1, nil
+		return int32(k) - 1, nil
 	}
 	k := len(d.cols)
 	if k == cap(d.cols) {
 		return 0, fmt.Errorf("%w: column form uses more than its %d columns", ErrMalformed, k)
 	}
 	d.cols = d.cols[:k+1]
-	d.cols[c].child[step] = int32(k) + 1
+	d.cols[c].child[step] = uint16(k + 1)
 	return int32(k), nil
 }
 

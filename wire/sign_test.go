@@ -32,3 +32,27 @@ func TestSignMatchesStdlib(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkSign: one signature over a 200-byte message through libp2p's
+// key (crypto/ed25519) and through the fast path.
+func BenchmarkSign(b *testing.B) {
+	priv, id := testKey(b, 1)
+	msg := make([]byte, 200)
+	b.Run("libp2p", func(b *testing.B) {
+		for range b.N {
+			if !id.MatchesPrivateKey(priv) {
+				b.Fatal("key")
+			}
+			if _, err := priv.Sign(msg); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("fast", func(b *testing.B) {
+		for range b.N {
+			if _, err := sign(priv, id, msg); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
