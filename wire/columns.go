@@ -65,7 +65,7 @@ var errColumns = errors.New("wire: not coverable by the column form")
 // last integer and string written there.
 type column struct {
 	child   [columnSteps]uint16 // index + 1 of the column below, 0: none yet
-	buf     []byte             // encoder: what was written; decoder: what is left
+	buf     []byte              // encoder: what was written; decoder: what is left
 	prevInt uint64
 	prevStr []byte
 }
