@@ -25,7 +25,7 @@ func (s *Syncer) write(bw *bufio.Writer, io *streamCounts, mu *sync.Mutex, m *wi
 	flag, b := frameRaw, raw
 	if len(raw) >= compressMin {
 		plain, colFlag := raw, frameRaw
-		if columns && len(raw) >= columnsMin && m.Type != wire.TypeSyncHello {
+		if columns && len(raw) >= columnsMin && len(raw) <= columnsMax && m.Type != wire.TypeSyncHello {
 			// The reader bounds the column form (what zstd declares) as
 			// well as the message it rebuilds, and the form can be the
 			// larger.
@@ -91,6 +91,10 @@ const (
 	frameColumns  byte = 4
 	compressMin        = 256
 	columnsMin         = 4 << 10
+	// columnsMax: a bigger message (a big snapshot) goes without the
+	// column form, whose writer holds a few times the message in columns
+	// being built.
+	columnsMax = 16 << 20
 )
 
 // frameBound returns the largest body a frame of the given kind may have

@@ -298,6 +298,7 @@ func TestWireSpecNetConstants(t *testing.T) {
 		"net.frameColumns":         fmt.Sprint(frameColumns),
 		"net.compressMin":          fmt.Sprint(compressMin),
 		"net.columnsMin":           fmt.Sprint(columnsMin),
+		"net.columnsMax":           fmt.Sprint(columnsMax),
 		"net.zstdWindow":           fmt.Sprint(zstdWindow),
 		"net.maxPubsubMessage":     fmt.Sprint(maxPubsubMessage),
 		"net.maxInbound":           fmt.Sprint(maxInbound),
