@@ -31,16 +31,30 @@ type dotPage struct {
 // map. A dot's page, when it exists, is where it lives: the sparse map
 // holds dots of pages below next only, and pages are made at next or
 // above.
+//
+// Before any of that, a replica's first dots, while they are consecutive
+// counters, live in a run: a slice by counter, grown by appending — a
+// delta's own writes, most of the time, which then need no hash table
+// (see putRun).
 type repDots struct {
 	pages  map[uint64]*dotPage // by counter / pageDots; nil until the first is made
 	top    uint64              // the newest page's number (when pages is set)
 	next   uint64              // the lowest number a new page may have
 	sparse map[uint64]loc
-	n      int // dots held
+	// run[i] is where the dot with counter runAt+i lives (an empty slot
+	// has a nil entry). It holds dots only while pages and sparse hold
+	// none, and at most pagesFrom.
+	run   []loc
+	runAt uint64
+	n     int // dots held
 }
 
 // get returns where the dot with counter c lives.
 func (r *repDots) get(c uint64) (loc, bool) {
+	if i := c - r.runAt; i < uint64(len(r.run)) {
+		l := r.run[i]
+		return l, l.e != nil
+	}
 	if p := r.pages[c/pageDots]; p != nil {
 		l := p.locs[c%pageDots]
 		return l, l.e != nil
@@ -57,6 +71,51 @@ func (r *repDots) has(c uint64) bool {
 
 // put records that the dot with counter c lives at l (l.e is not nil).
 func (r *repDots) put(c uint64, l loc) {
+	if !r.putRun(c, l) {
+		r.putMapped(c, l)
+	}
+}
+
+// putRun puts the dot in the run, and reports whether it did: when the
+// run is all r holds and c falls in it or extends it, up to pagesFrom
+// dots. A dot that does not ends the run.
+func (r *repDots) putRun(c uint64, l loc) bool {
+	if len(r.pages) > 0 || len(r.sparse) > 0 {
+		return false
+	}
+	if r.n == 0 { // (re)start the run at c
+		r.run, r.runAt = r.run[:0], c
+	}
+	switch i := c - r.runAt; {
+	case i < uint64(len(r.run)):
+		if r.run[i].e == nil {
+			r.n++
+		}
+		r.run[i] = l
+		return true
+	case i == uint64(len(r.run)) && i < pagesFrom:
+		r.run = append(r.run, l)
+		r.n++
+		return true
+	}
+	r.endRun()
+	return false
+}
+
+// endRun moves the run's dots to the sparse map and pages, where put
+// would have placed them had there been no run.
+func (r *repDots) endRun() {
+	run, at := r.run, r.runAt
+	r.run, r.n = nil, 0
+	for i, l := range run {
+		if l.e != nil {
+			r.putMapped(at+uint64(i), l)
+		}
+	}
+}
+
+// putMapped is put past the run: in a page or the sparse map.
+func (r *repDots) putMapped(c uint64, l loc) {
 	pn := c / pageDots
 	p := r.pages[pn]
 	if p == nil && pn >= r.next && (r.pages != nil || r.n >= pagesFrom) {
@@ -112,6 +171,13 @@ func (r *repDots) demote(pn uint64, p *dotPage) {
 
 // del forgets the dot with counter c.
 func (r *repDots) del(c uint64) {
+	if i := c - r.runAt; i < uint64(len(r.run)) {
+		if r.run[i].e != nil {
+			r.run[i] = loc{}
+			r.n--
+		}
+		return
+	}
 	pn := c / pageDots
 	if p := r.pages[pn]; p != nil {
 		if p.locs[c%pageDots].e == nil {
@@ -141,6 +207,11 @@ func (r *repDots) grow(n int) {
 // delete the dot it is given.
 func (r *repDots) all() iter.Seq2[uint64, loc] {
 	return func(yield func(uint64, loc) bool) {
+		for i := range r.run {
+			if l := r.run[i]; l.e != nil && !yield(r.runAt+uint64(i), l) {
+				return
+			}
+		}
 		// The sparse map first: a page that empties while it is walked
 		// moves its dots there, and they are not seen twice.
 		for c, l := range r.sparse {

@@ -101,8 +101,20 @@ func checkRepDots(t *testing.T, r *repDots, model map[uint64]loc, seed uint64, s
 			t.Fatalf("seed %d step %d: %d sparse at or above next page %d", seed, step, c, r.next)
 		}
 	}
-	if held+len(r.sparse) != len(model) {
-		t.Fatalf("seed %d step %d: %d in pages and %d sparse, want %d", seed, step, held, len(r.sparse), len(model))
+	inRun := 0
+	for _, l := range r.run {
+		if l.e != nil {
+			inRun++
+		}
+	}
+	if inRun > 0 && (len(r.pages) > 0 || len(r.sparse) > 0) {
+		t.Fatalf("seed %d step %d: %d in the run, with %d pages and %d sparse", seed, step, inRun, len(r.pages), len(r.sparse))
+	}
+	if len(r.run) > pagesFrom {
+		t.Fatalf("seed %d step %d: a run of %d", seed, step, len(r.run))
+	}
+	if held+len(r.sparse)+inRun != len(model) {
+		t.Fatalf("seed %d step %d: %d in pages, %d sparse and %d in the run, want %d", seed, step, held, len(r.sparse), inRun, len(model))
 	}
 	for c, want := range model {
 		if l, ok := r.get(c); !ok || l != want {
