@@ -1,7 +1,6 @@
 package crdt
 
 import (
-	"bytes"
 	"cmp"
 	"encoding/json"
 	"fmt"
@@ -377,38 +376,4 @@ func (o *overlay) del(p []string) {
 		}
 	}
 	o.deleted[jp] = struct{}{}
-}
-
-// compactJSON returns v in compact form, or an error (wrapping
-// ErrInvalidUTF8 for text that is not valid UTF-8) when v is not valid JSON
-// text.
-func compactJSON(v json.RawMessage) (json.RawMessage, error) {
-	if len(v) == 0 {
-		return nil, fmt.Errorf("missing value")
-	}
-	if !json.Valid(v) {
-		return nil, fmt.Errorf("not JSON")
-	}
-	if err := CheckJSONText(v); err != nil {
-		return nil, err
-	}
-	if bytes.IndexAny(v, " \t\r\n") < 0 {
-		return v, nil // already compact
-	}
-	var buf bytes.Buffer
-	if err := json.Compact(&buf, v); err != nil {
-		return nil, fmt.Errorf("not JSON: %v", err)
-	}
-	return buf.Bytes(), nil
-}
-
-func compactScalar(v json.RawMessage) (json.RawMessage, error) {
-	c, err := compactJSON(v)
-	if err != nil {
-		return nil, err
-	}
-	if c[0] == '{' || c[0] == '[' {
-		return nil, fmt.Errorf("set elements must be JSON scalars")
-	}
-	return c, nil
 }
