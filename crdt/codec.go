@@ -292,9 +292,13 @@ func decodeReference(b []byte, origin ReplicaID, lim Limits, dm cbor.DecMode) (*
 		s.idx.grow(n)
 	}
 	budget := lim.MaxBytes // what the document's compressed sequence columns may inflate to
-	s.decodingState = origin == ""
+	if origin == "" {
+		s.notes().decodingState = true
+	}
 	err := decodeMap(s, nil, w.Root, rep, 0, lim, &budget)
-	s.decodingState = false
+	if s.seqs != nil {
+		s.seqs.decodingState = false
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -9,8 +9,7 @@ import "iter"
 // most of a state's dots belong to.
 type dotIndex struct {
 	one  Dot
-	oneL loc
-	has1 bool
+	oneL loc // oneL.e is nil when no dot is held inline
 	// The dots past the inline one: r1's in m1 (nil when no replica is
 	// held there) and every other replica's in more, which never holds
 	// r1 while m1 is set. An emptied replica's dots are dropped (but for
@@ -21,6 +20,9 @@ type dotIndex struct {
 	n    int // dots in m1 and more
 	hint int // room for the first replica's sparse map (see grow)
 }
+
+// has1 reports whether a dot is held inline.
+func (x *dotIndex) has1() bool { return x.oneL.e != nil }
 
 // of returns r's dots past the inline one (nil when it has none).
 func (x *dotIndex) of(r ReplicaID) *repDots {
@@ -53,7 +55,7 @@ func (x *dotIndex) ensure(r ReplicaID) *repDots {
 
 // get returns where d lives.
 func (x *dotIndex) get(d Dot) (loc, bool) {
-	if x.has1 && x.one.Counter == d.Counter && x.one.Replica == d.Replica {
+	if x.has1() && x.one.Counter == d.Counter && x.one.Replica == d.Replica {
 		return x.oneL, true
 	}
 	if x.n == 0 {
@@ -75,10 +77,10 @@ func (x *dotIndex) has(d Dot) bool {
 // put records that d lives at l (l.e is not nil).
 func (x *dotIndex) put(d Dot, l loc) {
 	switch {
-	case x.has1 && x.one == d:
+	case x.has1() && x.one == d:
 		x.oneL = l
-	case !x.has1 && x.n == 0:
-		x.one, x.oneL, x.has1 = d, l, true
+	case !x.has1() && x.n == 0:
+		x.one, x.oneL = d, l
 	default:
 		m := x.ensure(d.Replica)
 		n := m.n
@@ -89,8 +91,8 @@ func (x *dotIndex) put(d Dot, l loc) {
 
 // del forgets d.
 func (x *dotIndex) del(d Dot) {
-	if x.has1 && x.one == d {
-		x.one, x.oneL, x.has1 = Dot{}, loc{}, false
+	if x.has1() && x.one == d {
+		x.one, x.oneL = Dot{}, loc{}
 		return
 	}
 	m := x.of(d.Replica)
@@ -117,7 +119,7 @@ func (x *dotIndex) drop(r ReplicaID) {
 // len returns the number of dots held.
 func (x *dotIndex) len() int {
 	n := x.n
-	if x.has1 {
+	if x.has1() {
 		n++
 	}
 	return n
@@ -159,7 +161,7 @@ func (x *dotIndex) reps() iter.Seq2[ReplicaID, *repDots] {
 // dot it is given.
 func (x *dotIndex) all() iter.Seq2[Dot, loc] {
 	return func(yield func(Dot, loc) bool) {
-		if x.has1 && !yield(x.one, x.oneL) {
+		if x.has1() && !yield(x.one, x.oneL) {
 			return
 		}
 		for r, m := range x.reps() {

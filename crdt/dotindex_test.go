@@ -67,7 +67,7 @@ func TestDotIndexModel(t *testing.T) {
 					}
 				}
 			}
-			if x.has1 {
+			if x.has1() {
 				if m := x.of(x.one.Replica); m != nil && m.has(x.one.Counter) {
 					t.Fatalf("seed %d step %d: %v inline and in a map", seed, step, x.one)
 				}

@@ -15,7 +15,7 @@ type seqEdit struct {
 	before Kind
 }
 
-// editLog collects a change's patches while it is applied (State.edits).
+// editLog collects a change's patches while it is applied (seqNotes.edits).
 type editLog struct {
 	edits  []seqEdit
 	before map[string]Kind // joined path → kind before a merge (nil for local ops)

@@ -194,25 +194,26 @@ func mergeSlot[V SeqValue](s *State, de *entry, k Kind, slot func(*entry) *seqSl
 	}
 	seq := dst.state()
 	lost, orphans := seq.stats.Invalid, seq.stats.Orphans
-	seq.unbounded = s.unbounded
+	notes := s.notes()
+	seq.unbounded = notes.unbounded
 	ps := seq.Merge(c)
 	seq.unbounded = false
-	s.seqLost += seq.stats.Invalid - lost
+	notes.lost += seq.stats.Invalid - lost
 	if seq.stats.Orphans != orphans || seq.pend.n > 0 {
-		s.mayWant = true // WantsCollected looks again
+		notes.mayWant = true // WantsCollected looks again
 	}
 	if r := seq.takeRefused(); r != nil {
-		if s.refused == nil {
-			s.refused = NewCausalContext()
+		if notes.refused == nil {
+			notes.refused = NewCausalContext()
 		}
-		s.refused.Merge(r)
+		notes.refused.Merge(r)
 	}
 	if len(ps) > 0 {
 		added = true
-		if s.edits != nil {
+		if notes.edits != nil {
 			path := de.path()
 			for _, p := range ps {
-				s.edits.add(seqPatch(path, p), KindNone) // the merge recorded the kind before
+				notes.edits.add(seqPatch(path, p), KindNone) // the merge recorded the kind before
 			}
 		}
 	}
@@ -235,13 +236,23 @@ func seqPatch[V SeqValue](path []string, p Patch[V]) SeqPatch {
 
 // SeqLost returns how many inserts merges into s have dropped so far:
 // inserts naming collected or inconsistent origins (see SeqStats).
-func (s *State) SeqLost() uint64 { return s.seqLost }
+func (s *State) SeqLost() uint64 {
+	if s.seqs == nil {
+		return 0
+	}
+	return s.seqs.lost
+}
 
 // SeqRefused returns how many merges into s refused part of what they
 // merged: sequence changes that would have been held back past the bound
 // (Seq.Merge). Their dots are not in s's context; the caller must not
 // claim them (not log or acknowledge the delta), so they are sent again.
-func (s *State) SeqRefused() uint64 { return s.seqRefused }
+func (s *State) SeqRefused() uint64 {
+	if s.seqs == nil {
+		return 0
+	}
+	return s.seqs.refusals
+}
 
 // HasSequences reports whether s holds texts or lists (their content or
 // their creation): what a peer that does not speak them cannot decode.
@@ -264,18 +275,18 @@ func hasSeqs(n *mapNode) bool {
 // than refused — the order of a replay is the log's, not the arrival's,
 // and refusing would lose what the log claims.
 func (s *State) MergeStored(src *State) {
-	s.unbounded = true
+	s.notes().unbounded = true
 	s.merge(src, nil, false)
-	s.unbounded = false
+	s.seqs.unbounded = false
 }
 
 // JoinDelta joins delta src into s, a delta too (a batch of deltas into
 // one): sequence changes are joined as changes, not integrated, so the
 // result holds all of them even when what they refer to is in neither.
 func (s *State) JoinDelta(src *State) {
-	s.joining = true
+	s.notes().joining = true
 	s.merge(src, nil, false)
-	s.joining = false
+	s.seqs.joining = false
 }
 
 // MergeEdits is MergeChanges that also returns the sequence patches of
@@ -290,9 +301,9 @@ func (s *State) MergeUnverifiedEdits(src *State) ([][]string, []SeqPatch) {
 func (s *State) mergeEdits(src *State, keepHeld bool) ([][]string, []SeqPatch) {
 	l := &editLog{}
 	l.noteBefore(s, src.root, nil)
-	s.edits = l
+	s.notes().edits = l
 	paths := s.mergeChanges(src, keepHeld)
-	s.edits = nil
+	s.seqs.edits = nil
 	return paths, l.patches(s)
 }
 
@@ -405,7 +416,7 @@ func (sl *seqSlot[V]) write(Dot, string) write { return write{kind: seqKindOf[V]
 func (sl *seqSlot[V]) remove(d Dot, _ string) { sl.unmake(d) }
 
 func (sl *seqSlot[V]) mergeInto(s *State, de *entry, _ merger) bool {
-	return mergeSlot(s, de, seqKindOf[V](), seqSlotOf[V], sl, s.joining)
+	return mergeSlot(s, de, seqKindOf[V](), seqSlotOf[V], sl, s.seqs != nil && s.seqs.joining)
 }
 
 // writeJSON writes a text as a JSON string, a list as an array.

@@ -217,11 +217,12 @@ func collectIn(n *mapNode, floor VersionVector) int {
 // that names an element s collected: a whole state from a peer that holds
 // the insert would bring the element back.
 func (s *State) WantsCollected() bool {
-	if s.wantChecked && !s.mayWant {
+	notes := s.notes()
+	if notes.wantChecked && !notes.mayWant {
 		return false
 	}
 	w := wantsIn(s.root)
-	s.wantChecked, s.mayWant = true, w
+	notes.wantChecked, notes.mayWant = true, w
 	return w
 }
 

@@ -119,9 +119,9 @@ func (s *State) applySplice(replica ReplicaID, target *entry, op Op, d *State) {
 	} else {
 		spliceSlot(s, d, replica, target, op, KindList, listSlot, op.Values)
 	}
-	if s.edits != nil {
+	if l := s.edits(); l != nil {
 		p := SeqPatch{Path: op.Path, Index: op.Index, Delete: op.Del, Text: op.Text, Values: op.Values, List: op.Seq == KindList}
-		s.edits.add(p, before)
+		l.add(p, before)
 	}
 }
 
@@ -199,9 +199,9 @@ func deleteSlot[V SeqValue](s, d *State, replica ReplicaID, e *entry, slot func(
 	d.cc.Add(dot)
 	path := e.path()
 	slot(d.ensure(path)).join(sd)
-	if s.edits != nil {
+	if l := s.edits(); l != nil {
 		var zero []V
-		s.edits.add(seqPatch(path, Patch[V]{Index: 0, Delete: n, Insert: zero}), before)
+		l.add(seqPatch(path, Patch[V]{Index: 0, Delete: n, Insert: zero}), before)
 	}
 }
 
@@ -209,9 +209,9 @@ func deleteSlot[V SeqValue](s, d *State, replica ReplicaID, e *entry, slot func(
 // transaction, in order (see patches.go for which keys have them).
 func (s *State) ApplyEdits(acc *State, replica ReplicaID, ts HLC, ops ...Op) ([]SeqPatch, error) {
 	l := &editLog{}
-	s.edits = l
+	s.notes().edits = l
 	err := s.ApplyTo(acc, replica, ts, ops...)
-	s.edits = nil
+	s.seqs.edits = nil
 	if err != nil {
 		return nil, err
 	}

@@ -50,6 +50,18 @@ type State struct {
 	cc   *CausalContext
 	root *mapNode
 	idx  dotIndex
+	// seqs is what merges and transactions note about the texts and
+	// lists; nil until one does (see notes), so that a delta of local
+	// writes is small.
+	seqs *seqNotes
+	// covered is applyOne's buffer for the dots an op covers, kept
+	// between ops while small.
+	covered []Dot
+}
+
+// seqNotes is what a state notes about its texts and lists while merges,
+// decodes and transactions run, and what it counts of them.
+type seqNotes struct {
 	// edits, while a merge runs, collects the sequence patches it makes.
 	edits *editLog
 	// joining, while JoinDelta runs, joins sequence changes as changes.
@@ -60,18 +72,32 @@ type State struct {
 	// decodingState, while a whole state decodes, makes its sequences
 	// Seqs (a delta's stay changes).
 	decodingState bool
-	// seqLost counts what merges into the sequences dropped (SeqLost).
-	seqLost uint64
-	// refused, during a merge, collects the dots the sequences refused;
-	// seqRefused counts the merges that refused some (SeqRefused).
-	refused    *CausalContext
-	seqRefused uint64
 	// mayWant, unless wantChecked is unset, tells that a sequence may
 	// hold back an insert for a collected element (WantsCollected).
 	mayWant, wantChecked bool
-	// covered is applyOne's buffer for the dots an op covers, kept
-	// between ops while small.
-	covered []Dot
+	// lost counts what merges into the sequences dropped (SeqLost).
+	lost uint64
+	// refused, during a merge, collects the dots the sequences refused;
+	// refusals counts the merges that refused some (SeqRefused).
+	refused  *CausalContext
+	refusals uint64
+}
+
+// notes returns s's sequence notes, making them when it has none.
+func (s *State) notes() *seqNotes {
+	if s.seqs == nil {
+		s.seqs = &seqNotes{}
+	}
+	return s.seqs
+}
+
+// edits returns the log collecting the patches of the merge or
+// transaction running on s, or nil.
+func (s *State) edits() *editLog {
+	if s.seqs == nil {
+		return nil
+	}
+	return s.seqs.edits
 }
 
 // New returns an empty document state.
