@@ -163,8 +163,14 @@ func (c *CausalContext) AddRange(r ReplicaID, lo, hi uint64) {
 		ivs[n-1].hi = max(ivs[n-1].hi, hi)
 		return
 	}
-	// General case: insert and coalesce.
 	i := sort.Search(len(ivs), func(i int) bool { return ivs[i].hi+1 >= lo })
+	if ivs[i].lo <= lo && hi+1 < ivs[i+1].lo {
+		// Extend interval i, short of the next: the dots a writer's
+		// sets cover, in order, below the ones it mints.
+		ivs[i].hi = max(ivs[i].hi, hi)
+		return
+	}
+	// General case: insert and coalesce.
 	j := i
 	nlo, nhi := lo, hi
 	for j < len(ivs) && ivs[j].lo <= hi+1 {
