@@ -7,11 +7,11 @@ import (
 
 // keyMap is a map's entries by key. Its first key is held inline, so that
 // a map of one key — a delta of one write has one at each level of its
-// path — needs no Go map.
+// path — needs no table.
 type keyMap struct {
 	k1   string
-	e1   *entry            // nil when no key is held inline
-	more map[string]*entry // never holds k1 while e1 is set
+	e1   *entry    // nil when no key is held inline
+	more *keyTable // never holds k1 while e1 is set; nil until needed
 }
 
 // get returns the entry at k, or nil.
@@ -19,7 +19,10 @@ func (m *keyMap) get(k string) *entry {
 	if m.e1 != nil && m.k1 == k {
 		return m.e1
 	}
-	return m.more[k]
+	if m.more == nil {
+		return nil
+	}
+	return m.more.get(k)
 }
 
 // put makes e the entry at k (e is not nil).
@@ -27,13 +30,13 @@ func (m *keyMap) put(k string, e *entry) {
 	switch {
 	case m.e1 != nil && m.k1 == k:
 		m.e1 = e
-	case m.e1 == nil && len(m.more) == 0:
+	case m.e1 == nil && m.tableLen() == 0:
 		m.k1, m.e1 = k, e
 	default:
 		if m.more == nil {
-			m.more = map[string]*entry{}
+			m.more = &keyTable{}
 		}
-		m.more[k] = e
+		m.more.put(k, e)
 	}
 }
 
@@ -43,12 +46,22 @@ func (m *keyMap) del(k string) {
 		m.k1, m.e1 = "", nil
 		return
 	}
-	delete(m.more, k)
+	if m.more != nil {
+		m.more.del(k)
+	}
+}
+
+// tableLen returns the number of keys past the inline one.
+func (m *keyMap) tableLen() int {
+	if m.more == nil {
+		return 0
+	}
+	return m.more.n
 }
 
 // len returns the number of keys.
 func (m *keyMap) len() int {
-	n := len(m.more)
+	n := m.tableLen()
 	if m.e1 != nil {
 		n++
 	}
@@ -58,8 +71,11 @@ func (m *keyMap) len() int {
 // grow makes room for n keys, so that a large merge does not rehash the
 // map again and again as it grows.
 func (m *keyMap) grow(n int) {
-	if n > 1 && n > len(m.more) {
-		m.more = growMap(m.more, n)
+	if n > 1 && n > m.tableLen() {
+		if m.more == nil {
+			m.more = &keyTable{}
+		}
+		m.more.reserve(n)
 	}
 }
 
@@ -70,10 +86,8 @@ func (m *keyMap) all() iter.Seq2[string, *entry] {
 		if m.e1 != nil && !yield(m.k1, m.e1) {
 			return
 		}
-		for k, e := range m.more {
-			if !yield(k, e) {
-				return
-			}
+		if m.more != nil {
+			m.more.all(yield)
 		}
 	}
 }

@@ -60,8 +60,8 @@ func TestKeyMapModel(t *testing.T) {
 					t.Fatalf("seed %d step %d: get(%q) = %p, want %p", seed, step, k, m.get(k), model[k])
 				}
 			}
-			if m.e1 != nil {
-				if _, dup := m.more[m.k1]; dup {
+			if m.e1 != nil && m.more != nil {
+				if dup := m.more.get(m.k1); dup != nil {
 					t.Fatalf("seed %d step %d: %q inline and in the map", seed, step, m.k1)
 				}
 			}
