@@ -23,7 +23,7 @@ func TestEntryStoresModel(t *testing.T) {
 			case KindRegister:
 				r := new(register).init()
 				if rng.IntN(2) == 0 {
-					r.dots = append(r.dots, regDot{dot: Dot{"A", uint64(step + 1)}})
+					r.add(regDot{dot: Dot{"A", uint64(step + 1)}, val: []byte("1")})
 				}
 				v = r
 			case KindCounter:

@@ -176,8 +176,8 @@ func mergeOrder(src *mapNode) iter.Seq2[string, *entry] {
 	kids := make([]kid, 0, src.kids.len())
 	for k, e := range src.kids.all() {
 		var c uint64
-		if r := e.register(); r != nil && len(r.dots) > 0 {
-			c = r.dots[0].dot.Counter
+		if r := e.register(); r != nil && len(r.values()) > 0 {
+			c = r.values()[0].dot.Counter
 		}
 		kids = append(kids, kid{k, e, c})
 	}

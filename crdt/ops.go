@@ -192,14 +192,14 @@ func (s *State) applyOne(replica ReplicaID, ts HLC, op Op, d *State, at found) {
 				// rather than growing the register (the loop below
 				// finds them gone from s).
 				// register.covered put them first of e's in covered.
-				for _, x := range reg.dots {
+				vs := reg.values()
+				for _, x := range vs {
 					s.idx.del(x.dot)
 				}
 				if target == e {
-					n = len(reg.dots)
+					n = len(vs)
 				}
-				clear(reg.dots)
-				reg.dots = reg.dots[:0]
+				reg.clear()
 			}
 			s.insertReg(target, regDot{dot: dot, hlc: ts, val: op.Value})
 		case OpInc:

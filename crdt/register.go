@@ -19,15 +19,17 @@ type RegisterValue struct {
 type regDot struct {
 	dot Dot
 	hlc HLC
-	val []byte // compact JSON
+	val []byte // compact JSON: never empty
 }
 
 // register is the register kind's store: the values written concurrently
-// at a key, each with its dot. It must not be copied once in use: dots
-// starts in one, so that a register holding one value is one allocation.
+// at a key, each with its dot (see values). Most registers hold one
+// value: it is kept inline, in one, so that a register holding one value
+// is one allocation, of 64 bytes; two or more are all in more. It must
+// not be copied once in use (values may return one).
 type register struct {
-	dots []regDot
-	one  [1]regDot
+	one  [1]regDot // one[0].val is empty when one is unused
+	more *[]regDot // nil unless the register holds two values or more
 }
 
 var _ kindStore = (*register)(nil)
@@ -39,11 +41,38 @@ type regEntry struct {
 	r register
 }
 
-// init readies an empty register in place.
-func (r *register) init() *register {
-	r.dots = r.one[:0]
-	return r
+// init readies an empty register in place: the zero register is one, so
+// there is nothing to do; it returns r, for the callers that make
+// registers in slabs.
+func (r *register) init() *register { return r }
+
+// values returns the register's values. The slice is the register's: the
+// caller must not modify it, nor keep it past a change of the register.
+func (r *register) values() []regDot {
+	switch {
+	case r.more != nil:
+		return *r.more
+	case len(r.one[0].val) > 0:
+		return r.one[:]
+	}
+	return nil
 }
+
+// add adds value x.
+func (r *register) add(x regDot) {
+	switch {
+	case r.more != nil:
+		*r.more = append(*r.more, x)
+	case len(r.one[0].val) == 0:
+		r.one[0] = x
+	default:
+		vs := []regDot{r.one[0], x}
+		r.more, r.one[0] = &vs, regDot{}
+	}
+}
+
+// clear removes every value.
+func (r *register) clear() { r.one[0], r.more = regDot{}, nil }
 
 // register returns e's register, or nil.
 func (e *entry) register() *register {
@@ -57,11 +86,11 @@ func (s *State) insertReg(e *entry, r regDot) {
 		reg = new(register).init()
 		e.setAt(KindRegister, reg)
 	}
-	reg.dots = append(reg.dots, r)
+	reg.add(r)
 	s.idx.put(r.dot, loc{e: e, kind: KindRegister})
 }
 
-func (r *register) empty() bool { return len(r.dots) == 0 }
+func (r *register) empty() bool { return r.more == nil && len(r.one[0].val) == 0 }
 
 func (r *register) visible() bool { return !r.empty() }
 
@@ -71,14 +100,14 @@ func (r *register) covered(out []Dot, op Op, _ ReplicaID, _ bool) []Dot {
 	if op.Kind == OpRemove {
 		return out
 	}
-	for _, x := range r.dots {
+	for _, x := range r.values() {
 		out = append(out, x.dot)
 	}
 	return out
 }
 
 func (r *register) find(d Dot) regDot {
-	for _, x := range r.dots {
+	for _, x := range r.values() {
 		if x.dot == d {
 			return x
 		}
@@ -88,7 +117,7 @@ func (r *register) find(d Dot) regDot {
 
 func (r *register) write(d Dot, _ string) write {
 	w := write{kind: KindRegister}
-	for _, x := range r.dots {
+	for _, x := range r.values() {
 		if x.dot == d {
 			w.hlc, w.val = x.hlc, x.val
 		}
@@ -97,11 +126,20 @@ func (r *register) write(d Dot, _ string) write {
 }
 
 func (r *register) remove(d Dot, _ string) {
-	for i := range r.dots {
-		if r.dots[i].dot == d {
-			r.dots = append(r.dots[:i], r.dots[i+1:]...)
-			return
+	vs := r.values()
+	for i := range vs {
+		if vs[i].dot != d {
+			continue
 		}
+		switch {
+		case r.more == nil:
+			r.one[0] = regDot{}
+		case len(vs) == 2: // back to one, inline
+			r.one[0], r.more = vs[1-i], nil
+		default:
+			*r.more = append(vs[:i], vs[i+1:]...)
+		}
+		return
 	}
 }
 
@@ -110,7 +148,7 @@ func (r *register) remove(d Dot, _ string) {
 // removing ours cannot prune de.
 func (r *register) mergeInto(s *State, de *entry, m merger) bool {
 	added := false
-	for _, x := range r.dots {
+	for _, x := range r.values() {
 		if s.unseen(x.dot) {
 			s.insertReg(de, x)
 			added = true
@@ -136,8 +174,9 @@ func regWins(a, b regDot) bool {
 }
 
 func (r *register) winner() regDot {
-	w := r.dots[0]
-	for _, x := range r.dots[1:] {
+	vs := r.values()
+	w := vs[0]
+	for _, x := range vs[1:] {
 		if regWins(x, w) {
 			w = x
 		}
@@ -150,7 +189,7 @@ func (r *register) writeJSON(buf *bytes.Buffer) { buf.Write(r.winner().val) }
 
 // conflicts returns every value, winner first.
 func (r *register) conflicts() []RegisterValue {
-	regs := append([]regDot(nil), r.dots...)
+	regs := append([]regDot(nil), r.values()...)
 	sort.Slice(regs, func(i, j int) bool { return regWins(regs[i], regs[j]) })
 	out := make([]RegisterValue, len(regs))
 	for i, x := range regs {
@@ -171,7 +210,7 @@ type wReg struct {
 }
 
 func (r *register) encode(we *wEntry, index map[ReplicaID]uint64, _ ReplicaID) {
-	for _, x := range r.dots {
+	for _, x := range r.values() {
 		we.Reg = append(we.Reg, wReg{R: index[x.dot.Replica], C: x.dot.Counter, H: uint64(x.hlc), V: x.val})
 	}
 	sort.Slice(we.Reg, func(i, j int) bool {
@@ -202,7 +241,7 @@ func (w *wRegister) decode(at *decodeAt) error {
 func (r *register) splitCost(sp *splitter, in *entry, d Dot, _ string) (int, bool) {
 	n := 0
 	if in != nil && in.register() != nil {
-		n = len(in.register().dots)
+		n = len(in.register().values())
 	}
 	x := r.find(d)
 	cost, ok := sp.slot(n)

@@ -166,7 +166,7 @@ func partSeqs(n *mapNode, rest, seqs *State, prefix []string) {
 			return re
 		}
 		if r := e.register(); r != nil {
-			for _, x := range r.dots {
+			for _, x := range r.values() {
 				rest.insertReg(at(), x)
 			}
 		}
