@@ -77,11 +77,32 @@ func Remove(path []string, v json.RawMessage) Op { return Op{Kind: OpRemove, Pat
 // one of ErrTypeConflict, ErrInvalidPath, ErrInvalidValue, ErrInvalidOp and
 // names the offending op.
 func (s *State) Apply(replica ReplicaID, ts HLC, ops ...Op) (*State, error) {
-	acc := New()
+	acc := newDelta(ops)
 	if err := s.ApplyTo(acc, replica, ts, ops...); err != nil {
 		return nil, err
 	}
 	return acc, nil
+}
+
+// newDelta returns an empty state to hold the delta of ops. For a set of
+// a top-level key, the most common transaction, the key's entry and
+// register are made with it, in one allocation.
+func newDelta(ops []Op) *State {
+	if len(ops) != 1 || ops[0].Kind != OpSet || len(ops[0].Path) != 1 {
+		return New()
+	}
+	a := &struct {
+		s    State
+		cc   CausalContext
+		root mapNode
+		reg  regEntry
+	}{}
+	a.s = State{cc: &a.cc, root: &a.root}
+	k := ops[0].Path[0]
+	a.reg.e = entry{parent: &a.root, key: k}
+	a.reg.e.setAt(KindRegister, a.reg.r.init())
+	a.root.kids.put(k, &a.reg.e)
+	return &a.s
 }
 
 // ApplyTo is Apply that joins the transaction's delta into acc instead of
