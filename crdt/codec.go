@@ -296,8 +296,8 @@ func decodeReference(b []byte, origin ReplicaID, lim Limits, dm cbor.DecMode) (*
 		s.notes().decodingState = true
 	}
 	err := decodeMap(s, nil, w.Root, rep, 0, lim, &budget)
-	if s.seqs != nil {
-		s.seqs.decodingState = false
+	if s.side != nil {
+		s.side.decodingState = false
 	}
 	if err != nil {
 		return nil, err

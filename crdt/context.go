@@ -23,13 +23,13 @@ type CausalContext struct {
 	// replica's is held inline, in r1 and iv1 — most clouds name one
 	// replica, a local delta's its author, and need no map then — and
 	// the others in more, which never holds r1.
-	r1   ReplicaID
-	iv1  []interval  // empty when no replica is held inline
-	buf1 [2]interval // iv1's first backing array
-	// used1: buf1 has been handed out. It is never reused, as a caller
-	// may still hold the cloud it backed.
-	used1 bool
-	more  map[ReplicaID][]interval
+	r1  ReplicaID
+	iv1 []interval // empty when no replica is held inline
+	// buf1 is iv1's first backing array. Once handed out it is never
+	// reused, as a caller may still hold the cloud it backed; it is zero
+	// until then (an interval's lo is at least 1).
+	buf1 [2]interval
+	more map[ReplicaID][]interval
 }
 
 // NewCausalContext returns an empty causal context.
@@ -151,8 +151,8 @@ func (c *CausalContext) AddRange(r ReplicaID, lo, hi uint64) {
 	// Fast paths: start the cloud, append after its last interval, or
 	// extend that.
 	n := len(ivs)
-	if n == 0 && len(c.iv1) == 0 && !c.used1 {
-		c.r1, c.iv1, c.used1 = r, append(c.buf1[:0], interval{lo, hi}), true
+	if n == 0 && len(c.iv1) == 0 && c.buf1[0].lo == 0 {
+		c.r1, c.iv1 = r, append(c.buf1[:0], interval{lo, hi})
 		return
 	}
 	if n == 0 || ivs[n-1].hi+1 < lo {

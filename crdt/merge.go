@@ -103,10 +103,10 @@ func (s *State) merge(src *State, touched func(e *entry, removed bool), keepHeld
 	s.mergeNode(s.root, src.root, m)
 	// 3. Join the causal contexts, but for what the sequences refused.
 	s.cc.Merge(src.cc)
-	if s.seqs != nil && s.seqs.refused != nil {
-		s.cc.remove(s.seqs.refused)
-		s.seqs.refused = nil
-		s.seqs.refusals++
+	if s.side != nil && s.side.refused != nil {
+		s.cc.remove(s.side.refused)
+		s.side.refused = nil
+		s.side.refusals++
 	}
 }
 

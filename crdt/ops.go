@@ -138,7 +138,8 @@ func (s *State) applyOne(replica ReplicaID, ts HLC, op Op, d *State, at found) {
 	// The dots the op observes and so covers. A write also covers the
 	// non-map stores it observed along its path: it resolves, in favour of
 	// maps, type conflicts above it.
-	covered := s.covered[:0]
+	side := s.notes()
+	covered := side.covered[:0]
 	if op.Kind != OpDelete && op.Kind != OpRemove && len(op.Path) > 1 {
 		n := s.root
 		for _, k := range op.Path[:len(op.Path)-1] {
@@ -248,7 +249,7 @@ func (s *State) applyOne(replica ReplicaID, ts HLC, op Op, d *State, at found) {
 		d.cc.Add(dot)
 	}
 	if cap(covered) <= 256 {
-		s.covered = covered[:0]
+		side.covered = covered[:0]
 	}
 }
 

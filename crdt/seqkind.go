@@ -237,10 +237,10 @@ func seqPatch[V SeqValue](path []string, p Patch[V]) SeqPatch {
 // SeqLost returns how many inserts merges into s have dropped so far:
 // inserts naming collected or inconsistent origins (see SeqStats).
 func (s *State) SeqLost() uint64 {
-	if s.seqs == nil {
+	if s.side == nil {
 		return 0
 	}
-	return s.seqs.lost
+	return s.side.lost
 }
 
 // SeqRefused returns how many merges into s refused part of what they
@@ -248,10 +248,10 @@ func (s *State) SeqLost() uint64 {
 // (Seq.Merge). Their dots are not in s's context; the caller must not
 // claim them (not log or acknowledge the delta), so they are sent again.
 func (s *State) SeqRefused() uint64 {
-	if s.seqs == nil {
+	if s.side == nil {
 		return 0
 	}
-	return s.seqs.refusals
+	return s.side.refusals
 }
 
 // HasSequences reports whether s holds texts or lists (their content or
@@ -277,7 +277,7 @@ func hasSeqs(n *mapNode) bool {
 func (s *State) MergeStored(src *State) {
 	s.notes().unbounded = true
 	s.merge(src, nil, false)
-	s.seqs.unbounded = false
+	s.side.unbounded = false
 }
 
 // JoinDelta joins delta src into s, a delta too (a batch of deltas into
@@ -286,7 +286,7 @@ func (s *State) MergeStored(src *State) {
 func (s *State) JoinDelta(src *State) {
 	s.notes().joining = true
 	s.merge(src, nil, false)
-	s.seqs.joining = false
+	s.side.joining = false
 }
 
 // MergeEdits is MergeChanges that also returns the sequence patches of
@@ -303,7 +303,7 @@ func (s *State) mergeEdits(src *State, keepHeld bool) ([][]string, []SeqPatch) {
 	l.noteBefore(s, src.root, nil)
 	s.notes().edits = l
 	paths := s.mergeChanges(src, keepHeld)
-	s.seqs.edits = nil
+	s.side.edits = nil
 	return paths, l.patches(s)
 }
 
@@ -416,7 +416,7 @@ func (sl *seqSlot[V]) write(Dot, string) write { return write{kind: seqKindOf[V]
 func (sl *seqSlot[V]) remove(d Dot, _ string) { sl.unmake(d) }
 
 func (sl *seqSlot[V]) mergeInto(s *State, de *entry, _ merger) bool {
-	return mergeSlot(s, de, seqKindOf[V](), seqSlotOf[V], sl, s.seqs != nil && s.seqs.joining)
+	return mergeSlot(s, de, seqKindOf[V](), seqSlotOf[V], sl, s.side != nil && s.side.joining)
 }
 
 // writeJSON writes a text as a JSON string, a list as an array.

@@ -136,7 +136,7 @@ func decodeSlot[V SeqValue](s *State, ent func() *entry, k Kind, slot func(*entr
 		if !s.cc.covers(d.Context()) {
 			return fmt.Errorf("%w: sequence dots outside the causal context", ErrMalformed)
 		}
-		if sl.seq == nil && s.seqs != nil && s.seqs.decodingState {
+		if sl.seq == nil && s.side != nil && s.side.decodingState {
 			sl.seq = NewSeq[V](DefaultSeqConfig()) // a whole state holds sequences, not changes
 		}
 		if sl.seq != nil {

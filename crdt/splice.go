@@ -211,7 +211,7 @@ func (s *State) ApplyEdits(acc *State, replica ReplicaID, ts HLC, ops ...Op) ([]
 	l := &editLog{}
 	s.notes().edits = l
 	err := s.ApplyTo(acc, replica, ts, ops...)
-	s.seqs.edits = nil
+	s.side.edits = nil
 	if err != nil {
 		return nil, err
 	}

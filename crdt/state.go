@@ -50,10 +50,15 @@ type State struct {
 	cc   *CausalContext
 	root *mapNode
 	idx  dotIndex
-	// seqs is what merges and transactions note about the texts and
-	// lists; nil until one does (see notes), so that a delta of local
-	// writes is small.
-	seqs *seqNotes
+	// side is what a state keeps while it merges, decodes and applies
+	// transactions; nil until it first does (see notes), so that a delta
+	// is small.
+	side *stateSide
+}
+
+// stateSide is what a state keeps on the side of its content.
+type stateSide struct {
+	seqNotes
 	// covered is applyOne's buffer for the dots an op covers, kept
 	// between ops while small.
 	covered []Dot
@@ -83,21 +88,21 @@ type seqNotes struct {
 	refusals uint64
 }
 
-// notes returns s's sequence notes, making them when it has none.
-func (s *State) notes() *seqNotes {
-	if s.seqs == nil {
-		s.seqs = &seqNotes{}
+// notes returns what s keeps on the side, making it when it has none.
+func (s *State) notes() *stateSide {
+	if s.side == nil {
+		s.side = &stateSide{}
 	}
-	return s.seqs
+	return s.side
 }
 
 // edits returns the log collecting the patches of the merge or
 // transaction running on s, or nil.
 func (s *State) edits() *editLog {
-	if s.seqs == nil {
+	if s.side == nil {
 		return nil
 	}
-	return s.seqs.edits
+	return s.side.edits
 }
 
 // New returns an empty document state.
