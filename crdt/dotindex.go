@@ -10,10 +10,16 @@ import "iter"
 type dotIndex struct {
 	one  Dot
 	oneL loc // oneL.e is nil when no dot is held inline
-	// The dots past the inline one: r1's in m1 (nil when no replica is
-	// held there) and every other replica's in more, which never holds
-	// r1 while m1 is set. An emptied replica's dots are dropped (but for
-	// those made by growFor, which merge fills).
+	// past holds the dots past the inline one: nil until there are some
+	// (or grow is told of them), so that a delta's index is small.
+	past *dotReps
+}
+
+// dotReps is a dot index's dots past its inline one: r1's in m1 (nil when
+// no replica is held there) and every other replica's in more, which
+// never holds r1 while m1 is set. An emptied replica's dots are dropped
+// (but for those made by growFor, which merge fills).
+type dotReps struct {
 	r1   ReplicaID
 	m1   *repDots
 	more map[ReplicaID]*repDots
@@ -24,12 +30,23 @@ type dotIndex struct {
 // has1 reports whether a dot is held inline.
 func (x *dotIndex) has1() bool { return x.oneL.e != nil }
 
+// makePast returns x.past, making it when x has none.
+func (x *dotIndex) makePast() *dotReps {
+	if x.past == nil {
+		x.past = &dotReps{}
+	}
+	return x.past
+}
+
 // of returns r's dots past the inline one (nil when it has none).
 func (x *dotIndex) of(r ReplicaID) *repDots {
-	if x.m1 != nil && x.r1 == r {
-		return x.m1
+	if x.past == nil {
+		return nil
 	}
-	return x.more[r]
+	if x.past.m1 != nil && x.past.r1 == r {
+		return x.past.m1
+	}
+	return x.past.more[r]
 }
 
 // ensure returns r's dots, making them when r has none.
@@ -37,20 +54,29 @@ func (x *dotIndex) ensure(r ReplicaID) *repDots {
 	if m := x.of(r); m != nil {
 		return m
 	}
+	xr := x.makePast()
 	m := &repDots{}
-	if x.hint > 0 {
-		m.sparse = make(map[uint64]loc, x.hint)
-		x.hint = 0
+	if xr.hint > 0 {
+		m.sparse = make(map[uint64]loc, xr.hint)
+		xr.hint = 0
 	}
-	if x.m1 == nil {
-		x.r1, x.m1 = r, m
+	if xr.m1 == nil {
+		xr.r1, xr.m1 = r, m
 		return m
 	}
-	if x.more == nil {
-		x.more = map[ReplicaID]*repDots{}
+	if xr.more == nil {
+		xr.more = map[ReplicaID]*repDots{}
 	}
-	x.more[r] = m
+	xr.more[r] = m
 	return m
+}
+
+// pastLen returns the number of dots past the inline one.
+func (x *dotIndex) pastLen() int {
+	if x.past == nil {
+		return 0
+	}
+	return x.past.n
 }
 
 // get returns where d lives.
@@ -58,7 +84,7 @@ func (x *dotIndex) get(d Dot) (loc, bool) {
 	if x.has1() && x.one.Counter == d.Counter && x.one.Replica == d.Replica {
 		return x.oneL, true
 	}
-	if x.n == 0 {
+	if x.pastLen() == 0 {
 		return loc{}, false
 	}
 	m := x.of(d.Replica)
@@ -79,13 +105,13 @@ func (x *dotIndex) put(d Dot, l loc) {
 	switch {
 	case x.has1() && x.one == d:
 		x.oneL = l
-	case !x.has1() && x.n == 0:
+	case !x.has1() && x.pastLen() == 0:
 		x.one, x.oneL = d, l
 	default:
 		m := x.ensure(d.Replica)
 		n := m.n
 		m.put(d.Counter, l)
-		x.n += m.n - n
+		x.past.n += m.n - n
 	}
 }
 
@@ -101,24 +127,24 @@ func (x *dotIndex) del(d Dot) {
 	}
 	n := m.n
 	m.del(d.Counter)
-	x.n -= n - m.n
+	x.past.n -= n - m.n
 	if m.n == 0 {
-		x.drop(d.Replica)
+		x.past.drop(d.Replica)
 	}
 }
 
 // drop forgets r's dots.
-func (x *dotIndex) drop(r ReplicaID) {
-	if x.m1 != nil && x.r1 == r {
-		x.r1, x.m1 = "", nil
+func (xr *dotReps) drop(r ReplicaID) {
+	if xr.m1 != nil && xr.r1 == r {
+		xr.r1, xr.m1 = "", nil
 		return
 	}
-	delete(x.more, r)
+	delete(xr.more, r)
 }
 
 // len returns the number of dots held.
 func (x *dotIndex) len() int {
-	n := x.n
+	n := x.pastLen()
 	if x.has1() {
 		n++
 	}
@@ -130,8 +156,8 @@ func (x *dotIndex) len() int {
 // order), so that a large decode does not rehash it again and again as it
 // grows.
 func (x *dotIndex) grow(n int) {
-	if x.m1 == nil && x.more == nil {
-		x.hint = n
+	if xr := x.makePast(); xr.m1 == nil && xr.more == nil {
+		xr.hint = n
 	}
 }
 
@@ -146,10 +172,14 @@ func (x *dotIndex) growFor(src *dotIndex) {
 // reps yields every replica's dots past the inline one.
 func (x *dotIndex) reps() iter.Seq2[ReplicaID, *repDots] {
 	return func(yield func(ReplicaID, *repDots) bool) {
-		if x.m1 != nil && !yield(x.r1, x.m1) {
+		xr := x.past
+		if xr == nil {
 			return
 		}
-		for r, m := range x.more {
+		if xr.m1 != nil && !yield(xr.r1, xr.m1) {
+			return
+		}
+		for r, m := range xr.more {
 			if !yield(r, m) {
 				return
 			}

@@ -72,9 +72,9 @@ func TestDotIndexModel(t *testing.T) {
 					t.Fatalf("seed %d step %d: %v inline and in a map", seed, step, x.one)
 				}
 			}
-			if x.m1 != nil {
-				if _, dup := x.more[x.r1]; dup {
-					t.Fatalf("seed %d step %d: replica %s's map held twice", seed, step, x.r1)
+			if xr := x.past; xr != nil && xr.m1 != nil {
+				if _, dup := xr.more[xr.r1]; dup {
+					t.Fatalf("seed %d step %d: replica %s's map held twice", seed, step, xr.r1)
 				}
 			}
 		}
