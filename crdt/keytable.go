@@ -13,14 +13,16 @@ var keySeed = maphash.MakeSeed()
 // tags[i] tells what the slot holds — slotEmpty, slotDeleted, or a key
 // whose hash has top bits tagOf. A probe reads the tags, one byte a slot
 // (a 100k-key map's are 128 KiB), and an entry only where its tag
-// matches; the entry holds its key. Compared with a Go map of strings it
-// holds one pointer a slot (the collector marks fewer), 9 bytes a slot
-// rather than 25, and no key a second time.
+// matches; the entry holds its key. hashes keeps each key's hash, so
+// that resizing moves the keys without reading their entries. Compared
+// with a Go map of strings it holds one pointer a slot (the collector
+// marks fewer), 13 bytes a slot rather than 25, and no key a second time.
 type keyTable struct {
-	tags []uint8 // len is a power of two (or 0)
-	ents []*entry
-	n    int // keys held
-	used int // slots not empty: keys and deleted ones
+	tags   []uint8 // len is a power of two (or 0)
+	hashes []uint32
+	ents   []*entry
+	n      int // keys held
+	used   int // slots not empty: keys and deleted ones
 }
 
 const (
@@ -32,11 +34,13 @@ const (
 	maxLoad16ths = 13
 )
 
-func keyHash(k string) uint64 { return maphash.String(keySeed, k) }
+// keyHash is k's hash. A key's slot comes from its low bits, its tag
+// from its top ones.
+func keyHash(k string) uint32 { return uint32(maphash.String(keySeed, k)) }
 
-// tagOf is a key's tag: the top 7 bits of its hash, with the top bit set
-// so that it is neither slotEmpty nor slotDeleted.
-func tagOf(h uint64) uint8 { return uint8(h>>57) | 0x80 }
+// tagOf is the tag of a key of hash h: its top 7 bits, with the top bit
+// set so that it is neither slotEmpty nor slotDeleted.
+func tagOf(h uint32) uint8 { return uint8(h>>25) | 0x80 }
 
 // get returns the entry at k, or nil.
 func (t *keyTable) get(k string) *entry {
@@ -45,7 +49,7 @@ func (t *keyTable) get(k string) *entry {
 	}
 	h := keyHash(k)
 	tag, mask := tagOf(h), uint64(len(t.tags)-1)
-	for i := h & mask; ; i = (i + 1) & mask {
+	for i := uint64(h) & mask; ; i = (i + 1) & mask {
 		switch t.tags[i] {
 		case slotEmpty:
 			return nil
@@ -65,14 +69,14 @@ func (t *keyTable) put(k string, e *entry) {
 	h := keyHash(k)
 	tag, mask := tagOf(h), uint64(len(t.tags)-1)
 	free := -1 // the first deleted slot probed, where k goes when new
-	for i := h & mask; ; i = (i + 1) & mask {
+	for i := uint64(h) & mask; ; i = (i + 1) & mask {
 		switch c := t.tags[i]; {
 		case c == slotEmpty:
 			if free < 0 {
 				free = int(i)
 				t.used++
 			}
-			t.tags[free], t.ents[free] = tag, e
+			t.tags[free], t.hashes[free], t.ents[free] = tag, h, e
 			t.n++
 			return
 		case c == slotDeleted:
@@ -93,7 +97,7 @@ func (t *keyTable) del(k string) {
 	}
 	h := keyHash(k)
 	tag, mask := tagOf(h), uint64(len(t.tags)-1)
-	for i := h & mask; ; i = (i + 1) & mask {
+	for i := uint64(h) & mask; ; i = (i + 1) & mask {
 		switch t.tags[i] {
 		case slotEmpty:
 			return
@@ -129,13 +133,20 @@ func (t *keyTable) resize(n int) {
 	for n*16 > size*maxLoad16ths {
 		size *= 2
 	}
-	tags, ents := t.tags, t.ents
-	t.tags, t.ents = make([]uint8, size), make([]*entry, size)
-	t.n, t.used = 0, 0
-	for i, e := range ents {
-		if tags[i] >= 0x80 {
-			t.put(e.key, e)
+	tags, hashes, ents := t.tags, t.hashes, t.ents
+	t.tags, t.hashes, t.ents = make([]uint8, size), make([]uint32, size), make([]*entry, size)
+	t.used = t.n
+	mask := uint64(size - 1)
+	for j, e := range ents {
+		if tags[j] < 0x80 {
+			continue
 		}
+		h := hashes[j]
+		i := uint64(h) & mask
+		for t.tags[i] != slotEmpty {
+			i = (i + 1) & mask
+		}
+		t.tags[i], t.hashes[i], t.ents[i] = tags[j], h, e
 	}
 }
 

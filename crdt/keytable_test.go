@@ -49,7 +49,7 @@ func checkKeyTable(t *testing.T, tb *keyTable, model map[string]*entry, nkeys in
 		case c >= 0x80:
 			keys++
 			used++
-			if tb.ents[i] == nil || tagOf(keyHash(tb.ents[i].key)) != c {
+			if e := tb.ents[i]; e == nil || tagOf(keyHash(e.key)) != c || tb.hashes[i] != keyHash(e.key) {
 				t.Fatalf("seed %d step %d: slot %d tagged %#x holds %v", seed, step, i, c, tb.ents[i])
 			}
 		case c == slotDeleted:
