@@ -82,6 +82,25 @@ func argWidth(info byte) (w int, ok bool) {
 	return 0, false
 }
 
+// readHead reads the head of the item at b[i] (i < len(b)): its major
+// type, the bytes of argument after the initial byte, and the argument
+// (for major type 7, the raw bits); ok is false for reserved and
+// indefinite forms and a truncated argument.
+func readHead(b []byte, i int) (major byte, w int, arg uint64, ok bool) {
+	major, info := b[i]>>5, b[i]&0x1f
+	if w, ok = argWidth(info); !ok || i+1+w > len(b) {
+		return 0, 0, 0, false
+	}
+	arg = uint64(info)
+	if w > 0 {
+		arg = 0
+		for _, x := range b[i+1 : i+1+w] {
+			arg = arg<<8 | uint64(x)
+		}
+	}
+	return major, w, arg, true
+}
+
 func zigzag(d uint64) uint64   { return d<<1 ^ uint64(int64(d)>>63) }
 func unzigzag(z uint64) uint64 { return z>>1 ^ -(z & 1) }
 
@@ -168,17 +187,9 @@ func (e *colEncoder) item(b []byte, i int, c int32, depth int) (int, error) {
 		return 0, fmt.Errorf("%w: truncated", errColumns)
 	}
 	ib := b[i]
-	major, info := ib>>5, ib&0x1f
-	w, ok := argWidth(info)
-	if !ok || i+1+w > len(b) {
+	major, w, arg, ok := readHead(b, i)
+	if !ok {
 		return 0, fmt.Errorf("%w: initial byte %#x at %d", errColumns, ib, i)
-	}
-	arg := uint64(info)
-	if w > 0 {
-		arg = 0
-		for _, x := range b[i+1 : i+1+w] {
-			arg = arg<<8 | uint64(x)
-		}
 	}
 	i += 1 + w
 	col := &e.cols[c]
@@ -319,17 +330,9 @@ func skipItem(b []byte, i, depth int) (int, bool) {
 	if depth > MaxColumnDepth || i >= len(b) {
 		return 0, false
 	}
-	major, info := b[i]>>5, b[i]&0x1f
-	w, ok := argWidth(info)
-	if !ok || i+1+w > len(b) {
+	major, w, arg, ok := readHead(b, i)
+	if !ok {
 		return 0, false
-	}
-	arg := uint64(info)
-	if w > 0 {
-		arg = 0
-		for _, x := range b[i+1 : i+1+w] {
-			arg = arg<<8 | uint64(x)
-		}
 	}
 	i += 1 + w
 	switch major {
