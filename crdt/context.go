@@ -183,7 +183,9 @@ func (c *CausalContext) AddRange(r ReplicaID, lo, hi uint64) {
 		j++
 	}
 	// A new slice, not an edit in place: a caller walking the cloud may
-	// add to it as it goes (see missingSpans).
+	// add to it as it goes (see missingSpans), and only an edit of an
+	// interval it has walked past, or of the one it stands on short of the
+	// next (the cases above), leaves what it has yet to walk as it was.
 	out := make([]interval, 0, len(ivs)-(j-i)+1)
 	out = append(out, ivs[:i]...)
 	out = append(out, interval{nlo, nhi})

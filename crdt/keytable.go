@@ -23,6 +23,7 @@ type keyTable struct {
 	ents   []*entry
 	n      int // keys held
 	used   int // slots not empty: keys and deleted ones
+	walks  int // walks (all) under way: the table must not resize
 }
 
 const (
@@ -129,6 +130,11 @@ func (t *keyTable) reserve(n int) {
 // resize moves the keys to a table with room for n (at least t.n), and
 // no deleted slots.
 func (t *keyTable) resize(n int) {
+	if t.walks > 0 {
+		// A walk goes on over the old arrays, where a later delete no
+		// longer lands: it would yield deleted entries.
+		panic("crdt: a key added to a map while the map is walked")
+	}
 	size := 8
 	for n*16 > size*maxLoad16ths {
 		size *= 2
@@ -153,6 +159,8 @@ func (t *keyTable) resize(n int) {
 // all yields every key and its entry, in slot order. The caller may
 // delete the key it is given, but must not add keys.
 func (t *keyTable) all(yield func(string, *entry) bool) {
+	t.walks++
+	defer func() { t.walks-- }()
 	ents := t.ents
 	for i := range ents {
 		if e := ents[i]; e != nil && !yield(e.key, e) {

@@ -84,3 +84,37 @@ func checkKeyTable(t *testing.T, tb *keyTable, model map[string]*entry, nkeys in
 		t.Fatalf("seed %d step %d: all gave %d keys, want %d", seed, step, len(seen), len(model))
 	}
 }
+
+// Adding keys to a table while walking it, enough to resize it, panics:
+// the walk would go on over the old arrays and yield entries deleted
+// after the resize. After the walk the table resizes as before.
+func TestKeyTableNoResizeWhileWalking(t *testing.T) {
+	var tb keyTable
+	for i := range 6 {
+		k := strconv.Itoa(i)
+		tb.put(k, &entry{key: k})
+	}
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Fatal("a resize during a walk did not panic")
+			}
+		}()
+		for range tb.all {
+			for i := range 100 {
+				k := "new" + strconv.Itoa(i)
+				tb.put(k, &entry{key: k})
+			}
+		}
+	}()
+	if tb.walks != 0 {
+		t.Fatalf("%d walks left under way after the panic", tb.walks)
+	}
+	for i := range 100 {
+		k := "after" + strconv.Itoa(i)
+		tb.put(k, &entry{key: k})
+	}
+	if tb.get("after99") == nil {
+		t.Fatal("the table lost a key after the walk")
+	}
+}
