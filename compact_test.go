@@ -52,6 +52,33 @@ func compactFrom(t *testing.T, d *Doc, origin crdt.ReplicaID) int {
 	return n
 }
 
+// compactWhereShorter checks that each single delta origin wrote into
+// d's log is in the compact form exactly when that form is the shorter
+// (crdt.EncodeDeltaCompact says so for the delta it decodes to), and
+// returns how many are compact. Which keystrokes are depends on how the
+// peers' typing interleaved (one next to the other's characters names
+// them), so a count alone would depend on timing.
+func compactWhereShorter(t *testing.T, d *Doc, origin crdt.ReplicaID) int {
+	t.Helper()
+	n := 0
+	for _, e := range logEnvelopes(t, d) {
+		if e.Origin != origin || e.Last != 0 {
+			continue
+		}
+		delta, err := crdt.DecodeDelta(e.Payload, origin, crdt.DefaultLimits())
+		if err != nil {
+			t.Fatalf("envelope %s/%d: %v", e.Origin, e.Seq, err)
+		}
+		_, shorter := crdt.EncodeDeltaCompact(delta, origin)
+		if c := crdt.IsCompactDelta(e.Payload); c != shorter {
+			t.Fatalf("envelope %s/%d: compact %v, but the compact form is shorter: %v", e.Origin, e.Seq, c, shorter)
+		} else if c {
+			n++
+		}
+	}
+	return n
+}
+
 // typeInto has d type n characters, each its own transaction, at the
 // text's end.
 func typeInto(t *testing.T, d *Doc, path []string, base rune, n int) {
