@@ -199,18 +199,8 @@ func ownRun(t *testing.T, n *Node, doc string, first, last uint64) []store.Entry
 // decoder and merges in dot order; it ends with the author's view, none
 // refused, and replays its log to the same view after a restart.
 func TestBulkLoadLateJoiner(t *testing.T) {
-	ctx := context.Background()
 	author := testNode(t, "")
-	da := openDoc(t, author, "bulk")
-	for txn := range 6 {
-		if err := da.Update(ctx, func(tx *Txn) {
-			for k := range 500 {
-				tx.Set([]string{fmt.Sprint("k", txn*500+k)}, txn*500+k)
-			}
-		}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	da := bulkLoad(t, author, 6)
 	dir := t.TempDir()
 	late := testNode(t, dir)
 	dl := openDoc(t, late, "bulk")
@@ -242,18 +232,8 @@ func TestBulkLoadLateJoiner(t *testing.T) {
 // it reads (its reader refuses the column form, which would fail the
 // exchange), and it ends with the author's view.
 func TestOlderPeerSyncsWithoutColumns(t *testing.T) {
-	ctx := context.Background()
 	author := testNode(t, "")
-	da := openDoc(t, author, "bulk")
-	for txn := range 4 {
-		if err := da.Update(ctx, func(tx *Txn) {
-			for k := range 500 {
-				tx.Set([]string{fmt.Sprint("k", txn*500+k)}, txn*500+k)
-			}
-		}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	da := bulkLoad(t, author, 4)
 	older := testNode(t, "", func(c *Config) { c.features = wire.PayloadFeatures })
 	do := openDoc(t, older, "bulk")
 	connect(t, older, author)
@@ -272,4 +252,21 @@ func TestOlderPeerSyncsWithoutColumns(t *testing.T) {
 	if v := counterValue(t, older, "concord_sync_frames_total", map[string]string{"direction": "in", "form": "zstd"}); v == 0 {
 		t.Fatal("the older node got no compressed frame: the load was too small to test the form")
 	}
+}
+
+// bulkLoad opens document "bulk" on n and writes txns transactions of 500
+// sets of fresh top-level keys into it.
+func bulkLoad(t *testing.T, n *Node, txns int) *Doc {
+	t.Helper()
+	d := openDoc(t, n, "bulk")
+	for txn := range txns {
+		if err := d.Update(context.Background(), func(tx *Txn) {
+			for k := range 500 {
+				tx.Set([]string{fmt.Sprint("k", txn*500+k)}, txn*500+k)
+			}
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return d
 }

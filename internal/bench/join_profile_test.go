@@ -1,11 +1,8 @@
 package bench
 
 import (
-	"context"
-	"os"
 	"runtime"
 	"testing"
-	"time"
 )
 
 // TestJoinProfile runs the late joiner with CPU and allocation profiles
@@ -14,13 +11,7 @@ import (
 // CONCORD_JOIN_PROFILE; without it the test is skipped (it is a
 // measurement, not a check).
 func TestJoinProfile(t *testing.T) {
-	dir := os.Getenv("CONCORD_JOIN_PROFILE")
-	if dir == "" {
-		t.Skip("set CONCORD_JOIN_PROFILE to a directory to profile the join scenario")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	p := newProfiler(t, dir, os.Getenv("CONCORD_JOIN_TRACE") != "")
+	p, ctx := scenarioProfiler(t, "JOIN")
 	var perr error
 	o := Options{joinConnect: func() {
 		runtime.GC()

@@ -1,11 +1,29 @@
 package bench
 
 import (
+	"context"
 	"os"
 	"runtime/pprof"
 	"runtime/trace"
 	"testing"
+	"time"
 )
+
+// scenarioProfiler returns the profiler of a profiling test of scenario
+// name, writing to the directory named by CONCORD_<NAME>_PROFILE (with an
+// execution trace when CONCORD_<NAME>_TRACE is set), and a context of 5
+// minutes for the run; without the directory it skips the test (a
+// profiling test is a measurement, not a check).
+func scenarioProfiler(t *testing.T, name string) (*profiler, context.Context) {
+	t.Helper()
+	dir := os.Getenv("CONCORD_" + name + "_PROFILE")
+	if dir == "" {
+		t.Skip("set CONCORD_" + name + "_PROFILE to a directory to profile the scenario")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	t.Cleanup(cancel)
+	return newProfiler(t, dir, os.Getenv("CONCORD_"+name+"_TRACE") != ""), ctx
+}
 
 // profiler writes a CPU profile (and, when tracing, an execution trace)
 // of what runs between start and stop to dir, then the named runtime

@@ -1,8 +1,6 @@
 package bench
 
 import (
-	"context"
-	"os"
 	"runtime"
 	"testing"
 	"time"
@@ -15,17 +13,11 @@ import (
 // that waits is idle time, which the CPU profile does not show: the block
 // profile and the trace do.
 func TestThroughputProfile(t *testing.T) {
-	dir := os.Getenv("CONCORD_TPUT_PROFILE")
-	if dir == "" {
-		t.Skip("set CONCORD_TPUT_PROFILE to a directory to profile the tput scenario")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
+	p, ctx := scenarioProfiler(t, "TPUT")
 	runtime.SetBlockProfileRate(int(10 * time.Microsecond))
 	runtime.SetMutexProfileFraction(10)
 	defer runtime.SetBlockProfileRate(0)
 	defer runtime.SetMutexProfileFraction(0)
-	p := newProfiler(t, dir, os.Getenv("CONCORD_TPUT_TRACE") != "")
 	if err := p.start(); err != nil {
 		t.Fatal(err)
 	}
