@@ -56,8 +56,9 @@ type Session struct {
 	gotHello  bool
 	gotDone   bool
 	snapDone  bool
-	noSnap    bool // the peer refuses our snapshots
-	peerWants bool // the peer asks for a whole state (Hello.WantState)
+	noSnap    bool      // the peer refuses our snapshots
+	peerWants bool      // the peer asks for a whole state (Hello.WantState)
+	helloAt   time.Time // when the peer's Hello arrived
 	logDone   bool
 	sentDone  bool
 	gotDeltas bool
@@ -175,7 +176,7 @@ func (s *Session) Handle(now time.Time, m *wire.SyncMsg) error {
 		s.peerVV = m.VV
 		s.noSnap = m.NoSnapshot
 		s.peerFeatures = m.Features
-		s.peerWants = m.WantState
+		s.peerWants, s.helloAt = m.WantState, now
 	case wire.TypeSyncSnapshot:
 		if err := s.SnapshotAllowed(); err != nil {
 			return err

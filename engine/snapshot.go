@@ -208,8 +208,20 @@ func (d *Doc) snapshotFor(s *Session, p peer.ID, have crdt.VersionVector) (snap 
 		return wire.Snapshot{State: stored.State, VV: stored.VV, Heads: d.heads(stored.Heads, nil, nil)}, true, false, nil
 	}
 	w := d.cfg.Writers
-	want := s != nil && s.peerWants && d.servesRepair(p) // it holds back inserts for elements it collected
-	if len(have) > 0 && !want || (w != nil && (!w[d.cfg.SelfPeer] || !w[p] && !want)) {
+	refused := func(want bool) bool {
+		return len(have) > 0 && !want || (w != nil && (!w[d.cfg.SelfPeer] || !w[p] && !want))
+	}
+	vv := d.st.Contiguous()
+	var total uint64
+	for _, n := range vv {
+		total += n
+	}
+	small := total <= uint64(d.cfg.SnapshotAfter)
+	// A peer holding back inserts for elements it collected asks for a
+	// whole state; the request counts (servesRepair) only where it is
+	// what sends one.
+	want := s != nil && s.peerWants && !refused(true) && (refused(false) || small) && d.servesRepair(p, s.helloAt)
+	if refused(want) {
 		// With an allowlist, snapshots travel only between writers: ours
 		// would be refused by a peer that shares the allowlist if we are
 		// not one, and a peer that is not one is better served the log,
@@ -217,12 +229,7 @@ func (d *Doc) snapshotFor(s *Session, p peer.ID, have crdt.VersionVector) (snap 
 		// unless it wants a whole state to repair what it holds back.
 		return wire.Snapshot{}, false, false, nil
 	}
-	vv := d.st.Contiguous()
-	var total uint64
-	for _, n := range vv {
-		total += n
-	}
-	if total <= uint64(d.cfg.SnapshotAfter) && !want {
+	if small && !want {
 		return wire.Snapshot{}, false, false, nil
 	}
 	if d.snapCache.data != nil && d.snapCache.vv.Equal(vv) {

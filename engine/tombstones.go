@@ -143,15 +143,16 @@ func (d *Doc) wantsRepair(now time.Time, target peer.ID) bool {
 	return true
 }
 
-// servesRepair reports whether p, which asks for a whole state, may have
-// one now: at most one every repairEvery per peer.
-func (d *Doc) servesRepair(p peer.ID) bool {
-	if at, ok := d.gc.served[p]; ok && d.now.Sub(at) < repairEvery {
+// servesRepair reports whether p, which asked for a whole state at now
+// (its Hello's arrival), may have one: at most one every repairEvery per
+// peer.
+func (d *Doc) servesRepair(p peer.ID, now time.Time) bool {
+	if at, ok := d.gc.served[p]; ok && now.Sub(at) < repairEvery {
 		return false
 	}
 	if d.gc.served == nil || len(d.gc.served) >= maxPeersPerDoc {
 		d.gc.served = map[peer.ID]time.Time{} // forgetting only lets a peer ask once more
 	}
-	d.gc.served[p] = d.now
+	d.gc.served[p] = now
 	return true
 }
